@@ -1,0 +1,206 @@
+"""The schema of params.yaml, validated with pydantic at stage start.
+
+Each stage reads only its own section, so DVC reruns a stage only when that
+section changes. Unknown keys are errors (a typo like ``epocs`` must not be
+silently ignored), and every error names the full key path, e.g.
+``params.yaml: train_mlp.epochs: must be >= 1 (got -3)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from heartbeat.errors import ParamsError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoConfig(_Strict):
+    """Sizes of the synthetic demo set (rows per file)."""
+
+    mitbih_train: int = Field(6000, ge=10)
+    mitbih_test: int = Field(1500, ge=10)
+    ptb_normal: int = Field(1000, ge=10)
+    ptb_abnormal: int = Field(1500, ge=10)
+
+
+class PhysionetConfig(_Strict):
+    """Options of the ``physionet`` source (raw WFDB records from PhysioNet or a mirror)."""
+
+    mirror: str = "https://physionet.org/files/"
+    mitdb_records: Literal["all"] | list[str] = "all"
+    ptbdb_records: Literal["all"] | list[str] = "all"
+    peaks: Literal["annotations", "detector"] = "annotations"
+
+
+SOURCE_NAMES = ("demo", "local", "kaggle", "physionet")
+
+DS1_RECORDS = (
+    "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
+)
+DS2_RECORDS = (
+    "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
+)
+PACED_RECORDS = ("102", "104", "107", "217")
+
+
+class DataConfig(_Strict):
+    """The ``data`` section: which source the fetch stage uses."""
+
+    source: Literal["demo", "local", "kaggle", "physionet"] = "demo"
+    seed: int = 0
+    local_path: str | None = None
+    demo: DemoConfig = DemoConfig()
+    physionet: PhysionetConfig = PhysionetConfig()
+
+
+class PatientSplitConfig(_Strict):
+    """Record lists of the inter-patient MIT-BIH split (de Chazal et al. 2004)."""
+
+    mitbih_train_records: list[str] = Field(
+        default_factory=lambda: list(DS1_RECORDS), description="DS1: the training records"
+    )
+    mitbih_test_records: list[str] = Field(
+        default_factory=lambda: list(DS2_RECORDS), description="DS2: the test records"
+    )
+    exclude_records: list[str] = Field(
+        default_factory=lambda: list(PACED_RECORDS), description="paced records, excluded by the protocol"
+    )
+
+
+class AugmentConfig(_Strict):
+    """The paper's augmentation of the MIT-BIH training split: amplitude scaling and time stretching."""
+
+    copies: int = Field(0, ge=0, le=20, description="augmented copies per minority-class beat; 0 disables")
+    amplitude: float = Field(0.1, ge=0, lt=1, description="amplitude scale drawn from 1 ± amplitude")
+    stretch: float = Field(0.1, ge=0, lt=0.5, description="time stretch drawn from 1 ± stretch")
+
+
+class PreprocessConfig(_Strict):
+    """The ``preprocess`` section: splits, rebalancing and augmentation."""
+
+    seed: int = 0
+    split: Literal["beat", "patient"] = "beat"
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    ptb_test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    rebalance: Literal["none", "oversample"] = "none"
+    augment: AugmentConfig = AugmentConfig()
+    patient: PatientSplitConfig = PatientSplitConfig()
+
+
+class TrainConfig(_Strict):
+    """Optimisation settings shared by every training stage; each stage has its own copy."""
+
+    seed: int = 0
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    lr_decay: float = Field(0.75, gt=0, le=1, description="multiply the lr by this every lr_decay_steps")
+    lr_decay_steps: int = Field(10000, ge=1)
+    patience: int = Field(5, ge=0, description="early stopping on val_loss; 0 disables it")
+    class_weight: Literal["none", "balanced"] = "none"
+
+
+class MLPConfig(TrainConfig):
+    """The ``train_mlp`` section: the MLP baseline on PTB."""
+
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class ResNetConfig(TrainConfig):
+    """The ``train_resnet_*`` sections: the paper's 1-D ResNet."""
+
+    filters: int = Field(32, ge=1)
+    kernel_size: int = Field(5, ge=1)
+    blocks: int = Field(5, ge=1, le=6)
+    dense: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TransferConfig(TrainConfig):
+    """The ``finetune_transfer`` section: MIT-BIH ResNet → PTB."""
+
+    freeze: Literal["all_conv", "none"] = "all_conv"
+
+
+class EvaluateConfig(_Strict):
+    """The ``evaluate`` section."""
+
+    batch_size: int = Field(1024, ge=1)
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _format_error(section: str, exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in (section, *err["loc"]))
+    kind = err["type"]
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return f"{source}: {loc}: unknown key; remove it or check its spelling"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{source}: {loc}: {got!r} is not valid; expected one of {expected}"
+    msg = err["msg"]
+    return f"{source}: {loc}: {msg[0].lower() + msg[1:]} (got {got!r})"
+
+
+def parse_section(model: type[T], section: str, raw: Any, source: str = "params.yaml") -> T:
+    """Validate one section of params.yaml against its schema."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: {section}: expected a mapping of keys, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_format_error(section, exc, source)) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml as a plain mapping, with a clear error if it is not YAML."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{p}: file not found; run from the project root") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ParamsError(f"{p}: not valid YAML{where}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{p}: expected a mapping of sections at the top level")
+    return data
+
+
+STAGE_SCHEMAS: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "preprocess": PreprocessConfig,
+    "train_mlp": MLPConfig,
+    "train_resnet_ptb": ResNetConfig,
+    "train_resnet_mitbih": ResNetConfig,
+    "finetune_transfer": TransferConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+def stage_params(section: str, path: str | os.PathLike[str] = "params.yaml") -> Any:
+    """Load params.yaml and validate one section; the entry point of every stage."""
+    raw = load_params(path)
+    unknown = sorted(set(raw) - set(STAGE_SCHEMAS))
+    if unknown:
+        raise ParamsError(
+            f"{path}: {unknown[0]}: unknown section; expected one of {', '.join(STAGE_SCHEMAS)}"
+        )
+    return parse_section(STAGE_SCHEMAS[section], section, raw.get(section), str(path))

@@ -1,0 +1,83 @@
+"""Model-building functions: the MLP baseline, the paper's 1-D ResNet, and the transfer model.
+
+Kachuee et al. 2018, Fig. 2: a Conv1D (32 filters, kernel 5), then five
+residual blocks of [Conv 32 k5, ReLU, Conv 32 k5, add the block input, ReLU,
+MaxPool 5 stride 2], then Dense 32 ReLU, Dense 32 and softmax: 55,013
+parameters for the 5 MIT-BIH classes. The transfer model reuses everything up
+to the second Dense 32 (the "representation") and puts a new softmax on it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from heartbeat.classes import BEAT_LENGTH
+
+REPRESENTATION_LAYER = "representation"
+
+
+def build_mlp(n_classes: int, hidden: list[int], dropout: float = 0.0) -> keras.Model:
+    """A plain MLP on the 187 raw samples: the baseline the paper's ResNet is measured against."""
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def residual_block(x: keras.KerasTensor, filters: int, kernel_size: int, index: int) -> keras.KerasTensor:
+    shortcut = x
+    x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu", name=f"block{index}_conv1")(x)
+    x = layers.Conv1D(filters, kernel_size, padding="same", name=f"block{index}_conv2")(x)
+    x = layers.Add(name=f"block{index}_add")([x, shortcut])
+    x = layers.Activation("relu", name=f"block{index}_relu")(x)
+    return layers.MaxPooling1D(pool_size=5, strides=2, name=f"block{index}_pool")(x)
+
+
+def build_resnet(
+    n_classes: int,
+    filters: int = 32,
+    kernel_size: int = 5,
+    blocks: int = 5,
+    dense: int = 32,
+    dropout: float = 0.0,
+) -> keras.Model:
+    """The paper's 1-D ResNet (see the module docstring); the defaults are the paper's sizes."""
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = layers.Reshape((BEAT_LENGTH, 1), name="channels")(inputs)
+    x = layers.Conv1D(filters, kernel_size, padding="same", name="stem_conv")(x)
+    for i in range(1, blocks + 1):
+        x = residual_block(x, filters, kernel_size, i)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense, activation="relu", name="dense_1")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(dense, name=REPRESENTATION_LAYER)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="resnet")
+
+
+def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
+    """A new softmax head on the representation of a trained ResNet.
+
+    ``freeze='all_conv'`` keeps the convolutional feature extractor fixed and
+    trains only the dense layers, as the paper does; ``'none'`` fine-tunes all.
+    """
+    try:
+        rep = base.get_layer(REPRESENTATION_LAYER).output
+    except ValueError:
+        from heartbeat.errors import ModelError
+
+        raise ModelError(
+            f"model {base.name!r} has no layer {REPRESENTATION_LAYER!r}; finetune_transfer needs the MIT-BIH ResNet"
+        ) from None
+    outputs = layers.Dense(n_classes, activation="softmax", name="transfer_softmax", dtype="float32")(rep)
+    model = keras.Model(base.inputs, outputs, name="transfer")
+    for layer in model.layers:
+        is_conv = isinstance(layer, layers.Conv1D)
+        layer.trainable = not (freeze == "all_conv" and is_conv)
+    return model

@@ -1,0 +1,125 @@
+"""The preprocess stage's logic: raw beats in, train/val/test splits out.
+
+MIT-BIH keeps the Kaggle train/test files (``split: beat``) and carves a
+stratified validation set out of train. PTB ships as two files by class, so
+it gets the paper's stratified 80/20 split, then validation from train.
+``split: patient`` instead regroups the beats by record (MIT-BIH, de Chazal's
+DS1/DS2 lists) or patient (PTB) using the physionet source's provenance, so
+no patient is on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from heartbeat.augment import augment_minority, oversample
+from heartbeat.classes import DATASET_CLASSES
+from heartbeat.config import PreprocessConfig
+from heartbeat.csvio import Beats
+from heartbeat.datasets import Split
+from heartbeat.errors import DataError
+from heartbeat.splits import grouped_split, stratified_split
+
+
+@dataclass(frozen=True)
+class Prepared:
+    mitbih: dict[str, Split]
+    ptb: dict[str, Split]
+
+
+def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+    return Split(X=X[idx], y=y[idx])
+
+
+def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
+    X, y = train.X, train.y
+    a = cfg.augment
+    X, y = augment_minority(X, y, a.copies, a.amplitude, a.stretch, cfg.seed)
+    if cfg.rebalance == "oversample":
+        X, y = oversample(X, y, cfg.seed)
+    return Split(X=X, y=y)
+
+
+def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig) -> Prepared:
+    tr, te = raw["mitbih_train.csv"], raw["mitbih_test.csv"]
+    keep, val = stratified_split(tr.y, cfg.val_fraction, cfg.seed, "mitbih_train.csv")
+    mitbih = {"train": _take(tr.X, tr.y, keep), "val": _take(tr.X, tr.y, val), "test": Split(te.X, te.y)}
+    X = np.concatenate([raw["ptbdb_normal.csv"].X, raw["ptbdb_abnormal.csv"].X])
+    y = np.concatenate([raw["ptbdb_normal.csv"].y, raw["ptbdb_abnormal.csv"].y])
+    rest, test = stratified_split(y, cfg.ptb_test_fraction, cfg.seed, "PTB")
+    keep, val = stratified_split(y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
+    ptb = {"train": _take(X, y, rest[keep]), "val": _take(X, y, rest[val]), "test": _take(X, y, test)}
+    return Prepared(mitbih=mitbih, ptb=ptb)
+
+
+def _provenance_column(prov: pd.DataFrame, files: tuple[str, ...], column: str) -> np.ndarray:
+    """The provenance ``column`` for the rows of ``files``, concatenated in file order."""
+    parts = []
+    for name in files:
+        rows = prov[prov["file"] == name].sort_values("row")
+        parts.append(rows[column].astype(str).to_numpy())
+    return np.concatenate(parts)
+
+
+def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: PreprocessConfig) -> Prepared:
+    if prov is None:
+        raise DataError(
+            "preprocess.split: 'patient' needs record and patient IDs, which only the physionet source provides "
+            "(the Kaggle CSVs have none); use -S data.source=physionet or split: beat"
+        )
+    mit_files = ("mitbih_train.csv", "mitbih_test.csv")
+    X = np.concatenate([raw[f].X for f in mit_files])
+    y = np.concatenate([raw[f].y for f in mit_files])
+    records = _provenance_column(prov, mit_files, "record")
+    if len(records) != len(y):
+        raise DataError(
+            f"provenance.parquet: {len(records)} MIT-BIH rows, but the CSVs hold {len(y)}; refetch"
+        )
+    p = cfg.patient
+    excluded = np.isin(records, p.exclude_records)
+    train_mask = np.isin(records, p.mitbih_train_records) & ~excluded
+    test_mask = np.isin(records, p.mitbih_test_records) & ~excluded
+    if not test_mask.any() or not train_mask.any():
+        side = "mitbih_test_records" if not test_mask.any() else "mitbih_train_records"
+        have = ", ".join(sorted(set(records)))
+        raise DataError(
+            f"preprocess.patient.{side}: none of these records is in the data (records present: {have}); "
+            "list records you have"
+        )
+    tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test_mask)
+    keep, val = grouped_split(y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records")
+    mitbih = {
+        "train": _take(X, y, tr_idx[keep]),
+        "val": _take(X, y, tr_idx[val]),
+        "test": _take(X, y, te_idx),
+    }
+    ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
+    Xp = np.concatenate([raw[f].X for f in ptb_files])
+    yp = np.concatenate([raw[f].y for f in ptb_files])
+    patients = _provenance_column(prov, ptb_files, "patient")
+    rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
+    keep, val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")
+    ptb = {"train": _take(Xp, yp, rest[keep]), "val": _take(Xp, yp, rest[val]), "test": _take(Xp, yp, test)}
+    return Prepared(mitbih=mitbih, ptb=ptb)
+
+
+def prepare(raw: dict[str, Beats], cfg: PreprocessConfig, provenance: pd.DataFrame | None = None) -> Prepared:
+    """Build the splits of both datasets, then rebalance/augment the MIT-BIH training split."""
+    prepared = _patient_split(raw, provenance, cfg) if cfg.split == "patient" else _beat_split(raw, cfg)
+    mitbih = dict(prepared.mitbih)
+    mitbih["train"] = _rebalance_train(mitbih["train"], cfg)
+    return Prepared(mitbih=mitbih, ptb=prepared.ptb)
+
+
+def class_counts(prepared: Prepared) -> dict[str, dict[str, dict[str, int]]]:
+    """Beats per class name in every split, for ``data/prepared/counts.json``."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for dataset, splits in (("mitbih", prepared.mitbih), ("ptb", prepared.ptb)):
+        names = DATASET_CLASSES[dataset]
+        out[dataset] = {
+            split: {names[c]: int(np.sum(s.y == c)) for c in range(len(names))} for split, s in splits.items()
+        }
+    return out

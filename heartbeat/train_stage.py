@@ -1,0 +1,54 @@
+"""What the four training stages share: load splits, build, train, write the model and its history."""
+
+from __future__ import annotations
+
+import logging
+
+from heartbeat import paths
+from heartbeat.atomic import write_json, write_text
+from heartbeat.classes import DATASET_CLASSES
+from heartbeat.config import stage_params
+from heartbeat.datasets import load_split
+from heartbeat.modelio import load_model, save_model
+from heartbeat.models import build_mlp, build_resnet, build_transfer
+from heartbeat.pipeline import MODELS
+from heartbeat.plots import history_csv
+from heartbeat.training import make_deterministic, train
+
+log = logging.getLogger("heartbeat")
+
+
+def run_training(name: str, params: str = "params.yaml") -> None:
+    """Train model ``name`` (a key of ``MODELS``) with its stage's section of ``params``."""
+    spec = MODELS[name]
+    cfg = stage_params(spec.stage, params)
+    n_classes = len(DATASET_CLASSES[spec.dataset])
+    folder = paths.PREPARED / spec.dataset
+    tr, va = load_split(folder, "train"), load_split(folder, "val")
+    make_deterministic(cfg.seed)
+    if spec.stage == "train_mlp":
+        model = build_mlp(n_classes, cfg.hidden, cfg.dropout)
+    elif spec.stage == "finetune_transfer":
+        base = load_model(paths.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
+        model = build_transfer(base, n_classes, cfg.freeze)
+    else:
+        model = build_resnet(n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout)
+    result = train(model, tr, va, cfg)
+    info = {
+        "model": name,
+        "stage": spec.stage,
+        "params": int(result.model.count_params()),
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 2),
+    }
+    save_model(result.model, paths.model_file(name))
+    write_text(paths.history_file(name), history_csv(result.history))
+    write_json(paths.train_info_file(name), info)
+    log.info(
+        "saved %s (%d epochs, best %d, %.1f s)",
+        paths.model_file(name),
+        len(result.history),
+        result.best_epoch,
+        result.seconds,
+    )

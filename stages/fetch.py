@@ -1,0 +1,33 @@
+"""Stage fetch: write the four Kaggle-format CSVs of the source that params.yaml `data.source` names.
+
+The source writes into a temporary folder; only after every CSV has passed
+validation does that folder replace data/raw, so a failed fetch keeps the old data.
+"""
+
+import logging
+
+from heartbeat import paths
+from heartbeat.atomic import atomic_dir, write_json
+from heartbeat.config import stage_params
+from heartbeat.entry import run
+from heartbeat.sources import check_against_kaggle, fetch_source, validate_raw
+
+log = logging.getLogger("heartbeat")
+
+
+def main() -> None:
+    cfg = stage_params("data")
+    log.info("fetching from source %r", cfg.source)
+    with atomic_dir(paths.RAW) as tmp:
+        fetch_source(cfg, tmp, paths.CACHE)
+        counts = validate_raw(tmp)
+        warnings = check_against_kaggle(cfg, tmp, counts)
+        for w in warnings:
+            log.warning("%s", w)
+        info = {"source": cfg.source, "synthetic": cfg.source == "demo", "rows": counts, "warnings": warnings}
+        write_json(tmp / "source.json", info)
+    log.info("wrote %s: %s", paths.RAW, ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    run("fetch", main)
