@@ -10,7 +10,7 @@ an inter-patient evaluation honest.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
 from heartbeat.errors import DataError
 
@@ -40,6 +40,12 @@ def grouped_split(
             f"{what}: only {len(unique)} record/patient group(s); a grouped split needs at least 2"
         )
     n_splits = min(n_splits, len(unique))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    keep, hold = next(splitter.split(np.zeros(len(y)), y, groups))
+    if np.unique(y, return_counts=True)[1].min() >= n_splits:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        keep, hold = next(splitter.split(np.zeros(len(y)), y, groups))
+    else:  # a class too rare to spread over the folds: plain grouped shuffle
+        shuffle = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        keep, hold = next(shuffle.split(np.zeros(len(y)), y, groups))
+    if len(keep) == 0 or len(hold) == 0:
+        raise DataError(f"{what}: {len(unique)} groups are too few to hold out {fraction:.0%} by group")
     return np.sort(keep), np.sort(hold)

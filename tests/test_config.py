@@ -1,0 +1,60 @@
+"""params.yaml validation: every error names the key path and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heartbeat.config import STAGE_SCHEMAS, stage_params
+from heartbeat.errors import ParamsError
+from tests.conftest import ROOT
+
+
+def _params(tmp_path: Path, changes: dict) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = params
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_committed_params_are_valid() -> None:
+    for section in STAGE_SCHEMAS:
+        stage_params(section, ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "message"),
+    [
+        ("data", {"data.source": "ftp"}, r"data\.source: 'ftp' is not valid; expected one of 'demo', 'local', 'kaggle' or 'physionet'"),
+        ("train_mlp", {"train_mlp.epochs": -3}, r"train_mlp\.epochs: input should be greater than or equal to 1 \(got -3\)"),
+        ("train_resnet_ptb", {"train_resnet_ptb.batch_size": 0}, r"train_resnet_ptb\.batch_size: .*greater than or equal to 1"),
+        ("train_mlp", {"train_mlp.epocs": 3}, r"train_mlp\.epocs: unknown key"),
+        ("train_mlp", {"train_mlp.lr": "fast"}, r"train_mlp\.lr: input should be a valid number"),
+        ("finetune_transfer", {"finetune_transfer.freeze": "half"}, r"finetune_transfer\.freeze: 'half' is not valid"),
+        ("data", {"data.demo.mitbih_train": "many"}, r"data\.demo\.mitbih_train: input should be a valid integer"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path: Path, section: str, change: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        stage_params(section, _params(tmp_path, change))
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = _params(tmp_path, {"trian_mlp": {"epochs": 1}})
+    with pytest.raises(ParamsError, match="trian_mlp: unknown section"):
+        stage_params("train_mlp", path)
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML at line"):
+        stage_params("data", path)
