@@ -38,6 +38,27 @@ class PhysionetConfig(_Strict):
     mitdb_records: Literal["all"] | list[str] = "all"
     ptbdb_records: Literal["all"] | list[str] = "all"
     peaks: Literal["annotations", "detector"] = "annotations"
+    # Mirror layout: BASE/<db>/<version>/RECORDS as on physionet.org; a mirror without the
+    # version folder (BASE/<db>/RECORDS) is detected; "" never tries the version folder.
+    mitdb_version: str = "1.0.0"
+    ptbdb_version: str = "1.0.0"
+    # Leads, chosen by name. Records 102 and 104 have no MLII: the fallback lead is used
+    # instead (null skips them, with a warning and a line in report.json).
+    mitdb_lead: str = "MLII"
+    mitdb_fallback_lead: str | None = "V5"
+    ptbdb_lead: str = "ii"
+    # Segmentation (Kachuee et al. 2018, Section III-A); see heartbeat/segment.py.
+    window_s: float = Field(10.0, gt=0)
+    detector_threshold: float = Field(0.9, gt=0, lt=1)
+    refractory_s: float = Field(0.2, ge=0, le=2)
+    detector_polarity: Literal["auto", "as_recorded"] = "auto"
+    beat_scaling: Literal["beat", "window"] = "beat"
+    # MIT-BIH split: stratified by class, seeded by data.seed.
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    # Downloads.
+    retries: int = Field(4, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0, le=60)
+    timeout_s: float = Field(60.0, gt=0)
 
 
 SOURCE_NAMES = ("demo", "local", "kaggle", "physionet")
@@ -137,6 +158,18 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(1024, ge=1)
 
 
+class DeviceConfig(_Strict):
+    """The ``train`` section: where the four training stages run, not what they learn (heartbeat/devices.py).
+
+    ``batch_size`` in each training section is per replica: with ``distribute: mirrored`` over N GPUs
+    every step sees ``N × batch_size`` beats.
+    """
+
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: a GPU when TensorFlow sees one")
+    mixed_precision: bool = Field(False, description="float16 compute on GPU only; the softmax stays float32")
+    distribute: Literal["none", "mirrored"] = Field("none", description="mirrored: all visible GPUs")
+
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -192,6 +225,7 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "train_resnet_mitbih": ResNetConfig,
     "finetune_transfer": TransferConfig,
     "evaluate": EvaluateConfig,
+    "train": DeviceConfig,  # not a stage: the device settings the four training stages share
 }
 
 

@@ -61,6 +61,7 @@ MIN_FS, MAX_FS = 10.0, 100_000.0
 """Sampling rates we accept; outside them the resampling ratio is meaningless."""
 
 Scaling = Literal["beat", "window"]
+Polarity = Literal["as_recorded", "auto"]
 
 SYMBOL_TO_AAMI: dict[str, int] = {
     **dict.fromkeys("NLRej", 0),
@@ -126,11 +127,6 @@ def resample_peaks(samples: np.ndarray, fs: float, n_out: int, target_fs: float 
     return np.clip(mapped, 0, max(int(n_out) - 1, 0))
 
 
-def _window_bounds(n: int, window: int) -> tuple[np.ndarray, int]:
-    n_windows = -(-n // window)
-    return np.arange(n_windows + 1) * window, n_windows
-
-
 def normalise_windows(signal: np.ndarray, fs: float = TARGET_FS, window_s: float = WINDOW_S) -> np.ndarray:
     """Min-max normalise each ``window_s`` window to [0, 1] (a flat window becomes 0).
 
@@ -139,14 +135,19 @@ def normalise_windows(signal: np.ndarray, fs: float = TARGET_FS, window_s: float
     """
     x = _check_signal(signal)
     window = max(1, round(window_s * _check_fs(fs)))
-    _, n_windows = _window_bounds(x.size, window)
+    n_windows = -(-x.size // window)
     padded = np.full(n_windows * window, np.nan)
     padded[: x.size] = x
     blocks = padded.reshape(n_windows, window)
     low = np.nanmin(blocks, axis=1, keepdims=True)
-    span = np.nanmax(blocks, axis=1, keepdims=True) - low
-    out = np.divide(blocks - low, span, out=np.zeros_like(blocks), where=span > 0)
-    return np.clip(out.reshape(-1)[: x.size], 0.0, 1.0)
+    with np.errstate(over="ignore"):
+        span = np.nanmax(blocks, axis=1, keepdims=True) - low
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.divide(blocks - low, span, out=np.zeros_like(blocks), where=span > 0)
+    out = out.reshape(-1)[: x.size]
+    if not np.isfinite(out).all():  # amplitudes near the float64 limit overflow when scaled
+        raise DataError("the ECG lead's amplitudes are too large to scale; check the record's units")
+    return np.clip(out, 0.0, 1.0)
 
 
 def detect_peaks(
@@ -165,6 +166,25 @@ def detect_peaks(
     distance = round(refractory_s * _check_fs(fs))
     peaks, _ = find_peaks(x, height=threshold, distance=distance if distance >= 1 else None)
     return peaks.astype(np.int64)
+
+
+def qrs_points_down(normalised: np.ndarray, fs: float = TARGET_FS, window_s: float = WINDOW_S) -> bool:
+    """Guess whether a window-normalised lead is upside down (QRS mostly negative).
+
+    In a window scaled to [0, 1] the isoelectric baseline sits low when the
+    QRS points up and high when it points down, so the median over windows of
+    each window's median tells the polarity without any filtering. The
+    threshold detector needs upright R waves: on an inverted lead (common in
+    PTB leads of infarction patients) it would pick T waves or noise instead.
+    """
+    x = _check_signal(normalised)
+    window = max(1, round(window_s * _check_fs(fs)))
+    n_full = x.size // window
+    if n_full:
+        level = np.median(np.median(x[: n_full * window].reshape(n_full, window), axis=1))
+    else:
+        level = np.median(x)
+    return bool(level > 0.5)
 
 
 def _check_peaks(peaks: np.ndarray, n: int) -> np.ndarray:
@@ -258,9 +278,12 @@ def segment_beats(
     values = x[idx]
     if scaling == "beat":
         low = _range_reduce(np.minimum, x, p, p + seg_len)[:, None]
-        span = _range_reduce(np.maximum, x, p, p + seg_len)[:, None] - low
-        values = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            span = _range_reduce(np.maximum, x, p, p + seg_len)[:, None] - low
+            values = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
     beats = np.where(inside, np.clip(values, 0.0, 1.0), 0.0)
+    if not np.isfinite(beats).all():  # amplitudes near the float64 limit overflow when scaled
+        raise DataError("the ECG lead's amplitudes are too large to scale; check the record's units")
     return beats.astype(np.float32), kept
 
 
@@ -270,14 +293,15 @@ class Segmented:
 
     ``index`` points into the R-peaks that went in (the given ``peaks``, or the
     detector's output), so callers can carry labels and R-R features along;
-    ``peaks`` are those R-peaks at the input rate and ``periods`` the T used (s).
+    ``peaks`` are those R-peaks at the input rate and ``periods`` the T used (s);
+    ``inverted`` says whether the lead was flipped upright first.
     """
 
     X: np.ndarray
     index: np.ndarray
     peaks: np.ndarray
     periods: np.ndarray
-    detected: np.ndarray | None
+    inverted: bool
 
 
 def extract_beats(
@@ -289,6 +313,7 @@ def extract_beats(
     threshold: float = DETECTOR_THRESHOLD,
     refractory_s: float = REFRACTORY_S,
     scaling: Scaling = "beat",
+    polarity: Polarity = "as_recorded",
     require_next: bool = True,
 ) -> Segmented:
     """Resample, normalise, find or map R-peaks, and cut beats from one lead.
@@ -297,28 +322,32 @@ def extract_beats(
     file); ``None`` runs the detector. ``require_next`` drops the last R-peak,
     which has no following R-R interval (it has no post-RR feature, and in MIT-BIH
     its segment usually runs off the record): this is the one edge beat per
-    record that the Kaggle set also lacks.
+    record that the Kaggle set also lacks. ``polarity="auto"`` flips a lead
+    whose QRS points down (see :func:`qrs_points_down`) before detecting and
+    cutting, so the beats start at an upright R wave as the detector assumes.
     """
     fs = _check_fs(fs)
     x = resample(signal, fs)
     normalised = normalise_windows(x, TARGET_FS, window_s)
-    detected = None
+    inverted = polarity == "auto" and qrs_points_down(normalised, TARGET_FS, window_s)
+    if inverted:
+        x = -x
+        normalised = normalise_windows(x, TARGET_FS, window_s)
     if peaks is None:
-        detected = detect_peaks(normalised, TARGET_FS, threshold, refractory_s)
-        original = np.rint(detected * (fs / TARGET_FS)).astype(np.int64)
+        p125 = detect_peaks(normalised, TARGET_FS, threshold, refractory_s)
+        original = np.rint(p125 * (fs / TARGET_FS)).astype(np.int64)
         original = np.clip(original, 0, np.asarray(signal).size - 1)
-        p125 = detected
     else:
         original = _check_peaks(peaks, np.asarray(signal).size)
         p125 = resample_peaks(original, fs, x.size)
     T = nominal_periods(p125, x.size, TARGET_FS, window_s)
     source = x if scaling == "beat" else normalised
     X, kept = segment_beats(source, p125, T, scaling=scaling)
-    if require_next and kept.size:
+    if require_next and kept.size and kept[-1]:
         kept[-1] = False
-        X = X[: int(kept.sum())]
+        X = X[:-1]
     index = np.flatnonzero(kept)
-    return Segmented(X=X, index=index, peaks=original, periods=T[index] / TARGET_FS, detected=detected)
+    return Segmented(X=X, index=index, peaks=original, periods=T[index] / TARGET_FS, inverted=inverted)
 
 
 def rr_features(samples: np.ndarray, fs: float, n_local: int = LOCAL_RR_BEATS) -> dict[str, np.ndarray]:
@@ -342,11 +371,10 @@ def rr_features(samples: np.ndarray, fs: float, n_local: int = LOCAL_RR_BEATS) -
     rr = np.diff(s) / fs
     pre, post = nan.copy(), nan.copy()
     pre[1:], post[:-1] = rr, rr
-    half = n_local // 2
+    half = max(n_local // 2, 1)
     i = np.arange(n)
     lo = np.clip(i - half, 0, rr.size)
     hi = np.clip(i + half, 0, rr.size)
-    hi = np.maximum(hi, np.minimum(lo + 1, rr.size))
     csum = np.concatenate([[0.0], np.cumsum(rr)])
     local = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
     mean_rr = rr.mean()
