@@ -10,16 +10,48 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from heartbeat.errors import ParamsError
 
+RecordName = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+]
+"""A WFDB record name; YAML reads ``101`` as a number, so integers are accepted and turned into text."""
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed: numpy, TensorFlow and scikit-learn all need one in 0..2**32-1."""
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``lr: .inf`` must be an error, not a run that diverges silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation is not bool and bool not in get_args(field.annotation):
+            if any(isinstance(v, bool) for v in (value if isinstance(value, list) else [value])):
+                raise PydanticCustomError(
+                    "bool_type",
+                    "true/false (or yes/no, on/off) is not valid here; expected a number or a name",
+                )
+        return value
 
 
 class DemoConfig(_Strict):
@@ -35,8 +67,8 @@ class PhysionetConfig(_Strict):
     """Options of the ``physionet`` source (raw WFDB records from PhysioNet or a mirror)."""
 
     mirror: str = "https://physionet.org/files/"
-    mitdb_records: Literal["all"] | list[str] = "all"
-    ptbdb_records: Literal["all"] | list[str] = "all"
+    mitdb_records: Literal["all"] | list[RecordName] = "all"
+    ptbdb_records: Literal["all"] | list[RecordName] = "all"
     peaks: Literal["annotations", "detector"] = "annotations"
     # Mirror layout: BASE/<db>/<version>/RECORDS as on physionet.org; a mirror without the
     # version folder (BASE/<db>/RECORDS) is detected; "" never tries the version folder.
@@ -76,7 +108,7 @@ class DataConfig(_Strict):
     """The ``data`` section: which source the fetch stage uses."""
 
     source: Literal["demo", "local", "kaggle", "physionet"] = "demo"
-    seed: int = 0
+    seed: Seed = 0
     local_path: str | None = None
     demo: DemoConfig = DemoConfig()
     physionet: PhysionetConfig = PhysionetConfig()
@@ -85,13 +117,13 @@ class DataConfig(_Strict):
 class PatientSplitConfig(_Strict):
     """Record lists of the inter-patient MIT-BIH split (de Chazal et al. 2004)."""
 
-    mitbih_train_records: list[str] = Field(
+    mitbih_train_records: list[RecordName] = Field(
         default_factory=lambda: list(DS1_RECORDS), description="DS1: the training records"
     )
-    mitbih_test_records: list[str] = Field(
+    mitbih_test_records: list[RecordName] = Field(
         default_factory=lambda: list(DS2_RECORDS), description="DS2: the test records"
     )
-    exclude_records: list[str] = Field(
+    exclude_records: list[RecordName] = Field(
         default_factory=lambda: list(PACED_RECORDS), description="paced records, excluded by the protocol"
     )
 
@@ -107,7 +139,7 @@ class AugmentConfig(_Strict):
 class PreprocessConfig(_Strict):
     """The ``preprocess`` section: splits, rebalancing and augmentation."""
 
-    seed: int = 0
+    seed: Seed = 0
     split: Literal["beat", "patient"] = "beat"
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     ptb_test_fraction: float = Field(0.2, gt=0, lt=0.5)
@@ -119,7 +151,7 @@ class PreprocessConfig(_Strict):
 class TrainConfig(_Strict):
     """Optimisation settings shared by every training stage; each stage has its own copy."""
 
-    seed: int = 0
+    seed: Seed = 0
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -132,7 +164,7 @@ class TrainConfig(_Strict):
 class MLPConfig(TrainConfig):
     """The ``train_mlp`` section: the MLP baseline on PTB."""
 
-    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(0.2, ge=0, lt=1)
 
 

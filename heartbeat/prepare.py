@@ -28,6 +28,12 @@ from heartbeat.splits import grouped_split, stratified_split
 class Prepared:
     mitbih: dict[str, Split]
     ptb: dict[str, Split]
+    groups: dict[str, dict[str, list[str]]] | None = None
+    """For ``split: patient``: the records (MIT-BIH) and patients (PTB) in each split."""
+
+
+def _members(ids: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    return {name: sorted(set(ids[idx].tolist())) for name, idx in parts.items()}
 
 
 def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
@@ -101,9 +107,17 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
     yp = np.concatenate([raw[f].y for f in ptb_files])
     patients = _provenance_column(prov, ptb_files, "patient")
     rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
-    keep, val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")
-    ptb = {"train": _take(Xp, yp, rest[keep]), "val": _take(Xp, yp, rest[val]), "test": _take(Xp, yp, test)}
-    return Prepared(mitbih=mitbih, ptb=ptb)
+    p_keep, p_val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")
+    ptb = {
+        "train": _take(Xp, yp, rest[p_keep]),
+        "val": _take(Xp, yp, rest[p_val]),
+        "test": _take(Xp, yp, test),
+    }
+    groups = {
+        "mitbih": _members(records, {"train": tr_idx[keep], "val": tr_idx[val], "test": te_idx}),
+        "ptb": _members(patients, {"train": rest[p_keep], "val": rest[p_val], "test": test}),
+    }
+    return Prepared(mitbih=mitbih, ptb=ptb, groups=groups)
 
 
 def prepare(raw: dict[str, Beats], cfg: PreprocessConfig, provenance: pd.DataFrame | None = None) -> Prepared:
@@ -111,7 +125,7 @@ def prepare(raw: dict[str, Beats], cfg: PreprocessConfig, provenance: pd.DataFra
     prepared = _patient_split(raw, provenance, cfg) if cfg.split == "patient" else _beat_split(raw, cfg)
     mitbih = dict(prepared.mitbih)
     mitbih["train"] = _rebalance_train(mitbih["train"], cfg)
-    return Prepared(mitbih=mitbih, ptb=prepared.ptb)
+    return Prepared(mitbih=mitbih, ptb=prepared.ptb, groups=prepared.groups)
 
 
 def class_counts(prepared: Prepared) -> dict[str, dict[str, dict[str, int]]]:

@@ -26,7 +26,12 @@ def main() -> None:
     provenance = pd.read_parquet(prov_path) if prov_path.is_file() else None
     prepared = prepare(raw, cfg, provenance)
     counts = class_counts(prepared)
-    info = {"source": source.get("source"), "synthetic": bool(source.get("synthetic")), "split": cfg.split}
+    info = {
+        "source": source.get("source"),
+        "synthetic": bool(source.get("synthetic")),
+        "split": cfg.split,
+        "groups": prepared.groups,  # records / patients per split, for split: patient
+    }
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:
         mit_dir = stack.enter_context(atomic_dir(paths.PREPARED / "mitbih"))

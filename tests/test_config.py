@@ -33,13 +33,33 @@ def test_committed_params_are_valid() -> None:
 @pytest.mark.parametrize(
     ("section", "change", "message"),
     [
-        ("data", {"data.source": "ftp"}, r"data\.source: 'ftp' is not valid; expected one of 'demo', 'local', 'kaggle' or 'physionet'"),
-        ("train_mlp", {"train_mlp.epochs": -3}, r"train_mlp\.epochs: input should be greater than or equal to 1 \(got -3\)"),
-        ("train_resnet_ptb", {"train_resnet_ptb.batch_size": 0}, r"train_resnet_ptb\.batch_size: .*greater than or equal to 1"),
+        (
+            "data",
+            {"data.source": "ftp"},
+            r"data\.source: 'ftp' is not valid; expected one of 'demo', 'local', 'kaggle' or 'physionet'",
+        ),
+        (
+            "train_mlp",
+            {"train_mlp.epochs": -3},
+            r"train_mlp\.epochs: input should be greater than or equal to 1 \(got -3\)",
+        ),
+        (
+            "train_resnet_ptb",
+            {"train_resnet_ptb.batch_size": 0},
+            r"train_resnet_ptb\.batch_size: .*greater than or equal to 1",
+        ),
         ("train_mlp", {"train_mlp.epocs": 3}, r"train_mlp\.epocs: unknown key"),
         ("train_mlp", {"train_mlp.lr": "fast"}, r"train_mlp\.lr: input should be a valid number"),
-        ("finetune_transfer", {"finetune_transfer.freeze": "half"}, r"finetune_transfer\.freeze: 'half' is not valid"),
-        ("data", {"data.demo.mitbih_train": "many"}, r"data\.demo\.mitbih_train: input should be a valid integer"),
+        (
+            "finetune_transfer",
+            {"finetune_transfer.freeze": "half"},
+            r"finetune_transfer\.freeze: 'half' is not valid",
+        ),
+        (
+            "data",
+            {"data.demo.mitbih_train": "many"},
+            r"data\.demo\.mitbih_train: input should be a valid integer",
+        ),
     ],
 )
 def test_bad_params_name_the_key(tmp_path: Path, section: str, change: dict, message: str) -> None:

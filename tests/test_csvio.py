@@ -104,7 +104,10 @@ def test_extra_column_names_row(tmp_path: Path) -> None:
         read_beats_csv(_write_lines(tmp_path / "e.csv", lines), MIT)
 
 
-@pytest.mark.parametrize(("cell", "problem"), [("nan", "not a finite number"), ("inf", "not a finite number"), ("abc", "not a number")])
+@pytest.mark.parametrize(
+    ("cell", "problem"),
+    [("nan", "not a finite number"), ("inf", "not a finite number"), ("abc", "not a number")],
+)
 def test_bad_cell_names_row_and_column(tmp_path: Path, cell: str, problem: str) -> None:
     lines = _good_lines()
     cells = lines[4].split(",")
@@ -119,7 +122,9 @@ def test_label_outside_class_set(tmp_path: Path) -> None:
     cells = lines[1].split(",")
     cells[-1] = "7.0"
     lines[1] = ",".join(cells)
-    with pytest.raises(DataError, match=r"row 2, column 188: label 7 is not in the class set \(expected 0, 1, 2, 3, 4\)"):
+    with pytest.raises(
+        DataError, match=r"row 2, column 188: label 7 is not in the class set \(expected 0, 1, 2, 3, 4\)"
+    ):
         read_beats_csv(_write_lines(tmp_path / "l.csv", lines), MIT)
 
 

@@ -51,14 +51,15 @@ def _shared() -> Path:
 # ---------------------------------------------------------------- the mirror
 
 
-def _build_mirror(root: Path) -> Path:
+def _build_mirror(root: Path, mit_records: list[str] = MIT_RECORDS) -> Path:
+    """A PhysioNet-layout folder over some of the shared records, with one PTB record relabelled healthy."""
     shared = _shared()
     mit = root / "mitdb"
     mit.mkdir(parents=True)
-    for record in MIT_RECORDS:
+    for record in mit_records:
         for ext in ("hea", "dat", "atr"):
             (mit / f"{record}.{ext}").symlink_to(shared / "mitdb" / f"{record}.{ext}")
-    (mit / "RECORDS").write_text("\n".join(MIT_RECORDS) + "\n")
+    (mit / "RECORDS").write_text("\n".join(mit_records) + "\n")
     ptb_records = (shared / "ptbdb" / "RECORDS").read_text().split()
     for record in ptb_records:
         for src in (shared / "ptbdb").glob(record + ".*"):
@@ -119,9 +120,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         return None
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
-    root = _build_mirror(tmp_path_factory.mktemp("mirror"))
+def serve(root: Path) -> tuple[Mirror, http.server.ThreadingHTTPServer]:
+    """Serve ``root`` on 127.0.0.1 (an ephemeral port) from a background thread."""
     state = Mirror(root=root, url="")
     handler = type("Handler", (_Handler,), {"mirror": state})
     server = http.server.ThreadingHTTPServer(
@@ -130,6 +130,12 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    return state, server
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
+    state, server = serve(_build_mirror(tmp_path_factory.mktemp("mirror")))
     yield state
     server.shutdown()
     server.server_close()

@@ -17,7 +17,19 @@ from tests.conftest import dvc, edit_params, git, make_project
 
 pytestmark = pytest.mark.slow
 
-METRIC_KEYS = {"model", "dataset", "data_source", "synthetic_data", "split", "params", "accuracy", "macro_f1", "weighted_f1", "n", "per_class"}
+METRIC_KEYS = {
+    "model",
+    "dataset",
+    "data_source",
+    "synthetic_data",
+    "split",
+    "params",
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "n",
+    "per_class",
+}
 
 
 def _ran_stages(output: str) -> set[str]:
@@ -25,12 +37,22 @@ def _ran_stages(output: str) -> set[str]:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
     project = tiny_repro
-    for name in ("mitbih_train.csv", "mitbih_test.csv", "ptbdb_normal.csv", "ptbdb_abnormal.csv", "source.json"):
+    for name in (
+        "mitbih_train.csv",
+        "mitbih_test.csv",
+        "ptbdb_normal.csv",
+        "ptbdb_abnormal.csv",
+        "source.json",
+    ):
         assert (project / "data/raw" / name).is_file()
     for dataset in ("mitbih", "ptb"):
         for split in ("train", "val", "test"):

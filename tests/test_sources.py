@@ -40,7 +40,12 @@ def test_demo_source_is_deterministic(tmp_path: Path) -> None:
     for name in RAW_FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     counts = validate_raw(tmp_path / "a")
-    assert counts == {"mitbih_train.csv": 6000, "mitbih_test.csv": 1500, "ptbdb_normal.csv": 1000, "ptbdb_abnormal.csv": 1500}
+    assert counts == {
+        "mitbih_train.csv": 6000,
+        "mitbih_test.csv": 1500,
+        "ptbdb_normal.csv": 1000,
+        "ptbdb_abnormal.csv": 1500,
+    }
 
 
 def test_local_folder_and_zip(tmp_path: Path) -> None:
@@ -129,7 +134,10 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KAGGLE_API_TOKEN", SECRET)
 
 
-@pytest.mark.parametrize(("status", "hint"), [(401, "rejected the credentials"), (403, "refused access"), (404, "no dataset"), (429, "rate-limiting")])
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [(401, "rejected the credentials"), (403, "refused access"), (404, "no dataset"), (429, "rate-limiting")],
+)
 def test_kaggle_http_errors(tmp_path: Path, fake_credentials: None, status: int, hint: str) -> None:
     with pytest.raises(SourceError) as err:
         fetch_kaggle(tmp_path / "dest", tmp_path / "cache", api_factory=lambda: _FakeApi(status))
@@ -154,7 +162,10 @@ def test_kaggle_without_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
-    with pytest.raises(SourceError, match=r"no Kaggle credentials found: set KAGGLE_API_TOKEN.*dvc exp run -S data.source=demo"):
+    with pytest.raises(
+        SourceError,
+        match=r"no Kaggle credentials found: set KAGGLE_API_TOKEN.*dvc exp run -S data.source=demo",
+    ):
         fetch_kaggle(tmp_path / "d", tmp_path / "c")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,3 +105,49 @@ def test_oversample_balances_train_only() -> None:
 def test_patient_split_needs_provenance() -> None:
     with pytest.raises(DataError, match="physionet"):
         prepare(_demo_raw(), PreprocessConfig(split="patient"))
+
+
+def _fake_provenance(raw: dict[str, Beats]) -> pd.DataFrame:
+    """Give every MIT-BIH row one of six records and every PTB row one of five patients."""
+    frames = []
+    for name, beats in raw.items():
+        n = len(beats)
+        ids = (
+            [f"{100 + i % 6}" for i in range(n)]
+            if name.startswith("mitbih")
+            else [f"patient{i % 5:03d}" for i in range(n)]
+        )
+        frames.append(pd.DataFrame({"file": name, "row": range(n), "record": ids, "patient": ids}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_patient_split_keeps_records_and_patients_apart() -> None:
+    raw = _demo_raw()
+    cfg = PreprocessConfig(
+        split="patient",
+        patient={
+            "mitbih_train_records": ["100", "101", "102", "103"],
+            "mitbih_test_records": ["104"],
+            "exclude_records": ["105"],
+        },
+    )
+    prepared = prepare(raw, cfg, _fake_provenance(raw))
+    mit, ptb = prepared.groups["mitbih"], prepared.groups["ptb"]
+    assert mit["test"] == ["104"] and set(mit["train"]) | set(mit["val"]) == {"100", "101", "102", "103"}
+    for groups in (mit, ptb):
+        assert set(groups["train"]).isdisjoint(groups["val"]) and set(groups["train"]).isdisjoint(
+            groups["test"]
+        )
+        assert set(groups["val"]).isdisjoint(groups["test"])
+    n_mit = sum(len(s.y) for s in prepared.mitbih.values())
+    assert n_mit == sum(1 for i in range(700) if (i % 500 if i < 500 else i - 500) % 6 != 5)
+
+
+def test_patient_split_with_absent_test_records_says_what_is_there() -> None:
+    raw = _demo_raw()
+    cfg = PreprocessConfig(split="patient", patient={"mitbih_test_records": ["999"]})
+    with pytest.raises(
+        DataError,
+        match=r"mitbih_test_records: none of these records is in the data \(records present: 100, 101",
+    ):
+        prepare(raw, cfg, _fake_provenance(raw))

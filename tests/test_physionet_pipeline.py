@@ -1,0 +1,103 @@
+"""The physionet source end to end through ``dvc repro``, served by a local mirror of real records.
+
+The mirror holds five real MIT-BIH records (four DS1 and the paced 102) and the five real PTB
+records. None of those PTB records is a healthy control, so the mirror rewrites the diagnosis
+comment of ``patient003/s0017lre`` to "Healthy control" to exercise the normal-class path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+
+from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES, RAW_FILES
+from heartbeat.csvio import read_beats_csv
+from heartbeat.segment import aami_labels
+from tests.conftest import SHARED, dvc, make_project
+from tests.test_physionet import _build_mirror, serve
+
+pytestmark = pytest.mark.slow
+
+RECORDS = ["101", "102", "106", "114", "124"]
+TRAIN, TEST = ["101", "106", "114"], ["124"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = _build_mirror(tmp_path_factory.mktemp("mirror"), RECORDS)
+    state, server = serve(root)
+    try:
+        params = {
+            "data": {
+                "source": "physionet",
+                "physionet": {"mirror": state.url, "retries": 1, "backoff_s": 0.0, "timeout_s": 20.0},
+            },
+            "preprocess": {
+                "split": "patient",
+                "patient": {"mitbih_train_records": TRAIN, "mitbih_test_records": TEST},
+            },
+        }
+        proj = make_project(tmp_path_factory.mktemp("physionet") / "project", params)
+        dvc(proj, "repro")
+    finally:
+        server.shutdown()
+        server.server_close()
+    return proj
+
+
+def test_beats_match_the_annotations(project: Path) -> None:
+    prov = pd.read_parquet(project / "data/raw/provenance.parquet")
+    mit = prov[prov["database"] == "mitdb"]
+    for record in RECORDS:
+        ann = wfdb.rdann(str(SHARED / "mitdb" / record), "atr")
+        labels = aami_labels(ann.symbol)
+        beats = labels >= 0
+        ours = mit[mit["record"] == record]
+        # every annotated beat but at most two edge beats
+        assert 0 <= beats.sum() - len(ours) <= 2, record
+        per_class = np.bincount(ours["label"], minlength=5)
+        annotated = np.bincount(labels[beats], minlength=5)
+        assert np.all(annotated - per_class >= 0) and np.all(annotated - per_class <= 2), record
+        # provenance points at real annotation positions, with their symbols
+        positions = dict(
+            zip(np.asarray(ann.sample)[beats].tolist(), np.asarray(ann.symbol)[beats].tolist(), strict=True)
+        )
+        assert all(positions.get(s) == sym for s, sym in zip(ours["sample"], ours["symbol"], strict=True)), (
+            record
+        )
+
+
+def test_every_beat_is_a_valid_row(project: Path) -> None:
+    prov = pd.read_parquet(project / "data/raw/provenance.parquet")
+    for name in RAW_FILES:
+        beats = read_beats_csv(project / "data/raw" / name, FILE_CLASSES[name])
+        assert beats.X.shape[1] == BEAT_LENGTH
+        assert beats.X.min() >= 0 and beats.X.max() <= 1
+        rows = prov[prov["file"] == name]
+        assert sorted(rows["row"]) == list(range(len(beats)))
+        np.testing.assert_array_equal(rows.sort_values("row")["label"].to_numpy(), beats.y)
+    assert set(prov.loc[prov["file"] == "ptbdb_normal.csv", "record"]) == {"patient003/s0017lre"}
+
+
+def test_patient_split_shares_no_record_or_patient(project: Path) -> None:
+    info = json.loads((project / "data/prepared/info.json").read_text())
+    assert info["split"] == "patient" and info["source"] == "physionet"
+    mit, ptb = info["groups"]["mitbih"], info["groups"]["ptb"]
+    assert mit["test"] == TEST
+    assert set(mit["train"]) | set(mit["val"]) == set(TRAIN)
+    assert "102" not in {r for split in mit.values() for r in split}  # paced, excluded
+    for groups in (mit, ptb):
+        sets = [set(groups[s]) for s in ("train", "val", "test")]
+        assert all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1 :])
+    counts = json.loads((project / "data/prepared/counts.json").read_text())
+    prov = pd.read_parquet(project / "data/raw/provenance.parquet")
+    assert sum(counts["mitbih"]["test"].values()) == int((prov["record"] == "124").sum())
+    metrics = json.loads((project / "metrics/resnet_mitbih.json").read_text())
+    assert metrics["split"] == "patient" and metrics["data_source"] == "physionet"
+    report = json.loads((project / "data/raw/report.json").read_text())
+    assert report  # the per-record class counts DVC tracks with data/raw
