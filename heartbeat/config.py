@@ -190,6 +190,22 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(1024, ge=1)
 
 
+class ExportConfig(_Strict):
+    """The ``export`` section: TFLite/ONNX exports of the four models and their parity gates."""
+
+    formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"])
+    quantize: list[Literal["dynamic", "int8", "float16"]] = Field(
+        default_factory=lambda: ["dynamic", "int8"],
+        description="TFLite variants to try; each is written only if it passes the gates below",
+    )
+    calibration_beats: int = Field(1000, ge=10, description="training beats that calibrate int8 ranges")
+    seed: int = 0
+    min_agreement: float = Field(0.999, gt=0, le=1, description="argmax agreement with Keras, test split")
+    max_abs_diff: float = Field(1e-4, gt=0, description="max |Δprob| of an fp32 export against Keras")
+    max_f1_change: float = Field(0.002, gt=0, description="max test macro-F1 change of a quantised variant")
+    batch_size: int = Field(1024, ge=1)
+
+
 class DeviceConfig(_Strict):
     """The ``train`` section: where the four training stages run, not what they learn (heartbeat/devices.py).
 
@@ -257,6 +273,7 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = {
     "train_resnet_mitbih": ResNetConfig,
     "finetune_transfer": TransferConfig,
     "evaluate": EvaluateConfig,
+    "export": ExportConfig,
     "train": DeviceConfig,  # not a stage: the device settings the four training stages share
 }
 

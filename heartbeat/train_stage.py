@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from heartbeat import paths
+from heartbeat import devices, paths
 from heartbeat.atomic import write_json, write_text
 from heartbeat.classes import DATASET_CLASSES
 from heartbeat.config import stage_params
@@ -24,16 +24,18 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     cfg = stage_params(spec.stage, params)
     n_classes = len(DATASET_CLASSES[spec.dataset])
     folder = paths.PREPARED / spec.dataset
+    placement = devices.setup(stage_params("train", params))  # before TensorFlow touches a device
     tr, va = load_split(folder, "train"), load_split(folder, "val")
     make_deterministic(cfg.seed)
-    if spec.stage == "train_mlp":
-        model = build_mlp(n_classes, cfg.hidden, cfg.dropout)
-    elif spec.stage == "finetune_transfer":
-        base = load_model(paths.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
-        model = build_transfer(base, n_classes, cfg.freeze)
-    else:
-        model = build_resnet(n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout)
-    result = train(model, tr, va, cfg)
+    with placement.strategy.scope():  # variables, optimizer and fit under the chosen strategy
+        if spec.stage == "train_mlp":
+            model = build_mlp(n_classes, cfg.hidden, cfg.dropout)
+        elif spec.stage == "finetune_transfer":
+            base = load_model(paths.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
+            model = build_transfer(base, n_classes, cfg.freeze)
+        else:
+            model = build_resnet(n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout)
+        result = train(model, tr, va, cfg, replicas=placement.replicas)
     info = {
         "model": name,
         "stage": spec.stage,
@@ -41,8 +43,12 @@ def run_training(name: str, params: str = "params.yaml") -> None:
         "epochs_run": len(result.history),
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.seconds, 2),
+        "device": placement.device,
+        "replicas": placement.replicas,
+        "global_batch_size": placement.global_batch(cfg.batch_size),
+        "mixed_precision": placement.mixed_precision,
     }
-    save_model(result.model, paths.model_file(name))
+    save_model(devices.for_saving(result.model), paths.model_file(name))
     write_text(paths.history_file(name), history_csv(result.history))
     write_json(paths.train_info_file(name), info)
     log.info(

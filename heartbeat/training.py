@@ -78,8 +78,12 @@ def compile_model(model: keras.Model, cfg: TrainConfig) -> None:
     )
 
 
-def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig) -> TrainResult:
-    """Fit ``model`` (already built under the same seed) and return it with its per-epoch history."""
+def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1) -> TrainResult:
+    """Fit ``model`` (already built under the same seed) and return it with its per-epoch history.
+
+    Call it inside the strategy's scope (heartbeat/devices.py). ``cfg.batch_size`` is per replica:
+    each step sees ``cfg.batch_size × replicas`` beats.
+    """
     compile_model(model, cfg)
     callbacks: list[keras.callbacks.Callback] = [EpochLog(cfg.epochs)]
     if cfg.patience:
@@ -89,11 +93,12 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig) -> Tra
             )
         )
     log.info(
-        "training %s (%s parameters) on %d beats, validating on %d",
+        "training %s (%s parameters) on %d beats, validating on %d, batch %d",
         model.name,
         f"{model.count_params():,}",
         len(train.y),
         len(val.y),
+        cfg.batch_size * replicas,
     )
     t0 = time.perf_counter()
     hist = model.fit(
@@ -101,7 +106,7 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig) -> Tra
         np.asarray(train.y),
         validation_data=(np.asarray(val.X, dtype=np.float32), np.asarray(val.y)),
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
+        batch_size=cfg.batch_size * replicas,
         shuffle=True,
         class_weight=class_weights(train.y, cfg.class_weight),
         callbacks=callbacks,
