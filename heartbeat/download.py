@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from heartbeat.atomic import WRITE_ERRNOS, write_error
 from heartbeat.errors import DataError, SourceError
 
 CHUNK_BYTES = 1 << 16
@@ -118,6 +119,8 @@ def _transfer(url: str, part: Path, timeout_s: float, desc: str, progress: bool)
                     received += len(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # our disk, not the network: do not retry
+                raise write_error(part, exc) from None
             raise _Retry(f"transfer interrupted after {received} bytes ({type(exc).__name__})") from None
     if total is not None and received != total:
         raise _Retry(f"server closed the connection after {received} of {total} bytes")

@@ -10,6 +10,7 @@ from heartbeat import paths
 from heartbeat.atomic import atomic_dir, write_json
 from heartbeat.config import stage_params
 from heartbeat.entry import run
+from heartbeat.errors import DataError
 from heartbeat.sources import check_against_kaggle, fetch_source, validate_raw
 
 log = logging.getLogger("heartbeat")
@@ -20,8 +21,11 @@ def main() -> None:
     log.info("fetching from source %r", cfg.source)
     with atomic_dir(paths.RAW) as tmp:
         fetch_source(cfg, tmp, paths.CACHE)
-        counts = validate_raw(tmp)
-        warnings = check_against_kaggle(cfg, tmp, counts)
+        try:
+            counts = validate_raw(tmp)
+            warnings = check_against_kaggle(cfg, tmp, counts)
+        except DataError as exc:  # name the file as the user knows it, not its temporary folder
+            raise DataError(str(exc).replace(str(tmp), f"{paths.RAW} (new {cfg.source} data)")) from None
         for w in warnings:
             log.warning("%s", w)
         info = {"source": cfg.source, "synthetic": cfg.source == "demo", "rows": counts, "warnings": warnings}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 
 from heartbeat.classes import RAW_FILES
@@ -49,7 +50,7 @@ def extract_csvs(archive: Path, dest: Path) -> None:
             try:
                 with zf.open(members[name]) as src, open(dest / name, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as exc:
                 if isinstance(exc, OSError) and exc.errno is not None:
                     raise
                 raise DataError(

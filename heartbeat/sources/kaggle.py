@@ -9,10 +9,12 @@ credential: anything that came from the Kaggle client is passed through
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,22 +50,36 @@ def has_credentials(env: dict[str, str] | None = None) -> bool:
     return (folder / "access_token").is_file() or (folder / "kaggle.json").is_file()
 
 
+# An Authorization header echoed back by a server or proxy, whatever credential it carries.
+_AUTH_HEADER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
 def _secrets() -> list[str]:
-    values = [os.environ.get(v, "") for v in _SECRET_VARS]
-    for name in ("access_token", "kaggle.json"):
+    """Every credential the kaggle client may send: as stored, and as HTTP Basic auth encodes it."""
+    env = os.environ
+    values = [env.get(v, "") for v in _SECRET_VARS]
+    pairs = [(env.get("KAGGLE_USERNAME", ""), env.get("KAGGLE_KEY", ""))]
+    files = [Path(env["KAGGLE_API_TOKEN"])] if env.get("KAGGLE_API_TOKEN") else []  # may name a token file
+    for folder in {_kaggle_dir(), Path.home() / ".kaggle"}:
+        files += [folder / "access_token", folder / "access_token.txt", folder / "kaggle.json"]
+    for path in files:
         with contextlib.suppress(OSError, ValueError):
-            text = (_kaggle_dir() / name).read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8").strip()
             values.append(text)
-            if name == "kaggle.json":
-                values.append(str(json.loads(text).get("key", "")))
-    return [v for v in values if len(v) >= 4]
+            data = json.loads(text) if path.name == "kaggle.json" else None
+            if isinstance(data, dict):
+                values.append(str(data.get("key", "")))
+                pairs.append((str(data.get("username", "")), str(data.get("key", ""))))
+    # A legacy API key travels as base64("username:key"): an echoed header must not leak it that way.
+    values += [base64.b64encode(f"{user}:{key}".encode()).decode() for user, key in pairs if key]
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
-    """Replace every known credential value in ``text`` with ``***``."""
+    """Replace every known credential value, and any Authorization header value, in ``text`` with ``***``."""
     for secret in _secrets():
         text = text.replace(secret, "***")
-    return text
+    return _AUTH_HEADER.sub(r"\1 ***", text)
 
 
 def _status_of(exc: BaseException) -> int | None:
