@@ -316,9 +316,16 @@ def test_report_stage_in_dvc_yaml() -> None:
     outs = {next(iter(o)) for o in report["outs"]}
     assert outs == {"report/index.html", "report/README.md"}
     # Every file the report reads is some stage's output, so DVC orders report after them.
+    def expanded(stage: dict) -> list[dict]:  # a foreach stage stands for one stage per key
+        if "foreach" not in stage:
+            return [stage]
+        text = yaml.safe_dump(stage["do"])
+        return [yaml.safe_load(text.replace("${key}", key)) for key in stage["foreach"]]
+
     produced = {
         next(iter(o)) if isinstance(o, dict) else o
-        for s in stages.values()
+        for st in stages.values()
+        for s in expanded(st)
         for key in ("outs", "metrics", "plots")
         for o in s.get(key, [])
     }

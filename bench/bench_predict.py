@@ -1,0 +1,226 @@
+"""Beats per second of ``heartbeat predict``'s backends against Keras ``model.predict``, on one machine.
+
+Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold]
+
+Measures, on an array the size of the MIT-BIH test split (21,892 beats: the
+prepared test split of ``--root`` tiled to that size, or synthetic beats):
+
+* the baseline, ``model.predict(X)`` at Keras' default batch of 32, which is
+  what a user writes first;
+* ``model.predict`` at other batch sizes (the best one is "best-tuned Keras");
+* ``heartbeat.predict.predict_proba`` with each backend and batch size;
+* lower precision: TFLite dynamic-range and int8 (converted here, whether or not
+  the export stage shipped them) and Keras with oneDNN's bfloat16 auto mixed
+  precision, each with its argmax agreement against fp32 Keras and its change in
+  test macro-F1 (on the un-tiled test split);
+* with ``--cold``: wall time of a fresh ``heartbeat predict`` process on one
+  MIT-BIH record per backend (time to the first prediction, imports included).
+
+Timing: every configuration runs once per round, rounds interleave all
+configurations (so load from other processes hits them alike), and the table
+shows the median and the best round. Ratios are baseline median / median, from
+the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+N_BEATS = 21_892
+DEFAULT_RECORD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb" / "101"
+
+
+def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
+    """(X tiled to N_BEATS, the un-tiled test X, its labels, where it came from)."""
+    folder = root / "data" / "prepared" / dataset
+    if (folder / "X_test.npy").is_file():
+        X = np.load(folder / "X_test.npy")
+        y = np.load(folder / "y_test.npy")
+        where = f"{folder}/X_test.npy ({len(X):,} beats, tiled)"
+    else:
+        from heartbeat.synth import generate_demo
+
+        demo = generate_demo(
+            0, {"mitbih_train": 10, "mitbih_test": 2000, "ptb_normal": 10, "ptb_abnormal": 10}
+        )
+        X, y = demo["mitbih_test.csv"].X, demo["mitbih_test.csv"].y
+        where = "synthetic demo beats (tiled)"
+    reps = -(-N_BEATS // len(X))
+    return np.ascontiguousarray(np.tile(X, (reps, 1))[:N_BEATS], np.float32), X, y, where
+
+
+def calibration(root: Path, dataset: str, fallback: np.ndarray) -> np.ndarray:
+    from heartbeat.export import calibration_beats
+
+    path = root / "data" / "prepared" / dataset / "X_train.npy"
+    source = np.load(path, mmap_mode="r") if path.is_file() else fallback
+    return calibration_beats(source, 1000, 0)
+
+
+def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
+    from heartbeat.export import macro_f1 as f1
+
+    return f1(y, proba)
+
+
+def cold_start(model: Path, record: Path, backend: str, threads: int) -> float:
+    """Seconds for a fresh process to segment ``record`` and print its predictions."""
+    exe = Path(sys.executable).with_name("heartbeat")
+    cmd = [str(exe), "predict", "-q", "-m", str(model), "--threads", str(threads), str(record)]
+    if backend != "auto":
+        cmd[3:3] = ["--backend", backend]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"cold start failed: {' '.join(cmd)}: {done.stderr.strip()}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path("."), help="project (or run) folder with models/")
+    parser.add_argument(
+        "--model", default="resnet_mitbih", help="model name in ROOT/models (default resnet_mitbih)"
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="default: all cores this process may use")
+    parser.add_argument("--cold", action="store_true", help="also time cold starts on one MIT-BIH record")
+    parser.add_argument("--record", type=Path, default=DEFAULT_RECORD)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+
+    from heartbeat.export import parity, tflite_bytes
+    from heartbeat.modelio import load_model
+    from heartbeat.predict import (
+        default_threads,
+        load_keras,
+        load_runner,
+        load_tflite,
+        predict_proba,
+        quiet_native_stderr,
+    )
+
+    threads = args.threads or default_threads()
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras_path = args.root / "models" / f"{args.model}.keras"
+    model = load_model(keras_path)
+    dataset = "mitbih" if model.outputs[0].shape[-1] == 5 else "ptb"
+    X, X_test, y_test, where = load_data(args.root, dataset)
+
+    with quiet_native_stderr():
+        ours = {"keras": load_keras(keras_path, threads)}
+        for backend in ("tflite", "onnx"):
+            ours[backend] = load_runner(keras_path, backend, threads)
+        quant = {}
+        for variant in ("dynamic", "int8"):
+            content = tflite_bytes(model, variant, calibration(args.root, dataset, X_test))
+            quant[variant] = load_tflite(Path(f"{args.model}.{variant}.tflite"), threads, content=content)
+
+    configs: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {}
+
+    def keras_predict(batch: int) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda x: model.predict(x, batch_size=batch, verbose=0)
+
+    configs["keras model.predict, batch 32 (default)"] = (keras_predict(32), "fp32")
+    for batch in (256, 1024, 4096):
+        configs[f"keras model.predict, batch {batch}"] = (keras_predict(batch), "fp32")
+    for backend, runner in ours.items():
+        for batch in (256, 1024, 4096):
+            configs[f"predict --backend {backend}, batch {batch}"] = (
+                lambda x, r=runner, b=batch: predict_proba(r, x, b, progress=False),
+                f"fp32 ({runner.source or 'as loaded'})" if backend != "keras" else "fp32",
+            )
+    for variant, runner in quant.items():
+        for batch in (256, 1024):
+            configs[f"tflite {variant}-quantised, batch {batch}"] = (
+                lambda x, r=runner, b=batch: predict_proba(r, x, b, progress=False),
+                variant,
+            )
+
+    reference = predict_proba(ours["keras"], X_test, 1024, progress=False)
+    ref_f1 = macro_f1(y_test, reference)
+    quality: dict[str, str] = {}
+    for name, (fn, _) in configs.items():
+        proba = fn(X_test)  # also the warm-up
+        check = parity(reference, proba)
+        quality[name] = (
+            f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"
+        )
+
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, (fn, _) in configs.items():
+            start = time.perf_counter()
+            fn(X)
+            times[name].append(time.perf_counter() - start)
+
+    if not args.no_bf16:
+        # Must come last: the option rewrites every graph traced after it in this process.
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+        bf16 = load_keras(keras_path, threads)
+        for batch in (256, 1024):
+            name = f"keras bf16 (oneDNN AMP), batch {batch}"
+            configs[name] = (lambda x, b=batch: predict_proba(bf16, x, b, progress=False), "bf16")
+            proba = configs[name][0](X_test)
+            check = parity(reference, proba)
+            quality[name] = (
+                f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"
+            )
+            times[name] = []
+            for _ in range(args.rounds):
+                start = time.perf_counter()
+                configs[name][0](X)
+                times[name].append(time.perf_counter() - start)
+
+    base = statistics.median(times["keras model.predict, batch 32 (default)"])
+    base_best = min(times["keras model.predict, batch 32 (default)"])
+    print(f"# {N_BEATS:,} beats from {where}; model {keras_path} ({model.count_params():,} params)")
+    print(
+        f"# {threads} threads; {args.rounds} interleaved rounds; TF {tf.__version__}, Keras {keras.__version__}"
+    )
+    print(f"# quality on the {len(X_test):,}-beat test split vs fp32 Keras: agreement, max|Δp|, Δ macro-F1")
+    print(f"# load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("# × base: baseline median / median, and baseline best / best, both from this run")
+    print(
+        f"{'configuration':44s} {'median s':>9s} {'best s':>7s} {'beats/s':>9s} {'× base':>7s} {'(best)':>7s}"
+        "   quality"
+    )
+    for name, ts in times.items():
+        med, best = statistics.median(ts), min(ts)
+        print(
+            f"{name:44s} {med:9.3f} {best:7.3f} {N_BEATS / med:9,.0f} {base / med:7.2f} {base_best / best:7.2f}"
+            f"   {quality[name]}"
+        )
+
+    if args.cold:
+        if not (args.record.with_suffix(".hea")).is_file():
+            print(f"# cold start skipped: {args.record}.hea not found")
+            return
+        print(f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, median of 3")
+        export_dir = args.root / "models" / "export"
+        cases = {"keras (.keras)": (keras_path, "auto")}
+        for kind in ("tflite", "onnx"):
+            exported = export_dir / f"{args.model}.{kind}"
+            if exported.is_file():
+                cases[f"{kind} (exported .{kind})"] = (exported, "auto")
+        for label, (path, backend) in cases.items():
+            runs = [cold_start(path, args.record, backend, threads) for _ in range(3)]
+            print(f"{label:44s} {statistics.median(runs):9.2f} s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

@@ -1,0 +1,192 @@
+"""Tests of the export stage's library: TFLite/ONNX conversion, the parity gate, quantised variants,
+the manifest that keeps ``heartbeat predict`` from serving a stale export, and the params schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heartbeat.config import ExportConfig, parse_section
+from heartbeat.errors import ModelError, ParamsError
+from heartbeat.export import Thresholds, calibration_beats, export_model, parity
+from heartbeat.synth import generate_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return generate_demo(1, {"mitbih_train": 500, "mitbih_test": 400, "ptb_normal": 10, "ptb_abnormal": 10})
+
+
+@pytest.fixture(scope="module")
+def keras_model(tmp_path_factory, data) -> Path:
+    """A small ResNet trained one epoch: the same layer types as the pipeline's, 4x fewer filters."""
+    import keras
+
+    from heartbeat.modelio import save_model
+    from heartbeat.models import build_resnet
+
+    keras.utils.set_random_seed(0)
+    model = build_resnet(5, filters=8, blocks=3, dense=16)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    train = data["mitbih_train.csv"]
+    model.fit(train.X, train.y, epochs=1, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("models") / "resnet_mitbih.keras"
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, keras_model, data) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("export")
+    test, train = data["mitbih_test.csv"], data["mitbih_train.csv"]
+    figures = export_model(
+        "resnet_mitbih",
+        keras_model,
+        out,
+        test.X,
+        test.y,
+        quantize=("dynamic", "int8"),
+        calibration=calibration_beats(train.X, 200, 0),
+        thresholds=Thresholds(min_agreement=0.999, max_abs_diff=1e-4, max_f1_change=0.002),
+    )
+    return out, figures
+
+
+def test_parity_figures() -> None:
+    ref = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]], np.float32)
+    other = np.array([[0.8, 0.2], [0.6, 0.4], [0.2, 0.8]], np.float32)
+    check = parity(ref, other)
+    assert check.n == 3 and check.disagreements == 1
+    assert check.agreement == pytest.approx(2 / 3)
+    assert check.max_abs_diff == pytest.approx(0.2, abs=1e-6)
+    with pytest.raises(ModelError):
+        parity(ref, other[:2])
+
+
+def test_fp32_exports_match_keras_on_the_test_split(exported) -> None:
+    out, figures = exported
+    for fmt in ("tflite", "onnx"):
+        assert (out / f"resnet_mitbih.{fmt}").is_file()
+        f = figures[fmt]
+        assert "error" not in f, f
+        assert f["n"] == 400
+        assert f["argmax_agreement"] >= 0.999
+        assert f["max_abs_prob_diff"] <= 1e-4
+        assert f["macro_f1"] == pytest.approx(figures["keras"]["macro_f1"], abs=0.002)
+
+
+def test_quantised_variants_are_reported_and_gated(exported) -> None:
+    out, figures = exported
+    for variant in ("dynamic", "int8"):
+        f = figures[f"tflite_{variant}"]
+        assert {"argmax_agreement", "macro_f1_change", "shipped", "bytes"} <= set(f)
+        passes = f["argmax_agreement"] >= 0.999 and abs(f["macro_f1_change"]) < 0.002
+        assert f["shipped"] == passes
+        assert (out / f"resnet_mitbih.{variant}.tflite").is_file() == passes
+        assert f["bytes"] < figures["tflite"]["bytes"]  # int8 weights: about 4x smaller
+
+
+def test_a_failing_gate_is_an_error(tmp_path, keras_model, data) -> None:
+    test = data["mitbih_test.csv"]
+    with pytest.raises(ModelError, match="does not match Keras"):
+        export_model(
+            "resnet_mitbih",
+            keras_model,
+            tmp_path,
+            test.X[:50],
+            test.y[:50],
+            formats=("tflite",),
+            thresholds=Thresholds(max_abs_diff=1e-12),
+        )
+
+
+def test_quantised_variant_not_shipped_below_its_gate(tmp_path, keras_model, data) -> None:
+    test = data["mitbih_test.csv"]
+    figures = export_model(
+        "resnet_mitbih",
+        keras_model,
+        tmp_path,
+        test.X[:50],
+        test.y[:50],
+        formats=(),
+        quantize=("dynamic",),
+        thresholds=Thresholds(min_agreement=1.01),  # unreachable: nothing may ship
+    )
+    assert figures["tflite_dynamic"]["shipped"] is False
+    assert not (tmp_path / "resnet_mitbih.dynamic.tflite").exists()
+
+
+def test_predict_uses_an_export_only_when_its_manifest_matches(tmp_path, keras_model, exported) -> None:
+    import shutil
+
+    from heartbeat.predict import load_runner, sha256_file
+
+    out, _ = exported
+    models = tmp_path / "models"
+    (models / "export").mkdir(parents=True)
+    shutil.copy(keras_model, models / "resnet_mitbih.keras")
+    shutil.copy(out / "resnet_mitbih.tflite", models / "export" / "resnet_mitbih.tflite")
+    manifest = {"models": {"resnet_mitbih": {"sha256": sha256_file(keras_model)}}}
+    (models / "export" / "manifest.json").write_text(json.dumps(manifest))
+    runner = load_runner(models / "resnet_mitbih.keras", "tflite")
+    assert runner.source == "exported from resnet_mitbih.keras"
+    assert runner.path == models / "export" / "resnet_mitbih.tflite"
+    manifest["models"]["resnet_mitbih"]["sha256"] = "0" * 64  # the .keras was retrained since
+    (models / "export" / "manifest.json").write_text(json.dumps(manifest))
+    runner = load_runner(models / "resnet_mitbih.keras", "tflite")
+    assert runner.source == "converted from resnet_mitbih.keras"
+
+
+def test_export_params_schema() -> None:
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = parse_section(ExportConfig, "export", raw.get("export"))
+    assert set(cfg.formats) <= {"tflite", "onnx"}
+    assert cfg.min_agreement >= 0.999 and cfg.max_abs_diff <= 1e-4
+    with pytest.raises(ParamsError, match="export.formats"):
+        parse_section(ExportConfig, "export", {"formats": ["coreml"]})
+    with pytest.raises(ParamsError, match="unknown key"):
+        parse_section(ExportConfig, "export", {"formts": ["onnx"]})
+
+
+def test_dvc_stage_declares_the_export_outputs() -> None:
+    import yaml
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["export"]
+    deps = set(stage["deps"])
+    for name in ("mlp_ptb", "resnet_ptb", "resnet_mitbih", "transfer_ptb"):
+        assert f"models/{name}.keras" in deps
+    assert {"stages/export.py", "heartbeat/export.py"} <= deps
+    assert stage["params"] == ["export"]
+    assert stage["outs"] == [{"models/export": {"persist": True}}]
+
+
+def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model, exported) -> None:
+    import shutil
+
+    from heartbeat.predict import load_runner, sha256_file
+
+    out, figures = exported
+    models = tmp_path / "models"
+    (models / "export").mkdir(parents=True)
+    shutil.copy(keras_model, models / "resnet_mitbih.keras")
+    manifest = {"models": {"resnet_mitbih": {"sha256": sha256_file(keras_model)}}}
+    (models / "export" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="no shipped dynamic variant"):
+        load_runner(models / "resnet_mitbih.keras", precision="dynamic")
+    quantised = out / "resnet_mitbih.dynamic.tflite"
+    if not quantised.exists():  # the variant failed its gate on this tiny model: nothing to pick
+        quantised = tmp_path / "stand-in.tflite"
+        shutil.copy(out / "resnet_mitbih.tflite", quantised)
+    shutil.copy(quantised, models / "export" / "resnet_mitbih.dynamic.tflite")
+    runner = load_runner(models / "resnet_mitbih.keras", precision="dynamic")
+    assert runner.backend == "tflite" and runner.source.startswith("dynamic-quantised export")
+    with pytest.raises(ModelError, match="needs the tflite backend"):
+        load_runner(models / "resnet_mitbih.keras", backend="onnx", precision="dynamic")
+    assert figures["tflite_dynamic"]["bytes"] > 0

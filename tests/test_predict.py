@@ -1,0 +1,378 @@
+"""Tests of ``heartbeat predict``: every input kind, every backend, output formats and the error cases.
+
+Models are tiny (built here, trained one epoch on synthetic beats) so the file
+runs in seconds; real MIT-BIH records come from ../shared/data/mitdb and the
+tests that need them are skipped when it is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from heartbeat.classes import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
+from heartbeat.cli import main
+from heartbeat.csvio import write_beats_csv
+from heartbeat.errors import DataError, ModelError
+from heartbeat.synth import generate_demo
+
+MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
+needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../shared/data/mitdb is absent")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    return generate_demo(0, {"mitbih_train": 400, "mitbih_test": 120, "ptb_normal": 60, "ptb_abnormal": 60})
+
+
+def _trained(build, X: np.ndarray, y: np.ndarray):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=1, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, demo) -> dict[str, Path]:
+    """A small ResNet for MIT-BIH (5 classes), an MLP for PTB (2) and a 3-class model, plus exports."""
+    from heartbeat.export import export_onnx, export_tflite
+    from heartbeat.modelio import save_model
+    from heartbeat.models import build_mlp, build_resnet
+
+    folder = tmp_path_factory.mktemp("models")
+    mit = demo["mitbih_train.csv"]
+    ptb_X = np.concatenate([demo["ptbdb_normal.csv"].X, demo["ptbdb_abnormal.csv"].X])
+    ptb_y = np.concatenate([demo["ptbdb_normal.csv"].y, demo["ptbdb_abnormal.csv"].y])
+    built = {
+        "resnet_mitbih": _trained(lambda: build_resnet(5, filters=8, blocks=2, dense=8), mit.X, mit.y),
+        "mlp_ptb": _trained(lambda: build_mlp(2, [16]), ptb_X, ptb_y),
+        "three": build_mlp(3, [8]),
+    }
+    paths = {}
+    for name, model in built.items():
+        paths[name] = folder / f"{name}.keras"
+        save_model(model, paths[name])
+    export_tflite(built["resnet_mitbih"], folder / "export" / "resnet_mitbih.tflite")
+    export_onnx(built["resnet_mitbih"], folder / "export" / "resnet_mitbih.onnx")
+    paths["resnet_mitbih_tflite"] = folder / "export" / "resnet_mitbih.tflite"
+    paths["resnet_mitbih_onnx"] = folder / "export" / "resnet_mitbih.onnx"
+    return paths
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line]
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("heartbeat predict: error: ")
+    return lines[0]
+
+
+# ---------------------------------------------------------------- input kinds
+
+
+def test_csv_with_labels_prints_rows_and_metrics(capsys, tmp_path, models, demo) -> None:
+    beats = demo["mitbih_test.csv"]
+    path = tmp_path / "test.csv"
+    write_beats_csv(path, beats.X, beats.y)
+    code, out, err = run_cli(capsys, "--model", models["resnet_mitbih"], path)
+    assert code == 0
+    rows = pd.read_csv(io.StringIO(out))
+    assert list(rows.columns) == ["beat", "label", "predicted", *(f"p_{c}" for c in MITBIH_CLASSES)]
+    assert len(rows) == len(beats)
+    assert rows["beat"].tolist() == list(range(len(beats)))
+    assert set(rows["predicted"]) <= set(MITBIH_CLASSES)
+    probs = rows[[f"p_{c}" for c in MITBIH_CLASSES]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert "accuracy" in err and "macro-F1" in err
+    assert "predicted: N " in err
+
+
+def test_csv_without_labels_has_no_label_column_or_accuracy(capsys, tmp_path, models, demo) -> None:
+    path = tmp_path / "nolabel.csv"
+    write_beats_csv(path, demo["ptbdb_normal.csv"].X[:20], None)
+    code, out, err = run_cli(capsys, "-m", models["mlp_ptb"], path)
+    assert code == 0
+    rows = pd.read_csv(io.StringIO(out))
+    assert list(rows.columns) == ["beat", "predicted", *(f"p_{c}" for c in PTB_CLASSES)]
+    assert "accuracy" not in err
+
+
+def test_npy_input_and_json_output(capsys, tmp_path, models, demo) -> None:
+    X = demo["mitbih_test.csv"].X[:30]
+    path = tmp_path / "beats.npy"
+    np.save(path, X)
+    code, out, _ = run_cli(capsys, "-m", models["resnet_mitbih"], path, "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 30
+    assert set(rows[0]) == {"beat", "predicted", *(f"p_{c}" for c in MITBIH_CLASSES)}
+
+
+def test_output_file_and_progress_bar(capsys, tmp_path, models, demo) -> None:
+    path = tmp_path / "beats.npy"
+    np.save(path, demo["mitbih_test.csv"].X)
+    target = tmp_path / "out" / "pred.csv"
+    code, out, err = run_cli(
+        capsys, "-m", models["resnet_mitbih"], path, "-o", target, "--progress", "on", "--batch-size", "32"
+    )
+    assert code == 0 and out == ""
+    assert len(pd.read_csv(target)) == len(demo["mitbih_test.csv"])
+    assert "predict:" in err and "beat" in err  # tqdm's bar
+
+
+def _write_record(folder: Path, name: str, signal: np.ndarray, leads: list[str], fs: float = 360.0) -> Path:
+    import wfdb
+
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * len(leads),
+        sig_name=leads,
+        p_signal=signal,
+        fmt=["16"] * len(leads),
+        write_dir=str(folder),
+    )
+    return folder / name
+
+
+def _synthetic_ecg(seconds: float = 30.0, fs: float = 360.0, rate_hz: float = 1.2) -> np.ndarray:
+    t = np.arange(int(seconds * fs)) / fs
+    phase = (t * rate_hz) % 1.0
+    return np.exp(-(((phase - 0.3) / 0.012) ** 2)) + 0.15 * np.exp(-(((phase - 0.6) / 0.06) ** 2))
+
+
+def test_synthetic_wfdb_record_uses_the_detector(capsys, tmp_path, models) -> None:
+    ecg = _synthetic_ecg()
+    record = _write_record(tmp_path, "syn", np.column_stack([ecg, ecg * 0.5]), ["V1", "MLII"])
+    code, out, err = run_cli(capsys, "-m", models["resnet_mitbih"], record)
+    assert code == 0
+    rows = pd.read_csv(io.StringIO(out))
+    assert {"sample", "time_s"} <= set(rows.columns) and "label" not in rows.columns
+    assert 30 <= len(rows) <= 36  # 1.2 beats/s for 30 s, less the edge beats
+    assert (np.diff(rows["sample"]) > 0).all()
+    assert "lead MLII, R-peaks from detector" in err
+
+
+@needs_mitdb
+def test_real_mitdb_record_with_annotations(capsys, models) -> None:
+    code, out, err = run_cli(capsys, "-m", models["resnet_mitbih"], MITDB / "101", "--backend", "tflite")
+    assert code == 0
+    rows = pd.read_csv(io.StringIO(out))
+    assert len(rows) > 1500  # record 101 has 1,865 annotated beats
+    assert {"sample", "time_s", "label", "predicted"} <= set(rows.columns)
+    assert set(rows["label"]) <= set(MITBIH_CLASSES)
+    assert "R-peaks from annotations" in err and "accuracy" in err
+
+
+@needs_mitdb
+def test_real_record_without_mlii_falls_back_or_fails_by_name(capsys, models) -> None:
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], MITDB / "102", "--peaks", "detector")
+    assert code == 0 and "lead V5" in err
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], MITDB / "102", "--lead", "MLII")
+    assert code == 2
+    assert "no usable lead" in one_line_error(err) and "V5, V2" in err
+
+
+# ---------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("backend", ["keras", "tflite", "onnx"])
+def test_backends_agree(capsys, tmp_path, models, demo, backend) -> None:
+    path = tmp_path / "beats.npy"
+    np.save(path, demo["mitbih_test.csv"].X)
+    code, out, err = run_cli(capsys, "-m", models["resnet_mitbih"], path, "--backend", backend)
+    assert code == 0, err
+    assert f"on {backend}" in err
+    if backend != "keras":
+        assert "converted from resnet_mitbih.keras" in err  # no manifest: converted on the fly
+    code, ref, _ = run_cli(capsys, "-m", models["resnet_mitbih"], path, "--backend", "keras")
+    a = pd.read_csv(io.StringIO(out))
+    b = pd.read_csv(io.StringIO(ref))
+    assert (a["predicted"] == b["predicted"]).mean() >= 0.999
+    cols = [f"p_{c}" for c in MITBIH_CLASSES]
+    assert np.abs(a[cols].to_numpy() - b[cols].to_numpy()).max() <= 1e-4
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_exported_files_load_by_suffix(capsys, tmp_path, models, demo, kind) -> None:
+    path = tmp_path / "beats.npy"
+    np.save(path, demo["mitbih_test.csv"].X[:10])
+    code, _, err = run_cli(capsys, "-m", models[f"resnet_mitbih_{kind}"], path)
+    assert code == 0 and f"on {kind}" in err
+    code, _, err = run_cli(capsys, "-m", models[f"resnet_mitbih_{kind}"], path, "--backend", "keras")
+    assert code == 2 and "cannot run on the keras backend" in one_line_error(err)
+
+
+def test_predict_proba_batches_match_one_call(models, demo) -> None:
+    from heartbeat.predict import load_runner, predict_proba
+
+    runner = load_runner(models["resnet_mitbih_tflite"])
+    X = demo["mitbih_test.csv"].X
+    whole = predict_proba(runner, X, batch_size=len(X))
+    pieces = predict_proba(runner, X, batch_size=7)
+    np.testing.assert_allclose(whole, pieces, atol=1e-6)
+    assert runner.class_names == MITBIH_CLASSES
+
+
+def test_onnx_backend_without_onnxruntime_is_a_clear_error(monkeypatch, models) -> None:
+    from heartbeat.predict import load_runner
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ModelError, match="needs onnxruntime"):
+        load_runner(models["resnet_mitbih_onnx"])
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _csv(tmp_path: Path, text: str, name: str = "bad.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+ROW = ",".join(["0.5"] * BEAT_LENGTH)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (",".join(["0.5"] * 100) + "\n", "100 columns"),
+        (ROW + "\n" + ",".join(["0.5"] * 186) + ",nan\n", "not a finite number"),
+        ("", "empty"),
+        (ROW + ",7\n", "label"),  # a label outside the 5 MIT-BIH classes
+        (ROW.replace("0.5", "3.0", 1) + "\n", "outside [0, 1]"),
+    ],
+    ids=["row-length", "nan", "empty", "label-out-of-range", "range"],
+)
+def test_bad_csv(capsys, tmp_path, models, text, expected) -> None:
+    code, out, err = run_cli(capsys, "-m", models["resnet_mitbih"], _csv(tmp_path, text))
+    assert code == 2 and out == ""
+    assert expected in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.zeros((4, 100), np.float32), "shape (4, 100)"),
+        (np.full((2, BEAT_LENGTH), np.nan, np.float32), "not a finite number"),
+        (np.zeros((0, BEAT_LENGTH), np.float32), "no rows"),
+    ],
+    ids=["shape", "nan", "empty"],
+)
+def test_bad_npy(capsys, tmp_path, models, array, expected) -> None:
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], path)
+    assert code == 2 and expected in one_line_error(err)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".tflite", ".onnx"])
+def test_model_file_that_is_not_a_model(capsys, tmp_path, demo, suffix) -> None:
+    model = tmp_path / f"fake{suffix}"
+    model.write_bytes(b"<html>not a model</html>" * 10)
+    data = tmp_path / "beats.npy"
+    np.save(data, demo["mitbih_test.csv"].X[:3])
+    code, _, err = run_cli(capsys, "-m", model, data)
+    assert code == 2
+    assert "not a" in one_line_error(err)
+
+
+def test_missing_model_and_unknown_suffix(capsys, tmp_path, demo) -> None:
+    data = tmp_path / "beats.npy"
+    np.save(data, demo["mitbih_test.csv"].X[:3])
+    code, _, err = run_cli(capsys, "-m", tmp_path / "nope.keras", data)
+    assert code == 2 and "not found" in one_line_error(err)
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    code, _, err = run_cli(capsys, "-m", tmp_path / "m.pkl", data)
+    assert code == 2 and "unknown model type" in one_line_error(err)
+
+
+def test_model_with_wrong_number_of_classes(capsys, tmp_path, models, demo) -> None:
+    data = tmp_path / "beats.npy"
+    np.save(data, demo["mitbih_test.csv"].X[:3])
+    code, _, err = run_cli(capsys, "-m", models["three"], data)
+    assert code == 2 and "predicts 3 classes" in one_line_error(err)
+    code, _, err = run_cli(capsys, "-m", models["mlp_ptb"], data, "--dataset", "mitbih")
+    assert code == 2 and "--dataset mitbih" in one_line_error(err)
+    labelled = tmp_path / "mit.csv"
+    write_beats_csv(labelled, demo["mitbih_test.csv"].X, demo["mitbih_test.csv"].y)
+    code, _, err = run_cli(capsys, "-m", models["mlp_ptb"], labelled)
+    assert code == 2 and "right model for this file" in one_line_error(err)
+
+
+def test_model_with_two_inputs_is_refused(capsys, tmp_path, demo) -> None:
+    import keras
+
+    from heartbeat.modelio import save_model
+
+    beat = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    rhythm = keras.Input(shape=(3,), name="rhythm")
+    x = keras.layers.Concatenate()([beat, rhythm])
+    model = keras.Model([beat, rhythm], keras.layers.Dense(5, activation="softmax")(x))
+    save_model(model, tmp_path / "two.keras")
+    data = tmp_path / "beats.npy"
+    np.save(data, demo["mitbih_test.csv"].X[:3])
+    code, _, err = run_cli(capsys, "-m", tmp_path / "two.keras", data)
+    assert code == 2 and "takes 2 inputs" in one_line_error(err)
+
+
+def test_record_with_no_usable_lead(capsys, tmp_path, models) -> None:
+    ecg = _synthetic_ecg(10)
+    record = _write_record(tmp_path, "v1only", np.column_stack([ecg, ecg]), ["V1", "V2"])
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], record)
+    assert code == 2 and "no usable lead" in one_line_error(err)
+    flat = _write_record(tmp_path, "flat", np.zeros((3600, 1)), ["MLII"])
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], flat)
+    assert code == 2 and "flat" in one_line_error(err)
+
+
+def test_missing_input(capsys, tmp_path, models) -> None:
+    code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], tmp_path / "nothing")
+    assert code == 2 and "not found" in one_line_error(err)
+
+
+def test_read_input_errors_are_data_errors(tmp_path) -> None:
+    from heartbeat.inputs import read_input
+
+    with pytest.raises(DataError, match="--peaks annotations needs"):
+        ecg = _synthetic_ecg(10)
+        read_input(_write_record(tmp_path, "noatr", ecg[:, None], ["MLII"]), peaks="annotations")
+
+
+# ---------------------------------------------------------------- the installed command
+
+
+def test_console_script_help_and_exit_code(tmp_path) -> None:
+    exe = Path(sys.executable).with_name("heartbeat")
+    if not exe.exists():
+        pytest.skip("the heartbeat console script is not installed in this environment")
+    help_text = subprocess.run([exe, "predict", "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("--model", "--backend", "--format", "WFDB", "exit status"):
+        assert word in help_text
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    done = subprocess.run([exe, "predict", "-m", "m.keras", empty], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "empty" in done.stderr
+    done = subprocess.run([exe, "predict", empty], capture_output=True, text=True)
+    assert done.returncode == 2 and "--model" in done.stderr
