@@ -13,8 +13,8 @@ import numpy as np
 from heartbeat.classes import BEAT_LENGTH
 
 
-def oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Repeat rows of every class at random until each has as many as the largest."""
+def oversample_index(y: np.ndarray, seed: int) -> np.ndarray:
+    """Row indices that repeat every class at random until each has as many as the largest, shuffled."""
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     target = counts.max()
@@ -22,7 +22,12 @@ def oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.
     for c, n in zip(classes, counts, strict=True):
         if n < target:
             parts.append(rng.choice(np.flatnonzero(y == c), size=target - n, replace=True))
-    idx = rng.permutation(np.concatenate(parts))
+    return rng.permutation(np.concatenate(parts))
+
+
+def oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat rows of every class at random until each has as many as the largest."""
+    idx = oversample_index(y, seed)
     return X[idx], y[idx]
 
 
@@ -49,8 +54,20 @@ def augment_minority(
     X: np.ndarray, y: np.ndarray, copies: int, amplitude: float, stretch: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add ``copies`` augmented versions of every beat outside the majority class."""
+    X_all, y_all, _ = augment_minority_rows(X, y, copies, amplitude, stretch, seed)
+    return X_all, y_all
+
+
+def augment_minority_rows(
+    X: np.ndarray, y: np.ndarray, copies: int, amplitude: float, stretch: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`augment_minority`, plus for every output row the input row it came from.
+
+    The source index lets per-beat side data (the rhythm features) follow the
+    beats: an augmented copy keeps the R-R intervals of the beat it was made from.
+    """
     if copies == 0:
-        return X, y
+        return X, y, np.arange(len(y))
     assert X.shape[1] == BEAT_LENGTH
     classes, counts = np.unique(y, return_counts=True)
     minority = np.flatnonzero(y != classes[np.argmax(counts)])
@@ -61,5 +78,6 @@ def augment_minority(
     extra = stretch_and_scale(X[src], factors, scales)
     X_all = np.concatenate([X, extra])
     y_all = np.concatenate([y, y[src]])
+    origin = np.concatenate([np.arange(len(y)), src])
     idx = rng.permutation(len(y_all))
-    return X_all[idx], y_all[idx]
+    return X_all[idx], y_all[idx], origin[idx]

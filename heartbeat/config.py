@@ -157,8 +157,26 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     lr_decay: float = Field(0.75, gt=0, le=1, description="multiply the lr by this every lr_decay_steps")
     lr_decay_steps: int = Field(10000, ge=1)
-    patience: int = Field(5, ge=0, description="early stopping on val_loss; 0 disables it")
-    class_weight: Literal["none", "balanced"] = "none"
+    patience: int = Field(5, ge=0, description="early stopping on `monitor`; 0 disables it")
+    class_weight: Literal["none", "balanced", "sqrt"] = Field(
+        "none", description="loss weight per class: balanced ∝ 1/count, sqrt ∝ 1/√count (mean 1 over beats)"
+    )
+    # Quality options (issue 5). The defaults reproduce the paper's recipe exactly.
+    lr_schedule: Literal["step", "plateau", "cosine"] = Field(
+        "step",
+        description="step: ×lr_decay every lr_decay_steps (the paper) | plateau: ×lr_decay after "
+        "plateau_patience epochs without a better `monitor` | cosine: to 0 over all epochs",
+    )
+    plateau_patience: int = Field(
+        3, ge=1, description="epochs without improvement before lr_schedule: plateau cuts"
+    )
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = Field(
+        "val_loss", description="what early stopping, plateau and the restored best epoch follow"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="temperature: fit one softmax temperature on validation (NLL), used by evaluate"
+    )
 
 
 class MLPConfig(TrainConfig):
@@ -176,6 +194,11 @@ class ResNetConfig(TrainConfig):
     blocks: int = Field(5, ge=1, le=6)
     dense: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
+    rhythm: bool = Field(
+        False,
+        description="also feed the 6 R-R features (physionet source only); beat-only, with a warning, "
+        "when the prepared data has none",
+    )
 
 
 class TransferConfig(TrainConfig):
@@ -199,7 +222,7 @@ class ExportConfig(_Strict):
         description="TFLite variants to try; each is written only if it passes the gates below",
     )
     calibration_beats: int = Field(1000, ge=10, description="training beats that calibrate int8 ranges")
-    seed: int = 0
+    seed: Seed = 0
     min_agreement: float = Field(0.999, gt=0, le=1, description="argmax agreement with Keras, test split")
     max_abs_diff: float = Field(1e-4, gt=0, description="max |Δprob| of an fp32 export against Keras")
     max_f1_change: float = Field(0.002, gt=0, description="max test macro-F1 change of a quantised variant")

@@ -4,8 +4,11 @@ Each row is 187 samples in [0, 1] then the label, no header. The original files
 write every number as ``%.18e``; re-serialised copies (such as the shared
 kaggle-sample) use Python's shortest repr; both may have LF or CRLF line
 endings. pandas' C parser reads all of these at close to disk speed, so the fast
-path is one ``read_csv`` call plus vectorised checks. Only when something is
-wrong do we re-scan the file line by line, to name the exact row and problem.
+path is ``read_csv`` in chunks of rows, each copied once into the float32 array
+that is returned (allocated up front from the file size) and checked with
+reductions, so the peak memory stays near the size of that array (bench/bench_csv.py).
+Only when something is wrong do we re-scan the file line by line, to name the
+exact row and problem.
 
 Values outside [0, 1] are rejected, not clipped: every source in this project
 normalises beats to [0, 1], so a value outside it means the file is not what it
@@ -20,6 +23,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +35,10 @@ from heartbeat.classes import BEAT_LENGTH
 from heartbeat.errors import DataError
 
 RANGE_TOLERANCE = 1e-6
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_BOM = b"\xef\xbb\xbf"  # what Excel's "CSV UTF-8" puts first; pandas skips it, so do we
 _SNIFF_BYTES = 1 << 16  # well over one row (4,700 bytes in the originals)
+_CHUNK_ROWS = 8192  # rows parsed and checked at a time (6 MB of float32): bounds the peak memory
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ def _sniff(path: Path) -> bytes:
 
 
 def _check_head(path: Path, head: bytes) -> None:
+    head = head.removeprefix(_BOM)
     if not head.strip():
         raise DataError(f"{path}: file is empty; expected at least one row of {BEAT_LENGTH + 1} numbers")
     lowered = head.lstrip()[:512].lower()
@@ -67,35 +75,57 @@ def _check_head(path: Path, head: bytes) -> None:
             "download the file again, e.g. with the kaggle source"
         )
     first = head.splitlines()[0].decode("utf-8", errors="replace").split(",")[0].strip()
-    try:
-        float(first)
-    except ValueError:
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if sep in first and _is_number(first.split(sep)[0]):
+            raise DataError(f"{path}: row 1 is separated by {name}; expected commas, as in the Kaggle CSVs")
+    if not _is_number(first):
         raise DataError(
             f"{path}: row 1 starts with {first[:30]!r}, which is not a number; "
             "the file must have no header row (remove it)"
         ) from None
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _diagnose(path: Path, n_columns: set[int], allowed_labels: tuple[int, ...] | None) -> DataError:
     """Re-scan the file row by row and describe the first bad row precisely."""
     expected = " or ".join(str(c) for c in sorted(n_columns))
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        for row_no, row in enumerate(csv.reader(fh), start=1):
-            if not row:
-                return DataError(f"{path}: row {row_no} is blank; remove blank lines")
-            if len(row) not in n_columns:
-                return DataError(f"{path}: row {row_no} has {len(row)} columns, expected {expected}")
-            for col_no, cell in enumerate(row, start=1):
-                try:
-                    value = float(cell)
-                except ValueError:
-                    return DataError(
-                        f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is not a number"
-                    )
-                if not math.isfinite(value):
-                    return DataError(
-                        f"{path}: row {row_no}, column {col_no}: {cell.strip()!r} is not a finite number"
-                    )
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh)
+        try:
+            return _first_bad_row(path, reader, n_columns, expected)
+        except csv.Error as exc:  # a line the csv module itself refuses (a huge field, ...)
+            return DataError(f"{path}: row {max(reader.line_num, 1)} is not a valid CSV row ({exc})")
+
+
+def _first_bad_row(path: Path, reader: Iterator[list[str]], n_columns: set[int], expected: str) -> DataError:
+    for row_no, row in enumerate(reader, start=1):
+        if not row:
+            return DataError(f"{path}: row {row_no} is blank; remove blank lines")
+        if len(row) not in n_columns:
+            return DataError(f"{path}: row {row_no} has {len(row)} columns, expected {expected}")
+        for col_no, cell in enumerate(row, start=1):
+            try:
+                value = float(cell)
+            except ValueError:
+                return DataError(
+                    f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is not a number"
+                )
+            if not math.isfinite(value):
+                return DataError(
+                    f"{path}: row {row_no}, column {col_no}: {cell.strip()!r} is not a finite number"
+                )
+            if abs(value) > _FLOAT32_MAX:
+                return DataError(
+                    f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is out of range "
+                    "(samples must be in [0, 1], labels class numbers)"
+                )
     return DataError(f"{path}: could not be parsed as a CSV of {expected} numeric columns")
 
 
@@ -123,61 +153,198 @@ def read_beats_csv(
         raise DataError(
             f"{path}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
         )
+    X = np.empty((_row_estimate(path, head), BEAT_LENGTH), np.float32)
+    y = np.empty(len(X), np.int64) if width == BEAT_LENGTH + 1 else None
+    n = 0
+    # Precedence as for one whole-file check: any unparsable or non-finite cell anywhere wins
+    # (raised at once), then the first value out of range, then the first bad label.
+    out_of_range: DataError | None = None
+    bad_label: DataError | None = None
     try:
-        frame = pd.read_csv(path, header=None, dtype=np.float32, engine="c")
+        with pd.read_csv(path, header=None, dtype=np.float32, engine="c", chunksize=_CHUNK_ROWS) as chunks:
+            for frame in chunks:
+                if frame.shape[1] != width:
+                    raise _diagnose(path, n_columns, allowed_labels)
+                data = frame.to_numpy(dtype=np.float32, copy=False)
+                del frame
+                k = len(data)
+                if n + k > len(X):
+                    X, y = _grow(X, y, n + k)
+                X[n : n + k] = data[:, :BEAT_LENGTH]
+                chunk = X[n : n + k]
+                low, high = chunk.min(), chunk.max()  # NaN propagates; no mask the size of the chunk
+                labels = data[:, BEAT_LENGTH] if y is not None else None
+                if not (np.isfinite(low) and np.isfinite(high)) or (
+                    labels is not None and not np.isfinite(labels).all()
+                ):
+                    # A short row shows up as NaN padding; the row scan says which it was.
+                    raise _diagnose(path, n_columns, allowed_labels)
+                if out_of_range is None and (low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE):
+                    out_of_range = _range_error(path, chunk, n)
+                if labels is not None:
+                    y[n : n + k] = labels
+                    if bad_label is None:
+                        bad_label = _label_error(path, labels, y[n : n + k], n, allowed_labels)
+                del chunk, labels, data
+                n += k
     except (ValueError, pd.errors.ParserError):
         raise _diagnose(path, n_columns, allowed_labels) from None
-    if frame.shape[1] != width:
-        raise _diagnose(path, n_columns, allowed_labels)
-    data = frame.to_numpy(dtype=np.float32, copy=False)
-    del frame
-    bad = ~np.isfinite(data)
-    if bad.any():
-        # A short row shows up as NaN padding; the row scan says which it was.
-        raise _diagnose(path, n_columns, allowed_labels)
-    X = data[:, :BEAT_LENGTH]
-    _check_range(path, X)
-    y = None
-    if width == BEAT_LENGTH + 1:
-        y = _check_labels(path, data[:, BEAT_LENGTH], allowed_labels)
-    return Beats(X=np.ascontiguousarray(X), y=y)
+    if out_of_range is not None:
+        raise out_of_range
+    if bad_label is not None:
+        raise bad_label
+    if n < len(X):  # the estimate was high: give the unused tail back (realloc, no copy of the rows)
+        X.resize((n, BEAT_LENGTH), refcheck=False)
+        if y is not None:
+            y.resize(n, refcheck=False)
+    return Beats(X=X, y=y)
 
 
-def _check_range(path: Path, X: np.ndarray) -> None:
-    low = X < -RANGE_TOLERANCE
-    high = X > 1 + RANGE_TOLERANCE
-    out = low | high
-    if out.any():
-        row, col = np.argwhere(out)[0]
-        raise DataError(
-            f"{path}: row {row + 1}, column {col + 1}: value {X[row, col]:.6g} is outside [0, 1]; "
-            "beats must be normalised to [0, 1] as in the Kaggle set"
-        )
+def _row_estimate(path: Path, head: bytes) -> int:
+    """Rows to allocate up front: exact for fixed-width rows (the ``%.18e`` originals), else a guess.
+
+    A low guess costs a reallocation (:func:`_grow`); a high one costs nothing, since pages never
+    written are never touched and the tail is cut off at the end.
+    """
+    size = os.path.getsize(path)
+    if size <= len(head):
+        return max(1, head.count(b"\n") + 1)
+    lines = head.count(b"\n")
+    mean = head.rfind(b"\n") / max(lines, 1)
+    return int(size / max(mean, 1.0) * 1.01) + _CHUNK_ROWS
 
 
-def _check_labels(path: Path, labels: np.ndarray, allowed: tuple[int, ...] | None) -> np.ndarray:
-    as_int = labels.astype(np.int64)
+def _grow(X: np.ndarray, y: np.ndarray | None, needed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    rows = max(needed, int(len(X) * 1.25))
+    X.resize((rows, BEAT_LENGTH), refcheck=False)  # the caller holds no view of X or y here
+    if y is not None:
+        y.resize(rows, refcheck=False)
+    return X, y
+
+
+def _range_error(path: Path, X: np.ndarray, offset: int) -> DataError | None:
+    out = (X < -RANGE_TOLERANCE) | (X > 1 + RANGE_TOLERANCE)
+    if not out.any():
+        return None
+    row, col = np.argwhere(out)[0]
+    return DataError(
+        f"{path}: row {offset + row + 1}, column {col + 1}: value {X[row, col]:.6g} is outside [0, 1]; "
+        "beats must be normalised to [0, 1] as in the Kaggle set"
+    )
+
+
+def _label_error(
+    path: Path, labels: np.ndarray, as_int: np.ndarray, offset: int, allowed: tuple[int, ...] | None
+) -> DataError | None:
     not_int = as_int != labels
     if allowed is not None:
         not_int |= ~np.isin(as_int, np.asarray(allowed))
-    if not_int.any():
-        row = int(np.argmax(not_int))
-        expected = ", ".join(str(a) for a in allowed) if allowed is not None else "an integer"
-        raise DataError(
-            f"{path}: row {row + 1}, column {BEAT_LENGTH + 1}: label {labels[row]:g} is not in the class set "
-            f"(expected {expected})"
-        )
-    return as_int
+    if not not_int.any():
+        return None
+    row = int(np.argmax(not_int))
+    expected = ", ".join(str(a) for a in allowed) if allowed is not None else "an integer"
+    return DataError(
+        f"{path}: row {offset + row + 1}, column {BEAT_LENGTH + 1}: label {labels[row]:g} is not in the "
+        f"class set (expected {expected})"
+    )
 
 
 def format_beats_csv(X: np.ndarray, y: np.ndarray | None) -> str:
-    """Format rows exactly like the Kaggle originals: ``%.18e``, comma-separated, LF."""
+    """Format rows exactly like the Kaggle originals: ``%.18e``, comma-separated, LF.
+
+    The output is byte for byte what ``np.savetxt(fmt="%.18e")`` writes (tests/test_perf_paths.py
+    checks it); :func:`_format_e18` computes it with array arithmetic, several times faster, and
+    ``savetxt`` itself is kept for what that cannot format (negative or non-finite values).
+    """
     data = np.asarray(X, dtype=np.float64)
     if y is not None:
         data = np.column_stack([data, np.asarray(y, dtype=np.float64)])
+    if data.ndim == 2 and data.size:
+        fast = _format_e18(data)
+        if fast is not None:
+            return fast.decode("ascii")
     buf = io.StringIO()
     np.savetxt(buf, data, fmt="%.18e", delimiter=",", newline="\n")
     return buf.getvalue()
+
+
+# ``%.18e`` without Python's per-number formatting. A float32 value v = M * 2**e (M < 2**24), as
+# every beat sample is, times 10**q is M * 5**q / 2**s: with q <= 27 (v >= 1e-9), 5**q fits 63 bits,
+# so the 19 significant digits are an exact integer division, rounded half to even as printf and
+# Python do. Other cells (float64-only values, tiny ones) go through Python's formatting, once per
+# distinct value.
+_E18_MIN, _E18_MAX = 1e-9, 100.0
+_P10 = np.array([10.0**k for k in range(-12, 4)])  # compares exactly with float32 values (none is 10**k)
+_P10_OFFSET = 12
+_POW5 = np.array([5**q for q in range(28)], dtype=np.uint64)
+_DIGITS4 = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), np.uint8).reshape(-1, 4)
+_E18_ZERO = np.frombuffer(b"0.000000000000000000e+00", np.uint8)
+_E18_ROWS = 2048  # rows formatted at a time: the temporaries stay in cache
+
+
+def _e18_cells(v: np.ndarray) -> np.ndarray:
+    """``'%.18e' % x`` as 24 ASCII bytes per value, for float64 values that are float32 in [1e-9, 100)."""
+    mant, exp = np.frexp(v)
+    exp = exp.astype(np.int64)
+    M = (mant * (1 << 24)).astype(np.uint64)  # v = M * 2**(exp - 24)
+    d = ((exp - 1) * 1233) >> 12  # floor(log10(2**(exp - 1))): floor(log10(v)) is d or d + 1
+    d += v >= _P10[d + 1 + _P10_OFFSET]
+    q = 18 - d  # v * 10**q in [1e18, 1e19)
+    s = (6 + d - exp).astype(np.uint64)  # v * 10**q = M * 5**q / 2**s, 0 <= s <= 26
+    p5 = _POW5[q]
+    low = M * (p5 & np.uint64(0xFFFFFFFF))  # < 2**56
+    N = ((M * (p5 >> np.uint64(32))) << (np.uint64(32) - s)) + (low >> s)
+    rem = low & ((np.uint64(1) << s) - np.uint64(1))
+    half = (np.uint64(1) << s) >> np.uint64(1)
+    N += (s > 0) & ((rem > half) | ((rem == half) & (N & np.uint64(1) == 1)))
+    carry = N == np.uint64(10**19)  # 9.99...95 rounds up to 1.000...e(d+1)
+    N[carry] = np.uint64(10**18)
+    d += carry
+    out = np.empty((v.size, 24), np.uint8)
+    first = N // np.uint64(10**18)
+    r = N - first * np.uint64(10**18)
+    hi9 = (r // np.uint64(10**9)).astype(np.int64)
+    lo9 = (r - hi9.astype(np.uint64) * np.uint64(10**9)).astype(np.int64)
+    out[:, 0] = first + 48
+    out[:, 1] = 46  # .
+    out[:, 2:4] = _DIGITS4[hi9 // 10**7, 2:]
+    out[:, 4:8] = _DIGITS4[(hi9 // 1000) % 10_000]
+    out[:, 8:11] = _DIGITS4[hi9 % 1000, 1:]
+    out[:, 11:12] = _DIGITS4[lo9 // 10**8, 3:]
+    out[:, 12:16] = _DIGITS4[(lo9 // 10_000) % 10_000]
+    out[:, 16:20] = _DIGITS4[lo9 % 10_000]
+    out[:, 20] = 101  # e
+    out[:, 21] = np.where(d < 0, 45, 43)  # - or +
+    out[:, 22:24] = _DIGITS4[np.abs(d), 2:]
+    return out
+
+
+def _format_e18(data: np.ndarray) -> bytes | None:
+    """The ``savetxt`` text of 2-D float64 ``data`` as bytes, or None when a cell is not 24 characters."""
+    n, m = data.shape
+    text = np.empty((n, m, 25), np.uint8)
+    text[:, :, 24] = 44  # ,
+    text[:, -1, 24] = 10  # \n
+    for start in range(0, n, _E18_ROWS):
+        flat = np.ascontiguousarray(data[start : start + _E18_ROWS]).reshape(-1)
+        cells = text[start : start + _E18_ROWS].reshape(-1, 25)
+        with np.errstate(over="ignore"):  # float64 values beyond float32 range are not fast anyway
+            fast = (flat >= _E18_MIN) & (flat < _E18_MAX) & (flat.astype(np.float32) == flat)
+        if fast.all():
+            cells[:, :24] = _e18_cells(flat)
+            continue
+        cells[:, :24] = _e18_cells(np.where(fast, flat, 1.0))
+        zero = (flat == 0) & ~np.signbit(flat)
+        cells[zero, :24] = _E18_ZERO
+        rest = ~(fast | zero)
+        if rest.any():
+            uniq, inverse = np.unique(flat[rest].view(np.uint64), return_inverse=True)
+            texts = [f"{v:.18e}" for v in uniq.view(np.float64).tolist()]
+            if any(len(t) != 24 for t in texts):  # negative, non-finite, or an exponent of 3 digits
+                return None
+            table = np.frombuffer("".join(texts).encode("ascii"), np.uint8).reshape(-1, 24)
+            cells[rest, :24] = table[inverse]
+    return text.tobytes()
 
 
 def write_beats_csv(path: str | os.PathLike[str], X: np.ndarray, y: np.ndarray | None) -> None:

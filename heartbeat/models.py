@@ -15,6 +15,8 @@ from keras import layers
 from heartbeat.classes import BEAT_LENGTH
 
 REPRESENTATION_LAYER = "representation"
+RHYTHM_INPUT = "rhythm"
+"""Name of the optional second input: the R-R features of heartbeat/rhythm.py."""
 
 
 def build_mlp(n_classes: int, hidden: list[int], dropout: float = 0.0) -> keras.Model:
@@ -45,8 +47,15 @@ def build_resnet(
     blocks: int = 5,
     dense: int = 32,
     dropout: float = 0.0,
+    rhythm_features: int = 0,
 ) -> keras.Model:
-    """The paper's 1-D ResNet (see the module docstring); the defaults are the paper's sizes."""
+    """The paper's 1-D ResNet (see the module docstring); the defaults are the paper's sizes.
+
+    ``rhythm_features > 0`` adds a second input of that many R-R features. They
+    join after the representation: a Dense 16 ReLU on the features, concatenated
+    with the representation, a Dense ``dense`` ReLU, then the softmax. The beat
+    path up to the representation is unchanged, so transfer still works from it.
+    """
     inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
     x = layers.Reshape((BEAT_LENGTH, 1), name="channels")(inputs)
     x = layers.Conv1D(filters, kernel_size, padding="same", name="stem_conv")(x)
@@ -57,8 +66,20 @@ def build_resnet(
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(dense, name=REPRESENTATION_LAYER)(x)
+    if not rhythm_features:
+        outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+        return keras.Model(inputs, outputs, name="resnet")
+    rhythm = keras.Input(shape=(rhythm_features,), name=RHYTHM_INPUT)
+    r = layers.Dense(16, activation="relu", name="rhythm_dense")(rhythm)
+    x = layers.Concatenate(name="beat_and_rhythm")([x, r])
+    x = layers.Dense(dense, activation="relu", name="head")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="resnet")
+    return keras.Model([inputs, rhythm], outputs, name="resnet_rhythm")
+
+
+def takes_rhythm(model: keras.Model) -> bool:
+    """Whether ``model`` has the second, R-R input (see :func:`build_resnet`)."""
+    return len(model.inputs) > 1
 
 
 def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
@@ -76,7 +97,8 @@ def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Mode
             f"model {base.name!r} has no layer {REPRESENTATION_LAYER!r}; finetune_transfer needs the MIT-BIH ResNet"
         ) from None
     outputs = layers.Dense(n_classes, activation="softmax", name="transfer_softmax", dtype="float32")(rep)
-    model = keras.Model(base.inputs, outputs, name="transfer")
+    # The representation depends on the beat only, so a rhythm ResNet gives a beat-only transfer model.
+    model = keras.Model(base.inputs[0] if takes_rhythm(base) else base.inputs, outputs, name="transfer")
     for layer in model.layers:
         is_conv = isinstance(layer, layers.Conv1D)
         layer.trainable = not (freeze == "all_conv" and is_conv)

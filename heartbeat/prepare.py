@@ -6,6 +6,10 @@ it gets the paper's stratified 80/20 split, then validation from train.
 ``split: patient`` instead regroups the beats by record (MIT-BIH, de Chazal's
 DS1/DS2 lists) or patient (PTB) using the physionet source's provenance, so
 no patient is on both sides.
+
+When the source knows R-peak times (physionet: the ``rr_*`` columns of
+``provenance.parquet``), every split also carries its rhythm features ``R``
+(heartbeat/rhythm.py), written as ``R_<split>.npy``; the Kaggle CSVs have none.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from heartbeat.augment import augment_minority, oversample
+from heartbeat.augment import augment_minority_rows, oversample_index
 from heartbeat.classes import DATASET_CLASSES
 from heartbeat.config import PreprocessConfig
 from heartbeat.csvio import Beats
 from heartbeat.datasets import Split
 from heartbeat.errors import DataError
+from heartbeat.rhythm import RR_COLUMNS, rhythm_matrix
 from heartbeat.splits import grouped_split, stratified_split
 
 
@@ -36,28 +41,53 @@ def _members(ids: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, list[st
     return {name: sorted(set(ids[idx].tolist())) for name, idx in parts.items()}
 
 
-def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
-    return Split(X=X[idx], y=y[idx])
+def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray, R: np.ndarray | None = None) -> Split:
+    return Split(X=X[idx], y=y[idx], R=None if R is None else R[idx])
 
 
 def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
     X, y = train.X, train.y
     a = cfg.augment
-    X, y = augment_minority(X, y, a.copies, a.amplitude, a.stretch, cfg.seed)
+    X, y, origin = augment_minority_rows(X, y, a.copies, a.amplitude, a.stretch, cfg.seed)
     if cfg.rebalance == "oversample":
-        X, y = oversample(X, y, cfg.seed)
-    return Split(X=X, y=y)
+        idx = oversample_index(y, cfg.seed)
+        X, y, origin = X[idx], y[idx], origin[idx]
+    return Split(X=X, y=y, R=None if train.R is None else train.R[origin])
 
 
-def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig) -> Prepared:
+def _rhythm(prov: pd.DataFrame | None, files: tuple[str, ...], n: int) -> np.ndarray | None:
+    """The R-R features (heartbeat/rhythm.py) of the rows of ``files``, or None when the source has none."""
+    if prov is None or not set(RR_COLUMNS) <= set(prov.columns):
+        return None
+    R = rhythm_matrix(pd.concat([prov[prov["file"] == name].sort_values("row") for name in files]))
+    if len(R) != n:
+        raise DataError(
+            f"provenance.parquet: {len(R)} rows for {', '.join(files)}, but the CSVs hold {n}; refetch"
+        )
+    return R
+
+
+def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame | None = None) -> Prepared:
     tr, te = raw["mitbih_train.csv"], raw["mitbih_test.csv"]
+    R_tr = _rhythm(prov, ("mitbih_train.csv",), len(tr.y))
+    R_te = _rhythm(prov, ("mitbih_test.csv",), len(te.y))
     keep, val = stratified_split(tr.y, cfg.val_fraction, cfg.seed, "mitbih_train.csv")
-    mitbih = {"train": _take(tr.X, tr.y, keep), "val": _take(tr.X, tr.y, val), "test": Split(te.X, te.y)}
-    X = np.concatenate([raw["ptbdb_normal.csv"].X, raw["ptbdb_abnormal.csv"].X])
-    y = np.concatenate([raw["ptbdb_normal.csv"].y, raw["ptbdb_abnormal.csv"].y])
+    mitbih = {
+        "train": _take(tr.X, tr.y, keep, R_tr),
+        "val": _take(tr.X, tr.y, val, R_tr),
+        "test": Split(te.X, te.y, R_te),
+    }
+    ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
+    X = np.concatenate([raw[f].X for f in ptb_files])
+    y = np.concatenate([raw[f].y for f in ptb_files])
+    R = _rhythm(prov, ptb_files, len(y))
     rest, test = stratified_split(y, cfg.ptb_test_fraction, cfg.seed, "PTB")
     keep, val = stratified_split(y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
-    ptb = {"train": _take(X, y, rest[keep]), "val": _take(X, y, rest[val]), "test": _take(X, y, test)}
+    ptb = {
+        "train": _take(X, y, rest[keep], R),
+        "val": _take(X, y, rest[val], R),
+        "test": _take(X, y, test, R),
+    }
     return Prepared(mitbih=mitbih, ptb=ptb)
 
 
@@ -96,22 +126,24 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
             "list records you have"
         )
     tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test_mask)
+    R = _rhythm(prov, mit_files, len(y))
     keep, val = grouped_split(y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records")
     mitbih = {
-        "train": _take(X, y, tr_idx[keep]),
-        "val": _take(X, y, tr_idx[val]),
-        "test": _take(X, y, te_idx),
+        "train": _take(X, y, tr_idx[keep], R),
+        "val": _take(X, y, tr_idx[val], R),
+        "test": _take(X, y, te_idx, R),
     }
     ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
     Xp = np.concatenate([raw[f].X for f in ptb_files])
     yp = np.concatenate([raw[f].y for f in ptb_files])
+    Rp = _rhythm(prov, ptb_files, len(yp))
     patients = _provenance_column(prov, ptb_files, "patient")
     rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
     p_keep, p_val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")
     ptb = {
-        "train": _take(Xp, yp, rest[p_keep]),
-        "val": _take(Xp, yp, rest[p_val]),
-        "test": _take(Xp, yp, test),
+        "train": _take(Xp, yp, rest[p_keep], Rp),
+        "val": _take(Xp, yp, rest[p_val], Rp),
+        "test": _take(Xp, yp, test, Rp),
     }
     groups = {
         "mitbih": _members(records, {"train": tr_idx[keep], "val": tr_idx[val], "test": te_idx}),
@@ -122,7 +154,10 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
 
 def prepare(raw: dict[str, Beats], cfg: PreprocessConfig, provenance: pd.DataFrame | None = None) -> Prepared:
     """Build the splits of both datasets, then rebalance/augment the MIT-BIH training split."""
-    prepared = _patient_split(raw, provenance, cfg) if cfg.split == "patient" else _beat_split(raw, cfg)
+    if cfg.split == "patient":
+        prepared = _patient_split(raw, provenance, cfg)
+    else:
+        prepared = _beat_split(raw, cfg, provenance)
     mitbih = dict(prepared.mitbih)
     mitbih["train"] = _rebalance_train(mitbih["train"], cfg)
     return Prepared(mitbih=mitbih, ptb=prepared.ptb, groups=prepared.groups)

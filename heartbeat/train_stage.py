@@ -10,9 +10,10 @@ from heartbeat.classes import DATASET_CLASSES
 from heartbeat.config import stage_params
 from heartbeat.datasets import load_split
 from heartbeat.modelio import load_model, save_model
-from heartbeat.models import build_mlp, build_resnet, build_transfer
+from heartbeat.models import build_mlp, build_resnet, build_transfer, takes_rhythm
 from heartbeat.pipeline import MODELS
 from heartbeat.plots import history_csv
+from heartbeat.rhythm import RR_COLUMNS
 from heartbeat.training import make_deterministic, train
 
 log = logging.getLogger("heartbeat")
@@ -34,7 +35,22 @@ def run_training(name: str, params: str = "params.yaml") -> None:
             base = load_model(paths.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
             model = build_transfer(base, n_classes, cfg.freeze)
         else:
-            model = build_resnet(n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout)
+            rhythm = cfg.rhythm and tr.R is not None and va.R is not None
+            if cfg.rhythm and not rhythm:
+                log.warning(
+                    "%s.rhythm: the prepared data has no R-R features (only the physionet source has them); "
+                    "training a beat-only model",
+                    spec.stage,
+                )
+            model = build_resnet(
+                n_classes,
+                cfg.filters,
+                cfg.kernel_size,
+                cfg.blocks,
+                cfg.dense,
+                cfg.dropout,
+                rhythm_features=len(RR_COLUMNS) if rhythm else 0,
+            )
         result = train(model, tr, va, cfg, replicas=placement.replicas)
     info = {
         "model": name,
@@ -47,7 +63,10 @@ def run_training(name: str, params: str = "params.yaml") -> None:
         "replicas": placement.replicas,
         "global_batch_size": placement.global_batch(cfg.batch_size),
         "mixed_precision": placement.mixed_precision,
+        "rhythm_input": takes_rhythm(result.model),
     }
+    if result.temperature is not None:
+        info["temperature"] = round(result.temperature, 6)  # applied to the probabilities by evaluate
     save_model(devices.for_saving(result.model), paths.model_file(name))
     write_text(paths.history_file(name), history_csv(result.history))
     write_json(paths.train_info_file(name), info)

@@ -4,6 +4,10 @@ Determinism: the same params and data on the same machine must give identical
 weights, so every run seeds Python, numpy and TensorFlow from the stage's
 ``seed`` and turns on TensorFlow's op determinism. Results still differ
 across CPU types and TensorFlow builds (float sums in another order).
+
+The quality options of :class:`~heartbeat.config.TrainConfig` (class weights,
+label smoothing, the learning-rate schedule, early stopping on validation
+macro-F1, temperature scaling) all default to the paper's recipe.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
+from heartbeat.calibration import fit_temperature
 from heartbeat.config import TrainConfig
 from heartbeat.datasets import Split
 
@@ -36,6 +42,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     best_epoch: int = 0
+    temperature: float | None = None
+    """Softmax temperature fitted on validation (``calibration: temperature``), else None."""
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -51,31 +59,83 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in HISTORY_COLUMNS)
+        parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in (*HISTORY_COLUMNS, "val_macro_f1"))
         log.info("epoch %d/%d %s (%.1f s)", epoch + 1, self.epochs, parts, time.perf_counter() - self.t0)
 
 
-def learning_rate(cfg: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The paper's schedule: ``lr`` decayed by ``lr_decay`` every ``lr_decay_steps`` iterations."""
+class ValMacroF1(keras.callbacks.Callback):
+    """Adds ``val_macro_f1`` (scikit-learn, over the classes present) to each epoch's logs.
+
+    It must come before the callbacks that monitor it (early stopping, plateau).
+    """
+
+    def __init__(self, inputs: np.ndarray | list[np.ndarray], y: np.ndarray, batch_size: int) -> None:
+        super().__init__()
+        self.inputs, self.y, self.batch_size = inputs, np.asarray(y), batch_size
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        proba = self.model.predict(self.inputs, batch_size=self.batch_size, verbose=0)
+        f1 = f1_score(self.y, np.argmax(proba, axis=1), average="macro", zero_division=0)
+        if logs is not None:
+            logs["val_macro_f1"] = float(f1)
+
+
+def learning_rate(
+    cfg: TrainConfig, steps_per_epoch: int = 1
+) -> keras.optimizers.schedules.LearningRateSchedule | float:
+    """``step``: the paper's schedule, ``lr`` decayed by ``lr_decay`` every ``lr_decay_steps`` iterations;
+    ``cosine``: from ``lr`` to 0 over ``epochs``; ``plateau``: a plain ``lr`` that a callback lowers."""
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            cfg.lr, decay_steps=max(1, cfg.epochs * steps_per_epoch)
+        )
     return keras.optimizers.schedules.ExponentialDecay(
         initial_learning_rate=cfg.lr, decay_steps=cfg.lr_decay_steps, decay_rate=cfg.lr_decay, staircase=True
     )
 
 
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Loss weight per class: ``balanced`` n/(k·count), ``sqrt`` ∝ 1/√count scaled to a mean of 1 per beat."""
     if mode == "none":
         return None
     classes = np.unique(y)
     weights = compute_class_weight("balanced", classes=classes, y=y)
+    if mode == "sqrt":
+        counts = np.array([np.sum(y == c) for c in classes], dtype=np.float64)
+        weights = 1 / np.sqrt(counts)
+        weights *= len(y) / np.sum(weights * counts)
     return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig) -> None:
+def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1) -> None:
+    # Keras 3's sparse loss has no label smoothing: with smoothing, labels go in one-hot (see train()).
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        if cfg.label_smoothing
+        else "sparse_categorical_crossentropy"
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(cfg)),
-        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(cfg, steps_per_epoch)),
+        loss=loss,
         metrics=["accuracy"],
     )
+
+
+def model_inputs(model: keras.Model, split: Split) -> np.ndarray | list[np.ndarray]:
+    """What ``model`` takes for ``split``: the beats, plus the rhythm features for a two-input model."""
+    X = np.asarray(split.X, dtype=np.float32)
+    if len(model.inputs) == 1:
+        return X
+    if split.R is None:
+        from heartbeat.errors import DataError
+
+        raise DataError(
+            f"model {model.name!r} takes rhythm features, but the data has none (no R_<split>.npy); "
+            "use the physionet source, or a beat-only model (rhythm: false)"
+        )
+    return [X, np.asarray(split.R, dtype=np.float32)]
 
 
 def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1) -> TrainResult:
@@ -84,12 +144,30 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replic
     Call it inside the strategy's scope (heartbeat/devices.py). ``cfg.batch_size`` is per replica:
     each step sees ``cfg.batch_size × replicas`` beats.
     """
-    compile_model(model, cfg)
-    callbacks: list[keras.callbacks.Callback] = [EpochLog(cfg.epochs)]
+    batch = cfg.batch_size * replicas
+    compile_model(model, cfg, steps_per_epoch=-(-len(train.y) // batch))
+    x_train, x_val = model_inputs(model, train), model_inputs(model, val)
+    n_classes = int(model.outputs[0].shape[-1])
+
+    def targets(y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y)
+        return np.eye(n_classes, dtype=np.float32)[y] if cfg.label_smoothing else y
+
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    callbacks: list[keras.callbacks.Callback] = []
+    if cfg.monitor == "val_macro_f1":
+        callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024)))
+    callbacks.append(EpochLog(cfg.epochs))
+    if cfg.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=cfg.monitor, mode=mode, factor=cfg.lr_decay, patience=cfg.plateau_patience
+            )
+        )
     if cfg.patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+                monitor=cfg.monitor, mode=mode, patience=cfg.patience, restore_best_weights=True
             )
         )
     log.info(
@@ -102,11 +180,11 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replic
     )
     t0 = time.perf_counter()
     hist = model.fit(
-        np.asarray(train.X, dtype=np.float32),
-        np.asarray(train.y),
-        validation_data=(np.asarray(val.X, dtype=np.float32), np.asarray(val.y)),
+        x_train,
+        targets(train.y),
+        validation_data=(x_val, targets(val.y)),
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size * replicas,
+        batch_size=batch,
         shuffle=True,
         class_weight=class_weights(train.y, cfg.class_weight),
         callbacks=callbacks,
@@ -118,5 +196,13 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replic
         {"epoch": i + 1, **{k: float(hist.history[k][i]) for k in HISTORY_COLUMNS[1:] if k in hist.history}}
         for i in range(n)
     ]
-    best = int(np.argmin(hist.history["val_loss"])) + 1
-    return TrainResult(model=model, history=history, seconds=seconds, best_epoch=best)
+    monitored = hist.history[cfg.monitor]
+    best = int(np.argmax(monitored) if mode == "max" else np.argmin(monitored)) + 1
+    temperature = None
+    if cfg.calibration == "temperature":
+        proba = model.predict(x_val, batch_size=batch, verbose=0)
+        temperature = fit_temperature(np.asarray(val.y), proba)
+        log.info("temperature scaling: T = %.3f (fitted on %d validation beats)", temperature, len(val.y))
+    return TrainResult(
+        model=model, history=history, seconds=seconds, best_epoch=best, temperature=temperature
+    )

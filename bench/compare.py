@@ -1,0 +1,520 @@
+"""Model quality, side by side on real MIT-BIH recordings (issue 5).
+
+Trains and evaluates, on the same data, splits and seeds, in one run:
+
+* ``paper``: the paper's ResNet (Kachuee et al. 2018) with the paper's recipe: Adam 1e-3, ×0.75
+  every 10k steps, batch 128, no rebalancing; early stopping on val_loss (patience 6) as in
+  params.yaml;
+* ``cnn``: a strong public baseline (the CVxTz/ECG_Heartbeat_Classification Keras CNN) rebuilt
+  from its description: Conv16×2, Conv32×2, Conv32×2, Conv256×2 with MaxPool (and dropout 0.1)
+  between blocks, GlobalMaxPool, Dense64×2, softmax; Adam 1e-3, batch 32; early stopping on
+  validation accuracy (patience 5); ReduceLROnPlateau (×0.1 after 3 epochs);
+* ``ours``: the recipe params.yaml ships for train_resnet_mitbih (see OURS below), by default
+  the paper's ResNet plus the R-R rhythm input.
+
+Data: the physionet source's beats (annotated R-peaks, lead MLII, V5 for 102/104) of every
+MIT-BIH record in ``--mirror`` (../shared/data/mitdb: de Chazal DS1 + the 4 paced records).
+
+* ``beat`` split: 20% of the beats of every record, stratified by class, are the test set
+  (the physionet source's own ``split_stratified``, seed 0), 10% of the rest validation.
+* ``patient`` split: a fixed record split of DS1 (paced records excluded, as de Chazal):
+  the project's ``grouped_split`` (StratifiedGroupKFold, first of 4 folds, seed 0) holds out
+  records 114 116 208 215 220 as test; validation is again whole records (106 118).
+  Macro-F1 on this split is over N, S, V, F (no Q beats outside the paced records).
+
+The splits are fixed; ``--seeds`` vary initialisation and batch order only. ``--max-beats``
+caps the training split (a stratified random subset, the same for every model and seed) to fit
+a CPU budget; validation and test are never cut. Every finished run is stored in ``--results``
+(JSON), so an interrupted or extended run (more seeds) resumes where it stopped.
+
+    python bench/compare.py --seeds 0 1 2 --epochs 30          # the full comparison
+    python bench/compare.py --seeds 0 --epochs 2 --max-beats 3000 --splits beat   # smoke run
+
+``--transfer`` adds the PTB comparison (from scratch, frozen transfer, full fine-tuning, from
+``ours`` trained on the beat split of the same seed) on the 200-beat Kaggle PTB sample in
+../shared/data/kaggle-sample: indicative only, its test set has 40 beats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from heartbeat.calibration import apply_temperature, fit_temperature  # noqa: E402
+from heartbeat.classes import MITBIH_CLASSES  # noqa: E402
+from heartbeat.config import DS1_RECORDS, PACED_RECORDS, PhysionetConfig, ResNetConfig, TrainConfig  # noqa: E402
+from heartbeat.datasets import Split  # noqa: E402
+from heartbeat.metrics import expected_calibration_error  # noqa: E402
+from heartbeat.rhythm import RR_COLUMNS, rhythm_matrix  # noqa: E402
+from heartbeat.splits import grouped_split, stratified_split  # noqa: E402
+
+log = logging.getLogger("compare")
+
+PAPER = ResNetConfig(epochs=30, batch_size=128, patience=6)
+"""params.yaml's train_resnet_mitbih before issue 5: the paper's recipe."""
+CNN = TrainConfig(
+    epochs=30,
+    batch_size=32,  # the Keras default its published code trains with
+    lr=1e-3,
+    lr_schedule="plateau",
+    lr_decay=0.1,
+    plateau_patience=3,
+    monitor="val_accuracy",
+    patience=5,
+)
+VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
+    "rhythm": ("paper ResNet + R-R input", ResNetConfig(epochs=30, batch_size=128, patience=6, rhythm=True)),
+    "sqrt_f1": (
+        "paper ResNet, √-balanced loss, stop on val macro-F1",
+        ResNetConfig(epochs=30, batch_size=128, patience=6, class_weight="sqrt", monitor="val_macro_f1"),
+    ),
+    "rhythm_sqrt_f1": (
+        "paper ResNet + R-R input, √-balanced loss, stop on val macro-F1",
+        ResNetConfig(
+            epochs=30, batch_size=128, patience=6, rhythm=True, class_weight="sqrt", monitor="val_macro_f1"
+        ),
+    ),
+    "rhythm_sqrt_f1_ls": (
+        "as rhythm_sqrt_f1, label smoothing 0.05",
+        ResNetConfig(
+            epochs=30,
+            batch_size=128,
+            patience=6,
+            rhythm=True,
+            class_weight="sqrt",
+            monitor="val_macro_f1",
+            label_smoothing=0.05,
+        ),
+    ),
+}
+"""Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
+OURS_DEFAULT = "rhythm_sqrt_f1"
+
+MODEL_TITLES = {
+    "paper": "(a) paper ResNet, paper recipe",
+    "cnn": "(b) public CNN (CVxTz-style)",
+    **{k: f"{k}: {title}" for k, (title, _) in VARIANTS.items()},
+}
+REPORT_CLASSES = ("S", "V", "F")
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_mitdb(mirror: Path) -> dict[str, np.ndarray]:
+    """Beats, labels, records and rhythm features of every record in ``mirror/mitdb``."""
+    from heartbeat.sources import physionet
+
+    cfg = PhysionetConfig(mirror=str(mirror), mitdb_version="")
+    cache = Path(os.environ.get("TMPDIR", "/tmp")) / "heartbeat-compare-cache"  # unused for a local folder
+    report = physionet._Report()
+    cols = physionet._concat(physionet._collect(cfg, "mitdb", cache, report, physionet._mitdb_record))
+    R = rhythm_matrix(np.stack([cols[k] for k in RR_COLUMNS], axis=1))
+    return {
+        "X": cols["X"].astype(np.float32),
+        "y": cols["label"].astype(np.int64),
+        "record": cols["record"].astype(str),
+        "R": R,
+    }
+
+
+def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
+    return Split(X=data["X"][idx], y=data["y"][idx], R=data["R"][idx])
+
+
+def _cap(y: np.ndarray, idx: np.ndarray, max_beats: int | None) -> np.ndarray:
+    if not max_beats or len(idx) <= max_beats:
+        return idx
+    keep, _ = stratified_split(y[idx], 1 - max_beats / len(idx), 0, "training split")
+    return idx[keep]
+
+
+def make_split(
+    data: dict[str, np.ndarray], kind: str, max_beats: int | None
+) -> tuple[dict[str, Split], dict]:
+    from heartbeat.sources.physionet import split_stratified
+
+    y, records = data["y"], data["record"]
+    if kind == "beat":
+        test = np.flatnonzero(split_stratified(y, 0.2, 0))
+        rest = np.flatnonzero(~split_stratified(y, 0.2, 0))
+        keep, val = stratified_split(y[rest], 0.1, 0, "beat split")
+        tr, va = rest[keep], rest[val]
+        info = {"records": sorted(set(records.tolist()))}
+    else:
+        ds1 = np.flatnonzero(np.isin(records, DS1_RECORDS) & ~np.isin(records, PACED_RECORDS))
+        keep, hold = grouped_split(y[ds1], records[ds1], 0.25, 0, "DS1 records")
+        test, rest = ds1[hold], ds1[keep]
+        keep, val = grouped_split(y[rest], records[rest], 0.1, 0, "DS1 training records")
+        tr, va = rest[keep], rest[val]
+        info = {
+            "train_records": sorted(set(records[tr].tolist())),
+            "val_records": sorted(set(records[va].tolist())),
+            "test_records": sorted(set(records[test].tolist())),
+        }
+    tr = _cap(y, tr, max_beats)
+    splits = {"train": _subset(data, tr), "val": _subset(data, va), "test": _subset(data, test)}
+    info["counts"] = {k: np.bincount(s.y, minlength=5).tolist() for k, s in splits.items()}
+    return splits, info
+
+
+# ---------------------------------------------------------------- models
+
+
+def build_cnn(n_classes: int):
+    """The CVxTz Keras CNN for MIT-BIH, from its description and published code."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(187,), name="beat")
+    x = layers.Reshape((187, 1))(inputs)
+    for filters, kernel in ((16, 5), (32, 3), (32, 3)):
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.MaxPooling1D(pool_size=2)(x)
+        x = layers.Dropout(0.1)(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="cvxtz_cnn")
+
+
+def build(model_key: str, cfg: TrainConfig):
+    from heartbeat.models import build_resnet
+
+    if model_key == "cnn":
+        return build_cnn(5)
+    assert isinstance(cfg, ResNetConfig)
+    return build_resnet(
+        5,
+        cfg.filters,
+        cfg.kernel_size,
+        cfg.blocks,
+        cfg.dense,
+        cfg.dropout,
+        len(RR_COLUMNS) if cfg.rhythm else 0,
+    )
+
+
+def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
+    from heartbeat.training import make_deterministic, model_inputs, train
+
+    make_deterministic(seed)
+    model = build(model_key, cfg)
+    result = train(model, splits["train"], splits["val"], cfg)
+    val_p = model.predict(model_inputs(model, splits["val"]), batch_size=1024, verbose=0)
+    test_p = model.predict(model_inputs(model, splits["test"]), batch_size=1024, verbose=0)
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        model.save(save)
+    return {
+        "seconds": result.seconds,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "params": int(model.count_params()),
+        "val_proba": val_p.tolist(),
+        "test_proba": test_p.tolist(),
+    }
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def score(y: np.ndarray, proba: np.ndarray, split: str, val_y=None, val_proba=None) -> dict:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    pred = np.argmax(proba, axis=1)
+    macro_labels = [0, 1, 2, 3] if split == "patient" else [0, 1, 2, 3, 4]
+    _, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=range(5), zero_division=0)
+    out = {
+        "accuracy": float(np.mean(pred == y)),
+        "macro_f1": float(f1_score(y, pred, labels=macro_labels, average="macro", zero_division=0)),
+        "ece": expected_calibration_error(y, proba),
+    }
+    for c in REPORT_CLASSES:
+        i = MITBIH_CLASSES.index(c)
+        out[f"recall_{c}"], out[f"f1_{c}"] = float(recall[i]), float(f1[i])
+    if val_proba is not None:
+        t = fit_temperature(val_y, val_proba)
+        out["temperature"] = t
+        out["ece_calibrated"] = expected_calibration_error(y, apply_temperature(proba, t))
+    return out
+
+
+def confusion(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y, np.argmax(proba, axis=1), labels=range(5)).tolist()
+
+
+# ---------------------------------------------------------------- transfer (PTB sample)
+
+
+def load_ptb_sample(folder: Path) -> Split:
+    from heartbeat.csvio import read_beats_csv
+
+    parts = [
+        read_beats_csv(folder / f"ptbdb_{name}_sample.csv", (label,))
+        for label, name in enumerate(("normal", "abnormal"))
+    ]
+    return Split(X=np.concatenate([p.X for p in parts]), y=np.concatenate([p.y for p in parts]))
+
+
+def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[str, dict]:
+    import keras
+
+    from heartbeat.config import TransferConfig
+    from heartbeat.metrics import classification_metrics
+    from heartbeat.models import build_resnet, build_transfer
+    from heartbeat.training import make_deterministic, train
+
+    rest, test = stratified_split(ptb.y, 0.2, seed, "PTB sample")
+    keep, val = stratified_split(ptb.y[rest], 0.1, seed, "PTB sample train")
+    tr = Split(ptb.X[rest[keep]], ptb.y[rest[keep]])
+    va = Split(ptb.X[rest[val]], ptb.y[rest[val]])
+    te = Split(ptb.X[test], ptb.y[test])
+    out = {}
+    for mode in ("scratch", "all_conv", "none"):
+        make_deterministic(seed)
+        if mode == "scratch":
+            model = build_resnet(2)
+            cfg = TransferConfig(epochs=epochs, batch_size=32, patience=6)
+        else:
+            base = keras.saving.load_model(base_path, compile=False)
+            model = build_transfer(base, 2, mode)
+            cfg = TransferConfig(epochs=epochs, batch_size=32, patience=6, freeze=mode)
+        result = train(model, tr, va, cfg)
+        proba = model.predict(te.X, verbose=0)
+        m = classification_metrics(te.y, proba, ("normal", "abnormal"))
+        out[mode] = {
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "roc_auc": m.get("roc_auc"),
+            "ece": m["ece"],
+            "seconds": result.seconds,
+            "n_test": len(te.y),
+        }
+    return out
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _ms(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    v = np.asarray(values, dtype=np.float64) * scale
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def _ensemble_key(split: str, ours: str, seeds: list[int]) -> str:
+    return f"{split}/ensemble/{ours}/{'-'.join(map(str, seeds))}"
+
+
+def table(results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str) -> str:
+    lines = []
+    cols = ["accuracy %", "macro-F1", *(f"{k} {c}" for c in REPORT_CLASSES for k in ("recall", "F1"))]
+    cols += ["ECE", "ECE (T-scaled)", "train s", "epochs"]
+    for split in splits:
+        lines += [
+            f"**{split} split** ({'5-class macro-F1' if split == 'beat' else 'macro-F1 over N, S, V, F'};"
+            f" mean ± sample std over seeds {', '.join(map(str, seeds))})",
+            "",
+        ]
+        lines.append("| model | " + " | ".join(cols) + " |")
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for model in models:
+            runs = [results.get(f"{split}/{model}/{s}") for s in seeds]
+            runs = [r for r in runs if r is not None]
+            if not runs:
+                continue
+            m = [r["metrics"] for r in runs]
+            cells = [_ms([x["accuracy"] for x in m], 100, 2), _ms([x["macro_f1"] for x in m])]
+            for c in REPORT_CLASSES:
+                cells += [
+                    _ms([x[f"recall_{c}"] for x in m], digits=2),
+                    _ms([x[f"f1_{c}"] for x in m], digits=2),
+                ]
+            cells += [_ms([x["ece"] for x in m], digits=4), _ms([x["ece_calibrated"] for x in m], digits=4)]
+            cells += [
+                _ms([r["seconds"] for r in runs], digits=0),
+                _ms([r["epochs_run"] for r in runs], digits=0),
+            ]
+            n = f" (n={len(runs)})" if len(runs) != len(seeds) else ""
+            lines.append(f"| {MODEL_TITLES[model]}{n} | " + " | ".join(cells) + " |")
+        ens = results.get(_ensemble_key(split, ours, seeds))
+        if ens and ours in models:
+            m = ens["metrics"]
+            cells = [f"{100 * m['accuracy']:.2f}", f"{m['macro_f1']:.3f}"]
+            for c in REPORT_CLASSES:
+                cells += [f"{m[f'recall_{c}']:.2f}", f"{m[f'f1_{c}']:.2f}"]
+            cells += [f"{m['ece']:.4f}", "–", "–", "–"]
+            lines.append(f"| (c) ours, mean probability of {ens['n']} seeds | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def confusion_tables(results: dict, splits: list[str], models: list[str], seed: int) -> str:
+    """Test-set confusion matrices (rows: true class, columns: predicted) of one seed."""
+    lines = []
+    for split in splits:
+        for model in models:
+            run = results.get(f"{split}/{model}/{seed}")
+            if run is None:
+                continue
+            lines += [
+                f"{MODEL_TITLES[model]}, {split} split, seed {seed} (rows true, columns predicted):",
+                "",
+                "| | " + " | ".join(MITBIH_CLASSES) + " |",
+                "|---" * (len(MITBIH_CLASSES) + 1) + "|",
+            ]
+            for name, row in zip(MITBIH_CLASSES, run["confusion"], strict=True):
+                lines.append(f"| **{name}** | " + " | ".join(f"{v:,}" for v in row) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def transfer_table(results: dict, seeds: list[int]) -> str:
+    runs = [results[f"transfer/{s}"] for s in seeds if f"transfer/{s}" in results]
+    if not runs:
+        return ""
+    lines = [
+        f"**PTB, Kaggle sample (200 beats, 40 test; indicative only)**, mean ± std over seeds "
+        f"{', '.join(str(s) for s in seeds if f'transfer/{s}' in results)}",
+        "",
+        "| PTB model | accuracy % | macro-F1 | ROC-AUC | ECE | train s |",
+        "|---|---|---|---|---|---|",
+    ]
+    titles = {
+        "scratch": "ResNet from scratch",
+        "all_conv": "transfer, frozen convolutions",
+        "none": "transfer, full fine-tuning",
+    }
+    for mode, title in titles.items():
+        m = [r[mode] for r in runs]
+        lines.append(
+            f"| {title} | {_ms([x['accuracy'] for x in m], 100, 1)} | {_ms([x['macro_f1'] for x in m])} | "
+            f"{_ms([x['roc_auc'] for x in m])} | {_ms([x['ece'] for x in m], digits=3)} | "
+            f"{_ms([x['seconds'] for x in m], digits=0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--splits", nargs="+", choices=("beat", "patient"), default=["beat", "patient"])
+    parser.add_argument("--models", nargs="+", choices=tuple(MODEL_TITLES), help="default: paper cnn OURS")
+    parser.add_argument("--ours", choices=tuple(VARIANTS), default=OURS_DEFAULT, help="which variant is (c)")
+    parser.add_argument("--max-beats", type=int, default=None, help="cap the training split (stratified)")
+    parser.add_argument("--transfer", action="store_true", help="also the PTB transfer comparison")
+    parser.add_argument("--results", type=Path, default=Path("/tmp/heartbeat-compare/results.json"))
+    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument(
+        "--confusions", action="store_true", help="also print confusion matrices (first seed)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    results: dict = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    setup = {"epochs": args.epochs, "max_beats": args.max_beats}
+    if results.get("_setup", setup) != setup:
+        sys.exit(f"{args.results}: made with {results['_setup']}, not {setup}; use another --results")
+    results["_setup"] = setup
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+
+    def store() -> None:
+        tmp = args.results.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results))
+        tmp.replace(args.results)
+
+    data = load_mitdb(args.mirror)
+    log.info("%d beats from %d records", len(data["y"]), len(set(data["record"].tolist())))
+    configs = {"paper": PAPER, "cnn": CNN, **{k: cfg for k, (_, cfg) in VARIANTS.items()}}
+    args.models = args.models or ["paper", "cnn", args.ours]
+    MODEL_TITLES[args.ours] = f"(c) ours: {VARIANTS[args.ours][0]}"
+    models_dir = args.results.parent / "models"
+    for split in args.splits:
+        splits, info = make_split(data, split, args.max_beats)
+        results[f"{split}/info"] = info
+        log.info("%s split: %s", split, json.dumps(info))
+        for seed in args.seeds:
+            for model in args.models:
+                key = f"{split}/{model}/{seed}"
+                if key in results:
+                    continue
+                cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
+                save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
+                run = train_one(model, cfg, splits, seed, save)
+                yv, yt = splits["val"].y, splits["test"].y
+                run["metrics"] = score(
+                    yt, np.asarray(run["test_proba"]), split, yv, np.asarray(run["val_proba"])
+                )
+                run["confusion"] = confusion(yt, np.asarray(run["test_proba"]))
+                del run["val_proba"]
+                results[key] = run
+                store()
+                log.info("%s: %s", key, json.dumps(run["metrics"]))
+        probs = [
+            np.asarray(results[f"{split}/{args.ours}/{s}"]["test_proba"])
+            for s in args.seeds
+            if f"{split}/{args.ours}/{s}" in results
+        ]
+        if len(probs) > 1 and len(probs) == len(args.seeds):
+            mean = np.mean(probs, axis=0)
+            results[_ensemble_key(split, args.ours, args.seeds)] = {
+                "n": len(probs),
+                "metrics": score(splits["test"].y, mean, split),
+                "confusion": confusion(splits["test"].y, mean),
+            }
+            store()
+    if args.transfer:
+        ptb = load_ptb_sample(args.mirror / "kaggle-sample")
+        for seed in args.seeds:
+            base = models_dir / f"beat_{args.ours}_{seed}.keras"
+            if f"transfer/{seed}" in results or not base.is_file():
+                continue
+            results[f"transfer/{seed}"] = transfer_runs(base, ptb, seed, args.epochs)
+            store()
+    text = (
+        table(results, args.splits, args.models, args.seeds, args.ours)
+        + "\n"
+        + transfer_table(results, args.seeds)
+    )
+    if args.confusions:
+        text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds[0])
+    head = (
+        f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, python {platform.python_version()}, tensorflow {tf.__version__} -->\n"
+    )
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(head + text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+"""The model-quality options of issue 5, on tiny data: loss weighting, label smoothing, schedules,
+early stopping on validation macro-F1, temperature scaling and ECE, the rhythm (R-R) input and how
+it travels from provenance.parquet through preprocess, augmentation and training.
+
+Every default must keep the paper's recipe exactly; bench/compare.py measures what helps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from heartbeat.augment import augment_minority, augment_minority_rows, oversample, oversample_index
+from heartbeat.calibration import apply_temperature, fit_temperature, nll, stored_temperature
+from heartbeat.classes import BEAT_LENGTH
+from heartbeat.config import PreprocessConfig, ResNetConfig, TrainConfig, parse_section
+from heartbeat.csvio import Beats
+from heartbeat.datasets import Split, load_split, save_dataset
+from heartbeat.errors import DataError, ParamsError
+from heartbeat.metrics import classification_metrics, expected_calibration_error
+from heartbeat.models import build_resnet, build_transfer, takes_rhythm
+from heartbeat.prepare import prepare
+from heartbeat.rhythm import RR_CLIP, RR_COLUMNS, rhythm_from_peaks, rhythm_matrix
+from heartbeat.train_stage import run_training
+from heartbeat.training import (
+    ValMacroF1,
+    class_weights,
+    compile_model,
+    learning_rate,
+    make_deterministic,
+    model_inputs,
+    train,
+)
+
+TINY = {"filters": 4, "blocks": 1, "dense": 4}
+
+
+def _split(n: int, seed: int, n_classes: int = 3, rhythm: bool = False) -> Split:
+    """Class-dependent beats (learnable in an epoch or two), optionally with R-R features."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, size=n)
+    X = (rng.random((n, BEAT_LENGTH)) * 0.2 + (y[:, None] / n_classes)).astype(np.float32)
+    R = (rng.random((n, len(RR_COLUMNS))) + y[:, None]).astype(np.float32) if rhythm else None
+    return Split(X, y, R)
+
+
+def _resnet(n_classes: int = 3, rhythm: bool = False) -> keras.Model:
+    return build_resnet(n_classes, **TINY, rhythm_features=len(RR_COLUMNS) if rhythm else 0)
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_defaults_are_the_paper_recipe() -> None:
+    cfg = ResNetConfig()
+    assert (cfg.class_weight, cfg.lr_schedule, cfg.monitor) == ("none", "step", "val_loss")
+    assert cfg.label_smoothing == 0 and cfg.calibration == "none" and cfg.rhythm is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"class_weight": "inverse"}, "class_weight: 'inverse' is not valid"),
+        ({"monitor": "val_f1"}, "monitor: 'val_f1' is not valid"),
+        ({"lr_schedule": "linear"}, "lr_schedule: 'linear' is not valid"),
+        ({"label_smoothing": 1.0}, "label_smoothing: input should be less than 1"),
+        ({"calibration": "platt"}, "calibration: 'platt' is not valid"),
+        ({"rhythm": "maybe"}, "rhythm"),
+    ],
+)
+def test_bad_option_values_are_errors(raw: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        parse_section(ResNetConfig, "train_resnet_mitbih", raw)
+
+
+# ---------------------------------------------------------------- loss weighting, schedules
+
+
+def test_class_weights_sqrt_and_balanced() -> None:
+    y = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    assert class_weights(y, "none") is None
+    bal = class_weights(y, "balanced")
+    assert bal[2] == pytest.approx(100 / 3) and bal[0] == pytest.approx(100 / 270)
+    sq = class_weights(y, "sqrt")
+    assert sq[1] / sq[0] == pytest.approx(np.sqrt(10)) and sq[2] / sq[0] == pytest.approx(np.sqrt(90))
+    assert sum(sq[c] * n for c, n in ((0, 90), (1, 9), (2, 1))) == pytest.approx(100)  # mean 1 per beat
+
+
+def test_learning_rate_schedules() -> None:
+    step = learning_rate(TrainConfig(lr=0.01, lr_decay=0.5, lr_decay_steps=10))
+    assert float(step(9)) == pytest.approx(0.01) and float(step(10)) == pytest.approx(0.005)
+    assert learning_rate(TrainConfig(lr=0.01, lr_schedule="plateau")) == 0.01
+    cosine = learning_rate(TrainConfig(lr=0.01, lr_schedule="cosine", epochs=2), steps_per_epoch=5)
+    assert float(cosine(0)) == pytest.approx(0.01) and float(cosine(10)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_plateau_lowers_the_learning_rate() -> None:
+    tr, va = _split(96, 0), _split(32, 1)
+    va = Split(va.X, np.random.default_rng(2).integers(0, 3, size=32))  # unlearnable: no improvement
+    make_deterministic(0)
+    model = _resnet()
+    cfg = TrainConfig(
+        epochs=4, batch_size=32, lr_schedule="plateau", plateau_patience=1, lr_decay=0.5, patience=0
+    )
+    train(model, tr, va, cfg)
+    assert float(model.optimizer.learning_rate) < 1e-3
+
+
+def test_label_smoothing_trains_on_one_hot_targets() -> None:
+    tr, va = _split(96, 0), _split(32, 1)
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        make_deterministic(0)
+        model = _resnet()
+        cfg = TrainConfig(epochs=1, batch_size=32, patience=0, label_smoothing=smoothing)
+        result = train(model, tr, va, cfg)
+        assert set(result.history[0]) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}
+        losses[smoothing] = result.history[0]["loss"]
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    assert losses[0.2] != losses[0.0]
+
+
+def test_class_weight_changes_training() -> None:
+    tr, va = _split(96, 0), _split(32, 1)
+    tr = Split(tr.X, np.where(tr.y == 2, 0, tr.y))  # unbalanced: class 2 only in validation
+    weights = []
+    for mode in ("none", "sqrt"):
+        make_deterministic(0)
+        model = _resnet()
+        train(model, tr, va, TrainConfig(epochs=1, batch_size=32, patience=0, class_weight=mode))
+        weights.append(model.get_weights()[-1])
+    assert not np.allclose(weights[0], weights[1])
+
+
+def test_early_stopping_on_val_macro_f1() -> None:
+    tr, va = _split(96, 0), _split(48, 1)
+    make_deterministic(0)
+    model = _resnet()
+    cfg = TrainConfig(epochs=3, batch_size=32, patience=1, monitor="val_macro_f1", lr=0.01)
+    result = train(model, tr, va, cfg)
+    assert 1 <= result.best_epoch <= len(result.history) <= 3
+
+    seen: list[dict] = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seen.append(dict(logs or {}))
+
+    compile_model(model, cfg)
+    model.fit(tr.X, tr.y, epochs=1, verbose=0, callbacks=[ValMacroF1(va.X, va.y, 64), Spy()])
+    f1 = seen[0]["val_macro_f1"]
+    assert 0.0 <= f1 <= 1.0
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_expected_calibration_error() -> None:
+    y = np.array([0, 0, 1, 1])
+    perfect = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert expected_calibration_error(y, perfect) == 0.0
+    # always 90% sure, right half the time: |0.5 - 0.9| = 0.4
+    proba = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]])
+    assert expected_calibration_error(y, proba) == pytest.approx(0.4)
+    assert classification_metrics(y, proba, ("a", "b"))["ece"] == pytest.approx(0.4)
+
+
+def test_temperature_scaling_fixes_overconfidence_and_keeps_predictions() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=2000)
+    logits = rng.normal(size=(2000, 3))
+    logits[np.arange(2000), y] += 1.0  # right ~60% of the time
+    sharp = np.exp(4 * logits) / np.exp(4 * logits).sum(axis=1, keepdims=True)  # but far too sure
+    t = fit_temperature(y, sharp)
+    assert t > 2
+    calibrated = apply_temperature(sharp, t)
+    assert nll(y, calibrated) < nll(y, sharp)
+    assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, sharp) / 2
+    np.testing.assert_array_equal(np.argmax(calibrated, axis=1), np.argmax(sharp, axis=1))
+    np.testing.assert_allclose(apply_temperature(sharp, 1.0), sharp.astype(np.float32))
+
+
+def test_stored_temperature(tmp_path: Path) -> None:
+    model = tmp_path / "resnet_mitbih.keras"
+    assert stored_temperature(model) is None  # no info file
+    model.with_suffix(".json").write_text(json.dumps({"train_seconds": 1.0}))
+    assert stored_temperature(model) is None
+    model.with_suffix(".json").write_text(json.dumps({"temperature": 1.7}))
+    assert stored_temperature(model) == 1.7
+    model.with_suffix(".json").write_text("not json")
+    assert stored_temperature(model) is None
+
+
+def test_training_fits_a_temperature_only_when_asked() -> None:
+    tr, va = _split(96, 0), _split(32, 1)
+    for calibration, expect in (("none", False), ("temperature", True)):
+        make_deterministic(0)
+        result = train(_resnet(), tr, va, TrainConfig(epochs=1, batch_size=32, calibration=calibration))
+        assert (result.temperature is not None) == expect
+        if expect:
+            assert 0.05 <= result.temperature <= 20
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def test_augment_rows_follow_their_source_and_match_the_old_output() -> None:
+    tr = _split(60, 3)
+    y = np.where(np.arange(60) < 45, 0, tr.y)  # class 0 the majority
+    X_all, y_all, origin = augment_minority_rows(tr.X, y, 2, 0.1, 0.1, seed=5)
+    X_old, y_old = augment_minority(tr.X, y, 2, 0.1, 0.1, seed=5)
+    np.testing.assert_array_equal(X_all, X_old)
+    np.testing.assert_array_equal(y_all, y_old)
+    np.testing.assert_array_equal(y_all, y[origin])
+    same = [np.array_equal(row, tr.X[o]) for row, o in zip(X_all, origin, strict=True)]
+    assert sum(same) == 60  # the originals are their source; the stretched and scaled copies are not
+    assert len(y_all) == 60 + 2 * np.sum(y != 0)
+    idx = oversample_index(y, 1)
+    X_o, y_o = oversample(tr.X, y, 1)
+    np.testing.assert_array_equal(X_o, tr.X[idx])
+    np.testing.assert_array_equal(y_o, y[idx])
+
+
+# ---------------------------------------------------------------- rhythm features
+
+
+def test_rhythm_matrix_fills_gaps_and_clips() -> None:
+    nan = np.nan
+    raw = np.array(
+        [
+            [nan, 0.8, 0.8, nan, 1.0, 1.0],  # first beat of a record: no pre-RR
+            [0.7, nan, 0.75, 0.9, nan, 0.95],  # last beat: no post-RR
+            [100.0, 0.8, 11.0, 103.0, 1.0, 12.0],  # an annotation gap
+            [nan, nan, nan, nan, nan, nan],  # a record with one beat
+        ]
+    )
+    R = rhythm_matrix(raw)
+    assert R.dtype == np.float32 and np.isfinite(R).all()
+    np.testing.assert_allclose(R[0], [0.8, 0.8, 0.8, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(R[1], [0.7, 0.7, 0.75, 0.9, 0.9, 0.95])
+    np.testing.assert_allclose(R[2], [RR_CLIP, 0.8, RR_CLIP, RR_CLIP, 1.0, RR_CLIP])
+    np.testing.assert_allclose(R[3], [0.8, 0.8, 0.8, 1.0, 1.0, 1.0])
+    frame = pd.DataFrame(raw, columns=list(RR_COLUMNS)).assign(other=1)
+    np.testing.assert_array_equal(rhythm_matrix(frame), R)
+    with pytest.raises(ValueError, match="shape"):
+        rhythm_matrix(np.zeros((3, 5)))
+
+
+def test_rhythm_from_peaks() -> None:
+    R = rhythm_from_peaks(np.array([0, 360, 720, 900, 1440]), 360.0)  # 1 s, 1 s, 0.5 s (premature), 1.5 s
+    assert R.shape == (5, 6)
+    np.testing.assert_allclose(R[3, [0, 1]], [0.5, 1.5])
+    np.testing.assert_allclose(R[3, 3], 0.5 / 1.0)  # mean R-R of the record: 4 s / 4 intervals
+    np.testing.assert_allclose(R[0, 0], R[0, 1])  # the first beat's missing pre-RR is its post-RR
+
+
+def _raw_and_provenance(rr: bool) -> tuple[dict[str, Beats], pd.DataFrame]:
+    """Tiny raw files; beat i of each file has its sample value and every R-R feature equal to a tag."""
+    rng = np.random.default_rng(0)
+    raw, frames = {}, []
+    sizes = {"mitbih_train.csv": 200, "mitbih_test.csv": 60, "ptbdb_normal.csv": 40, "ptbdb_abnormal.csv": 40}
+    for f, (name, n) in enumerate(sizes.items()):
+        y = rng.integers(0, 5, size=n) if name.startswith("mitbih") else np.full(n, int("abnormal" in name))
+        tag = (f * 1000 + np.arange(n)) / 10000
+        raw[name] = Beats(np.repeat(tag[:, None], BEAT_LENGTH, axis=1).astype(np.float32), y)
+        frame = {"file": name, "row": np.arange(n), "record": [f"r{i % 8}" for i in range(n)]}
+        frame["patient"] = [f"p{i % 6}" for i in range(n)]
+        if rr:
+            frame.update({c: tag for c in RR_COLUMNS})
+        frames.append(pd.DataFrame(frame).iloc[::-1])  # provenance order must not matter
+    return raw, pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("split", ["beat", "patient"])
+def test_prepare_carries_rhythm_features_through_splits_and_augmentation(split: str) -> None:
+    raw, prov = _raw_and_provenance(rr=True)
+    cfg = PreprocessConfig(
+        split=split,
+        rebalance="oversample",
+        augment={"copies": 1, "amplitude": 0.0, "stretch": 0.0},  # no-op transforms keep the tag
+        patient={
+            "mitbih_train_records": ["r0", "r1", "r2", "r3", "r4", "r5"],
+            "mitbih_test_records": ["r6", "r7"],
+            "exclude_records": [],
+        },
+    )
+    prepared = prepare(raw, cfg, prov)
+    for dataset in (prepared.mitbih, prepared.ptb):
+        for s in dataset.values():
+            assert s.R is not None and s.R.shape == (len(s.y), len(RR_COLUMNS))
+            np.testing.assert_allclose(s.R[:, 0], s.X[:, 0], atol=1e-6)  # features stay with their beat
+
+
+def test_prepare_without_rr_columns_or_provenance_is_beat_only() -> None:
+    raw, prov = _raw_and_provenance(rr=False)
+    for provenance in (prov, None):
+        prepared = prepare(raw, PreprocessConfig(), provenance)
+        assert all(s.R is None for s in (*prepared.mitbih.values(), *prepared.ptb.values()))
+
+
+def test_rhythm_arrays_round_trip(tmp_path: Path) -> None:
+    with_r, without = _split(10, 0, rhythm=True), _split(10, 1)
+    save_dataset(tmp_path / "a", {"train": with_r})
+    save_dataset(tmp_path / "b", {"train": without})
+    np.testing.assert_array_equal(load_split(tmp_path / "a", "train").R, with_r.R)
+    assert load_split(tmp_path / "b", "train").R is None and not (tmp_path / "b/R_train.npy").exists()
+    np.save(tmp_path / "a/R_train.npy", np.zeros((3, 6), np.float32))
+    with pytest.raises(DataError, match="R_train has shape"):
+        load_split(tmp_path / "a", "train")
+
+
+def test_rhythm_resnet_and_transfer_from_it() -> None:
+    assert build_resnet(5).count_params() == 55_013  # beat-only: the paper's model, unchanged
+    model = build_resnet(5, rhythm_features=6)
+    assert takes_rhythm(model) and [t.name for t in model.inputs] == ["beat", "rhythm"]
+    data = _split(4, 0, n_classes=5, rhythm=True)
+    assert model.predict(model_inputs(model, data), verbose=0).shape == (4, 5)
+    with pytest.raises(DataError, match="rhythm features"):
+        model_inputs(model, Split(data.X, data.y))
+    transfer = build_transfer(model, 2, "all_conv")
+    assert not takes_rhythm(transfer) and transfer.predict(data.X, verbose=0).shape == (4, 2)
+
+
+def test_rhythm_model_learns_from_rhythm_alone() -> None:
+    """The beats carry no class information here; only the R-R input does."""
+    rng = np.random.default_rng(0)
+    tr, va = _split(256, 0, rhythm=True), _split(64, 1, rhythm=True)
+    tr = Split(rng.random(tr.X.shape, dtype=np.float32), tr.y, tr.R)
+    va = Split(rng.random(va.X.shape, dtype=np.float32), va.y, va.R)
+    make_deterministic(0)
+    model = _resnet(rhythm=True)
+    train(model, tr, va, TrainConfig(epochs=8, batch_size=32, lr=0.01, patience=0))
+    proba = model.predict(model_inputs(model, va), verbose=0)
+    assert np.mean(np.argmax(proba, axis=1) == va.y) > 0.8
+
+
+# ---------------------------------------------------------------- the training stage
+
+
+def _stage(folder: Path, monkeypatch: pytest.MonkeyPatch, rhythm_data: bool, **options) -> dict:
+    tr, va = _split(96, 0, 5, rhythm_data), _split(32, 1, 5, rhythm_data)
+    save_dataset(folder / "data/prepared/mitbih", {"train": tr, "val": va})
+    section = {"epochs": 1, "batch_size": 32, **TINY, **options}
+    (folder / "params.yaml").write_text(
+        yaml.safe_dump({"train_resnet_mitbih": section, "train": {"device": "cpu"}})
+    )
+    monkeypatch.chdir(folder)
+    run_training("resnet_mitbih")
+    return json.loads((folder / "models/resnet_mitbih.json").read_text())
+
+
+def test_stage_trains_with_rhythm_and_stores_the_temperature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = _stage(tmp_path, monkeypatch, True, rhythm=True, calibration="temperature")
+    assert info["rhythm_input"] is True and 0.05 <= info["temperature"] <= 20
+    model = keras.saving.load_model(tmp_path / "models/resnet_mitbih.keras", compile=False)
+    assert takes_rhythm(model)
+
+
+def test_stage_falls_back_to_beat_only_without_rr_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="heartbeat"):
+        info = _stage(tmp_path, monkeypatch, False, rhythm=True)
+    assert info["rhythm_input"] is False and "temperature" not in info
+    assert "no R-R features" in caplog.text and "beat-only" in caplog.text
