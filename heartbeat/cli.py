@@ -279,7 +279,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_labels(beats, runner, args.input)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
-    proba = predict_proba(runner, beats.X, args.batch_size, progress=progress and not args.quiet)
+    rhythm = None
+    if runner.rhythm and beats.sample is not None and beats.fs:
+        from heartbeat.rhythm import rhythm_from_peaks
+
+        rhythm = rhythm_from_peaks(beats.sample, beats.fs)
+    proba = predict_proba(
+        runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
+    )
     seconds = time.perf_counter() - start
     _write(format_rows(result_table(beats, runner, proba), args.format), args.output)
     if not args.quiet:

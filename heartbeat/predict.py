@@ -123,6 +123,8 @@ class Runner:
     threads: int
     source: str = ""
     """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
+    rhythm: bool = False
+    """The model also takes the R-R rhythm features (heartbeat/rhythm.py): ``run(batch, rhythm)``."""
 
     @property
     def dataset(self) -> str:
@@ -155,14 +157,21 @@ def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
 # ---------------------------------------------------------------- keras
 
 
-def _check_single_input(path: Path, model: object) -> None:
-    """Beat-only models: a second input (R-R rhythm features) needs data a beat file does not carry."""
-    names = [getattr(t, "name", "?") for t in getattr(model, "inputs", [])]
-    if len(names) != 1:
-        raise ModelError(
-            f"{path}: the model takes {len(names)} inputs ({', '.join(names)}); "
-            "heartbeat predict and the exports support beat-only models"
-        )
+def _check_inputs(path: Path, model: object) -> bool:
+    """Beat-only models, or beat + R-R rhythm models (heartbeat/models.py); return whether it takes rhythm."""
+    from heartbeat.models import RHYTHM_INPUT
+    from heartbeat.rhythm import RR_COLUMNS
+
+    inputs = list(getattr(model, "inputs", []))
+    names = [getattr(t, "name", "?") for t in inputs]
+    if len(inputs) == 1:
+        return False
+    if len(inputs) == 2 and RHYTHM_INPUT in names[1] and tuple(inputs[1].shape[1:]) == (len(RR_COLUMNS),):
+        return True
+    raise ModelError(
+        f"{path}: the model takes {len(names)} inputs ({', '.join(names)}); "
+        "heartbeat predict supports beat-only models and beat + R-R rhythm models"
+    )
 
 
 def _set_tf_threads(threads: int) -> None:
@@ -182,20 +191,28 @@ def load_keras(path: Path, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    _check_single_input(path, model)
+    rhythm = _check_inputs(path, model)
     n = _check_io(path, (None, *model.inputs[0].shape[1:]), tuple(model.outputs[0].shape))
     import tensorflow as tf
 
     extra = (1,) * (len(model.inputs[0].shape) - 2)  # a (187, 1) input takes the same beats, reshaped
-    call = tf.function(
-        lambda x: model(tf.reshape(x, (-1, BEAT_LENGTH, *extra)), training=False),
-        input_signature=[tf.TensorSpec([None, BEAT_LENGTH], tf.float32)],
-    )
+    beat_spec = tf.TensorSpec([None, BEAT_LENGTH], tf.float32)
+    if rhythm:
+        n_rr = int(model.inputs[1].shape[1])
+        call = tf.function(
+            lambda x, r: model([tf.reshape(x, (-1, BEAT_LENGTH, *extra)), r], training=False),
+            input_signature=[beat_spec, tf.TensorSpec([None, n_rr], tf.float32)],
+        )
+    else:
+        call = tf.function(
+            lambda x: model(tf.reshape(x, (-1, BEAT_LENGTH, *extra)), training=False),
+            input_signature=[beat_spec],
+        )
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(call(batch), dtype=np.float32)
+    def run(batch: np.ndarray, *side: np.ndarray) -> np.ndarray:
+        return np.asarray(call(batch, *side), dtype=np.float32)
 
-    return Runner("keras", path, n, run, threads)
+    return Runner("keras", path, n, run, threads, rhythm=rhythm)
 
 
 # ---------------------------------------------------------------- tflite
@@ -343,7 +360,10 @@ def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    _check_single_input(path, model)
+    if _check_inputs(path, model):
+        raise ModelError(
+            f"{path}: beat + R-R rhythm models are not exported to {backend}; use --backend keras"
+        )
     if backend == "tflite":
         runner = load_tflite(path, threads, content=export.tflite_bytes(model))
     else:
@@ -457,8 +477,11 @@ def predict_proba(
     X: np.ndarray,
     batch_size: int = DEFAULT_BATCH,
     progress: bool | None = None,
+    rhythm: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` for beats ``X`` ``(n, 187)``, in batches.
+
+    ``rhythm`` is the ``(n, 6)`` R-R matrix that a rhythm model (``runner.rhythm``) also takes.
 
     ``progress=None`` shows a tqdm bar on stderr only for inputs of at least
     :data:`PROGRESS_MIN_BEATS` beats when stderr is a terminal.
@@ -467,6 +490,14 @@ def predict_proba(
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
     n = X.shape[0]
+    side: tuple[np.ndarray, ...] = ()
+    if runner.rhythm:
+        if rhythm is None or rhythm.shape[0] != n:
+            raise DataError(
+                f"{runner.path}: the model also takes R-R rhythm features, which only a WFDB record "
+                "(its R-peak times) provides; give a record, or use a beat-only model"
+            )
+        side = (np.ascontiguousarray(rhythm, dtype=np.float32),)
     if progress is None:
         progress = n >= PROGRESS_MIN_BEATS and sys.stderr.isatty()
     out = np.empty((n, runner.n_classes), dtype=np.float32)
@@ -477,7 +508,7 @@ def predict_proba(
     ) as bar:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            proba = runner.run(X[start:stop])
+            proba = runner.run(X[start:stop], *(r[start:stop] for r in side))
             if proba.shape != (stop - start, runner.n_classes):
                 raise ModelError(
                     f"{runner.path}: the model returned shape {proba.shape} for {stop - start} beats"

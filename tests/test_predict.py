@@ -376,3 +376,39 @@ def test_console_script_help_and_exit_code(tmp_path) -> None:
     assert "Traceback" not in done.stderr and "empty" in done.stderr
     done = subprocess.run([exe, "predict", empty], capture_output=True, text=True)
     assert done.returncode == 2 and "--model" in done.stderr
+
+
+def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, demo) -> None:
+    """A beat + R-R model (train_resnet_mitbih.rhythm) runs on a record; a bare beat file cannot feed it."""
+    import io
+
+    import pandas as pd
+
+    from heartbeat.inputs import read_input
+    from heartbeat.modelio import save_model
+    from heartbeat.models import build_resnet
+    from heartbeat.predict import load_runner, predict_proba
+    from heartbeat.rhythm import rhythm_from_peaks
+
+    model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=6)
+    save_model(model, tmp_path / "rhythm.keras")
+    record = _write_record(tmp_path, "rec", _synthetic_ecg(30)[:, None], ["MLII"])
+    code, out, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "-q")
+    assert code == 0, err
+    rows = pd.read_csv(io.StringIO(out))
+    beats = read_input(str(record), "auto")
+    assert len(rows) == len(beats) > 20
+    expected = predict_proba(
+        load_runner(tmp_path / "rhythm.keras", "keras", 1),
+        beats.X,
+        rhythm=rhythm_from_peaks(beats.sample, beats.fs),
+    )
+    np.testing.assert_allclose(rows[[f"p_{c}" for c in "NSVFQ"]].to_numpy(), expected, atol=1e-5)
+
+    data = tmp_path / "beats.npy"
+    np.save(data, demo["mitbih_test.csv"].X[:3])
+    code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", data)
+    assert code == 2 and "only a WFDB record" in one_line_error(err)
+    code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", "tflite")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("not exported to tflite; use --backend keras")
