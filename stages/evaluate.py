@@ -31,7 +31,9 @@ from heartbeat.training import model_inputs
 log = logging.getLogger("heartbeat")
 
 
-def main(models: list[str]) -> None:
+def main(models: list[str] | None = None) -> None:
+    """Evaluate the named models (``dvc.yaml`` runs one per ``evaluate@<model>``), or all four."""
+    models = models or []
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ParamsError(
