@@ -3,6 +3,8 @@
 - :func:`read_beats_csv_before`: the reader's fast path as it was: one ``read_csv`` of the whole
   file, ``to_numpy``, then masks the size of the whole array (finite, range) and a contiguous copy.
   Error handling is left out: the benchmarks read valid files only.
+- :func:`pandas_chunks_only`: ``heartbeat.csvio.read_beats_csv`` without its pyarrow path, i.e. the
+  chunked pandas reader it used before (and still falls back to).
 - :func:`format_beats_csv_before`: ``np.savetxt(fmt="%.18e")``.
 """
 
@@ -43,3 +45,12 @@ def format_beats_csv_before(X: np.ndarray, y: np.ndarray | None) -> str:
     buf = io.StringIO()
     np.savetxt(buf, data, fmt="%.18e", delimiter=",", newline="\n")
     return buf.getvalue()
+
+
+def pandas_chunks_only(path: str | Path, allowed: tuple[int, ...]):
+    from unittest import mock
+
+    import heartbeat.csvio as csvio
+
+    with mock.patch.object(csvio, "_read_arrow", lambda *args: None):
+        return csvio.read_beats_csv(path, allowed)

@@ -3,12 +3,14 @@
 Each row is 187 samples in [0, 1] then the label, no header. The original files
 write every number as ``%.18e``; re-serialised copies (such as the shared
 kaggle-sample) use Python's shortest repr; both may have LF or CRLF line
-endings. pandas' C parser reads all of these at close to disk speed, so the fast
-path is ``read_csv`` in chunks of rows, each copied once into the float32 array
-that is returned (allocated up front from the file size) and checked with
-reductions, so the peak memory stays near the size of that array (bench/bench_csv.py).
-Only when something is wrong do we re-scan the file line by line, to name the
-exact row and problem.
+endings. The fast path parses pieces of the file in parallel threads with
+pyarrow's CSV reader (:func:`_read_arrow`); each piece is copied once into the
+float32 array that is returned (allocated up front from the file size) and
+checked with reductions, so the peak memory stays near the size of that array
+(bench/bench_csv.py). What pyarrow refuses goes through pandas' C parser in
+chunks of rows, which accepts more spellings of a number, and only when
+something is wrong do we re-scan the file line by line, to name the exact row
+and problem.
 
 Values outside [0, 1] are rejected, not clipped: every source in this project
 normalises beats to [0, 1], so a value outside it means the file is not what it
@@ -21,12 +23,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +46,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _BOM = b"\xef\xbb\xbf"  # what Excel's "CSV UTF-8" puts first; pandas skips it, so do we
 _SNIFF_BYTES = 1 << 16  # well over one row (4,700 bytes in the originals)
 _CHUNK_ROWS = 8192  # rows parsed and checked at a time (6 MB of float32): bounds the peak memory
+_PIECE_BYTES = (
+    4 << 20
+)  # text parsed by one thread at a time (pyarrow path, about 900 rows): bounds the peak memory
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,9 @@ def read_beats_csv(
         raise DataError(
             f"{path}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
         )
+    fast = _read_arrow(path, head, width, n_columns, allowed_labels)
+    if fast is not None:
+        return fast
     try:
         # No dtype first: pandas' own inference takes its fastest path (a quarter faster than
         # dtype=float32 here), and each chunk is cast to float32 whole. A column it does not infer
@@ -168,6 +180,178 @@ class _NotNumeric(Exception):
     """A chunk read without a dtype has a column that is not ints or floats."""
 
 
+class _Collector:
+    """Validated float32 chunks of ``width`` columns, copied into one preallocated array.
+
+    Precedence as for one whole-file check: any unparsable or non-finite cell anywhere wins
+    (raised at once), then the first value out of range, then the first bad label.
+    """
+
+    def __init__(
+        self, path: Path, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
+    ) -> None:
+        self.path, self.n_columns, self.allowed = path, n_columns, allowed
+        self.X = np.empty((_row_estimate(path, head), BEAT_LENGTH), np.float32)
+        self.y = np.empty(len(self.X), np.int64) if width == BEAT_LENGTH + 1 else None
+        self.n = 0
+        self.out_of_range: DataError | None = None
+        self.bad_label: DataError | None = None
+
+    def add(self, data: np.ndarray, stats: tuple[float, float, bool] | None = None) -> None:
+        """Check and keep ``data``; ``stats`` is its :func:`_chunk_stats` if already computed."""
+        n, k = self.n, len(data)
+        if n + k > len(self.X):
+            self.X, self.y = _grow(self.X, self.y, n + k)
+        self.X[n : n + k] = data[:, :BEAT_LENGTH]
+        chunk = self.X[n : n + k]
+        labels = data[:, BEAT_LENGTH] if self.y is not None else None
+        low, high, labels_finite = stats or _chunk_stats(data, self.y is not None)
+        if not (np.isfinite(low) and np.isfinite(high) and labels_finite):
+            # A short row shows up as NaN padding; the row scan says which it was.
+            raise _diagnose(self.path, self.n_columns, self.allowed)
+        if self.out_of_range is None and (low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE):
+            self.out_of_range = _range_error(self.path, chunk, n)
+        if labels is not None:
+            self.y[n : n + k] = labels
+            if self.bad_label is None:
+                self.bad_label = _label_error(self.path, labels, self.y[n : n + k], n, self.allowed)
+        self.n += k
+
+    def result(self) -> Beats:
+        if self.out_of_range is not None:
+            raise self.out_of_range
+        if self.bad_label is not None:
+            raise self.bad_label
+        X, y = self.X, self.y
+        if self.n < len(X):  # the estimate was high: give the unused tail back (realloc, no copy)
+            X.resize((self.n, BEAT_LENGTH), refcheck=False)
+            if y is not None:
+                y.resize(self.n, refcheck=False)
+        return Beats(X=X, y=y)
+
+
+def _chunk_stats(data: np.ndarray, labelled: bool) -> tuple[float, float, bool]:
+    """Min and max sample (NaN propagates: no mask the size of the chunk), and whether labels are finite."""
+    samples = data[:, :BEAT_LENGTH]
+    finite = bool(np.isfinite(data[:, BEAT_LENGTH]).all()) if labelled else True
+    return float(samples.min()), float(samples.max()), finite
+
+
+class _NotArrowReadable(Exception):
+    """pyarrow refused a piece (or found an empty cell): the pandas path reads and diagnoses it."""
+
+
+def _read_arrow(
+    path: Path, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
+) -> Beats | None:
+    """Parse pieces of the file on all cores with pyarrow's CSV reader; None if pyarrow cannot.
+
+    pandas' parser runs on one core at about 750 MB/s here, a third of the speed of reading
+    the bytes; pyarrow releases the GIL, so pieces of the file (whole rows each) parse in
+    parallel threads and are checked and copied in order as they finish. Only a few pieces
+    are in flight, so the peak memory stays near the returned array's size.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    convert = pacsv.ConvertOptions(column_types={f"f{i}": pa.float64() for i in range(width)})
+    pool = _arrow_pool(pa)
+
+    def parse(piece: memoryview) -> tuple[np.ndarray, tuple[float, float, bool]]:
+        read = pacsv.ReadOptions(
+            autogenerate_column_names=True, use_threads=False, block_size=max(len(piece), 1 << 16)
+        )
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(piece)),
+                read_options=read,
+                convert_options=convert,
+                memory_pool=pool,
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _NotArrowReadable from None
+        if table.num_columns != width:
+            raise _NotArrowReadable
+        data = np.empty((table.num_rows, width), np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, which the checks report
+            for i, column in enumerate(table.columns):
+                if column.null_count:
+                    raise _NotArrowReadable
+                data[:, i] = column.to_numpy()  # parsed as float64, rounded to float32 as pandas' path
+        return data, _chunk_stats(data, width == BEAT_LENGTH + 1)
+
+    out = _Collector(path, head, width, n_columns, allowed)
+    workers = _cores()
+    # Reused text buffers, one per piece in flight plus the one being read: the peak memory
+    # stays the output array plus a few pieces (fresh allocations would pile up in malloc's arenas).
+    buffers = [bytearray(_PIECE_BYTES) for _ in range(workers + 1)]
+    pending: deque[Future[tuple[np.ndarray, tuple[float, float, bool]]]] = deque()
+    try:
+        with ThreadPoolExecutor(workers) as threads:
+            try:
+                for piece in _pieces(path, buffers):
+                    pending.append(threads.submit(parse, piece))
+                    if len(pending) >= workers:
+                        out.add(*pending.popleft().result())
+                while pending:
+                    out.add(*pending.popleft().result())
+            finally:
+                for future in pending:
+                    future.cancel()
+    except _NotArrowReadable:
+        return None
+    return out.result()
+
+
+def _arrow_pool(pa: Any) -> Any:
+    """mimalloc's pool: it hands freed pieces back at once (jemalloc's default keeps them a while
+    and malloc's per-thread arenas keep them), so the peak memory stays under 2x the output."""
+    try:
+        return pa.mimalloc_memory_pool()
+    except NotImplementedError:  # pragma: no cover - a pyarrow built without mimalloc
+        return pa.default_memory_pool()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _pieces(path: Path, buffers: list[bytearray]) -> Iterator[memoryview]:
+    """The file in pieces that each end at a line end (the BOM removed), read into ``buffers`` in turn.
+
+    A piece's unfinished last row is read again with the next piece (a seek back, not a copy). The
+    caller must be done with a buffer's piece before it comes round again, ``len(buffers)`` pieces on.
+    """
+    pos = 0
+    with open(path, "rb") as fh:
+        for turn in itertools.count():
+            buf = memoryview(buffers[turn % len(buffers)])
+            size = fh.readinto(buf)
+            if not size:
+                return
+            block = buf[:size]
+            start = len(_BOM) if pos == 0 and bytes(block[: len(_BOM)]) == _BOM else 0
+            if size < len(buf):  # the last piece
+                tail = block[start:]
+                if bytes(tail[-1:]) not in (b"\n", b""):  # pyarrow cannot read one row without a line end
+                    tail = memoryview(bytes(tail) + b"\n")
+                if bytes(tail).strip():
+                    yield tail
+                return
+            cut = bytes(block[-_SNIFF_BYTES:]).rfind(b"\n") + 1
+            if cut == 0:  # a row longer than _SNIFF_BYTES: not a beat file; pandas' path says why
+                raise _NotArrowReadable
+            cut += size - min(size, _SNIFF_BYTES)
+            yield block[start:cut]
+            pos += cut
+            fh.seek(pos)
+
+
 def _read_chunks(
     path: Path,
     head: bytes,
@@ -176,13 +360,7 @@ def _read_chunks(
     allowed_labels: tuple[int, ...] | None,
     dtype: type | None,
 ) -> Beats:
-    X = np.empty((_row_estimate(path, head), BEAT_LENGTH), np.float32)
-    y = np.empty(len(X), np.int64) if width == BEAT_LENGTH + 1 else None
-    n = 0
-    # Precedence as for one whole-file check: any unparsable or non-finite cell anywhere wins
-    # (raised at once), then the first value out of range, then the first bad label.
-    out_of_range: DataError | None = None
-    bad_label: DataError | None = None
+    out = _Collector(path, head, width, n_columns, allowed_labels)
     try:
         with (
             warnings.catch_warnings(),
@@ -196,37 +374,11 @@ def _read_chunks(
                     raise _NotNumeric
                 data = frame.to_numpy(dtype=np.float32, copy=False)
                 del frame
-                k = len(data)
-                if n + k > len(X):
-                    X, y = _grow(X, y, n + k)
-                X[n : n + k] = data[:, :BEAT_LENGTH]
-                chunk = X[n : n + k]
-                low, high = chunk.min(), chunk.max()  # NaN propagates; no mask the size of the chunk
-                labels = data[:, BEAT_LENGTH] if y is not None else None
-                if not (np.isfinite(low) and np.isfinite(high)) or (
-                    labels is not None and not np.isfinite(labels).all()
-                ):
-                    # A short row shows up as NaN padding; the row scan says which it was.
-                    raise _diagnose(path, n_columns, allowed_labels)
-                if out_of_range is None and (low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE):
-                    out_of_range = _range_error(path, chunk, n)
-                if labels is not None:
-                    y[n : n + k] = labels
-                    if bad_label is None:
-                        bad_label = _label_error(path, labels, y[n : n + k], n, allowed_labels)
-                del chunk, labels, data
-                n += k
+                out.add(data)
+                del data
     except (ValueError, OverflowError, pd.errors.ParserError):
         raise _diagnose(path, n_columns, allowed_labels) from None
-    if out_of_range is not None:
-        raise out_of_range
-    if bad_label is not None:
-        raise bad_label
-    if n < len(X):  # the estimate was high: give the unused tail back (realloc, no copy of the rows)
-        X.resize((n, BEAT_LENGTH), refcheck=False)
-        if y is not None:
-            y.resize(n, refcheck=False)
-    return Beats(X=X, y=y)
+    return out.result()
 
 
 def _row_estimate(path: Path, head: bytes) -> int:

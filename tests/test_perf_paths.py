@@ -55,10 +55,20 @@ def _plain(path: Path) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- reader
 
 
+@pytest.fixture(params=["arrow", "pandas"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each reader test runs on both paths: pyarrow in pieces of 1.5 rows, and pandas' chunks."""
+    if request.param == "arrow":
+        monkeypatch.setattr(csvio, "_PIECE_BYTES", 7000)
+    else:
+        monkeypatch.setattr(csvio, "_read_arrow", lambda *args: None)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk_rows", [1, 7, 64, 8192])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_chunked_reader_equals_plain_read_csv(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int, newline: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, chunk_rows: int, newline: str
 ) -> None:
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", chunk_rows)
     X, y = _beats(50)
@@ -73,7 +83,9 @@ def test_chunked_reader_equals_plain_read_csv(
     assert beats.y.dtype == np.int64 and beats.y.shape == (50,)
 
 
-def test_low_row_estimate_grows_the_array(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_low_row_estimate_grows_the_array(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", 4)
     monkeypatch.setattr(csvio, "_row_estimate", lambda path, head: 1)
     X, y = _beats(23, seed=1)
@@ -84,7 +96,9 @@ def test_low_row_estimate_grows_the_array(tmp_path: Path, monkeypatch: pytest.Mo
     np.testing.assert_array_equal(beats.y, y)
 
 
-def test_unlabelled_and_shortest_repr_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unlabelled_and_shortest_repr_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", 3)
     X, _ = _beats(10, seed=2)
     path = tmp_path / "x.csv"
@@ -105,7 +119,9 @@ def _set(lines: list[str], row: int, col: int, cell: str) -> None:
     lines[row] = ",".join(cells)
 
 
-def test_errors_keep_whole_file_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_errors_keep_whole_file_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
     """A bad label early, a value out of range later, a NaN last: the NaN wins, then the range."""
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", 4)
     lines = _lines()
@@ -126,7 +142,9 @@ def test_errors_keep_whole_file_precedence(tmp_path: Path, monkeypatch: pytest.M
         read_beats_csv(path, MIT)
 
 
-def test_row_numbers_count_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_row_numbers_count_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", 4)
     lines = _lines()
     lines[13] = ",".join(lines[13].split(",")[:100])
@@ -134,6 +152,40 @@ def test_row_numbers_count_across_chunks(tmp_path: Path, monkeypatch: pytest.Mon
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"row 14 has 100 columns, expected 188"):
         read_beats_csv(path, MIT)
+
+
+@pytest.mark.parametrize("piece", [7000, 4700 * 3, 1 << 20])
+def test_arrow_pieces_equal_plain_read_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int
+) -> None:
+    """Pieces that end mid-row, on a row end, or hold the whole file; with a BOM, CRLF, no final newline."""
+    monkeypatch.setattr(csvio, "_PIECE_BYTES", piece)
+    calls = []
+    real = csvio._read_arrow
+    monkeypatch.setattr(csvio, "_read_arrow", lambda *a: calls.append(real(*a)) or calls[-1])
+    X, y = _beats(40, seed=6)
+    text = format_beats_csv(X, y)
+    for raw in (text.encode(), b"\xef\xbb\xbf" + text.encode(), text.replace("\n", "\r\n").encode()[:-2]):
+        path = tmp_path / "a.csv"
+        path.write_bytes(raw)
+        beats = read_beats_csv(path, MIT)
+        assert calls[-1] is not None, "the pyarrow path did not read the file"
+        np.testing.assert_array_equal(beats.X, X)
+        np.testing.assert_array_equal(beats.y, y)
+
+
+@pytest.mark.parametrize("cell", [" 0.5", "0.5 ", "5e-1", "+0.5", ".5", '"0.5"'])
+def test_spellings_pyarrow_refuses_fall_back_to_pandas(tmp_path: Path, cell: str) -> None:
+    """Whatever pandas accepts still reads, by either path, to the value pandas gives."""
+    lines = _lines(6)
+    _set(lines, 3, 10, cell)
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    beats = read_beats_csv(path, MIT)
+    plain_X, plain_y = _plain(path)
+    np.testing.assert_array_equal(beats.X, plain_X)
+    np.testing.assert_array_equal(beats.y, plain_y)
+    assert beats.X[3, 10] == np.float32(0.5)
 
 
 # ---------------------------------------------------------------- writer
