@@ -9,6 +9,8 @@ outputs stay in place.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -32,5 +34,11 @@ def run(name: str, main: Callable[[], None]) -> None:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        # By now the exception has unwound through every temporary file's cleanup. Exit without
+        # the interpreter's teardown: with TensorFlow's thread pools stopped mid-step, that
+        # teardown sometimes crashed (SIGSEGV instead of 130; seen once in three runs here).
         print(f"{name}: interrupted; previous outputs are unchanged", file=sys.stderr)
-        sys.exit(130)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
