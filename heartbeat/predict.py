@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heartbeat.calibration import apply_temperature, stored_temperature
 from heartbeat.classes import BEAT_LENGTH, DATASET_CLASSES
 from heartbeat.errors import DataError, HeartbeatError, ModelError
 
@@ -125,6 +126,9 @@ class Runner:
     """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
     rhythm: bool = False
     """The model also takes the R-R rhythm features (heartbeat/rhythm.py): ``run(batch, rhythm)``."""
+    temperature: float | None = None
+    """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
+    :func:`predict_proba`; None when the model was not calibrated."""
 
     @property
     def dataset(self) -> str:
@@ -382,7 +386,7 @@ def load_runner(
     threads: int | None = None,
     precision: str = "fp32",
 ) -> Runner:
-    """Load ``path`` for ``backend`` (``auto``: from the suffix).
+    """Load ``path`` for ``backend`` (``auto``: from the suffix), with its stored temperature.
 
     A ``.keras`` file with ``backend='tflite'`` or ``'onnx'`` uses the export
     stage's file made from it (``models/export/<name>.tflite``) when that is up
@@ -391,7 +395,37 @@ def load_runner(
     never converted on the fly, because only the stage checks its accuracy.
     Any other mismatch is a :class:`ModelError`.
     """
-    p = Path(path)
+    runner = _load_runner(Path(path), backend, threads, precision)
+    runner.temperature = _temperature_for(Path(path))
+    if runner.temperature is not None:
+        log.info(
+            "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
+        )
+    return runner
+
+
+def _temperature_for(p: Path) -> float | None:
+    """The temperature stored beside the ``.keras`` model ``p`` is, or was exported from.
+
+    For a file in ``models/export/``, only while its export is up to date with the
+    ``.keras`` file (the manifest's hash): a retrained model has a new temperature.
+    """
+    if p.suffix.lower() == ".keras":
+        return stored_temperature(p)
+    if p.parent.name != EXPORT_DIR:
+        return None
+    keras_path = p.parent.parent / f"{p.name.split('.')[0]}.keras"
+    if not keras_path.is_file() or exported_for(keras_path, SUFFIX_BACKEND.get(p.suffix.lower(), "")) is None:
+        return None
+    return stored_temperature(keras_path)
+
+
+def _load_runner(
+    p: Path,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "fp32",
+) -> Runner:
     threads = threads or default_threads()
     if not p.exists():
         raise ModelError(f"{p}: model file not found; train it first (dvc repro) or check the path")
@@ -515,4 +549,6 @@ def predict_proba(
                 )
             out[start:stop] = proba
             bar.update(stop - start)
+    if runner.temperature is not None:
+        out = apply_temperature(out, runner.temperature)
     return out

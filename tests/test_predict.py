@@ -412,3 +412,28 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", "tflite")
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].endswith("not exported to tflite; use --backend keras")
+
+
+def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> None:
+    """A model trained with ``calibration: temperature`` predicts its calibrated probabilities."""
+    import json
+    import shutil
+
+    from heartbeat.calibration import apply_temperature
+    from heartbeat.predict import load_runner, predict_proba
+
+    X = demo["mitbih_test.csv"].X[:50]
+    keras_path = tmp_path / "resnet_mitbih.keras"
+    shutil.copy(models["resnet_mitbih"], keras_path)
+    raw = predict_proba(load_runner(keras_path), X)
+    (tmp_path / "resnet_mitbih.json").write_text(json.dumps({"temperature": 2.5}))
+    runner = load_runner(keras_path)
+    assert runner.temperature == 2.5
+    calibrated = predict_proba(runner, X)
+    np.testing.assert_allclose(calibrated, apply_temperature(raw, 2.5), atol=1e-6)
+    assert not np.allclose(calibrated, raw, atol=1e-3)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0, atol=1e-5)
+    # An exported file whose manifest does not vouch for the current .keras gets no temperature.
+    (tmp_path / "export").mkdir()
+    shutil.copy(models["resnet_mitbih_tflite"], tmp_path / "export" / "resnet_mitbih.tflite")
+    assert load_runner(tmp_path / "export" / "resnet_mitbih.tflite").temperature is None
