@@ -54,11 +54,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from heartbeat.calibration import apply_temperature, fit_temperature  # noqa: E402
 from heartbeat.classes import MITBIH_CLASSES  # noqa: E402
-from heartbeat.config import DS1_RECORDS, PACED_RECORDS, PhysionetConfig, ResNetConfig, TrainConfig  # noqa: E402
+from heartbeat.config import (  # noqa: E402
+    DS1_RECORDS,
+    PACED_RECORDS,
+    AugmentConfig,
+    PhysionetConfig,
+    ResNetConfig,
+    TrainConfig,
+)
 from heartbeat.datasets import Split  # noqa: E402
 from heartbeat.metrics import expected_calibration_error  # noqa: E402
 from heartbeat.rhythm import RR_COLUMNS, rhythm_matrix  # noqa: E402
-from heartbeat.splits import grouped_split, stratified_split  # noqa: E402
+from heartbeat.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
 
 log = logging.getLogger("compare")
 
@@ -74,6 +81,9 @@ CNN = TrainConfig(
     monitor="val_accuracy",
     patience=5,
 )
+_RS = ResNetConfig(
+    epochs=30, batch_size=128, patience=6, rhythm=True, class_weight="sqrt", monitor="val_macro_f1"
+)
 VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
     "rhythm": ("paper ResNet + R-R input", ResNetConfig(epochs=30, batch_size=128, patience=6, rhythm=True)),
     "sqrt_f1": (
@@ -88,19 +98,30 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
     ),
     "rhythm_sqrt_f1_ls": (
         "as rhythm_sqrt_f1, label smoothing 0.05",
-        ResNetConfig(
-            epochs=30,
-            batch_size=128,
-            patience=6,
-            rhythm=True,
-            class_weight="sqrt",
-            monitor="val_macro_f1",
-            label_smoothing=0.05,
-        ),
+        _RS.model_copy(update={"label_smoothing": 0.05}),
+    ),
+    "rhythm_bal_f1": (
+        "paper ResNet + R-R input, balanced loss, stop on val macro-F1",
+        _RS.model_copy(update={"class_weight": "balanced"}),
+    ),
+    "rhythm_sqrt_f1_cos": (
+        "as rhythm_sqrt_f1, cosine learning rate",
+        _RS.model_copy(update={"lr_schedule": "cosine"}),
+    ),
+    "rhythm_sqrt_f1_wide": (
+        "as rhythm_sqrt_f1, 64 filters",
+        _RS.model_copy(update={"filters": 64, "dense": 64}),
+    ),
+    "rhythm_sqrt_f1_aug": ("as rhythm_sqrt_f1, the paper's augmentation (2 copies)", _RS),
+    "rhythm_sqrt_f1_wide_aug": (
+        "as rhythm_sqrt_f1, 64 filters, the paper's augmentation (2 copies)",
+        _RS.model_copy(update={"filters": 64, "dense": 64}),
     ),
 }
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
 OURS_DEFAULT = "rhythm_sqrt_f1"
+AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
+"""Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
 
 MODEL_TITLES = {
     "paper": "(a) paper ResNet, paper recipe",
@@ -113,21 +134,32 @@ REPORT_CLASSES = ("S", "V", "F")
 # ---------------------------------------------------------------- data
 
 
-def load_mitdb(mirror: Path) -> dict[str, np.ndarray]:
-    """Beats, labels, records and rhythm features of every record in ``mirror/mitdb``."""
+def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]:
+    """Beats, labels, records and rhythm features of every record in ``mirror/mitdb``.
+
+    With ``cache``: read from that .npz if it exists, else build and write it there. It lets a
+    machine without wfdb (a GPU box with only Keras and another backend) run the comparison.
+    """
+    if cache is not None and cache.is_file():
+        with np.load(cache) as f:
+            return {k: f[k] for k in ("X", "y", "record", "R")}
     from heartbeat.sources import physionet
 
     cfg = PhysionetConfig(mirror=str(mirror), mitdb_version="")
-    cache = Path(os.environ.get("TMPDIR", "/tmp")) / "heartbeat-compare-cache"  # unused for a local folder
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "heartbeat-compare-cache"  # unused for a local folder
     report = physionet._Report()
-    cols = physionet._concat(physionet._collect(cfg, "mitdb", cache, report, physionet._mitdb_record))
+    cols = physionet._concat(physionet._collect(cfg, "mitdb", tmp, report, physionet._mitdb_record))
     R = rhythm_matrix(np.stack([cols[k] for k in RR_COLUMNS], axis=1))
-    return {
+    data = {
         "X": cols["X"].astype(np.float32),
         "y": cols["label"].astype(np.int64),
         "record": cols["record"].astype(str),
         "R": R,
     }
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, **data)
+    return data
 
 
 def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
@@ -144,8 +176,6 @@ def _cap(y: np.ndarray, idx: np.ndarray, max_beats: int | None) -> np.ndarray:
 def make_split(
     data: dict[str, np.ndarray], kind: str, max_beats: int | None
 ) -> tuple[dict[str, Split], dict]:
-    from heartbeat.sources.physionet import split_stratified
-
     y, records = data["y"], data["record"]
     if kind == "beat":
         test = np.flatnonzero(split_stratified(y, 0.2, 0))
@@ -168,6 +198,17 @@ def make_split(
     splits = {"train": _subset(data, tr), "val": _subset(data, va), "test": _subset(data, test)}
     info["counts"] = {k: np.bincount(s.y, minlength=5).tolist() for k, s in splits.items()}
     return splits, info
+
+
+def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) -> dict[str, Split]:
+    """``splits`` with the training split augmented as the preprocess stage does (R-R rows follow)."""
+    from heartbeat.augment import augment_minority_rows
+
+    if aug is None or aug.copies == 0:
+        return splits
+    tr = splits["train"]
+    X, y, src = augment_minority_rows(tr.X, tr.y, aug.copies, aug.amplitude, aug.stretch, seed)
+    return {**splits, "train": Split(X=X, y=y, R=tr.R[src])}
 
 
 # ---------------------------------------------------------------- models
@@ -416,6 +457,12 @@ def transfer_table(results: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _devices(lib) -> list:
+    if hasattr(lib, "devices"):  # jax
+        return lib.devices()
+    return [lib.cuda.get_device_name(0)] if lib.cuda.is_available() else ["cpu"]  # torch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data")
@@ -432,18 +479,44 @@ def main() -> None:
         "--confusions", action="store_true", help="also print confusion matrices (first seed)"
     )
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="train nothing: print the table of the stored runs"
+    )
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=[], help="first add the runs stored in these results files"
+    )
+    parser.add_argument(
+        "--data-cache",
+        type=Path,
+        help="beats as .npz: read if it exists, else built from --mirror and written",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
-    import tensorflow as tf
+    import keras
 
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    backend = f"keras {keras.__version__} on {keras.backend.backend()}"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        backend += f" {tf.__version__}"
+        if args.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    else:
+        import importlib
+
+        lib = importlib.import_module(keras.backend.backend())
+        backend += f" {lib.__version__} ({', '.join(str(d) for d in _devices(lib))})"
     results: dict = json.loads(args.results.read_text()) if args.results.is_file() else {}
     setup = {"epochs": args.epochs, "max_beats": args.max_beats}
     if results.get("_setup", setup) != setup:
         sys.exit(f"{args.results}: made with {results['_setup']}, not {setup}; use another --results")
+    for other in args.merge:
+        more = json.loads(other.read_text())
+        if more.get("_setup", setup) != setup:
+            sys.exit(f"{other}: made with {more['_setup']}, not {setup}; cannot merge")
+        results.update(more)
     results["_setup"] = setup
     args.results.parent.mkdir(parents=True, exist_ok=True)
 
@@ -452,7 +525,7 @@ def main() -> None:
         tmp.write_text(json.dumps(results))
         tmp.replace(args.results)
 
-    data = load_mitdb(args.mirror)
+    data = load_mitdb(args.mirror, args.data_cache)
     log.info("%d beats from %d records", len(data["y"]), len(set(data["record"].tolist())))
     configs = {"paper": PAPER, "cnn": CNN, **{k: cfg for k, (_, cfg) in VARIANTS.items()}}
     args.models = args.models or ["paper", "cnn", args.ours]
@@ -465,11 +538,11 @@ def main() -> None:
         for seed in args.seeds:
             for model in args.models:
                 key = f"{split}/{model}/{seed}"
-                if key in results:
+                if key in results or args.report_only:
                     continue
                 cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
                 save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
-                run = train_one(model, cfg, splits, seed, save)
+                run = train_one(model, cfg, augmented(splits, AUGMENT.get(model), seed), seed, save)
                 yv, yt = splits["val"].y, splits["test"].y
                 run["metrics"] = score(
                     yt, np.asarray(run["test_proba"]), split, yv, np.asarray(run["val_proba"])
@@ -482,7 +555,7 @@ def main() -> None:
         probs = [
             np.asarray(results[f"{split}/{args.ours}/{s}"]["test_proba"])
             for s in args.seeds
-            if f"{split}/{args.ours}/{s}" in results
+            if "test_proba" in results.get(f"{split}/{args.ours}/{s}", {})
         ]
         if len(probs) > 1 and len(probs) == len(args.seeds):
             mean = np.mean(probs, axis=0)
@@ -496,7 +569,7 @@ def main() -> None:
         ptb = load_ptb_sample(args.mirror / "kaggle-sample")
         for seed in args.seeds:
             base = models_dir / f"beat_{args.ours}_{seed}.keras"
-            if f"transfer/{seed}" in results or not base.is_file():
+            if f"transfer/{seed}" in results or not base.is_file() or args.report_only:
                 continue
             results[f"transfer/{seed}"] = transfer_runs(base, ptb, seed, args.epochs)
             store()
@@ -509,7 +582,7 @@ def main() -> None:
         text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds[0])
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, python {platform.python_version()}, tensorflow {tf.__version__} -->\n"
+        f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"
     )
     print(text)
     if args.markdown:

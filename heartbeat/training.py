@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
@@ -33,7 +32,10 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 def make_deterministic(seed: int) -> None:
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":  # the pipeline's backend; others only in bench/compare.py
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 @dataclass

@@ -43,6 +43,7 @@ from heartbeat.config import PhysionetConfig
 from heartbeat.csvio import write_beats_csv
 from heartbeat.download import HTTPStatusError, download_file, remove_quietly
 from heartbeat.errors import DataError, SourceError
+from heartbeat.splits import split_stratified
 
 log = logging.getLogger("heartbeat.physionet")
 
@@ -486,21 +487,6 @@ def _concat(parts: list[_Beats]) -> dict[str, np.ndarray]:
     for key in _RR_COLUMNS:
         cols[key] = np.concatenate([p.rr[key] for p in parts])
     return cols
-
-
-def split_stratified(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
-    """Boolean test mask holding ``test_fraction`` of each class, drawn with ``seed``.
-
-    Per class, so that rare classes (F: 803 beats in all of MIT-BIH) keep the
-    same share on both sides, as in the Kaggle set's 80/20 split.
-    """
-    rng = np.random.default_rng(seed)
-    test = np.zeros(labels.size, dtype=bool)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        n_test = round(test_fraction * members.size)
-        test[rng.permutation(members)[:n_test]] = True
-    return test
 
 
 def _file_rows(cols: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
