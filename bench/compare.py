@@ -129,6 +129,7 @@ MODEL_TITLES = {
     **{k: f"{k}: {title}" for k, (title, _) in VARIANTS.items()},
 }
 REPORT_CLASSES = ("S", "V", "F")
+SPLITS = ("beat", "patient", "patient_f1", "patient_f2", "patient_f3")
 
 
 # ---------------------------------------------------------------- data
@@ -184,8 +185,9 @@ def make_split(
         tr, va = rest[keep], rest[val]
         info = {"records": sorted(set(records.tolist()))}
     else:
+        fold = int(kind.removeprefix("patient").removeprefix("_f") or 0)
         ds1 = np.flatnonzero(np.isin(records, DS1_RECORDS) & ~np.isin(records, PACED_RECORDS))
-        keep, hold = grouped_split(y[ds1], records[ds1], 0.25, 0, "DS1 records")
+        keep, hold = grouped_split(y[ds1], records[ds1], 0.25, 0, "DS1 records", fold=fold)
         test, rest = ds1[hold], ds1[keep]
         keep, val = grouped_split(y[rest], records[rest], 0.1, 0, "DS1 training records")
         tr, va = rest[keep], rest[val]
@@ -281,7 +283,7 @@ def score(y: np.ndarray, proba: np.ndarray, split: str, val_y=None, val_proba=No
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     pred = np.argmax(proba, axis=1)
-    macro_labels = [0, 1, 2, 3] if split == "patient" else [0, 1, 2, 3, 4]
+    macro_labels = [0, 1, 2, 3] if split.startswith("patient") else [0, 1, 2, 3, 4]
     _, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=range(5), zero_division=0)
     out = {
         "accuracy": float(np.mean(pred == y)),
@@ -411,6 +413,36 @@ def table(results: dict, splits: list[str], models: list[str], seeds: list[int],
     return "\n".join(lines)
 
 
+def cv_table(results: dict, splits: list[str], models: list[str], seeds: list[int]) -> str:
+    """Grouped cross-validation over records: every patient fold's runs pooled per model."""
+    folds = [s for s in splits if s.startswith("patient")]
+    if len(folds) < 2:
+        return ""
+    lines = [
+        f"**patient split, grouped cross-validation** ({len(folds)} folds of the DS1 records: "
+        f"{', '.join(folds)}; macro-F1 over N, S, V, F; mean ± sample std over folds × seeds)",
+        "",
+        "| model | runs | test records | accuracy % | macro-F1 | recall S | F1 S | recall V | F1 V | recall F | F1 F |",
+        "|---" * 11 + "|",
+    ]
+    for model in models:
+        runs = [results.get(f"{f}/{model}/{s}") for f in folds for s in seeds]
+        m = [r["metrics"] for r in runs if r is not None]
+        if not m:
+            continue
+        tested = sum(len(results.get(f"{f}/info", {}).get("test_records", [])) for f in folds)
+        cells = [
+            str(len(m)),
+            str(tested),
+            _ms([x["accuracy"] for x in m], 100, 2),
+            _ms([x["macro_f1"] for x in m]),
+        ]
+        for c in REPORT_CLASSES:
+            cells += [_ms([x[f"recall_{c}"] for x in m], digits=2), _ms([x[f"f1_{c}"] for x in m], digits=2)]
+        lines.append(f"| {MODEL_TITLES[model]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def confusion_tables(results: dict, splits: list[str], models: list[str], seed: int) -> str:
     """Test-set confusion matrices (rows: true class, columns: predicted) of one seed."""
     lines = []
@@ -468,7 +500,13 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--splits", nargs="+", choices=("beat", "patient"), default=["beat", "patient"])
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=["beat", "patient"],
+        help="patient is fold 0 of a 4-fold grouped split of the DS1 records; patient_f1..3 the others",
+    )
     parser.add_argument("--models", nargs="+", choices=tuple(MODEL_TITLES), help="default: paper cnn OURS")
     parser.add_argument("--ours", choices=tuple(VARIANTS), default=OURS_DEFAULT, help="which variant is (c)")
     parser.add_argument("--max-beats", type=int, default=None, help="cap the training split (stratified)")
@@ -575,6 +613,8 @@ def main() -> None:
             store()
     text = (
         table(results, args.splits, args.models, args.seeds, args.ours)
+        + "\n"
+        + cv_table(results, args.splits, args.models, args.seeds)
         + "\n"
         + transfer_table(results, args.seeds)
     )

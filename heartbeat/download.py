@@ -119,7 +119,8 @@ def _transfer(url: str, part: Path, timeout_s: float, desc: str, progress: bool)
                     received += len(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as exc:
-            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # our disk, not the network: do not retry
+            # our disk, not the network: do not retry
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
                 raise write_error(part, exc) from None
             raise _Retry(f"transfer interrupted after {received} bytes ({type(exc).__name__})") from None
     if total is not None and received != total:

@@ -24,9 +24,12 @@ reported either way.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -334,3 +337,37 @@ def calibration_beats(X_train: np.ndarray, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     take = rng.choice(len(X_train), size=min(n, len(X_train)), replace=False)
     return np.ascontiguousarray(np.asarray(X_train)[np.sort(take)], dtype=np.float32).reshape(-1, BEAT_LENGTH)
+
+
+def inputs_key(source_sha256: str, params: dict[str, Any], data_dir: Path) -> str:
+    """One hash of everything an export of one model depends on: the ``.keras`` file, the
+    export params and the prepared split it is checked (and int8-calibrated) on."""
+    digest = hashlib.sha256(source_sha256.encode())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    for f in sorted(data_dir.glob("*.npy")):
+        digest.update(f.name.encode())
+        with open(f, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+def reuse_previous(
+    name: str, key: str, previous_dir: Path, out_dir: Path, previous: dict[str, Any]
+) -> dict | None:
+    """Copy ``name``'s files from the previous export if it was made from exactly the same inputs.
+
+    The export stage exports every model, since it checks them all; after one model is retrained,
+    the other three are copied, not converted and checked again (bench/bench_dvc.py). Returns the
+    previous parity figures, or None when anything differs or a file is missing.
+    """
+    entry = previous.get("manifest", {}).get("models", {}).get(name, {})
+    figures = previous.get("report", {}).get("models", {}).get(name)
+    files = entry.get("files")
+    if entry.get("inputs") != key or figures is None or not isinstance(files, list):
+        return None
+    sources = [previous_dir / f for f in files]
+    if not all(f.is_file() and f.name.startswith(f"{name}.") for f in sources):
+        return None
+    for f in sources:
+        shutil.copy2(f, out_dir / f.name)
+    return figures

@@ -30,9 +30,13 @@ def stratified_split(
 
 
 def grouped_split(
-    y: np.ndarray, groups: np.ndarray, fraction: float, seed: int, what: str = "data"
+    y: np.ndarray, groups: np.ndarray, fraction: float, seed: int, what: str = "data", fold: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Hold out about ``fraction`` of the rows by whole groups, balancing classes as far as groups allow."""
+    """Hold out about ``fraction`` of the rows by whole groups, balancing classes as far as groups allow.
+
+    ``fold`` picks which of the about ``1 / fraction`` disjoint held-out sets to return (grouped
+    cross-validation); with a class too rare to stratify, it only changes the random draw.
+    """
     unique = np.unique(groups)
     n_splits = max(2, round(1 / fraction))
     if len(unique) < 2:
@@ -42,10 +46,10 @@ def grouped_split(
     n_splits = min(n_splits, len(unique))
     if np.unique(y, return_counts=True)[1].min() >= n_splits:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        keep, hold = next(splitter.split(np.zeros(len(y)), y, groups))
+        keep, hold = list(splitter.split(np.zeros(len(y)), y, groups))[fold % n_splits]
     else:  # a class too rare to spread over the folds: plain grouped shuffle
-        shuffle = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        keep, hold = next(shuffle.split(np.zeros(len(y)), y, groups))
+        shuffle = GroupShuffleSplit(n_splits=fold + 1, test_size=fraction, random_state=seed)
+        keep, hold = list(shuffle.split(np.zeros(len(y)), y, groups))[fold]
     if len(keep) == 0 or len(hold) == 0:
         raise DataError(f"{what}: {len(unique)} groups are too few to hold out {fraction:.0%} by group")
     return np.sort(keep), np.sort(hold)

@@ -4,9 +4,13 @@ Writes ``models/export/`` as a whole (built aside, swapped in only when every
 model passed parity) holding ``<name>.tflite``, ``<name>.onnx``, quantised
 variants that passed their gate, and ``manifest.json`` (the sha256 of each
 source ``.keras``, so ``heartbeat predict`` never serves a stale export); and
-``metrics/export.json`` with the parity figures.
+``metrics/export.json`` with the parity figures. A model whose ``.keras`` file,
+export params and prepared data are all unchanged since the last run keeps its
+files and figures (copied, not converted again): the manifest records a hash of
+those inputs.
 """
 
+import json
 import logging
 
 from heartbeat import paths
@@ -14,7 +18,7 @@ from heartbeat.atomic import atomic_dir, write_json
 from heartbeat.config import stage_params
 from heartbeat.datasets import load_split
 from heartbeat.entry import run
-from heartbeat.export import Thresholds, calibration_beats, export_model
+from heartbeat.export import Thresholds, calibration_beats, export_model, inputs_key, reuse_previous
 from heartbeat.pipeline import MODELS
 from heartbeat.predict import EXPORT_DIR, MANIFEST, sha256_file
 
@@ -33,9 +37,21 @@ def main() -> None:
             calibration[ds] = calibration_beats(train.X, cfg.calibration_beats, cfg.seed)
     report: dict = {"formats": list(cfg.formats), "quantize": list(cfg.quantize), "models": {}}
     manifest: dict = {"models": {}}
-    with atomic_dir(paths.MODELS / EXPORT_DIR) as out:
+    previous_dir = paths.MODELS / EXPORT_DIR
+    previous = {"manifest": _read(previous_dir / MANIFEST), "report": _read(paths.METRICS / "export.json")}
+    params = cfg.model_dump(mode="json")
+    with atomic_dir(previous_dir) as out:
         for name, spec in MODELS.items():
             source = paths.model_file(name)
+            sha = sha256_file(source)
+            key = inputs_key(sha, params, paths.PREPARED / spec.dataset)
+            before = set(out.iterdir())
+            figures = reuse_previous(name, key, previous_dir, out, previous)
+            if figures is not None:
+                log.info("%s: unchanged since the last export; its files are kept", name)
+                report["models"][name] = figures
+                manifest["models"][name] = {**previous["manifest"]["models"][name], "source": str(source)}
+                continue
             test = tests[spec.dataset]
             report["models"][name] = export_model(
                 name,
@@ -49,9 +65,17 @@ def main() -> None:
                 thresholds=thresholds,
                 batch_size=cfg.batch_size,
             )
-            manifest["models"][name] = {"source": str(source), "sha256": sha256_file(source)}
+            files = sorted(f.name for f in set(out.iterdir()) - before)
+            manifest["models"][name] = {"source": str(source), "sha256": sha, "inputs": key, "files": files}
         write_json(out / MANIFEST, manifest)
     write_json(paths.METRICS / "export.json", report)
+
+
+def _read(path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 if __name__ == "__main__":

@@ -95,8 +95,10 @@ def test_param_edit_reruns_only_affected_stages(tmp_path: Path, tiny_repro: Path
     assert json.loads((project / "metrics/mlp_ptb.json").read_text()) == before
     git(project, "checkout", "-q", "--", ".")
 
+    manifest = json.loads((project / "models/export/manifest.json").read_text())
     edit_params(project, {"train_mlp": {"hidden": [32]}})
-    out = dvc(project, "repro").stdout
+    proc = dvc(project, "repro")
+    out = proc.stdout
     # export and report consume every model, so they rerun too; evaluate runs for this model only
     assert _ran_stages(out) == {"train_mlp", "export", "evaluate@mlp_ptb", "report"}, out
     after = json.loads((project / "metrics/mlp_ptb.json").read_text())
@@ -107,6 +109,17 @@ def test_param_edit_reruns_only_affected_stages(tmp_path: Path, tiny_repro: Path
     assert diff["metrics/mlp_ptb.json"]["params"]["old"] == before["params"]
     assert diff["metrics/mlp_ptb.json"]["params"]["new"] == after["params"]
     assert "metrics/resnet_mitbih.json" not in diff  # untouched model, unchanged metrics
+
+    # export reran, but converted and checked only the retrained model; the others were copied
+    logs = proc.stdout + proc.stderr
+    now = json.loads((project / "models/export/manifest.json").read_text())
+    assert now["models"]["mlp_ptb"]["inputs"] != manifest["models"]["mlp_ptb"]["inputs"]
+    for name in ("resnet_ptb", "resnet_mitbih", "transfer_ptb"):
+        assert now["models"][name] == manifest["models"][name]
+        assert f"{name}: unchanged since the last export" in logs, logs
+        for f in now["models"][name]["files"]:
+            assert (project / "models/export" / f).is_file()
+    assert "mlp_ptb: unchanged" not in logs
 
 
 def test_failed_preprocess_keeps_previous_outputs(tmp_path: Path, tiny_repro: Path) -> None:

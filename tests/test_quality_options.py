@@ -159,6 +159,34 @@ def test_early_stopping_on_val_macro_f1() -> None:
     assert 0.0 <= f1 <= 1.0
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_crossentropy_matches_keras(smoothing: float) -> None:
+    from heartbeat.training import crossentropy
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(5), size=200).astype(np.float32)
+    proba[0] = [1, 0, 0, 0, 0]  # clipped, as Keras clips
+    y = rng.integers(0, 5, 200)
+    y[0] = 3
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    expected = float(loss(np.eye(5, dtype=np.float32)[y], proba))
+    assert crossentropy(y, proba, smoothing) == pytest.approx(expected, rel=1e-5)
+
+
+def test_val_macro_f1_monitor_validates_once_per_epoch() -> None:
+    """The history still has val_loss and val_accuracy, equal to what Keras' own pass reports."""
+    tr, va = _split(96, 0), _split(48, 1)
+    make_deterministic(0)
+    model = _resnet()
+    cfg = TrainConfig(epochs=2, batch_size=32, patience=0, monitor="val_macro_f1")
+    result = train(model, tr, va, cfg)
+    last = result.history[-1]
+    assert set(last) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    loss, accuracy = model.evaluate(va.X, va.y, batch_size=64, verbose=0)
+    assert last["val_loss"] == pytest.approx(loss, rel=1e-4)
+    assert last["val_accuracy"] == pytest.approx(accuracy)
+
+
 # ---------------------------------------------------------------- calibration
 
 

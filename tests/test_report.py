@@ -315,6 +315,7 @@ def test_report_stage_in_dvc_yaml() -> None:
         } <= deps
     outs = {next(iter(o)) for o in report["outs"]}
     assert outs == {"report/index.html", "report/README.md"}
+
     # Every file the report reads is some stage's output, so DVC orders report after them.
     def expanded(stage: dict) -> list[dict]:  # a foreach stage stands for one stage per key
         if "foreach" not in stage:
