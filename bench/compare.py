@@ -21,14 +21,20 @@ MIT-BIH record in ``--mirror`` (../shared/data/mitdb: de Chazal DS1 + the 4 pace
   the project's ``grouped_split`` (StratifiedGroupKFold, first of 4 folds, seed 0) holds out
   records 114 116 208 215 220 as test; validation is again whole records (106 118).
   Macro-F1 on this split is over N, S, V, F (no Q beats outside the paced records).
+  ``patient_f1``, ``patient_f2`` and ``patient_f3`` are the other 3 folds: with all four, every
+  DS1 record is tested once (grouped cross-validation), and a pooled table follows.
 
 The splits are fixed; ``--seeds`` vary initialisation and batch order only. ``--max-beats``
 caps the training split (a stratified random subset, the same for every model and seed) to fit
 a CPU budget; validation and test are never cut. Every finished run is stored in ``--results``
 (JSON), so an interrupted or extended run (more seeds) resumes where it stopped.
 
-    python bench/compare.py --seeds 0 1 2 --epochs 30          # the full comparison
+    python bench/compare.py --seeds 0 1 2 --epochs 60 --transfer --confusions   # as in BENCHMARKS.md
     python bench/compare.py --seeds 0 --epochs 2 --max-beats 3000 --splits beat   # smoke run
+
+``--data-cache FILE.npz`` keeps the beats, so that later runs (or another machine, one without
+wfdb) skip the segmentation; ``--merge`` adds runs stored in other results files (as
+bench/compare_parallel.sh does) and ``--report-only`` prints the tables without training.
 
 ``--transfer`` adds the PTB comparison (from scratch, frozen transfer, full fine-tuning, from
 ``ours`` trained on the beat split of the same seed) on the 200-beat Kaggle PTB sample in
