@@ -123,8 +123,14 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
         "as rhythm_sqrt_f1, 64 filters, the paper's augmentation (2 copies)",
         _RS.model_copy(update={"filters": 64, "dense": 64}),
     ),
+    "rhythm_sqrt_f1_tpl": (
+        "as rhythm_sqrt_f1, + 3 features against the record's median beat",
+        _RS,
+    ),
 }
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
+TEMPLATE = {"rhythm_sqrt_f1_tpl"}
+"""Variants whose R-R input also carries :func:`template_features` (3 more columns)."""
 OURS_DEFAULT = "rhythm_sqrt_f1"
 AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
 """Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
@@ -167,6 +173,26 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache, **data)
     return data
+
+
+def template_features(X: np.ndarray, records: np.ndarray) -> np.ndarray:
+    """How each beat differs from its own record's median beat: correlation, RMS difference, and that
+    RMS divided by the record's median RMS difference. ``(n, 3)`` float32.
+
+    The median beat is the patient's usual beat, found without labels (a new patient's record has
+    one too), so "unlike this patient's usual beat" can be learnt across patients where absolute
+    shapes do not carry over. The physionet beats are centred on the R-peak, so beats align.
+    """
+    out = np.empty((len(X), 3), dtype=np.float64)
+    for record in np.unique(records):
+        idx = np.flatnonzero(records == record)
+        B = X[idx].astype(np.float64)
+        T = np.median(B, axis=0)
+        rms = np.sqrt(np.mean((B - T) ** 2, axis=1))
+        Bc, Tc = B - B.mean(axis=1, keepdims=True), T - T.mean()
+        corr = (Bc @ Tc) / (np.linalg.norm(Bc, axis=1) * np.linalg.norm(Tc) + 1e-9)
+        out[idx] = np.stack([corr, rms, rms / (np.median(rms) + 1e-9)], axis=1)
+    return np.clip(out, -1.0, 10.0).astype(np.float32)
 
 
 def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
@@ -257,7 +283,7 @@ def build(model_key: str, cfg: TrainConfig):
         cfg.blocks,
         cfg.dense,
         cfg.dropout,
-        len(RR_COLUMNS) if cfg.rhythm else 0,
+        (len(RR_COLUMNS) + (3 if model_key in TEMPLATE else 0)) if cfg.rhythm else 0,
     )
 
 
@@ -413,8 +439,20 @@ def table(results: dict, splits: list[str], models: list[str], seeds: list[int],
             cells = [f"{100 * m['accuracy']:.2f}", f"{m['macro_f1']:.3f}"]
             for c in REPORT_CLASSES:
                 cells += [f"{m[f'recall_{c}']:.2f}", f"{m[f'f1_{c}']:.2f}"]
-            cells += [f"{m['ece']:.4f}", "–", "–", "–"]
-            lines.append(f"| (c) ours, mean probability of {ens['n']} seeds | " + " | ".join(cells) + " |")
+            members = [results.get(f"{split}/{ours}/{s}", {}) for s in seeds]
+            # the ensemble's training is its members' training, one after another (as the pipeline does)
+            cells += [f"{m['ece']:.4f}", "–"]
+            cells += [
+                f"{sum(r['seconds'] for r in members):.0f}" if all("seconds" in r for r in members) else "–",
+                str(sum(r["epochs_run"] for r in members))
+                if all("epochs_run" in r for r in members)
+                else "–",
+            ]
+            lines.append(
+                f"| (c) ours, ensemble: mean probability of {ens['n']} seeds (`ensemble: {ens['n']}`) | "
+                + " | ".join(cells)
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -449,16 +487,25 @@ def cv_table(results: dict, splits: list[str], models: list[str], seeds: list[in
     return "\n".join(lines) + "\n"
 
 
-def confusion_tables(results: dict, splits: list[str], models: list[str], seed: int) -> str:
-    """Test-set confusion matrices (rows: true class, columns: predicted) of one seed."""
+def confusion_tables(results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str) -> str:
+    """Test-set confusion matrices (rows: true class, columns: predicted) of the first seed, and of
+    the seed ensemble of ``ours``."""
     lines = []
+    seed = seeds[0]
     for split in splits:
-        for model in models:
-            run = results.get(f"{split}/{model}/{seed}")
-            if run is None:
+        runs = [
+            (f"{MODEL_TITLES[m]}, {split} split, seed {seed}", results.get(f"{split}/{m}/{seed}"))
+            for m in models
+        ]
+        if ours in models:
+            ens = results.get(_ensemble_key(split, ours, seeds))
+            title = f"(c) ours, ensemble of seeds {', '.join(map(str, seeds))}, {split} split"
+            runs.append((title, ens))
+        for title, run in runs:
+            if run is None or "confusion" not in run:
                 continue
             lines += [
-                f"{MODEL_TITLES[model]}, {split} split, seed {seed} (rows true, columns predicted):",
+                f"{title} (rows true, columns predicted):",
                 "",
                 "| | " + " | ".join(MITBIH_CLASSES) + " |",
                 "|---" * (len(MITBIH_CLASSES) + 1) + "|",
@@ -575,8 +622,13 @@ def main() -> None:
     args.models = args.models or ["paper", "cnn", args.ours]
     MODEL_TITLES[args.ours] = f"(c) ours: {VARIANTS[args.ours][0]}"
     models_dir = args.results.parent / "models"
+    if TEMPLATE & set(args.models):
+        with_template = {**data, "R": np.hstack([data["R"], template_features(data["X"], data["record"])])}
     for split in args.splits:
         splits, info = make_split(data, split, args.max_beats)
+        tpl_splits = (
+            make_split(with_template, split, args.max_beats)[0] if TEMPLATE & set(args.models) else {}
+        )
         results[f"{split}/info"] = info
         log.info("%s split: %s", split, json.dumps(info))
         for seed in args.seeds:
@@ -586,7 +638,8 @@ def main() -> None:
                     continue
                 cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
                 save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
-                run = train_one(model, cfg, augmented(splits, AUGMENT.get(model), seed), seed, save)
+                data_for = tpl_splits if model in TEMPLATE else splits
+                run = train_one(model, cfg, augmented(data_for, AUGMENT.get(model), seed), seed, save)
                 yv, yt = splits["val"].y, splits["test"].y
                 run["metrics"] = score(
                     yt, np.asarray(run["test_proba"]), split, yv, np.asarray(run["val_proba"])
@@ -625,7 +678,7 @@ def main() -> None:
         + transfer_table(results, args.seeds)
     )
     if args.confusions:
-        text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds[0])
+        text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds, args.ours)
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"

@@ -199,6 +199,13 @@ class ResNetConfig(TrainConfig):
         description="also feed the 6 R-R features (physionet source only); beat-only, with a warning, "
         "when the prepared data has none",
     )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="train this many models, seeds seed, seed+1, ...; the saved model averages their "
+        "probabilities (1: a single model)",
+    )
 
 
 class TransferConfig(TrainConfig):

@@ -17,6 +17,8 @@ from heartbeat.classes import BEAT_LENGTH
 REPRESENTATION_LAYER = "representation"
 RHYTHM_INPUT = "rhythm"
 """Name of the optional second input: the R-R features of heartbeat/rhythm.py."""
+ENSEMBLE_OUTPUT = "mean_probability"
+"""Name of the averaging layer that marks a model built by :func:`build_ensemble`."""
 
 
 def build_mlp(n_classes: int, hidden: list[int], dropout: float = 0.0) -> keras.Model:
@@ -82,12 +84,42 @@ def takes_rhythm(model: keras.Model) -> bool:
     return len(model.inputs) > 1
 
 
+def build_ensemble(members: list[keras.Model], name: str) -> keras.Model:
+    """One model whose output is the mean of the ``members``' class probabilities (a seed ensemble).
+
+    Why one model rather than a list of files: evaluate, export, ``heartbeat predict`` and the
+    transfer stage all keep taking a single ``.keras`` file. The members are nested whole, renamed
+    ``member_0``, ``member_1``, ..., so :func:`ensemble_members` gets each back intact.
+    """
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+    shapes = {tuple(tuple(t.shape[1:]) for t in m.inputs) for m in members}
+    if len(shapes) != 1:
+        raise ValueError(f"ensemble members take different inputs: {sorted(shapes)}")
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    inputs = [keras.Input(shape=t.shape[1:], name=t.name) for t in members[0].inputs]
+    x = inputs if len(inputs) > 1 else inputs[0]
+    outputs = layers.Average(name=ENSEMBLE_OUTPUT, dtype="float32")([m(x) for m in members])
+    return keras.Model(x, outputs, name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a :func:`build_ensemble` model, in seed order; ``[model]`` for a single model."""
+    if not any(layer.name == ENSEMBLE_OUTPUT for layer in model.layers):
+        return [model]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
     """A new softmax head on the representation of a trained ResNet.
 
     ``freeze='all_conv'`` keeps the convolutional feature extractor fixed and
     trains only the dense layers, as the paper does; ``'none'`` fine-tunes all.
+    From a seed ensemble it takes the first member (the stage's own seed): one
+    representation to fine-tune, the same one a single model would have given.
     """
+    base = ensemble_members(base)[0]
     try:
         rep = base.get_layer(REPRESENTATION_LAYER).output
     except ValueError:

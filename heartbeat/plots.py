@@ -8,6 +8,7 @@ the report without DVC.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 
 import matplotlib
@@ -21,9 +22,12 @@ from heartbeat.training import HISTORY_COLUMNS
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
-    lines = [",".join(HISTORY_COLUMNS)]
+    """The training history for DVC's linear template; a seed ensemble's also has a ``member`` column."""
+    columns = (*HISTORY_COLUMNS, "member") if any("member" in row for row in history) else HISTORY_COLUMNS
+    integer = ("epoch", "member")
+    lines = [",".join(columns)]
     for row in history:
-        lines.append(",".join(f"{row[c]:.6g}" if c != "epoch" else str(int(row[c])) for c in HISTORY_COLUMNS))
+        lines.append(",".join(str(int(row[c])) if c in integer else f"{row[c]:.6g}" for c in columns))
     return "\n".join(lines) + "\n"
 
 
@@ -48,7 +52,12 @@ def accuracy_figure(history: list[dict[str, float]], title: str) -> Figure:
     epochs = [r["epoch"] for r in history]
     ax.plot(epochs, [r["accuracy"] for r in history], label="train")
     ax.plot(epochs, [r["val_accuracy"] for r in history], label="validation")
-    ax.set_xlabel("epoch")
+    starts = [r["epoch"] for prev, r in itertools.pairwise(history) if r.get("member") != prev.get("member")]
+    for i, x in enumerate(starts):  # a seed ensemble: where each next member starts training
+        ax.axvline(
+            x - 0.5, color="grey", linewidth=0.8, linestyle=":", label="next member" if i == 0 else None
+        )
+    ax.set_xlabel("epoch (members one after another)" if starts else "epoch")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -153,6 +153,8 @@ def summary_row(m: ModelResult) -> list[str]:
     mt, tr = m.metrics, m.training
     epochs = tr.get("epochs_run")
     best = tr.get("best_epoch")
+    if isinstance(tr.get("ensemble"), Mapping):  # a seed ensemble: each member's best epoch
+        best = " / ".join(str(b) for b in tr["ensemble"].get("best_epoch", []))
     return [
         m.title,
         DATASET_NAMES.get(m.dataset, m.dataset),

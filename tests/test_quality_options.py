@@ -20,7 +20,7 @@ import yaml
 from heartbeat.augment import augment_minority, augment_minority_rows, oversample, oversample_index
 from heartbeat.calibration import apply_temperature, fit_temperature, nll, stored_temperature
 from heartbeat.classes import BEAT_LENGTH
-from heartbeat.config import PreprocessConfig, ResNetConfig, TrainConfig, parse_section
+from heartbeat.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
 from heartbeat.csvio import Beats
 from heartbeat.datasets import Split, load_split, save_dataset
 from heartbeat.errors import DataError, ParamsError
@@ -400,3 +400,114 @@ def test_stage_falls_back_to_beat_only_without_rr_features(
         info = _stage(tmp_path, monkeypatch, False, rhythm=True)
     assert info["rhythm_input"] is False and "temperature" not in info
     assert "no R-R features" in caplog.text and "beat-only" in caplog.text
+
+
+# ---------------------------------------------------------------- seed ensembles
+
+
+def test_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> None:
+    from heartbeat.modelio import load_model, save_model
+    from heartbeat.models import build_ensemble, ensemble_members
+
+    members = []
+    for seed in (0, 1, 2):
+        make_deterministic(seed)
+        members.append(_resnet(5, rhythm=True))
+    data = _split(8, 0, n_classes=5, rhythm=True)
+    expected = np.mean([m.predict(model_inputs(m, data), verbose=0) for m in members], axis=0)
+    model = build_ensemble(members, "resnet_ensemble")
+    assert takes_rhythm(model) and [t.name for t in model.inputs] == ["beat", "rhythm"]
+    np.testing.assert_allclose(model.predict(model_inputs(model, data), verbose=0), expected, atol=1e-6)
+    save_model(model, tmp_path / "e.keras")
+    loaded = load_model(tmp_path / "e.keras", 5)
+    np.testing.assert_allclose(loaded.predict(model_inputs(loaded, data), verbose=0), expected, atol=1e-6)
+    back = ensemble_members(loaded)
+    assert [m.name for m in back] == ["member_0", "member_1", "member_2"]
+    for original, restored in zip(members, back, strict=True):
+        for a, b in zip(original.get_weights(), restored.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    # transfer starts from member 0's representation, beat only
+    transfer = build_transfer(loaded, 2, "none")
+    assert not takes_rhythm(transfer)
+    assert transfer.get_layer("representation") is back[0].get_layer("representation")
+    assert ensemble_members(members[0]) == [members[0]]
+
+
+def test_ensemble_refuses_one_member_or_mismatched_inputs() -> None:
+    from heartbeat.models import build_ensemble
+
+    with pytest.raises(ValueError, match="at least 2 members"):
+        build_ensemble([_resnet()], "e")
+    with pytest.raises(ValueError, match="different inputs"):
+        build_ensemble([_resnet(), _resnet(rhythm=True)], "e")
+
+
+def test_ensemble_stage_trains_each_seed_as_a_single_run_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Member i of ``ensemble: k, seed: s`` has the weights of a single run with seed s + i."""
+    from heartbeat.models import ensemble_members
+    from heartbeat.plots import read_history_csv
+
+    info = _stage(
+        tmp_path / "ens",
+        monkeypatch,
+        True,
+        rhythm=True,
+        seed=5,
+        ensemble=2,
+        epochs=2,
+        calibration="temperature",
+    )
+    ens = keras.saving.load_model(tmp_path / "ens/models/resnet_mitbih.keras", compile=False)
+    history = read_history_csv((tmp_path / "ens/plots/resnet_mitbih/history.csv").read_text())
+    single = _stage(tmp_path / "one", monkeypatch, True, rhythm=True, seed=6, epochs=2)
+    one = keras.saving.load_model(tmp_path / "one/models/resnet_mitbih.keras", compile=False)
+
+    members = ensemble_members(ens)
+    assert len(members) == 2 and takes_rhythm(ens)
+    for a, b in zip(members[1].get_weights(), one.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert info["ensemble"]["seeds"] == [5, 6] and info["ensemble"]["epochs_run"] == [2, 2]
+    assert info["epochs_run"] == 4 and "best_epoch" not in info
+    assert info["params"] == 2 * single["params"] and 0.05 <= info["temperature"] <= 20
+    # members one after the other: epoch counts on, member says whose
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["member"] for r in history] == [0, 0, 1, 1]
+    assert "member" not in (tmp_path / "one/plots/resnet_mitbih/history.csv").read_text()
+
+
+def test_ensemble_must_be_a_small_positive_count() -> None:
+    with pytest.raises(ParamsError, match="ensemble"):
+        parse_section(ResNetConfig, "train_resnet_mitbih", {"ensemble": 0})
+    with pytest.raises(ParamsError, match="ensemble"):
+        parse_section(MLPConfig, "train_mlp", {"ensemble": 2})
+
+
+def test_transfer_from_an_ensemble_is_transfer_from_its_first_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base is loaded before the seeding, so the number of members cannot change the result."""
+    from heartbeat.modelio import save_model
+    from heartbeat.models import build_ensemble
+
+    members = []
+    for seed in (0, 1):
+        make_deterministic(seed)
+        members.append(_resnet(5))
+    weights = []
+    for folder, base in (("ens", build_ensemble(members, "e")), ("one", members[0])):
+        root = tmp_path / folder
+        save_dataset(root / "data/prepared/ptb", {"train": _split(64, 0, 2), "val": _split(32, 1, 2)})
+        save_model(base, root / "models/resnet_mitbih.keras")
+        section = {"epochs": 1, "batch_size": 32, "freeze": "none"}
+        (root / "params.yaml").write_text(
+            yaml.safe_dump({"finetune_transfer": section, "train": {"device": "cpu"}})
+        )
+        monkeypatch.chdir(root)
+        run_training("transfer_ptb")
+        weights.append(
+            keras.saving.load_model(root / "models/transfer_ptb.keras", compile=False).get_weights()
+        )
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
