@@ -137,7 +137,7 @@ def our_train(tr, va, cfg, clock: EpochClock) -> None:
     ``cfg.rhythm`` and the data has it), with the epoch clock hooked into its EpochLog."""
     import heartbeat.training as training
     from heartbeat.models import build_resnet
-    from heartbeat.rhythm import RR_COLUMNS
+    from heartbeat.rhythm import input_width
 
     original = training.EpochLog
 
@@ -153,7 +153,7 @@ def our_train(tr, va, cfg, clock: EpochClock) -> None:
     training.EpochLog = ClockedEpochLog
     try:
         training.make_deterministic(cfg.seed)
-        rhythm = len(RR_COLUMNS) if cfg.rhythm and tr.R is not None and va.R is not None else 0
+        rhythm = input_width(cfg.template) if cfg.rhythm and tr.R is not None and va.R is not None else 0
         model = build_resnet(5, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm)
         clock.start = time.perf_counter()
         training.train(model, tr, va, cfg)

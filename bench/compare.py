@@ -70,7 +70,7 @@ from heartbeat.config import (  # noqa: E402
 )
 from heartbeat.datasets import Split  # noqa: E402
 from heartbeat.metrics import expected_calibration_error  # noqa: E402
-from heartbeat.rhythm import RR_COLUMNS, rhythm_matrix  # noqa: E402
+from heartbeat.rhythm import RR_COLUMNS, input_width, rhythm_matrix, template_features  # noqa: E402
 from heartbeat.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
 
 log = logging.getLogger("compare")
@@ -125,12 +125,10 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
     ),
     "rhythm_sqrt_f1_tpl": (
         "as rhythm_sqrt_f1, + 3 features against the record's median beat",
-        _RS,
+        _RS.model_copy(update={"template": True}),
     ),
 }
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
-TEMPLATE = {"rhythm_sqrt_f1_tpl"}
-"""Variants whose R-R input also carries :func:`template_features` (3 more columns)."""
 OURS_DEFAULT = "rhythm_sqrt_f1"
 AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
 """Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
@@ -173,26 +171,6 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache, **data)
     return data
-
-
-def template_features(X: np.ndarray, records: np.ndarray) -> np.ndarray:
-    """How each beat differs from its own record's median beat: correlation, RMS difference, and that
-    RMS divided by the record's median RMS difference. ``(n, 3)`` float32.
-
-    The median beat is the patient's usual beat, found without labels (a new patient's record has
-    one too), so "unlike this patient's usual beat" can be learnt across patients where absolute
-    shapes do not carry over. The physionet beats are centred on the R-peak, so beats align.
-    """
-    out = np.empty((len(X), 3), dtype=np.float64)
-    for record in np.unique(records):
-        idx = np.flatnonzero(records == record)
-        B = X[idx].astype(np.float64)
-        T = np.median(B, axis=0)
-        rms = np.sqrt(np.mean((B - T) ** 2, axis=1))
-        Bc, Tc = B - B.mean(axis=1, keepdims=True), T - T.mean()
-        corr = (Bc @ Tc) / (np.linalg.norm(Bc, axis=1) * np.linalg.norm(Tc) + 1e-9)
-        out[idx] = np.stack([corr, rms, rms / (np.median(rms) + 1e-9)], axis=1)
-    return np.clip(out, -1.0, 10.0).astype(np.float32)
 
 
 def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
@@ -283,7 +261,7 @@ def build(model_key: str, cfg: TrainConfig):
         cfg.blocks,
         cfg.dense,
         cfg.dropout,
-        (len(RR_COLUMNS) + (3 if model_key in TEMPLATE else 0)) if cfg.rhythm else 0,
+        input_width(cfg.template) if cfg.rhythm else 0,
     )
 
 
@@ -622,13 +600,10 @@ def main() -> None:
     args.models = args.models or ["paper", "cnn", args.ours]
     MODEL_TITLES[args.ours] = f"(c) ours: {VARIANTS[args.ours][0]}"
     models_dir = args.results.parent / "models"
-    if TEMPLATE & set(args.models):
-        with_template = {**data, "R": np.hstack([data["R"], template_features(data["X"], data["record"])])}
+    # Models take a prefix of the context columns (heartbeat/rhythm.py): R-R first, then the template ones.
+    data["R"] = np.hstack([data["R"][:, : len(RR_COLUMNS)], template_features(data["X"], data["record"])])
     for split in args.splits:
         splits, info = make_split(data, split, args.max_beats)
-        tpl_splits = (
-            make_split(with_template, split, args.max_beats)[0] if TEMPLATE & set(args.models) else {}
-        )
         results[f"{split}/info"] = info
         log.info("%s split: %s", split, json.dumps(info))
         for seed in args.seeds:
@@ -638,8 +613,7 @@ def main() -> None:
                     continue
                 cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
                 save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
-                data_for = tpl_splits if model in TEMPLATE else splits
-                run = train_one(model, cfg, augmented(data_for, AUGMENT.get(model), seed), seed, save)
+                run = train_one(model, cfg, augmented(splits, AUGMENT.get(model), seed), seed, save)
                 yv, yt = splits["val"].y, splits["test"].y
                 run["metrics"] = score(
                     yt, np.asarray(run["test_proba"]), split, yv, np.asarray(run["val_proba"])

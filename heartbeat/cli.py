@@ -281,9 +281,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     rhythm = None
     if runner.rhythm and beats.sample is not None and beats.fs:
-        from heartbeat.rhythm import rhythm_from_peaks
+        from heartbeat.rhythm import context_from_peaks
 
-        rhythm = rhythm_from_peaks(beats.sample, beats.fs)
+        rhythm = context_from_peaks(beats.X, beats.sample, beats.fs)
     proba = predict_proba(
         runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
     )

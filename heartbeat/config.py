@@ -199,6 +199,11 @@ class ResNetConfig(TrainConfig):
         description="also feed the 6 R-R features (physionet source only); beat-only, with a warning, "
         "when the prepared data has none",
     )
+    template: bool = Field(
+        False,
+        description="with rhythm: also feed 3 features of each beat against its record's median beat "
+        "(heartbeat/rhythm.py)",
+    )
     ensemble: int = Field(
         1,
         ge=1,

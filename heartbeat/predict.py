@@ -126,6 +126,9 @@ class Runner:
     """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
     rhythm: bool = False
     """The model also takes the R-R rhythm features (heartbeat/rhythm.py): ``run(batch, rhythm)``."""
+    rhythm_width: int = 0
+    """How many columns of the context matrix (heartbeat/rhythm.py) the rhythm input takes: 6 (R-R)
+    or 9 (R-R and the record-template features)."""
     temperature: float | None = None
     """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
     :func:`predict_proba`; None when the model was not calibrated."""
@@ -161,17 +164,19 @@ def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
 # ---------------------------------------------------------------- keras
 
 
-def _check_inputs(path: Path, model: object) -> bool:
-    """Beat-only models, or beat + R-R rhythm models (heartbeat/models.py); return whether it takes rhythm."""
+def _check_inputs(path: Path, model: object) -> int:
+    """Beat-only models, or beat + rhythm models (heartbeat/models.py); return the rhythm input's
+    width (0: beat-only)."""
     from heartbeat.models import RHYTHM_INPUT
-    from heartbeat.rhythm import RR_COLUMNS
+    from heartbeat.rhythm import CONTEXT_COLUMNS, RR_COLUMNS
 
     inputs = list(getattr(model, "inputs", []))
     names = [getattr(t, "name", "?") for t in inputs]
     if len(inputs) == 1:
-        return False
-    if len(inputs) == 2 and RHYTHM_INPUT in names[1] and tuple(inputs[1].shape[1:]) == (len(RR_COLUMNS),):
-        return True
+        return 0
+    widths = {(len(RR_COLUMNS),), (len(CONTEXT_COLUMNS),)}
+    if len(inputs) == 2 and RHYTHM_INPUT in names[1] and tuple(inputs[1].shape[1:]) in widths:
+        return int(inputs[1].shape[1])
     raise ModelError(
         f"{path}: the model takes {len(names)} inputs ({', '.join(names)}); "
         "heartbeat predict supports beat-only models and beat + R-R rhythm models"
@@ -195,7 +200,8 @@ def load_keras(path: Path, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    rhythm = _check_inputs(path, model)
+    width = _check_inputs(path, model)
+    rhythm = width > 0
     n = _check_io(path, (None, *model.inputs[0].shape[1:]), tuple(model.outputs[0].shape))
     import tensorflow as tf
 
@@ -216,7 +222,7 @@ def load_keras(path: Path, threads: int) -> Runner:
     def run(batch: np.ndarray, *side: np.ndarray) -> np.ndarray:
         return np.asarray(call(batch, *side), dtype=np.float32)
 
-    return Runner("keras", path, n, run, threads, rhythm=rhythm)
+    return Runner("keras", path, n, run, threads, rhythm=rhythm, rhythm_width=width)
 
 
 # ---------------------------------------------------------------- tflite
@@ -515,7 +521,8 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities ``(n, n_classes)`` for beats ``X`` ``(n, 187)``, in batches.
 
-    ``rhythm`` is the ``(n, 6)`` R-R matrix that a rhythm model (``runner.rhythm``) also takes.
+    ``rhythm`` is the ``(n, 9)`` context matrix (heartbeat/rhythm.py) of a rhythm model
+    (``runner.rhythm``); the model takes its first ``runner.rhythm_width`` columns.
 
     ``progress=None`` shows a tqdm bar on stderr only for inputs of at least
     :data:`PROGRESS_MIN_BEATS` beats when stderr is a terminal.
@@ -531,7 +538,12 @@ def predict_proba(
                 f"{runner.path}: the model also takes R-R rhythm features, which only a WFDB record "
                 "(its R-peak times) provides; give a record, or use a beat-only model"
             )
-        side = (np.ascontiguousarray(rhythm, dtype=np.float32),)
+        if rhythm.shape[1] < runner.rhythm_width:
+            raise DataError(
+                f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
+                f"got {rhythm.shape[1]}; build them with heartbeat.rhythm.context_from_peaks"
+            )
+        side = (np.ascontiguousarray(rhythm[:, : runner.rhythm_width], dtype=np.float32),)
     if progress is None:
         progress = n >= PROGRESS_MIN_BEATS and sys.stderr.isatty()
     out = np.empty((n, runner.n_classes), dtype=np.float32)

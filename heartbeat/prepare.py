@@ -25,7 +25,7 @@ from heartbeat.config import PreprocessConfig
 from heartbeat.csvio import Beats
 from heartbeat.datasets import Split
 from heartbeat.errors import DataError
-from heartbeat.rhythm import RR_COLUMNS, rhythm_matrix
+from heartbeat.rhythm import RR_COLUMNS, context_matrix
 from heartbeat.splits import grouped_split, stratified_split
 
 
@@ -55,22 +55,32 @@ def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
     return Split(X=X, y=y, R=None if train.R is None else train.R[origin])
 
 
-def _rhythm(prov: pd.DataFrame | None, files: tuple[str, ...], n: int) -> np.ndarray | None:
-    """The R-R features (heartbeat/rhythm.py) of the rows of ``files``, or None when the source has none."""
+def _rhythm(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.ndarray) -> np.ndarray | None:
+    """The context features (heartbeat/rhythm.py: R-R, then against the record's median beat) of the
+    rows of ``files``, whose beats are ``X``; None when the source has no R-peak times.
+
+    Every beat of a record counts towards its median beat, from whichever file: it needs no label.
+    """
     if prov is None or not set(RR_COLUMNS) <= set(prov.columns):
         return None
-    R = rhythm_matrix(pd.concat([prov[prov["file"] == name].sort_values("row") for name in files]))
-    if len(R) != n:
+    rows = pd.concat([prov[prov["file"] == name].sort_values("row") for name in files])
+    if len(rows) != len(X):
         raise DataError(
-            f"provenance.parquet: {len(R)} rows for {', '.join(files)}, but the CSVs hold {n}; refetch"
+            f"provenance.parquet: {len(rows)} rows for {', '.join(files)}, but the CSVs hold {len(X)}; refetch"
         )
-    return R
+    groups = (
+        rows["record"].astype(str).to_numpy() if "record" in rows.columns else np.zeros(len(rows), np.int8)
+    )
+    if "database" in rows.columns:
+        groups = rows["database"].astype(str).to_numpy() + "/" + groups.astype(str)
+    return context_matrix(rows, X, groups)
 
 
 def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame | None = None) -> Prepared:
     tr, te = raw["mitbih_train.csv"], raw["mitbih_test.csv"]
-    R_tr = _rhythm(prov, ("mitbih_train.csv",), len(tr.y))
-    R_te = _rhythm(prov, ("mitbih_test.csv",), len(te.y))
+    mit_files = ("mitbih_train.csv", "mitbih_test.csv")
+    R = None if prov is None else _rhythm(prov, mit_files, np.concatenate([tr.X, te.X]))
+    R_tr, R_te = (None, None) if R is None else (R[: len(tr.y)], R[len(tr.y) :])
     keep, val = stratified_split(tr.y, cfg.val_fraction, cfg.seed, "mitbih_train.csv")
     mitbih = {
         "train": _take(tr.X, tr.y, keep, R_tr),
@@ -80,7 +90,7 @@ def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame
     ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
     X = np.concatenate([raw[f].X for f in ptb_files])
     y = np.concatenate([raw[f].y for f in ptb_files])
-    R = _rhythm(prov, ptb_files, len(y))
+    R = _rhythm(prov, ptb_files, X)
     rest, test = stratified_split(y, cfg.ptb_test_fraction, cfg.seed, "PTB")
     keep, val = stratified_split(y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
     ptb = {
@@ -126,7 +136,7 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
             "list records you have"
         )
     tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test_mask)
-    R = _rhythm(prov, mit_files, len(y))
+    R = _rhythm(prov, mit_files, X)
     keep, val = grouped_split(y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records")
     mitbih = {
         "train": _take(X, y, tr_idx[keep], R),
@@ -136,7 +146,7 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
     ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
     Xp = np.concatenate([raw[f].X for f in ptb_files])
     yp = np.concatenate([raw[f].y for f in ptb_files])
-    Rp = _rhythm(prov, ptb_files, len(yp))
+    Rp = _rhythm(prov, ptb_files, Xp)
     patients = _provenance_column(prov, ptb_files, "patient")
     rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
     p_keep, p_val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")

@@ -7,6 +7,13 @@ features per beat into ``provenance.parquet`` (see
 :func:`heartbeat.segment.rr_features`); this module turns them into a clean
 ``(n, 6)`` float32 matrix, the ``R_<split>.npy`` files of ``data/prepared``.
 The Kaggle CSVs have no R-peak times, so a model trained on them is beat-only.
+
+Three more columns compare each beat with its own record's median beat
+(:func:`template_features`): the median is the patient's usual beat, found
+without labels, so "unlike this patient's usual beat" can carry over to new
+patients where absolute shapes do not. The rhythm input of a model takes the
+first 6 (R-R only) or all 9 (``template: true``) columns of the ``(n, 9)``
+context matrix that preprocess writes.
 """
 
 from __future__ import annotations
@@ -24,9 +31,21 @@ RR_COLUMNS: tuple[str, ...] = (
 )
 """Pre-RR, post-RR and local mean RR in seconds, then each divided by the record's mean RR."""
 
+TEMPLATE_COLUMNS: tuple[str, ...] = ("tpl_corr", "tpl_rms", "tpl_rms_norm")
+"""Correlation with the record's median beat, RMS difference from it, and that RMS divided by the
+record's median RMS difference (how unusual the beat is for this patient)."""
+CONTEXT_COLUMNS: tuple[str, ...] = (*RR_COLUMNS, *TEMPLATE_COLUMNS)
+"""The columns of ``R_<split>.npy``: R-R features first, so a 6-feature model reads a prefix."""
+TEMPLATE_CLIP = 10.0
+
 RR_CLIP = 3.0
 """Upper bound of every feature: 3 s (20 bpm) or 3× the record's mean. Longer gaps are annotation
 breaks (noise, a flutter episode), not rhythm, and would otherwise dominate the input scale."""
+
+
+def input_width(template: bool) -> int:
+    """Columns a rhythm input takes: the R-R features, plus the template ones with ``template``."""
+    return len(CONTEXT_COLUMNS) if template else len(RR_COLUMNS)
 
 
 def rhythm_matrix(values: np.ndarray | pd.DataFrame) -> np.ndarray:
@@ -59,3 +78,35 @@ def rhythm_from_peaks(samples: np.ndarray, fs: float) -> np.ndarray:
 
     rr = rr_features(samples, fs)
     return rhythm_matrix(np.stack([rr[k] for k in RR_COLUMNS], axis=1))
+
+
+def template_features(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``(n, 3)`` float32: each beat against the median beat of its group (its record).
+
+    The physionet source centres every beat on its R-peak, so the beats of one record align and
+    their sample-wise median is the record's usual beat. Columns: see :data:`TEMPLATE_COLUMNS`.
+    """
+    X = np.asarray(X)
+    groups = np.asarray(groups)
+    if len(groups) != len(X):
+        raise ValueError(f"template_features: {len(X)} beats but {len(groups)} group labels")
+    out = np.empty((len(X), len(TEMPLATE_COLUMNS)), dtype=np.float64)
+    for group in np.unique(groups):
+        idx = np.flatnonzero(groups == group)
+        B = X[idx].astype(np.float64)
+        T = np.median(B, axis=0)
+        rms = np.sqrt(np.mean((B - T) ** 2, axis=1))
+        Bc, Tc = B - B.mean(axis=1, keepdims=True), T - T.mean()
+        corr = (Bc @ Tc) / (np.linalg.norm(Bc, axis=1) * np.linalg.norm(Tc) + 1e-9)
+        out[idx] = np.stack([corr, rms, rms / (np.median(rms) + 1e-9)], axis=1)
+    return np.clip(out, -1.0, TEMPLATE_CLIP).astype(np.float32)
+
+
+def context_matrix(rr: np.ndarray | pd.DataFrame, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The ``(n, 9)`` matrix of :data:`CONTEXT_COLUMNS`: :func:`rhythm_matrix` then :func:`template_features`."""
+    return np.hstack([rhythm_matrix(rr), template_features(X, groups)])
+
+
+def context_from_peaks(X: np.ndarray, samples: np.ndarray, fs: float) -> np.ndarray:
+    """The ``(n, 9)`` context matrix of one record's beats ``X`` at R-peaks ``samples`` (rate ``fs``)."""
+    return np.hstack([rhythm_from_peaks(samples, fs), template_features(X, np.zeros(len(X), dtype=np.int8))])

@@ -17,7 +17,7 @@ from heartbeat.modelio import load_model, save_model
 from heartbeat.models import build_ensemble, build_mlp, build_resnet, build_transfer, takes_rhythm
 from heartbeat.pipeline import MODELS, ModelSpec
 from heartbeat.plots import history_csv
-from heartbeat.rhythm import RR_COLUMNS
+from heartbeat.rhythm import input_width
 from heartbeat.training import make_deterministic, model_inputs, train
 
 log = logging.getLogger("heartbeat")
@@ -52,7 +52,7 @@ def build_model(
         cfg.blocks,
         cfg.dense,
         cfg.dropout,
-        rhythm_features=len(RR_COLUMNS) if rhythm else 0,
+        rhythm_features=input_width(cfg.template) if rhythm else 0,
     )
 
 
@@ -122,7 +122,8 @@ def run_training(name: str, params: str = "params.yaml") -> None:
         }
         temperature = None
         if cfg.calibration == "temperature":
-            temperature = fit_temperature(np.asarray(va.y), model.predict(model_inputs(model, va), verbose=0))
+            proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
+            temperature = fit_temperature(np.asarray(va.y), proba)
             log.info("temperature scaling of the ensemble: T = %.3f", temperature)
     info["params"] = int(model.count_params())
     info["rhythm_input"] = takes_rhythm(model)

@@ -162,7 +162,15 @@ def model_inputs(model: keras.Model, split: Split) -> np.ndarray | list[np.ndarr
             f"model {model.name!r} takes rhythm features, but the data has none (no R_<split>.npy); "
             "use the physionet source, or a beat-only model (rhythm: false)"
         )
-    return [X, np.asarray(split.R, dtype=np.float32)]
+    width = int(model.inputs[1].shape[1])
+    if split.R.shape[1] < width:
+        from heartbeat.errors import DataError
+
+        raise DataError(
+            f"model {model.name!r} takes {width} rhythm features, but the data has {split.R.shape[1]}; "
+            "rerun preprocess (dvc repro preprocess) to rebuild R_<split>.npy"
+        )
+    return [X, np.asarray(split.R[:, :width], dtype=np.float32)]
 
 
 def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1) -> TrainResult:

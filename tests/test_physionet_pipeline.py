@@ -17,6 +17,7 @@ import wfdb
 
 from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES, RAW_FILES
 from heartbeat.csvio import read_beats_csv
+from heartbeat.rhythm import CONTEXT_COLUMNS
 from heartbeat.segment import aami_labels
 from tests.conftest import SHARED, dvc, make_project
 from tests.test_physionet import _build_mirror, serve
@@ -99,5 +100,9 @@ def test_patient_split_shares_no_record_or_patient(project: Path) -> None:
     assert sum(counts["mitbih"]["test"].values()) == int((prov["record"] == "124").sum())
     metrics = json.loads((project / "metrics/resnet_mitbih.json").read_text())
     assert metrics["split"] == "patient" and metrics["data_source"] == "physionet"
+    # the context features (R-R, then against the record's median beat) travel with every split
+    R = np.load(project / "data/prepared/mitbih/R_test.npy")
+    assert R.shape == (sum(counts["mitbih"]["test"].values()), len(CONTEXT_COLUMNS)) and np.isfinite(R).all()
+    assert json.loads((project / "models/resnet_mitbih.json").read_text())["rhythm_input"] is True
     report = json.loads((project / "data/raw/report.json").read_text())
     assert report  # the per-record class counts DVC tracks with data/raw

@@ -378,8 +378,10 @@ def test_console_script_help_and_exit_code(tmp_path) -> None:
     assert done.returncode == 2 and "--model" in done.stderr
 
 
-def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, demo) -> None:
-    """A beat + R-R model (train_resnet_mitbih.rhythm) runs on a record; a bare beat file cannot feed it."""
+@pytest.mark.parametrize("width", [6, 9])
+def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, demo, width: int) -> None:
+    """A beat + R-R model (train_resnet_mitbih.rhythm; 9 features with template: true) runs on a
+    record; a bare beat file cannot feed it."""
     import io
 
     import pandas as pd
@@ -388,9 +390,9 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     from heartbeat.modelio import save_model
     from heartbeat.models import build_resnet
     from heartbeat.predict import load_runner, predict_proba
-    from heartbeat.rhythm import rhythm_from_peaks
+    from heartbeat.rhythm import context_from_peaks, rhythm_from_peaks
 
-    model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=6)
+    model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=width)
     save_model(model, tmp_path / "rhythm.keras")
     record = _write_record(tmp_path, "rec", _synthetic_ecg(30)[:, None], ["MLII"])
     code, out, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "-q")
@@ -398,12 +400,17 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     rows = pd.read_csv(io.StringIO(out))
     beats = read_input(str(record), "auto")
     assert len(rows) == len(beats) > 20
-    expected = predict_proba(
-        load_runner(tmp_path / "rhythm.keras", "keras", 1),
-        beats.X,
-        rhythm=rhythm_from_peaks(beats.sample, beats.fs),
-    )
+    runner = load_runner(tmp_path / "rhythm.keras", "keras", 1)
+    assert runner.rhythm_width == width
+    context = context_from_peaks(beats.X, beats.sample, beats.fs)
+    expected = predict_proba(runner, beats.X, rhythm=context)
     np.testing.assert_allclose(rows[[f"p_{c}" for c in "NSVFQ"]].to_numpy(), expected, atol=1e-5)
+    rr_only = rhythm_from_peaks(beats.sample, beats.fs)
+    if width == 6:  # an R-R model reads the first 6 columns of the context
+        np.testing.assert_array_equal(predict_proba(runner, beats.X, rhythm=rr_only), expected)
+    else:
+        with pytest.raises(DataError, match="takes 9 rhythm features, got 6"):
+            predict_proba(runner, beats.X, rhythm=rr_only)
 
     data = tmp_path / "beats.npy"
     np.save(data, demo["mitbih_test.csv"].X[:3])

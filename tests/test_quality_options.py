@@ -27,7 +27,15 @@ from heartbeat.errors import DataError, ParamsError
 from heartbeat.metrics import classification_metrics, expected_calibration_error
 from heartbeat.models import build_resnet, build_transfer, takes_rhythm
 from heartbeat.prepare import prepare
-from heartbeat.rhythm import RR_CLIP, RR_COLUMNS, rhythm_from_peaks, rhythm_matrix
+from heartbeat.rhythm import (
+    CONTEXT_COLUMNS,
+    RR_CLIP,
+    RR_COLUMNS,
+    context_from_peaks,
+    rhythm_from_peaks,
+    rhythm_matrix,
+    template_features,
+)
 from heartbeat.train_stage import run_training
 from heartbeat.training import (
     ValMacroF1,
@@ -320,10 +328,27 @@ def test_prepare_carries_rhythm_features_through_splits_and_augmentation(split: 
         },
     )
     prepared = prepare(raw, cfg, prov)
-    for dataset in (prepared.mitbih, prepared.ptb):
+    # Each beat is a constant "tag" = (file * 1000 + row) / 10000, of record r{row % 8}: its template
+    # RMS is |tag - the median tag of its record over both files of its dataset|, its correlation 0.
+    tags = {name: (f * 1000 + np.arange(len(b.y))) / 10000 for f, (name, b) in enumerate(raw.items())}
+    median = {}
+    for dataset, files in (
+        ("mitbih", ("mitbih_train.csv", "mitbih_test.csv")),
+        ("ptb", ("ptbdb_normal.csv", "ptbdb_abnormal.csv")),
+    ):
+        t = np.concatenate([tags[f] for f in files])
+        rec = np.concatenate([np.arange(len(tags[f])) % 8 for f in files])
+        median[dataset] = {r: np.median(t[rec == r]) for r in range(8)}
+    for name, dataset in (("mitbih", prepared.mitbih), ("ptb", prepared.ptb)):
         for s in dataset.values():
-            assert s.R is not None and s.R.shape == (len(s.y), len(RR_COLUMNS))
+            assert s.R is not None and s.R.shape == (len(s.y), len(CONTEXT_COLUMNS))
             np.testing.assert_allclose(s.R[:, 0], s.X[:, 0], atol=1e-6)  # features stay with their beat
+            row = np.rint(s.X[:, 0] * 10000).astype(int) % 1000
+            expected = [
+                abs(x - median[name][r % 8]) for x, r in zip(s.X[:, 0].astype(np.float64), row, strict=True)
+            ]
+            np.testing.assert_allclose(s.R[:, len(RR_COLUMNS) + 1], expected, atol=1e-6)
+            np.testing.assert_array_equal(s.R[:, len(RR_COLUMNS)], 0.0)
 
 
 def test_prepare_without_rr_columns_or_provenance_is_beat_only() -> None:
@@ -372,8 +397,14 @@ def test_rhythm_model_learns_from_rhythm_alone() -> None:
 # ---------------------------------------------------------------- the training stage
 
 
-def _stage(folder: Path, monkeypatch: pytest.MonkeyPatch, rhythm_data: bool, **options) -> dict:
+def _stage(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, rhythm_data: bool, context_columns: int = 6, **options
+) -> dict:
     tr, va = _split(96, 0, 5, rhythm_data), _split(32, 1, 5, rhythm_data)
+    if rhythm_data and context_columns > tr.R.shape[1]:  # as preprocess writes them: R-R, then template
+        pad = context_columns - tr.R.shape[1]
+        tr = Split(tr.X, tr.y, np.hstack([tr.R, np.ones((len(tr.y), pad), np.float32)]))
+        va = Split(va.X, va.y, np.hstack([va.R, np.ones((len(va.y), pad), np.float32)]))
     save_dataset(folder / "data/prepared/mitbih", {"train": tr, "val": va})
     section = {"epochs": 1, "batch_size": 32, **TINY, **options}
     (folder / "params.yaml").write_text(
@@ -511,3 +542,55 @@ def test_transfer_from_an_ensemble_is_transfer_from_its_first_member(
         )
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- record-template features
+
+
+def test_template_features_compare_each_beat_with_its_own_records_median_beat() -> None:
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, BEAT_LENGTH)
+    usual = np.exp(-(((t - 0.5) / 0.02) ** 2))  # a narrow "QRS" at the centre
+    odd = np.exp(-(((t - 0.5) / 0.08) ** 2))  # a wide one
+    a = np.vstack([usual + rng.normal(0, 0.01, BEAT_LENGTH) for _ in range(20)] + [odd])
+    b = 0.5 * np.vstack([odd + rng.normal(0, 0.01, BEAT_LENGTH) for _ in range(10)])  # another patient
+    X = np.vstack([a, b]).astype(np.float32)
+    groups = np.array(["a"] * len(a) + ["b"] * len(b))
+    F = template_features(X, groups)
+    assert F.shape == (len(X), 3) and F.dtype == np.float32
+    corr, rms, rms_norm = F.T
+    # the odd beat of record a is the least like a's usual beat; b's beats, all wide, are usual for b
+    assert np.argmin(corr[: len(a)]) == len(a) - 1 and corr[len(a) - 1] < 0.8 < corr[: len(a) - 1].min()
+    assert (
+        rms[len(a) - 1] > rms[: len(a) - 1].max() and rms_norm[len(a) - 1] > 5 * rms_norm[: len(a) - 1].max()
+    )
+    assert corr[len(a) :].min() > 0.9 and rms_norm[len(a) :].max() < 3
+    # each record on its own: another record's beats change nothing
+    np.testing.assert_array_equal(template_features(X[: len(a)], groups[: len(a)]), F[: len(a)])
+    np.testing.assert_array_equal(
+        context_from_peaks(X[: len(a)], np.arange(len(a)) * 300, 360.0)[:, 6:], F[: len(a)]
+    )
+    with pytest.raises(ValueError, match="group labels"):
+        template_features(X, groups[:3])
+
+
+def test_models_read_a_prefix_of_the_context_columns() -> None:
+    data = _split(8, 0, n_classes=5, rhythm=True)
+    context = Split(data.X, data.y, np.hstack([data.R, np.full((8, 3), 7.0, np.float32)]))
+    rr_model, tpl_model = (
+        _resnet(5, rhythm=True),
+        build_resnet(5, **TINY, rhythm_features=len(CONTEXT_COLUMNS)),
+    )
+    np.testing.assert_array_equal(model_inputs(rr_model, context)[1], data.R)
+    np.testing.assert_array_equal(model_inputs(tpl_model, context)[1], context.R)
+    with pytest.raises(DataError, match="takes 9 rhythm features, but the data has 6"):
+        model_inputs(tpl_model, data)
+
+
+def test_stage_template_option_widens_the_rhythm_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = _stage(tmp_path, monkeypatch, True, rhythm=True, template=True, context_columns=9)
+    model = keras.saving.load_model(tmp_path / "models/resnet_mitbih.keras", compile=False)
+    assert info["rhythm_input"] is True and model.inputs[1].shape[1] == len(CONTEXT_COLUMNS)
+    assert ResNetConfig().template is False
