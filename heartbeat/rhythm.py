@@ -5,8 +5,9 @@ beats (S, V) are told apart from normal ones largely by timing, and that is
 what carries over to new patients. The physionet source writes six R-R
 features per beat into ``provenance.parquet`` (see
 :func:`heartbeat.segment.rr_features`); this module turns them into a clean
-``(n, 6)`` float32 matrix, the ``R_<split>.npy`` files of ``data/prepared``.
-The Kaggle CSVs have no R-peak times, so a model trained on them is beat-only.
+``(n, 6)`` float32 matrix, the first columns of the ``R_<split>.npy`` files of
+``data/prepared``. The Kaggle CSVs have no R-peak times, so a model trained on
+them is beat-only.
 
 Three more columns compare each beat with its own record's median beat
 (:func:`template_features`): the median is the patient's usual beat, found
