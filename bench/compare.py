@@ -9,8 +9,10 @@ Trains and evaluates, on the same data, splits and seeds, in one run:
   from its description: Conv16×2, Conv32×2, Conv32×2, Conv256×2 with MaxPool (and dropout 0.1)
   between blocks, GlobalMaxPool, Dense64×2, softmax; Adam 1e-3, batch 32; early stopping on
   validation accuracy (patience 5); ReduceLROnPlateau (×0.1 after 3 epochs);
-* ``ours``: the recipe params.yaml ships for train_resnet_mitbih (see OURS below), by default
-  the paper's ResNet plus the R-R rhythm input.
+* ``ours``: the recipe params.yaml ships for train_resnet_mitbih (``--ours``, default
+  ``rhythm_sqrt_f1_tpl``): the paper's ResNet plus the R-R and record-template rhythm input, a
+  √-balanced loss and early stopping on validation macro-F1; its ``ensemble`` row is the mean of
+  the seeds, as ``ensemble: 3`` ships.
 
 Data: the physionet source's beats (annotated R-peaks, lead MLII, V5 for 102/104) of every
 MIT-BIH record in ``--mirror`` (../shared/data/mitdb: de Chazal DS1 + the 4 paced records).
@@ -29,7 +31,7 @@ caps the training split (a stratified random subset, the same for every model an
 a CPU budget; validation and test are never cut. Every finished run is stored in ``--results``
 (JSON), so an interrupted or extended run (more seeds) resumes where it stopped.
 
-    python bench/compare.py --seeds 0 1 2 --epochs 60 --transfer --confusions   # as in BENCHMARKS.md
+    python bench/compare.py --seeds 0 1 2 --epochs 60 --transfer --confusions   # (a), (b), (c) as shipped
     python bench/compare.py --seeds 0 --epochs 2 --max-beats 3000 --splits beat   # smoke run
 
 ``--data-cache FILE.npz`` keeps the beats, so that later runs (or another machine, one without
@@ -129,7 +131,7 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
     ),
 }
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
-OURS_DEFAULT = "rhythm_sqrt_f1"
+OURS_DEFAULT = "rhythm_sqrt_f1_tpl"
 AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
 """Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
 
