@@ -156,11 +156,16 @@ def training_table(project: Path) -> str:
     rows = []
     for path in sorted((project / "models").glob("*.json")):
         info = json.loads(path.read_text())
+        ens = info.get("ensemble") or {}  # a seed ensemble: per member, e.g. "14 + 23 + 20 (57)"
+        epochs, best = info.get("epochs_run"), info.get("best_epoch")
+        if ens:
+            epochs = f"{' + '.join(map(str, ens.get('epochs_run', [])))} ({epochs})"
+            best = " / ".join(map(str, ens.get("best_epoch", [])))
         rows.append(
             [
                 info.get("stage", path.stem),
-                info.get("epochs_run"),
-                info.get("best_epoch"),
+                epochs,
+                best,
                 info.get("global_batch_size"),
                 f"{info.get('train_seconds', 0):.0f}",
             ]
