@@ -362,3 +362,19 @@ def test_plots_template_is_offline_and_configured() -> None:
     # DVC resolves a relative html_template against the .dvc/ folder (dvc/commands/plots.py).
     assert (ROOT / ".dvc" / configured).resolve() == template.resolve()
     assert config.get("core", "analytics") == "false"
+
+
+def test_summary_row_shows_each_ensemble_members_best_epoch() -> None:
+    from heartbeat.report import summary_row
+
+    single = ModelResult("m", "M", "mitbih", {}, {"epochs_run": 12, "best_epoch": 6}, {})
+    ensemble = ModelResult(
+        "m",
+        "M",
+        "mitbih",
+        {},
+        {"epochs_run": 43, "ensemble": {"seeds": [0, 1, 2], "best_epoch": [6, 11, 8]}},
+        {},
+    )
+    assert summary_row(single)[-1] == "12 (6)"
+    assert summary_row(ensemble)[-1] == "43 (6 / 11 / 8)"
