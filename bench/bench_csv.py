@@ -1,4 +1,4 @@
-"""Item 1 of issue 6: reading (and writing) the full-size Kaggle CSVs.
+"""Reading (and writing) the full-size Kaggle CSVs.
 
 Usage: python bench/bench_csv.py [--rounds N] [--cold] [--json FILE]
 
@@ -9,7 +9,7 @@ mitbih_train.csv (411 MB) and on all four files:
 
 * time, interleaved over ``--rounds`` rounds (medians): a plain ``read()`` of the bytes,
   ``pd.read_csv(header=None)`` (float64), ``pd.read_csv(header=None, dtype=float32)``, the reader
-  before issue 6 (bench/baseline.py) and ``heartbeat.csvio.read_beats_csv``; all with the file in
+  before (heartbeat/testing/csv_baseline.py) and ``heartbeat.core.beatcsv.read_beats_csv``; all with the file in
   the page cache (and, with ``--cold``, again after dropping it from the cache before each read);
 * peak resident memory of each reader in a fresh process, against the size of the float32 array
   it returns;
@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pandas as pd
-from baseline import format_beats_csv_before, pandas_chunks_only, read_beats_csv_before
 from common import (
     TempDir,
     drop_from_page_cache,
@@ -39,8 +38,10 @@ from common import (
     write_json,
 )
 
-from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES
-from heartbeat.csvio import format_beats_csv, read_beats_csv
+from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.layout import FILE_CLASSES
+from heartbeat.testing.csv_baseline import format_beats_csv_before, pandas_chunks_only, read_beats_csv_before
 
 MB = 1e6
 
@@ -97,8 +98,8 @@ def peak_memory(path: Path) -> dict[str, int]:
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "import numpy as np, pandas as pd\n"
-        "from baseline import pandas_chunks_only, read_beats_csv_before\n"
-        "from heartbeat.csvio import read_beats_csv\n"
+        "from heartbeat.testing.csv_baseline import pandas_chunks_only, read_beats_csv_before\n"
+        "from heartbeat.core.beatcsv import read_beats_csv\n"
         f"PATH = {str(path)!r}\n"
         "open(PATH, 'rb').read(1 << 20)\n"
         "# --- measured\n"

@@ -1,4 +1,4 @@
-"""Item 4 of issue 6: what DVC costs around the stages, and what a rerun after one param edit costs.
+"""What DVC costs around the stages, and what a rerun after one param edit costs.
 
 Usage: python bench/bench_dvc.py [--size demo|tiny] [--rounds N] [--json FILE]
 
@@ -11,8 +11,8 @@ source at its params.yaml size (``--size demo``, the documented epochs) or tests
 * a training stage forced to rerun with unchanged params (``dvc repro -f -s train_resnet_ptb``),
   then ``dvc repro``: with byte-deterministic model files only ``report`` follows;
 * the evaluate stage's work for one model (``stages/evaluate.py mlp_ptb``, what
-  ``evaluate@mlp_ptb`` runs) against all four in one process (what the single ``evaluate`` stage
-  before issue 6 ran after any model changed), interleaved, medians.
+  ``evaluate@mlp_ptb`` runs) against all four in one process (what one ``evaluate`` stage over
+  every model would run after any model changed), interleaved, medians.
 
 bench/bench_pipeline.py runs the same on full-size data.
 """
@@ -20,9 +20,7 @@ bench/bench_pipeline.py runs the same on full-size data.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,75 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import yaml
 from common import PYTHON, ROOT, TempDir, interleaved, median, print_machine, table, write_json
 
-PROJECT_FILES = (
-    "heartbeat",
-    "stages",
-    "vendor",
-    "dvc.yaml",
-    "params.yaml",
-    "pyproject.toml",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-)
-TINY = {
-    "data": {"demo": {"mitbih_train": 400, "mitbih_test": 150, "ptb_normal": 120, "ptb_abnormal": 120}},
-    "train_mlp": {"epochs": 2, "batch_size": 64},
-    "train_resnet_ptb": {"epochs": 1, "batch_size": 64},
-    "train_resnet_mitbih": {"epochs": 1, "batch_size": 64},
-    "finetune_transfer": {"epochs": 1, "batch_size": 64},
-}
-ENV = {
-    **os.environ,
-    "DVC_NO_ANALYTICS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-}
+from heartbeat.testing import projects
+from heartbeat.testing.projects import TINY_PARAMS as TINY
+from heartbeat.testing.projects import edit_params
+
+ENV = projects.env()
 DVC = str(Path(PYTHON).with_name("dvc"))
-
-
-def deep_update(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
-def edit_params(project: Path, changes: dict) -> None:
-    path = project / "params.yaml"
-    path.write_text(yaml.safe_dump(deep_update(yaml.safe_load(path.read_text()), changes), sort_keys=False))
-
-
-def git(project: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=project, env=ENV, check=True, capture_output=True)
 
 
 def make_project(dest: Path, params: dict) -> Path:
     """A copy of the pipeline in a fresh git repo, with ``params`` merged into params.yaml."""
-    dest.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        src, target = ROOT / name, dest / name
-        if not src.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    edit_params(dest, params)
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "bench")
-    return dest
+    return projects.make_project(ROOT, dest, params, tiny=False)
 
 
 def repro(project: Path, *args: str) -> tuple[float, dict[str, float], str]:

@@ -1,4 +1,4 @@
-"""Item 5 of issue 6 (and item 4 at full size): the whole pipeline on full-size data, stage by stage.
+"""The whole pipeline on full-size data, stage by stage.
 
 Usage: python bench/bench_pipeline.py [--rounds N] [--json FILE]
 
@@ -19,14 +19,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_dvc import bench_project, make_project
-from common import FULL_ROWS, TempDir, print_machine, write_json
+from common import TempDir, print_machine, write_json
+
+from heartbeat.fetch.kaggle_set import KAGGLE_ROWS
 
 FULL = {
     "data": {
         "source": "demo",
         "demo": dict(
             zip(
-                ("mitbih_train", "mitbih_test", "ptb_normal", "ptb_abnormal"), FULL_ROWS.values(), strict=True
+                ("mitbih_train", "mitbih_test", "ptb_normal", "ptb_abnormal"),
+                KAGGLE_ROWS.values(),
+                strict=True,
             )
         ),
     }

@@ -8,7 +8,7 @@ prepared test split of ``--root`` tiled to that size, or synthetic beats):
 * the baseline, ``model.predict(X)`` at Keras' default batch of 32, which is
   what a user writes first;
 * ``model.predict`` at other batch sizes (the best one is "best-tuned Keras");
-* ``heartbeat.predict.predict_proba`` with each backend and batch size;
+* ``heartbeat.serve.runners.predict_proba`` with each backend and batch size;
 * lower precision: TFLite dynamic-range and int8 (converted here, whether or not
   the export stage shipped them) and Keras with oneDNN's bfloat16 auto mixed
   precision, each with its argmax agreement against fp32 Keras and its change in
@@ -47,7 +47,7 @@ def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, 
         y = np.load(folder / "y_test.npy")
         where = f"{folder}/X_test.npy ({len(X):,} beats, tiled)"
     else:
-        from heartbeat.synth import generate_demo
+        from heartbeat.fetch.synth import generate_demo
 
         demo = generate_demo(
             0, {"mitbih_train": 10, "mitbih_test": 2000, "ptb_normal": 10, "ptb_abnormal": 10}
@@ -59,7 +59,7 @@ def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, 
 
 
 def calibration(root: Path, dataset: str, fallback: np.ndarray) -> np.ndarray:
-    from heartbeat.export import calibration_beats
+    from heartbeat.serve.export import calibration_beats
 
     path = root / "data" / "prepared" / dataset / "X_train.npy"
     source = np.load(path, mmap_mode="r") if path.is_file() else fallback
@@ -67,7 +67,7 @@ def calibration(root: Path, dataset: str, fallback: np.ndarray) -> np.ndarray:
 
 
 def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
-    from heartbeat.export import macro_f1 as f1
+    from heartbeat.evaluate.metrics import macro_f1 as f1
 
     return f1(y, proba)
 
@@ -101,9 +101,9 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from heartbeat.export import parity, tflite_bytes
-    from heartbeat.modelio import load_model
-    from heartbeat.predict import (
+    from heartbeat.model.saving import load_model
+    from heartbeat.serve.convert import parity, tflite_bytes
+    from heartbeat.serve.runners import (
         default_threads,
         load_keras,
         load_runner,

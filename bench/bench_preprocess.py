@@ -1,11 +1,11 @@
-"""Item 2 of issue 6: the preprocess stage end to end on full-size data: wall time and peak memory.
+"""The preprocess stage end to end on full-size data: wall time and peak memory.
 
 Usage: python bench/bench_preprocess.py [--rounds N] [--json FILE]
 
 Writes the full-size stand-ins of the four Kaggle CSVs (bench/common.py) into a temporary
 project's data/raw, then runs ``python stages/preprocess.py`` there as DVC would: a fresh process,
 imports included. Peak memory is that process's peak resident set (VmHWM). The
-baseline is the same stage with the CSV reader before issue 6 (bench/baseline.py) patched in.
+baseline is the same stage with the CSV reader before (heartbeat/testing/csv_baseline.py) patched in.
 Rounds interleave the two; medians.
 """
 
@@ -41,8 +41,8 @@ finally:
 BEFORE = f"""
 import sys
 sys.path.insert(0, {str(BENCH)!r})
-import heartbeat.csvio as csvio
-from baseline import read_beats_csv_before
+import heartbeat.core.beatcsv as csvio
+from heartbeat.testing.csv_baseline import read_beats_csv_before
 def read_before(path, allowed_labels=None, labelled=True):
     X, y = read_beats_csv_before(path)
     return csvio.Beats(X=X, y=y)
@@ -79,12 +79,12 @@ def main() -> None:
             json.dumps({"source": "local", "synthetic": False})
         )
         size = sum(p.stat().st_size for p in files.values())
-        runs: dict[str, list[tuple[float, int]]] = {"reader before issue 6": [], "read_beats_csv now": []}
+        runs: dict[str, list[tuple[float, int]]] = {"earlier reader": [], "read_beats_csv now": []}
         for _ in range(args.rounds):
-            runs["reader before issue 6"].append(run_stage(project, before=True))
+            runs["earlier reader"].append(run_stage(project, before=True))
             runs["read_beats_csv now"].append(run_stage(project, before=False))
-    base_t = median([t for t, _ in runs["reader before issue 6"]])
-    base_m = median([m for _, m in runs["reader before issue 6"]])
+    base_t = median([t for t, _ in runs["earlier reader"]])
+    base_m = median([m for _, m in runs["earlier reader"]])
     rows = []
     for name, rs in runs.items():
         t, m = median([r[0] for r in rs]), median([r[1] for r in rs])

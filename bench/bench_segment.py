@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from heartbeat import segment as sg
+from heartbeat.signal import segment as sg
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -38,7 +38,7 @@ def bench_records(mitdb: Path) -> None:
         lead = "MLII" if "MLII" in header.sig_name else "V5"
         signal = wfdb.rdrecord(str(mitdb / record), channel_names=[lead]).p_signal[:, 0]
         ann = wfdb.rdann(str(mitdb / record), "atr")
-        labels = sg.aami_labels(ann.symbol)
+        labels = records.aami_labels(ann.symbol)
         samples = np.asarray(ann.sample)[labels >= 0]
         t1 = time.perf_counter()
         x = sg.resample(signal, header.fs)
@@ -68,8 +68,8 @@ def bench_records(mitdb: Path) -> None:
 
 
 def bench_end_to_end(data: Path) -> None:
-    from heartbeat.config import PhysionetConfig
-    from heartbeat.sources.physionet import fetch_physionet
+    from heartbeat.core.config import PhysionetConfig
+    from heartbeat.fetch.physionet import fetch_physionet
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "mirror"

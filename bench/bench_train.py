@@ -1,4 +1,4 @@
-"""Item 3 of issue 6: training speed of the paper's ResNet, on real MIT-BIH beats.
+"""Training speed of the paper's ResNet, on real MIT-BIH beats.
 
 Usage: python bench/bench_train.py [overhead] [tta] [flops] [--data DIR] [--rounds N] [--json FILE]
 
@@ -9,14 +9,14 @@ training and 4,800 validation beats (into ``--data`` once, or a temporary folder
 ``overhead``: seconds per epoch of the paper's ResNet on MIT-BIH-sized input (the training beats
 tiled to 87,554 × 187, validation to 8,755) at the ``train_resnet_mitbih`` batch size of
 params.yaml: plain ``model.fit(numpy)`` without and with ``validation_data``, and
-``heartbeat.training.train`` (our loop: callbacks, logging, early stopping, class weights, input
+``heartbeat.train.fit.train`` (our loop: callbacks, logging, early stopping, class weights, input
 pipeline, validation), once with the paper's settings and once with params.yaml's (beats only in
 both, so that the model is the same). The first epoch (tracing) is left out; rounds interleave
 the configurations; medians.
 
 ``tta`` (time to accuracy): plain ``model.fit`` at Keras' default batch size (32, Adam 1e-3) for
 10 epochs sets the target, its validation accuracy after epoch 10; then the wall time until
-``heartbeat.training.train`` first reaches it with the stage's params.yaml recipe (R-R input,
+``heartbeat.train.fit.train`` first reaches it with the stage's params.yaml recipe (R-R input,
 class weights, monitor and batch size as configured), the same recipe at batch 128, and the
 paper's recipe (batch 128). Also the stricter target of the best validation accuracy plain fit
 reached in its 10 epochs. Validation accuracy is measured at the end of each epoch.
@@ -44,21 +44,21 @@ VAL_ROWS = 8_755
 
 
 def stage_cfg(**overrides: object):
-    from heartbeat.config import stage_params
+    from heartbeat.core.config import stage_params
 
     cfg = stage_params("train_resnet_mitbih", str(Path(__file__).resolve().parents[1] / "params.yaml"))
     return cfg.model_copy(update=overrides)
 
 
 def load(folder: Path, split: str):
-    from heartbeat.datasets import load_split
+    from heartbeat.prepare.arrays import load_split
 
     return load_split(folder / "mitbih", split)
 
 
 def tiled(split, n: int):
     """``split`` repeated to ``n`` beats (beats, labels and R-R features alike)."""
-    from heartbeat.datasets import Split
+    from heartbeat.prepare.arrays import Split
 
     reps = -(-n // len(split.y))
 
@@ -111,8 +111,8 @@ def plain_fit(tr, va, batch: int, epochs: int, clock: EpochClock) -> None:
     """What a user writes first: the paper's ResNet, Adam at Keras' defaults, ``fit`` on numpy beats."""
     import keras
 
-    from heartbeat.models import build_resnet
-    from heartbeat.training import make_deterministic
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.train.fit import make_deterministic
 
     make_deterministic(0)
     model = build_resnet(5)
@@ -133,11 +133,11 @@ def plain_fit(tr, va, batch: int, epochs: int, clock: EpochClock) -> None:
 
 
 def our_train(tr, va, cfg, clock: EpochClock) -> None:
-    """``heartbeat.training.train`` as heartbeat/train_stage.py calls it (with the R-R input when
+    """``heartbeat.train.fit.train`` as heartbeat/train/runner.py calls it (with the R-R input when
     ``cfg.rhythm`` and the data has it), with the epoch clock hooked into its EpochLog."""
-    import heartbeat.training as training
-    from heartbeat.models import build_resnet
-    from heartbeat.rhythm import input_width
+    import heartbeat.train.fit as training
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.signal.context import input_width
 
     original = training.EpochLog
 
@@ -272,7 +272,7 @@ def resnet_flops() -> tuple[float, int]:
     """Forward FLOPs per beat of the paper's ResNet (multiply-adds × 2 of its Conv1D and Dense layers)."""
     import keras
 
-    from heartbeat.models import build_resnet
+    from heartbeat.model.architectures import build_resnet
 
     model = build_resnet(5)
     flops = 0

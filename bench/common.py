@@ -1,4 +1,4 @@
-"""What the benchmarks of issue 6 share: the machine line, interleaved timing, peak memory, full-size data.
+"""What the benchmarks share: the machine line, interleaved timing, peak memory, full-size data.
 
 Every script in bench/ prints a Markdown table and can write its figures as JSON (``--json``);
 ``bench/run_all.py`` runs them all. Timings are medians over rounds that interleave the
@@ -23,18 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from heartbeat.fetch.kaggle_set import KAGGLE_ROWS
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 PYTHON = sys.executable
 
-# The four Kaggle CSVs (shayanfazeli/heartbeat): rows per file. Every row of the originals is
-# 187 samples and a label, each written as %.18e: 4,700 bytes with the LF.
-FULL_ROWS = {
-    "mitbih_train.csv": 87_554,
-    "mitbih_test.csv": 21_892,
-    "ptbdb_normal.csv": 4_046,
-    "ptbdb_abnormal.csv": 10_506,
-}
+# Every row of the original Kaggle CSVs is 187 samples and a label, each written as %.18e:
+# 4,700 bytes with the LF.
 ROW_BYTES = 4_700
 
 
@@ -139,7 +135,7 @@ def drop_from_page_cache(path: Path) -> bool:
 
 def _sample_rows() -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     """Real Kaggle rows (../shared/data/kaggle-sample) per output file, or None when absent."""
-    from heartbeat.csvio import read_beats_csv
+    from heartbeat.core.beatcsv import read_beats_csv
 
     folder = SHARED / "kaggle-sample"
     if not folder.is_dir():
@@ -162,27 +158,27 @@ def make_full_size_csvs(folder: Path, seed: int = 0, scale: float = 1.0) -> dict
     padding and labels look like the originals; without the sample, demo beats. ``scale`` < 1
     shrinks every file (to try a script quickly; the figures are for ``scale=1``).
     """
-    from heartbeat.csvio import write_beats_csv
+    from heartbeat.core.beatcsv import write_beats_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = _sample_rows()
     if rows is None:
-        from heartbeat.synth import generate_demo
+        from heartbeat.fetch.synth import generate_demo
 
         demo = generate_demo(
             seed,
             dict(
                 zip(
                     ("mitbih_train", "mitbih_test", "ptb_normal", "ptb_abnormal"),
-                    FULL_ROWS.values(),
+                    KAGGLE_ROWS.values(),
                     strict=True,
                 )
             ),
         )
         rows = {name: (b.X, b.y) for name, b in demo.items()}
     out = {}
-    for name, n in FULL_ROWS.items():
+    for name, n in KAGGLE_ROWS.items():
         n = max(1, int(n * scale))
         X, y = rows[name]
         pick = rng.integers(0, len(X), n) if len(X) != n else np.arange(n)
@@ -223,26 +219,9 @@ def write_json(path: str | None, data: dict) -> None:
 def physionet_mirror(root: Path) -> Path:
     """A PhysioNet-layout folder over ../shared/data: all its MIT-BIH records, and its five PTB records
     with one relabelled a healthy control (all five are infarction; the source needs both classes)."""
-    shared = SHARED
-    mit = root / "mitdb"
-    mit.mkdir(parents=True)
-    records = (shared / "mitdb" / "RECORDS").read_text().split()
-    for record in records:
-        for ext in ("hea", "dat", "atr"):
-            (mit / f"{record}.{ext}").symlink_to(shared / "mitdb" / f"{record}.{ext}")
-    (mit / "RECORDS").write_text("\n".join(records) + "\n")
-    ptb_records = (shared / "ptbdb" / "RECORDS").read_text().split()
-    for record in ptb_records:
-        for src in (shared / "ptbdb").glob(record + ".*"):
-            target = root / "ptbdb" / src.relative_to(shared / "ptbdb")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(src)
-    (root / "ptbdb" / "RECORDS").write_text("\n".join(ptb_records) + "\n")
-    healthy = root / "ptbdb" / "patient003" / "s0017lre.hea"
-    text = healthy.read_text()
-    healthy.unlink()
-    healthy.write_text(text.replace("Myocardial infarction", "Healthy control"))
-    return root
+    from heartbeat.testing.mirrors import build_mirror
+
+    return build_mirror(root, SHARED)
 
 
 def physionet_prepared(folder: Path) -> Path:
@@ -250,12 +229,12 @@ def physionet_prepared(folder: Path) -> Path:
     default split (``split: beat``), saved as ``folder/{mitbih,ptb}/{X,y}_{train,val,test}.npy``."""
     import pandas as pd
 
-    from heartbeat.classes import FILE_CLASSES, RAW_FILES
-    from heartbeat.config import PhysionetConfig, PreprocessConfig
-    from heartbeat.csvio import read_beats_csv
-    from heartbeat.datasets import save_dataset
-    from heartbeat.prepare import prepare
-    from heartbeat.sources.physionet import fetch_physionet
+    from heartbeat.core.beatcsv import read_beats_csv
+    from heartbeat.core.config import PhysionetConfig, PreprocessConfig
+    from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+    from heartbeat.fetch.physionet import fetch_physionet
+    from heartbeat.prepare.arrays import save_dataset
+    from heartbeat.prepare.preprocess import prepare
 
     if (folder / "mitbih" / "X_train.npy").is_file():
         return folder

@@ -1,4 +1,4 @@
-"""Model quality, side by side on real MIT-BIH recordings (issue 5).
+"""Model quality, side by side on real MIT-BIH recordings.
 
 Trains and evaluates, on the same data, splits and seeds, in one run:
 
@@ -60,9 +60,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from heartbeat.calibration import apply_temperature, fit_temperature  # noqa: E402
-from heartbeat.classes import MITBIH_CLASSES  # noqa: E402
-from heartbeat.config import (  # noqa: E402
+from heartbeat.core.beats import MITBIH_CLASSES  # noqa: E402
+from heartbeat.core.config import (  # noqa: E402
     DS1_RECORDS,
     PACED_RECORDS,
     AugmentConfig,
@@ -70,15 +69,16 @@ from heartbeat.config import (  # noqa: E402
     ResNetConfig,
     TrainConfig,
 )
-from heartbeat.datasets import Split  # noqa: E402
-from heartbeat.metrics import expected_calibration_error  # noqa: E402
-from heartbeat.rhythm import RR_COLUMNS, input_width, rhythm_matrix, template_features  # noqa: E402
-from heartbeat.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
+from heartbeat.core.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
+from heartbeat.evaluate.metrics import expected_calibration_error  # noqa: E402
+from heartbeat.model.calibration import apply_temperature, fit_temperature  # noqa: E402
+from heartbeat.prepare.arrays import Split  # noqa: E402
+from heartbeat.signal.context import RR_COLUMNS, rhythm_matrix, template_features  # noqa: E402
 
 log = logging.getLogger("compare")
 
 PAPER = ResNetConfig(epochs=30, batch_size=128, patience=6)
-"""params.yaml's train_resnet_mitbih before issue 5: the paper's recipe."""
+"""The paper's recipe: the paper's ResNet, Adam 1e-3 ×0.75 every 10k steps, batch 128, plain loss."""
 CNN = TrainConfig(
     epochs=30,
     batch_size=32,  # the Keras default its published code trains with
@@ -156,12 +156,11 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
     if cache is not None and cache.is_file():
         with np.load(cache) as f:
             return {k: f[k] for k in ("X", "y", "record", "R")}
-    from heartbeat.sources import physionet
+    from heartbeat.fetch.physionet import collect_beats
 
     cfg = PhysionetConfig(mirror=str(mirror), mitdb_version="")
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "heartbeat-compare-cache"  # unused for a local folder
-    report = physionet._Report()
-    cols = physionet._concat(physionet._collect(cfg, "mitdb", tmp, report, physionet._mitdb_record))
+    cols = collect_beats(cfg, "mitdb", tmp)
     R = rhythm_matrix(np.stack([cols[k] for k in RR_COLUMNS], axis=1))
     data = {
         "X": cols["X"].astype(np.float32),
@@ -216,7 +215,7 @@ def make_split(
 
 def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) -> dict[str, Split]:
     """``splits`` with the training split augmented as the preprocess stage does (R-R rows follow)."""
-    from heartbeat.augment import augment_minority_rows
+    from heartbeat.prepare.augment import augment_minority_rows
 
     if aug is None or aug.copies == 0:
         return splits
@@ -228,60 +227,24 @@ def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) ->
 # ---------------------------------------------------------------- models
 
 
-def build_cnn(n_classes: int):
-    """The CVxTz Keras CNN for MIT-BIH, from its description and published code."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=(187,), name="beat")
-    x = layers.Reshape((187, 1))(inputs)
-    for filters, kernel in ((16, 5), (32, 3), (32, 3)):
-        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
-        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
-        x = layers.MaxPooling1D(pool_size=2)(x)
-        x = layers.Dropout(0.1)(x)
-    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
-    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
-    x = layers.GlobalMaxPooling1D()(x)
-    x = layers.Dropout(0.2)(x)
-    x = layers.Dense(64, activation="relu")(x)
-    x = layers.Dense(64, activation="relu")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="cvxtz_cnn")
-
-
-def build(model_key: str, cfg: TrainConfig):
-    from heartbeat.models import build_resnet
-
-    if model_key == "cnn":
-        return build_cnn(5)
-    assert isinstance(cfg, ResNetConfig)
-    return build_resnet(
-        5,
-        cfg.filters,
-        cfg.kernel_size,
-        cfg.blocks,
-        cfg.dense,
-        cfg.dropout,
-        input_width(cfg.template) if cfg.rhythm else 0,
-    )
-
-
 def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
-    from heartbeat.training import make_deterministic, model_inputs, train
+    """One model of the comparison, trained by the pipeline's own stage code (one seed, no ensemble)."""
+    from heartbeat.model.architectures import build_cvxtz_cnn, model_inputs
+    from heartbeat.train.runner import fit_stage
 
-    make_deterministic(seed)
-    model = build(model_key, cfg)
-    result = train(model, splits["train"], splits["val"], cfg)
+    build = (lambda n_classes, _width: build_cvxtz_cnn(n_classes)) if model_key == "cnn" else None
+    cfg = cfg.model_copy(update={"seed": seed, **({"ensemble": 1} if isinstance(cfg, ResNetConfig) else {})})
+    trained = fit_stage("train_resnet_mitbih", cfg, splits["train"], splits["val"], 5, build=build)
+    model = trained.model
     val_p = model.predict(model_inputs(model, splits["val"]), batch_size=1024, verbose=0)
     test_p = model.predict(model_inputs(model, splits["test"]), batch_size=1024, verbose=0)
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         model.save(save)
     return {
-        "seconds": result.seconds,
-        "epochs_run": len(result.history),
-        "best_epoch": result.best_epoch,
+        "seconds": trained.info["train_seconds"],
+        "epochs_run": trained.info["epochs_run"],
+        "best_epoch": trained.info["best_epoch"],
         "params": int(model.count_params()),
         "val_proba": val_p.tolist(),
         "test_proba": test_p.tolist(),
@@ -322,7 +285,7 @@ def confusion(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
 
 
 def load_ptb_sample(folder: Path) -> Split:
-    from heartbeat.csvio import read_beats_csv
+    from heartbeat.core.beatcsv import read_beats_csv
 
     parts = [
         read_beats_csv(folder / f"ptbdb_{name}_sample.csv", (label,))
@@ -332,12 +295,11 @@ def load_ptb_sample(folder: Path) -> Split:
 
 
 def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[str, dict]:
-    import keras
-
-    from heartbeat.config import TransferConfig
-    from heartbeat.metrics import classification_metrics
-    from heartbeat.models import build_resnet, build_transfer
-    from heartbeat.training import make_deterministic, train
+    """From scratch, frozen transfer and full fine-tuning on the PTB sample, by the pipeline's stage code."""
+    from heartbeat.core.config import TransferConfig
+    from heartbeat.evaluate.metrics import classification_metrics
+    from heartbeat.model.saving import load_model
+    from heartbeat.train.runner import fit_stage
 
     rest, test = stratified_split(ptb.y, 0.2, seed, "PTB sample")
     keep, val = stratified_split(ptb.y[rest], 0.1, seed, "PTB sample train")
@@ -346,23 +308,20 @@ def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[s
     te = Split(ptb.X[test], ptb.y[test])
     out = {}
     for mode in ("scratch", "all_conv", "none"):
-        make_deterministic(seed)
         if mode == "scratch":
-            model = build_resnet(2)
-            cfg = TransferConfig(epochs=epochs, batch_size=32, patience=6)
+            cfg = ResNetConfig(epochs=epochs, batch_size=32, patience=6, seed=seed)
+            trained = fit_stage("train_resnet_ptb", cfg, tr, va, 2)
         else:
-            base = keras.saving.load_model(base_path, compile=False)
-            model = build_transfer(base, 2, mode)
-            cfg = TransferConfig(epochs=epochs, batch_size=32, patience=6, freeze=mode)
-        result = train(model, tr, va, cfg)
-        proba = model.predict(te.X, verbose=0)
+            cfg = TransferConfig(epochs=epochs, batch_size=32, patience=6, freeze=mode, seed=seed)
+            trained = fit_stage("finetune_transfer", cfg, tr, va, 2, base=load_model(base_path))
+        proba = trained.model.predict(te.X, verbose=0)
         m = classification_metrics(te.y, proba, ("normal", "abnormal"))
         out[mode] = {
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
             "roc_auc": m.get("roc_auc"),
             "ece": m["ece"],
-            "seconds": result.seconds,
+            "seconds": trained.info["train_seconds"],
             "n_test": len(te.y),
         }
     return out
@@ -602,7 +561,7 @@ def main() -> None:
     args.models = args.models or ["paper", "cnn", args.ours]
     MODEL_TITLES[args.ours] = f"(c) ours: {VARIANTS[args.ours][0]}"
     models_dir = args.results.parent / "models"
-    # Models take a prefix of the context columns (heartbeat/rhythm.py): R-R first, then the template ones.
+    # Models take a prefix of the context columns (heartbeat/signal/context.py): R-R first, then the template ones.
     data["R"] = np.hstack([data["R"][:, : len(RR_COLUMNS)], template_features(data["X"], data["record"])])
     for split in args.splits:
         splits, info = make_split(data, split, args.max_beats)

@@ -1,9 +1,9 @@
-"""Run every benchmark of issue 6, one after another, and keep their figures.
+"""Run every benchmark, one after another, and keep their figures.
 
 Usage: python bench/run_all.py [--out DIR] [--skip NAME ...] [--only NAME ...]
 
-NAME is one of csv, preprocess, train, dvc, pipeline (items 1 to 5 of the issue; bench_predict.py
-and bench_segment.py are other issues'). Each script prints its tables; with ``--out`` each also
+NAME is one of csv, preprocess, train, dvc, pipeline (the data path, training speed and DVC
+overhead; bench_predict.py, bench_segment.py and compare.py run on their own). Each script prints its tables; with ``--out`` each also
 writes ``DIR/<name>.json``. The full suite takes about an hour on 2 cores, most of it
 ``pipeline`` (the whole pipeline at full size, run once) and ``train``. Temporary files go under
 $HEARTBEAT_BENCH_TMP (default: the system's) and are removed at the end of each script.

@@ -14,19 +14,20 @@ import sys
 
 import numpy as np
 
-from heartbeat import paths
-from heartbeat.atomic import write_json, write_text
-from heartbeat.calibration import apply_temperature
-from heartbeat.classes import DATASET_CLASSES
-from heartbeat.config import stage_params
-from heartbeat.datasets import load_split
-from heartbeat.entry import run
-from heartbeat.errors import ParamsError
-from heartbeat.metrics import classification_metrics, confusion, expected_calibration_error
-from heartbeat.modelio import load_model
-from heartbeat.pipeline import MODELS, read_json
-from heartbeat.plots import accuracy_figure, confusion_csv, confusion_figure, read_history_csv, save_png
-from heartbeat.training import model_inputs
+from heartbeat.core import layout
+from heartbeat.core.atomic import write_json, write_text
+from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.config import stage_params
+from heartbeat.core.entry import run
+from heartbeat.core.errors import ParamsError
+from heartbeat.core.layout import MODEL_SPECS, read_json
+from heartbeat.evaluate.metrics import classification_metrics, confusion, expected_calibration_error
+from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
+from heartbeat.model.architectures import model_inputs
+from heartbeat.model.calibration import apply_temperature
+from heartbeat.model.saving import load_model
+from heartbeat.prepare.arrays import load_split
+from heartbeat.train.history import read_history_csv
 
 log = logging.getLogger("heartbeat")
 
@@ -34,23 +35,23 @@ log = logging.getLogger("heartbeat")
 def main(models: list[str] | None = None) -> None:
     """Evaluate the named models (``dvc.yaml`` runs one per ``evaluate@<model>``), or all four."""
     models = models or []
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in MODEL_SPECS]
     if unknown:
         raise ParamsError(
-            f"stages/evaluate.py: unknown model {unknown[0]!r}; expected any of {', '.join(MODELS)}"
+            f"stages/evaluate.py: unknown model {unknown[0]!r}; expected any of {', '.join(MODEL_SPECS)}"
         )
     cfg = stage_params("evaluate")
-    info = read_json(paths.PREPARED / "info.json", "preprocess")
+    info = read_json(layout.PREPARED / "info.json", "preprocess")
     tests = {}  # only the test splits of the models asked for, each loaded once
-    for name in models or list(MODELS):
-        spec = MODELS[name]
+    for name in models or list(MODEL_SPECS):
+        spec = MODEL_SPECS[name]
         names = DATASET_CLASSES[spec.dataset]
         if spec.dataset not in tests:
-            tests[spec.dataset] = load_split(paths.PREPARED / spec.dataset, "test")
+            tests[spec.dataset] = load_split(layout.PREPARED / spec.dataset, "test")
         test = tests[spec.dataset]
-        model = load_model(paths.model_file(name), len(names))
+        model = load_model(layout.model_file(name), len(names))
         proba = model.predict(model_inputs(model, test), batch_size=cfg.batch_size, verbose=0)
-        training = read_json(paths.train_info_file(name), spec.stage)
+        training = read_json(layout.train_info_file(name), spec.stage)
         temperature = training.get("temperature")
         calibrated = {}
         if temperature is not None:
@@ -70,12 +71,12 @@ def main(models: list[str] | None = None) -> None:
             **classification_metrics(test.y, proba, names),
             **calibrated,
         }
-        history = read_history_csv(paths.history_file(name).read_text(encoding="utf-8"))
-        write_json(paths.METRICS / f"{name}.json", metrics)
-        write_text(paths.PLOTS / name / "confusion.csv", confusion_csv(test.y, y_pred, names))
-        save_png(accuracy_figure(history, spec.title), paths.PLOTS / name / "accuracy.png")
+        history = read_history_csv(layout.history_file(name).read_text(encoding="utf-8"))
+        write_json(layout.METRICS / f"{name}.json", metrics)
+        write_text(layout.PLOTS / name / "confusion.csv", confusion_csv(test.y, y_pred, names))
+        save_png(accuracy_figure(history, spec.title), layout.PLOTS / name / "accuracy.png")
         cm = confusion(test.y, y_pred, len(names))
-        save_png(confusion_figure(cm, names, spec.title), paths.PLOTS / name / "confusion.png")
+        save_png(confusion_figure(cm, names, spec.title), layout.PLOTS / name / "confusion.png")
         log.info(
             "%s: accuracy %.4f, macro-F1 %.4f on %d test beats",
             name,

@@ -13,14 +13,14 @@ those inputs.
 import json
 import logging
 
-from heartbeat import paths
-from heartbeat.atomic import atomic_dir, write_json
-from heartbeat.config import stage_params
-from heartbeat.datasets import load_split
-from heartbeat.entry import run
-from heartbeat.export import Thresholds, calibration_beats, export_model, inputs_key, reuse_previous
-from heartbeat.pipeline import MODELS
-from heartbeat.predict import EXPORT_DIR, MANIFEST, sha256_file
+from heartbeat.core import layout
+from heartbeat.core.atomic import atomic_dir, write_json
+from heartbeat.core.config import stage_params
+from heartbeat.core.entry import run
+from heartbeat.core.hashing import sha256_file
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST, MODEL_SPECS
+from heartbeat.prepare.arrays import load_split
+from heartbeat.serve.export import Thresholds, calibration_beats, export_model, inputs_key, reuse_previous
 
 log = logging.getLogger("heartbeat")
 
@@ -28,23 +28,23 @@ log = logging.getLogger("heartbeat")
 def main() -> None:
     cfg = stage_params("export")
     thresholds = Thresholds(cfg.min_agreement, cfg.max_abs_diff, cfg.max_f1_change)
-    datasets = {spec.dataset for spec in MODELS.values()}
-    tests = {ds: load_split(paths.PREPARED / ds, "test") for ds in datasets}
+    datasets = {spec.dataset for spec in MODEL_SPECS.values()}
+    tests = {ds: load_split(layout.PREPARED / ds, "test") for ds in datasets}
     calibration = {}
     if "int8" in cfg.quantize:
         for ds in datasets:
-            train = load_split(paths.PREPARED / ds, "train", mmap=True)
+            train = load_split(layout.PREPARED / ds, "train", mmap=True)
             calibration[ds] = calibration_beats(train.X, cfg.calibration_beats, cfg.seed)
     report: dict = {"formats": list(cfg.formats), "quantize": list(cfg.quantize), "models": {}}
     manifest: dict = {"models": {}}
-    previous_dir = paths.MODELS / EXPORT_DIR
-    previous = {"manifest": _read(previous_dir / MANIFEST), "report": _read(paths.METRICS / "export.json")}
+    previous_dir = layout.MODELS / EXPORT_DIR
+    previous = {"manifest": _read(previous_dir / MANIFEST), "report": _read(layout.METRICS / "export.json")}
     params = cfg.model_dump(mode="json")
     with atomic_dir(previous_dir) as out:
-        for name, spec in MODELS.items():
-            source = paths.model_file(name)
+        for name, spec in MODEL_SPECS.items():
+            source = layout.model_file(name)
             sha = sha256_file(source)
-            key = inputs_key(sha, params, paths.PREPARED / spec.dataset)
+            key = inputs_key(sha, params, layout.PREPARED / spec.dataset)
             before = set(out.iterdir())
             figures = reuse_previous(name, key, previous_dir, out, previous)
             if figures is not None:
@@ -68,7 +68,7 @@ def main() -> None:
             files = sorted(f.name for f in set(out.iterdir()) - before)
             manifest["models"][name] = {"source": str(source), "sha256": sha, "inputs": key, "files": files}
         write_json(out / MANIFEST, manifest)
-    write_json(paths.METRICS / "export.json", report)
+    write_json(layout.METRICS / "export.json", report)
 
 
 def _read(path) -> dict:

@@ -6,12 +6,12 @@ validation does that folder replace data/raw, so a failed fetch keeps the old da
 
 import logging
 
-from heartbeat import paths
-from heartbeat.atomic import atomic_dir, write_json
-from heartbeat.config import stage_params
-from heartbeat.entry import run
-from heartbeat.errors import DataError
-from heartbeat.sources import check_against_kaggle, fetch_source, validate_raw
+from heartbeat.core import layout
+from heartbeat.core.atomic import atomic_dir, write_json
+from heartbeat.core.config import stage_params
+from heartbeat.core.entry import run
+from heartbeat.core.errors import DataError
+from heartbeat.fetch import check_against_kaggle, fetch_source, validate_raw
 
 log = logging.getLogger("heartbeat")
 
@@ -19,18 +19,18 @@ log = logging.getLogger("heartbeat")
 def main() -> None:
     cfg = stage_params("data")
     log.info("fetching from source %r", cfg.source)
-    with atomic_dir(paths.RAW) as tmp:
-        fetch_source(cfg, tmp, paths.CACHE)
+    with atomic_dir(layout.RAW) as tmp:
+        fetch_source(cfg, tmp, layout.CACHE)
         try:
             counts = validate_raw(tmp)
             warnings = check_against_kaggle(cfg, tmp, counts)
         except DataError as exc:  # name the file as the user knows it, not its temporary folder
-            raise DataError(str(exc).replace(str(tmp), f"{paths.RAW} (new {cfg.source} data)")) from None
+            raise DataError(str(exc).replace(str(tmp), f"{layout.RAW} (new {cfg.source} data)")) from None
         for w in warnings:
             log.warning("%s", w)
         info = {"source": cfg.source, "synthetic": cfg.source == "demo", "rows": counts, "warnings": warnings}
         write_json(tmp / "source.json", info)
-    log.info("wrote %s: %s", paths.RAW, ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
+    log.info("wrote %s: %s", layout.RAW, ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from heartbeat import paths
-from heartbeat.atomic import atomic_path, write_text
-from heartbeat.entry import run
-from heartbeat.errors import DataError
-from heartbeat.pipeline import MODELS, read_json
-from heartbeat.report import (
+from heartbeat.core import layout
+from heartbeat.core.atomic import atomic_path, write_text
+from heartbeat.core.entry import run
+from heartbeat.core.errors import DataError
+from heartbeat.core.layout import MODEL_SPECS, read_json
+from heartbeat.evaluate.report import (
     FIGURES,
     Comparison,
     ModelResult,
@@ -63,20 +63,20 @@ def git_revision(rev: str = "HEAD") -> str | None:
 def gather_report() -> Report:
     """Read the pipeline's outputs for the four models; a missing input names the stage to rerun."""
     models = []
-    for name, spec in MODELS.items():
-        metrics = read_json(paths.METRICS / f"{name}.json", "evaluate")
-        training = read_json(paths.train_info_file(name), spec.stage)
+    for name, spec in MODEL_SPECS.items():
+        metrics = read_json(layout.METRICS / f"{name}.json", "evaluate")
+        training = read_json(layout.train_info_file(name), spec.stage)
         figures = {}
         for stem in FIGURES:
-            png = paths.PLOTS / name / f"{stem}.png"
+            png = layout.PLOTS / name / f"{stem}.png"
             if not png.is_file():
                 raise DataError(f"{png}: not found; run the evaluate stage first (dvc repro evaluate)")
             figures[stem] = png.read_bytes()
         models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures))
-    own = {paths.METRICS / f"{name}.json" for name in MODELS}
+    own = {layout.METRICS / f"{name}.json" for name in MODEL_SPECS}
     extra = {
         p.as_posix(): read_json(p, "the stage that writes it")
-        for p in sorted(paths.METRICS.glob("*.json"))
+        for p in sorted(layout.METRICS.glob("*.json"))
         if p not in own
     }
     try:
@@ -101,12 +101,12 @@ def gather_comparison(rev: str, workdir: Path) -> Comparison:
     short = git_revision(rev)
     if short is None:
         raise DataError(f"--compare {rev}: not a git revision of this repository")
-    metric_files = [f"metrics/{n}.json" for n in MODELS] + [
-        paths.train_info_file(n).as_posix() for n in MODELS
+    metric_files = [f"metrics/{n}.json" for n in MODEL_SPECS] + [
+        layout.train_info_file(n).as_posix() for n in MODEL_SPECS
     ]
     metrics = dvc_json("metrics", "diff", rev, "--all", "--targets", *metric_files)
     params = dvc_json("params", "diff", rev)
-    targets = [f"plots/{n}/{stem}.png" for n in MODELS for stem in FIGURES]
+    targets = [f"plots/{n}/{stem}.png" for n in MODEL_SPECS for stem in FIGURES]
     plots = dvc_json("plots", "diff", rev, "--out", str(workdir), "--targets", *targets).get("data", {})
     figures: dict[str, tuple[bytes | None, bytes | None]] = {}
     for target in targets:
@@ -121,7 +121,7 @@ def gather_comparison(rev: str, workdir: Path) -> Comparison:
     return Comparison(
         old=f"{rev} ({short})" if short and not short.startswith(rev) else rev,
         new=f"workspace (on {head})" if head else "workspace",
-        models=[(n, s.title, s.dataset) for n, s in MODELS.items()],
+        models=[(n, s.title, s.dataset) for n, s in MODEL_SPECS.items()],
         metrics=metrics,
         params=params,
         figures=figures,

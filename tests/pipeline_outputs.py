@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from heartbeat.classes import DATASET_CLASSES
-from heartbeat.pipeline import MODELS
-from heartbeat.plots import accuracy_figure, confusion_csv, confusion_figure, history_csv, save_png
+from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
+from heartbeat.train.history import history_csv
 
 
 def write_outputs(root: Path, seed: int, epochs: int) -> None:
     """Synthetic outputs of the train and evaluate stages for the four models, as the stages write them."""
     rng = np.random.default_rng(seed)
-    for name, spec in MODELS.items():
+    for name, spec in MODEL_SPECS.items():
         classes = DATASET_CLASSES[spec.dataset]
         acc = np.clip(np.linspace(0.6, 0.9, epochs) + rng.normal(0, 0.01, epochs), 0, 1)
         history = [

@@ -35,7 +35,7 @@ import pytest
 from chromium_cdp import Chromium, Page, find_chromium
 from pipeline_outputs import write_outputs
 
-from heartbeat.pipeline import MODELS
+from heartbeat.core.layout import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -243,15 +243,15 @@ def test_plots_diff_renders_offline(project: Path, browser: Chromium) -> None:
 def test_report_renders_offline(project: Path, browser: Chromium) -> None:
     _run([sys.executable, "stages/report.py"], project)
     page, state = _open(browser, project / "report" / "index.html", "report")
-    _assert_offline_and_clean(page, state, 0, 2 * len(MODELS), readable=True)
+    _assert_offline_and_clean(page, state, 0, 2 * len(MODEL_SPECS), readable=True)
     cells = page.evaluate("[...document.querySelectorAll('table')[1].querySelectorAll('tbody tr')].length")
-    assert cells == len(MODELS)
+    assert cells == len(MODEL_SPECS)
 
 
 def test_compare_report_renders_offline(project: Path, browser: Chromium) -> None:
     _run([sys.executable, "stages/report.py", "--compare", "v1"], project)
     page, state = _open(browser, project / "report" / "compare" / "index.html", "report-compare")
-    _assert_offline_and_clean(page, state, 0, 4 * len(MODELS), readable=True)
+    _assert_offline_and_clean(page, state, 0, 4 * len(MODEL_SPECS), readable=True)
     text = page.evaluate("document.body.innerText")
     assert "params.yaml: train_mlp.epochs" in text
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heartbeat.config import STAGE_SCHEMAS, stage_params
-from heartbeat.errors import ParamsError
+from heartbeat.core.config import STAGE_SCHEMAS, stage_params
+from heartbeat.core.errors import ParamsError
 from tests.conftest import ROOT
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES
-from heartbeat.csvio import format_beats_csv, read_beats_csv, write_beats_csv
-from heartbeat.errors import DataError
+from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv, write_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import DataError
+from heartbeat.core.layout import FILE_CLASSES
 from tests.conftest import shared_dir
 
 MIT = (0, 1, 2, 3, 4)

@@ -17,14 +17,14 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from heartbeat import devices
-from heartbeat.config import DeviceConfig, MLPConfig, ResNetConfig, stage_params
-from heartbeat.datasets import Split, save_dataset
-from heartbeat.errors import ParamsError
-from heartbeat.modelio import load_model, save_model
-from heartbeat.models import build_mlp, build_resnet
-from heartbeat.train_stage import run_training
-from heartbeat.training import make_deterministic, train
+from heartbeat.core.config import DeviceConfig, MLPConfig, ResNetConfig, stage_params
+from heartbeat.core.errors import ParamsError
+from heartbeat.model.architectures import build_mlp, build_resnet
+from heartbeat.model.saving import load_model, save_model
+from heartbeat.prepare.arrays import Split, save_dataset
+from heartbeat.train import devices
+from heartbeat.train.fit import make_deterministic, train
+from heartbeat.train.runner import run_training
 from tests.conftest import ROOT
 
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heartbeat.modelio import load_model
+from heartbeat.model.saving import load_model
 from tests.conftest import dvc, git
 
 pytestmark = pytest.mark.slow

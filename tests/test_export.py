@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartbeat.config import ExportConfig, parse_section
-from heartbeat.errors import ModelError, ParamsError
-from heartbeat.export import Thresholds, calibration_beats, export_model, parity
-from heartbeat.synth import generate_demo
+from heartbeat.core.config import ExportConfig, parse_section
+from heartbeat.core.errors import ModelError, ParamsError
+from heartbeat.fetch.synth import generate_demo
+from heartbeat.serve.convert import parity
+from heartbeat.serve.export import Thresholds, calibration_beats, export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +28,8 @@ def keras_model(tmp_path_factory, data) -> Path:
     """A small ResNet trained one epoch: the same layer types as the pipeline's, 4x fewer filters."""
     import keras
 
-    from heartbeat.modelio import save_model
-    from heartbeat.models import build_resnet
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.model.saving import save_model
 
     keras.utils.set_random_seed(0)
     model = build_resnet(5, filters=8, blocks=3, dense=16)
@@ -124,7 +125,8 @@ def test_quantised_variant_not_shipped_below_its_gate(tmp_path, keras_model, dat
 def test_predict_uses_an_export_only_when_its_manifest_matches(tmp_path, keras_model, exported) -> None:
     import shutil
 
-    from heartbeat.predict import load_runner, sha256_file
+    from heartbeat.core.hashing import sha256_file
+    from heartbeat.serve.runners import load_runner
 
     out, _ = exported
     models = tmp_path / "models"
@@ -162,7 +164,7 @@ def test_dvc_stage_declares_the_export_outputs() -> None:
     deps = set(stage["deps"])
     for name in ("mlp_ptb", "resnet_ptb", "resnet_mitbih", "transfer_ptb"):
         assert f"models/{name}.keras" in deps
-    assert {"stages/export.py", "heartbeat/export.py"} <= deps
+    assert {"stages/export.py", "heartbeat/serve"} <= deps
     assert stage["params"] == ["export"]
     assert stage["outs"] == [{"models/export": {"persist": True}}]
 
@@ -170,7 +172,8 @@ def test_dvc_stage_declares_the_export_outputs() -> None:
 def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model, exported) -> None:
     import shutil
 
-    from heartbeat.predict import load_runner, sha256_file
+    from heartbeat.core.hashing import sha256_file
+    from heartbeat.serve.runners import load_runner
 
     out, figures = exported
     models = tmp_path / "models"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from heartbeat.metrics import classification_metrics, confusion
+from heartbeat.evaluate.metrics import classification_metrics, confusion
 
 # rows: actual, columns: predicted
 KNOWN = np.array([[50, 2, 3], [4, 30, 6], [1, 0, 4]])

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from heartbeat.errors import ModelError
-from heartbeat.models import build_mlp, build_resnet, build_transfer
+from heartbeat.core.errors import ModelError
+from heartbeat.model.architectures import build_mlp, build_resnet, build_transfer
 
 
 def test_resnet_matches_the_paper() -> None:

@@ -1,4 +1,4 @@
-"""The fast paths of issue 6 give the same results as the plain ones (no timing here: see bench/).
+"""The fast paths give the same results as the plain ones (no timing here: see bench/).
 
 - ``read_beats_csv`` reads in chunks into a preallocated array: the arrays equal one plain
   ``pd.read_csv`` of the file, across chunk boundaries, a low row estimate and CRLF, and errors keep
@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -21,22 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import heartbeat.csvio as csvio
-from heartbeat.classes import BEAT_LENGTH
-from heartbeat.csvio import format_beats_csv, read_beats_csv
-from heartbeat.errors import DataError
+import heartbeat.core.beatcsv as csvio
+from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import DataError
+from heartbeat.testing.csv_baseline import format_beats_csv_before
 
 MIT = (0, 1, 2, 3, 4)
-
-
-def _savetxt(X: np.ndarray, y: np.ndarray | None) -> str:
-    """The previous writer, the reference for byte equality."""
-    data = np.asarray(X, dtype=np.float64)
-    if y is not None:
-        data = np.column_stack([data, np.asarray(y, dtype=np.float64)])
-    buf = io.StringIO()
-    np.savetxt(buf, data, fmt="%.18e", delimiter=",", newline="\n")
-    return buf.getvalue()
 
 
 def _beats(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -193,8 +183,8 @@ def test_spellings_pyarrow_refuses_fall_back_to_pandas(tmp_path: Path, cell: str
 
 def test_formatter_matches_savetxt_on_beats() -> None:
     X, y = _beats(300, seed=4)
-    assert format_beats_csv(X, y) == _savetxt(X, y)
-    assert format_beats_csv(X, None) == _savetxt(X, None)
+    assert format_beats_csv(X, y) == format_beats_csv_before(X, y)
+    assert format_beats_csv(X, None) == format_beats_csv_before(X, None)
 
 
 def test_formatter_matches_savetxt_on_edge_values() -> None:
@@ -215,15 +205,15 @@ def test_formatter_matches_savetxt_on_edge_values() -> None:
         np.array([0.0, 1.0, 4.0, 99.99999, 100.0, 1e-9, 9.9e-10, 1e-300, 5e-324, 0.1, 1 / 3, 2.0**-126]),
     ):
         data = values[: values.size // 4 * 4].reshape(-1, 4)
-        assert format_beats_csv(data, None) == _savetxt(data, None)
+        assert format_beats_csv(data, None) == format_beats_csv_before(data, None)
 
 
 @pytest.mark.parametrize("special", [-0.0, -0.5, np.nan, np.inf, 1e-120])
-def test_formatter_falls_back_to_savetxt(special: float) -> None:
+def test_formatter_falls_back_toformat_beats_csv_before(special: float) -> None:
     """Cells that are not 24 characters (a sign, nan, a 3-digit exponent) take savetxt's path."""
     X = np.full((2, 3), 0.25)
     X[1, 1] = special
-    assert format_beats_csv(X, None) == _savetxt(X, None)
+    assert format_beats_csv(X, None) == format_beats_csv_before(X, None)
 
 
 @settings(max_examples=60, deadline=None)
@@ -235,7 +225,7 @@ def test_formatter_falls_back_to_savetxt(special: float) -> None:
     )
 )
 def test_formatter_matches_savetxt_property(X: np.ndarray) -> None:
-    assert format_beats_csv(X, None) == _savetxt(X, None)
+    assert format_beats_csv(X, None) == format_beats_csv_before(X, None)
 
 
 # ---------------------------------------------------------------- model files
@@ -245,9 +235,9 @@ def test_model_save_is_byte_deterministic(tmp_path: Path) -> None:
     """Two trainings with the same result save the same bytes, as two processes would."""
     import keras
 
-    from heartbeat.modelio import load_model, save_model
-    from heartbeat.models import build_resnet
-    from heartbeat.training import make_deterministic
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.model.saving import load_model, save_model
+    from heartbeat.train.fit import make_deterministic
 
     def build() -> keras.Model:
         # A fresh dtype policy object, at another address, as in another process: Keras writes

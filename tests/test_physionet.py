@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,17 +24,19 @@ import pandas as pd
 import pytest
 import wfdb
 
-from heartbeat import segment as sg
-from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES, RAW_FILES
-from heartbeat.config import PhysionetConfig
-from heartbeat.csvio import read_beats_csv
-from heartbeat.download import download_file, part_path
-from heartbeat.errors import DataError, SourceError
-from heartbeat.sources.physionet import fetch_physionet, split_stratified
+from heartbeat.core.beatcsv import read_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.config import PhysionetConfig
+from heartbeat.core.errors import DataError, SourceError
+from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+from heartbeat.fetch.download import download_file, part_path
+from heartbeat.fetch.physionet import fetch_physionet, split_stratified
+from heartbeat.signal import records
+from heartbeat.signal import segment as sg
+from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MIT_RECORDS = ["102", "114", "124"]
-HEALTHY = "patient003/s0017lre"
 
 
 def _shared() -> Path:
@@ -53,84 +52,7 @@ def _shared() -> Path:
 
 def _build_mirror(root: Path, mit_records: list[str] = MIT_RECORDS) -> Path:
     """A PhysioNet-layout folder over some of the shared records, with one PTB record relabelled healthy."""
-    shared = _shared()
-    mit = root / "mitdb"
-    mit.mkdir(parents=True)
-    for record in mit_records:
-        for ext in ("hea", "dat", "atr"):
-            (mit / f"{record}.{ext}").symlink_to(shared / "mitdb" / f"{record}.{ext}")
-    (mit / "RECORDS").write_text("\n".join(mit_records) + "\n")
-    ptb_records = (shared / "ptbdb" / "RECORDS").read_text().split()
-    for record in ptb_records:
-        for src in (shared / "ptbdb").glob(record + ".*"):
-            target = root / "ptbdb" / src.relative_to(shared / "ptbdb")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(src)
-    (root / "ptbdb" / "RECORDS").write_text("\n".join(ptb_records) + "\n")
-    healthy = root / "ptbdb" / f"{HEALTHY}.hea"
-    text = healthy.read_text()
-    healthy.unlink()
-    assert "Reason for admission: Myocardial infarction" in text
-    healthy.write_text(
-        text.replace("Reason for admission: Myocardial infarction", "Reason for admission: Healthy control")
-    )
-    return root
-
-
-@dataclass
-class Mirror:
-    root: Path
-    url: str
-    faults: dict[str, str] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    mirror: Mirror
-
-    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
-        pass
-
-    def _send(self, body: bytes, length: int | None = None) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body) if length is None else length))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def do_GET(self) -> None:
-        path = urllib.parse.urlparse(self.path).path
-        self.mirror.requests.append((path, self.headers.get("Range")))
-        fault = self.mirror.faults.get(path)
-        if fault is None:
-            return super().do_GET()
-        data = (self.mirror.root / path.lstrip("/")).read_bytes()
-        if fault == "404":
-            self.send_error(404, "Not Found")
-        elif fault == "truncated":  # a complete transfer of a file that is itself short
-            self._send(data[: len(data) // 2])
-        elif fault == "bad-header":
-            self._send(b"this is not a WFDB header\nneither is this\n")
-        elif fault in ("cut", "cut-once"):  # announce the full size, send half, hang up
-            if fault == "cut-once":
-                del self.mirror.faults[path]
-            self._send(data[: len(data) // 2], length=len(data))
-            self.close_connection = True
-        return None
-
-
-def serve(root: Path) -> tuple[Mirror, http.server.ThreadingHTTPServer]:
-    """Serve ``root`` on 127.0.0.1 (an ephemeral port) from a background thread."""
-    state = Mirror(root=root, url="")
-    handler = type("Handler", (_Handler,), {"mirror": state})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **kw: handler(*a, directory=str(root), **kw)
-    )
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return state, server
+    return build_mirror(root, _shared(), mit_records)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +78,7 @@ def _cfg(mirror: str, **kw: object) -> PhysionetConfig:
 
 def _annotated(record: str) -> tuple[np.ndarray, np.ndarray]:
     ann = wfdb.rdann(str(SHARED / "mitdb" / record), "atr")
-    labels = sg.aami_labels(ann.symbol)
+    labels = records.aami_labels(ann.symbol)
     return np.asarray(ann.sample)[labels >= 0], np.asarray(ann.symbol)[labels >= 0]
 
 
@@ -209,14 +131,14 @@ def test_counts_match_the_annotations(fetched: tuple[Path, Path]) -> None:
         samples, symbols = _annotated(record)
         ours = mit[mit["record"] == record]
         assert samples.size - 2 <= len(ours) < samples.size, record
-        expected = np.bincount(sg.aami_labels(symbols), minlength=5)
+        expected = np.bincount(records.aami_labels(symbols), minlength=5)
         got = np.bincount(ours["label"].to_numpy(), minlength=5)
         assert ((expected - got >= 0) & (expected - got <= 2)).all(), (record, expected, got)
         # every beat sits on a real annotation, with its symbol and the AAMI label of that symbol
         where = np.searchsorted(samples, ours["sample"].to_numpy())
         assert (samples[where] == ours["sample"].to_numpy()).all()
         assert (symbols[where] == ours["symbol"].to_numpy()).all()
-        assert (sg.aami_labels(list(ours["symbol"])) == ours["label"].to_numpy()).all()
+        assert (records.aami_labels(list(ours["symbol"])) == ours["label"].to_numpy()).all()
     report = json.loads((dest / "report.json").read_text())
     assert report["mitdb"]["records"]["102"]["lead"] == "V5"  # no MLII: the documented fallback
     assert report["mitdb"]["records"]["114"]["lead"] == "MLII"  # the second lead, picked by name
@@ -418,41 +340,25 @@ def test_server_cutting_off_names_the_record_and_next_run_recovers(clean: Mirror
 # ---------------------------------------------------------------- download_file on its own
 
 
-class _RangeHandler(http.server.BaseHTTPRequestHandler):
+class _RangeHandler(BytesHandler):
     body = bytes(range(256)) * 400
-    seen: ClassVar[list[str | None]] = []
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        rng = self.headers.get("Range")
-        self.seen.append(rng)
-        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
-        chunk = self.body[start:]
-        self.send_response(206 if rng else 200)
-        if rng:
-            self.send_header("Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.end_headers()
-        self.wfile.write(chunk)
+    log: ClassVar[list[str | None]] = []
 
 
 def test_download_resumes_a_part_file(tmp_path: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, port = serve_handler(_RangeHandler)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/file.bin"
+        url = f"http://127.0.0.1:{port}/file.bin"
         dest = tmp_path / "file.bin"
         part_path(dest).write_bytes(_RangeHandler.body[:30_000])
         download_file(url, dest, expected_size=len(_RangeHandler.body), progress=False)
         assert dest.read_bytes() == _RangeHandler.body and not part_path(dest).exists()
-        assert _RangeHandler.seen == ["bytes=30000-"]
+        assert _RangeHandler.log == ["bytes=30000-"]
         # a complete file is not fetched again; a wrong-sized one is
         download_file(url, dest, expected_size=len(_RangeHandler.body), progress=False)
         dest.write_bytes(b"short")
         download_file(url, dest, expected_size=len(_RangeHandler.body), progress=False)
-        assert dest.read_bytes() == _RangeHandler.body and _RangeHandler.seen == ["bytes=30000-", None]
+        assert dest.read_bytes() == _RangeHandler.body and _RangeHandler.log == ["bytes=30000-", None]
     finally:
         server.shutdown()
         server.server_close()

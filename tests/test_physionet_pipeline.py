@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import wfdb
 
-from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES, RAW_FILES
-from heartbeat.csvio import read_beats_csv
-from heartbeat.rhythm import CONTEXT_COLUMNS
-from heartbeat.segment import aami_labels
-from tests.conftest import SHARED, dvc, make_project
-from tests.test_physionet import _build_mirror, serve
+from heartbeat.core.beatcsv import read_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+from heartbeat.signal.context import CONTEXT_COLUMNS
+from heartbeat.signal.records import aami_labels
+from heartbeat.testing.mirrors import build_mirror, serve
+from tests.conftest import SHARED, dvc, make_project, shared_dir
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ TRAIN, TEST = ["101", "106", "114"], ["124"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = _build_mirror(tmp_path_factory.mktemp("mirror"), RECORDS)
+    root = build_mirror(tmp_path_factory.mktemp("mirror"), shared_dir("mitdb").parent, RECORDS)
     state, server = serve(root)
     try:
         params = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from heartbeat.pipeline import MODELS
+from heartbeat.core.layout import MODEL_SPECS
 from tests.conftest import dvc, edit_params, git, make_project
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             assert (project / f"data/prepared/{dataset}/X_{split}.npy").is_file()
     counts = json.loads((project / "data/prepared/counts.json").read_text())
     assert set(counts["mitbih"]["train"]) == {"N", "S", "V", "F", "Q"}
-    for name, spec in MODELS.items():
+    for name, spec in MODEL_SPECS.items():
         assert (project / f"models/{name}.keras").is_file()
         info = json.loads((project / f"models/{name}.json").read_text())
         assert info["params"] > 0 and info["train_seconds"] > 0

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from heartbeat.classes import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
-from heartbeat.cli import main
-from heartbeat.csvio import write_beats_csv
-from heartbeat.errors import DataError, ModelError
-from heartbeat.synth import generate_demo
+from heartbeat.core.beatcsv import write_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
+from heartbeat.core.errors import DataError, ModelError
+from heartbeat.fetch.synth import generate_demo
+from heartbeat.serve.cli import main
 
 MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
 needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../shared/data/mitdb is absent")
@@ -48,9 +48,9 @@ def _trained(build, X: np.ndarray, y: np.ndarray):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, demo) -> dict[str, Path]:
     """A small ResNet for MIT-BIH (5 classes), an MLP for PTB (2) and a 3-class model, plus exports."""
-    from heartbeat.export import export_onnx, export_tflite
-    from heartbeat.modelio import save_model
-    from heartbeat.models import build_mlp, build_resnet
+    from heartbeat.model.architectures import build_mlp, build_resnet
+    from heartbeat.model.saving import save_model
+    from heartbeat.serve.convert import export_onnx, export_tflite
 
     folder = tmp_path_factory.mktemp("models")
     mit = demo["mitbih_train.csv"]
@@ -223,7 +223,7 @@ def test_exported_files_load_by_suffix(capsys, tmp_path, models, demo, kind) -> 
 
 
 def test_predict_proba_batches_match_one_call(models, demo) -> None:
-    from heartbeat.predict import load_runner, predict_proba
+    from heartbeat.serve.runners import load_runner, predict_proba
 
     runner = load_runner(models["resnet_mitbih_tflite"])
     X = demo["mitbih_test.csv"].X
@@ -234,7 +234,7 @@ def test_predict_proba_batches_match_one_call(models, demo) -> None:
 
 
 def test_onnx_backend_without_onnxruntime_is_a_clear_error(monkeypatch, models) -> None:
-    from heartbeat.predict import load_runner
+    from heartbeat.serve.runners import load_runner
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ModelError, match="needs onnxruntime"):
@@ -323,7 +323,7 @@ def test_model_with_wrong_number_of_classes(capsys, tmp_path, models, demo) -> N
 def test_model_with_two_inputs_is_refused(capsys, tmp_path, demo) -> None:
     import keras
 
-    from heartbeat.modelio import save_model
+    from heartbeat.model.saving import save_model
 
     beat = keras.Input(shape=(BEAT_LENGTH,), name="beat")
     rhythm = keras.Input(shape=(3,), name="rhythm")
@@ -352,7 +352,7 @@ def test_missing_input(capsys, tmp_path, models) -> None:
 
 
 def test_read_input_errors_are_data_errors(tmp_path) -> None:
-    from heartbeat.inputs import read_input
+    from heartbeat.serve.inputs import read_input
 
     with pytest.raises(DataError, match="--peaks annotations needs"):
         ecg = _synthetic_ecg(10)
@@ -386,11 +386,11 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
 
     import pandas as pd
 
-    from heartbeat.inputs import read_input
-    from heartbeat.modelio import save_model
-    from heartbeat.models import build_resnet
-    from heartbeat.predict import load_runner, predict_proba
-    from heartbeat.rhythm import context_from_peaks, rhythm_from_peaks
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.model.saving import save_model
+    from heartbeat.serve.inputs import read_input
+    from heartbeat.serve.runners import load_runner, predict_proba
+    from heartbeat.signal.context import context_from_peaks, rhythm_from_peaks
 
     model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=width)
     save_model(model, tmp_path / "rhythm.keras")
@@ -426,8 +426,8 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
     import json
     import shutil
 
-    from heartbeat.calibration import apply_temperature
-    from heartbeat.predict import load_runner, predict_proba
+    from heartbeat.model.calibration import apply_temperature
+    from heartbeat.serve.runners import load_runner, predict_proba
 
     X = demo["mitbih_test.csv"].X[:50]
     keras_path = tmp_path / "resnet_mitbih.keras"

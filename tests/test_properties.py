@@ -2,7 +2,7 @@
 
 * the CSV validator: any bytes give either valid ``Beats`` or a :class:`DataError`, never
   another exception, and it accepts exactly the files the documented format allows;
-* the beat segmenter (heartbeat/segment.py): random signals, peaks and periods give beats
+* the beat segmenter (heartbeat/signal/segment.py): random signals, peaks and periods give beats
   of the documented shape and range, or a :class:`DataError`;
 * the splitter, through ``prepare()``: splits never overlap and cover every row.
 
@@ -23,12 +23,13 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from heartbeat import segment as sg
-from heartbeat.classes import BEAT_LENGTH
-from heartbeat.config import AugmentConfig, PatientSplitConfig, PreprocessConfig
-from heartbeat.csvio import RANGE_TOLERANCE, Beats, format_beats_csv, read_beats_csv
-from heartbeat.errors import DataError
-from heartbeat.prepare import prepare
+from heartbeat.core.beatcsv import RANGE_TOLERANCE, Beats, format_beats_csv, read_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.config import AugmentConfig, PatientSplitConfig, PreprocessConfig
+from heartbeat.core.errors import DataError
+from heartbeat.prepare.preprocess import prepare
+from heartbeat.signal import checks
+from heartbeat.signal import segment as sg
 
 MIT = (0, 1, 2, 3, 4)
 SETTINGS = settings(
@@ -203,7 +204,7 @@ def test_resample_and_normalise_give_unit_range_or_data_error(
         x = sg.resample(signal, fs)
         norm = sg.normalise_windows(x, sg.TARGET_FS, window_s)
     except DataError:
-        assert not np.isfinite(signal).all() or not (sg.MIN_FS <= fs <= sg.MAX_FS)
+        assert not np.isfinite(signal).all() or not (checks.MIN_FS <= fs <= checks.MAX_FS)
         return
     assert np.isfinite(signal).all()
     assert x.ndim == 1 and x.size >= 1 and np.isfinite(x).all()

@@ -1,4 +1,4 @@
-"""The model-quality options of issue 5, on tiny data: loss weighting, label smoothing, schedules,
+"""The model-quality options, on tiny data: loss weighting, label smoothing, schedules,
 early stopping on validation macro-F1, temperature scaling and ECE, the rhythm (R-R) input and how
 it travels from provenance.parquet through preprocess, augmentation and training.
 
@@ -17,17 +17,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from heartbeat.augment import augment_minority, augment_minority_rows, oversample, oversample_index
-from heartbeat.calibration import apply_temperature, fit_temperature, nll, stored_temperature
-from heartbeat.classes import BEAT_LENGTH
-from heartbeat.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
-from heartbeat.csvio import Beats
-from heartbeat.datasets import Split, load_split, save_dataset
-from heartbeat.errors import DataError, ParamsError
-from heartbeat.metrics import classification_metrics, expected_calibration_error
-from heartbeat.models import build_resnet, build_transfer, takes_rhythm
-from heartbeat.prepare import prepare
-from heartbeat.rhythm import (
+from heartbeat.core.beatcsv import Beats
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
+from heartbeat.core.errors import DataError, ParamsError
+from heartbeat.evaluate.metrics import classification_metrics, expected_calibration_error
+from heartbeat.model.architectures import build_resnet, build_transfer, model_inputs, takes_rhythm
+from heartbeat.model.calibration import apply_temperature, fit_temperature, nll, stored_temperature
+from heartbeat.prepare.arrays import Split, load_split, save_dataset
+from heartbeat.prepare.augment import augment_minority, augment_minority_rows, oversample, oversample_index
+from heartbeat.prepare.preprocess import prepare
+from heartbeat.signal.context import (
     CONTEXT_COLUMNS,
     RR_CLIP,
     RR_COLUMNS,
@@ -36,16 +36,15 @@ from heartbeat.rhythm import (
     rhythm_matrix,
     template_features,
 )
-from heartbeat.train_stage import run_training
-from heartbeat.training import (
+from heartbeat.train.fit import (
     ValMacroF1,
     class_weights,
     compile_model,
     learning_rate,
     make_deterministic,
-    model_inputs,
     train,
 )
+from heartbeat.train.runner import run_training
 
 TINY = {"filters": 4, "blocks": 1, "dense": 4}
 
@@ -169,7 +168,7 @@ def test_early_stopping_on_val_macro_f1() -> None:
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_crossentropy_matches_keras(smoothing: float) -> None:
-    from heartbeat.training import crossentropy
+    from heartbeat.train.fit import crossentropy
 
     rng = np.random.default_rng(0)
     proba = rng.dirichlet(np.ones(5), size=200).astype(np.float32)
@@ -437,8 +436,8 @@ def test_stage_falls_back_to_beat_only_without_rr_features(
 
 
 def test_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> None:
-    from heartbeat.modelio import load_model, save_model
-    from heartbeat.models import build_ensemble, ensemble_members
+    from heartbeat.model.architectures import build_ensemble, ensemble_members
+    from heartbeat.model.saving import load_model, save_model
 
     members = []
     for seed in (0, 1, 2):
@@ -465,7 +464,7 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> None:
 
 
 def test_ensemble_refuses_one_member_or_mismatched_inputs() -> None:
-    from heartbeat.models import build_ensemble
+    from heartbeat.model.architectures import build_ensemble
 
     with pytest.raises(ValueError, match="at least 2 members"):
         build_ensemble([_resnet()], "e")
@@ -477,8 +476,8 @@ def test_ensemble_stage_trains_each_seed_as_a_single_run_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Member i of ``ensemble: k, seed: s`` has the weights of a single run with seed s + i."""
-    from heartbeat.models import ensemble_members
-    from heartbeat.plots import read_history_csv
+    from heartbeat.model.architectures import ensemble_members
+    from heartbeat.train.history import read_history_csv
 
     info = _stage(
         tmp_path / "ens",
@@ -519,8 +518,8 @@ def test_transfer_from_an_ensemble_is_transfer_from_its_first_member(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The base is loaded before the seeding, so the number of members cannot change the result."""
-    from heartbeat.modelio import save_model
-    from heartbeat.models import build_ensemble
+    from heartbeat.model.architectures import build_ensemble
+    from heartbeat.model.saving import save_model
 
     members = []
     for seed in (0, 1):

@@ -1,4 +1,4 @@
-"""Reliability: bad input, faults and credentials, tried for real (issue 7; summary in RELIABILITY.md).
+"""Reliability: bad input, faults and credentials, tried for real (summary in RELIABILITY.md).
 
 Every bad input must end in one ``<stage>: error: ...`` line naming the file, row or
 key, a non-zero exit, no traceback, the previous outputs byte-for-byte unchanged and
@@ -35,15 +35,17 @@ import numpy as np
 import pytest
 import yaml
 
-from heartbeat import atomic
-from heartbeat.atomic import WriteError, atomic_dir, write_json, write_npy, write_text
-from heartbeat.classes import BEAT_LENGTH, RAW_FILES
-from heartbeat.config import STAGE_SCHEMAS, stage_params
-from heartbeat.csvio import format_beats_csv, write_beats_csv
-from heartbeat.download import download_file, part_path
-from heartbeat.entry import run as entry_run
-from heartbeat.errors import HeartbeatError, ModelError, ParamsError, SourceError
-from heartbeat.synth import generate_demo
+from heartbeat.core import atomic
+from heartbeat.core.atomic import WriteError, atomic_dir, write_json, write_npy, write_text
+from heartbeat.core.beatcsv import format_beats_csv, write_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.config import STAGE_SCHEMAS, stage_params
+from heartbeat.core.entry import run as entry_run
+from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, SourceError
+from heartbeat.core.layout import RAW_FILES
+from heartbeat.fetch.download import download_file, part_path
+from heartbeat.fetch.synth import generate_demo
+from heartbeat.testing.mirrors import BytesHandler, serve_handler
 from tests.conftest import ROOT, dvc, edit_params, make_project
 
 SECRET = "kgat_f4k3T0k3n0123456789SECRET"
@@ -82,7 +84,7 @@ _TRAINING = {"train_mlp": "mlp_ptb", "train_resnet_ptb": "resnet_ptb", "train_re
 
 @pytest.fixture
 def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator:
-    """Run a stage script's ``main`` through ``heartbeat.entry.run`` in this process (no interpreter
+    """Run a stage script's ``main`` through ``heartbeat.core.entry.run`` in this process (no interpreter
     start-up, so a matrix of bad inputs stays fast); the subprocess tests below cover the real exit."""
     import logging
 
@@ -92,7 +94,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     def run(project: Path, stage: str) -> _Ran:
         monkeypatch.chdir(project)
         if stage in _TRAINING:
-            from heartbeat.train_stage import run_training
+            from heartbeat.train.runner import run_training
 
             main = lambda: run_training(_TRAINING[stage])  # noqa: E731
         else:
@@ -152,13 +154,6 @@ def _zip(path: Path, members: dict[str, str | bytes]) -> Path:
         for name, text in members.items():
             zf.writestr(name, text)
     return path
-
-
-def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[http.server.ThreadingHTTPServer, int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, server.server_address[1]
 
 
 def _closed_port() -> int:
@@ -772,7 +767,7 @@ BAD_MODELS = {
 
 @pytest.mark.parametrize("case", list(BAD_MODELS))
 def test_bad_model_file_is_refused_without_running_code(tmp_path: Path, case: str) -> None:
-    from heartbeat.modelio import load_model
+    from heartbeat.model.saving import load_model
 
     make, message = BAD_MODELS[case]
     marker = tmp_path / "code-ran"
@@ -784,7 +779,7 @@ def test_bad_model_file_is_refused_without_running_code(tmp_path: Path, case: st
 
 
 def test_truncated_model_file(tmp_path: Path) -> None:
-    from heartbeat.modelio import load_model
+    from heartbeat.model.saving import load_model
 
     good = _small_model(tmp_path / "good.keras", (187,), 5)
     load_model(good, 5)
@@ -811,7 +806,7 @@ def test_no_code_path_loads_pickles_or_unsafe_models() -> None:
                 if banned.search(line) or unsafe_yaml:
                     hits.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
     assert hits == []
-    # Every direct Keras load passes safe_mode=True (the rest go through heartbeat.modelio.load_model),
+    # Every direct Keras load passes safe_mode=True (the rest go through heartbeat.model.saving.load_model),
     # and nothing imports Keras' loader under another name.
     keras_load = re.compile(r"keras\.(?:saving\.|models\.)*load_model\(")
     direct = []
@@ -822,7 +817,7 @@ def test_no_code_path_loads_pickles_or_unsafe_models() -> None:
                 if keras_load.search(line):
                     direct.append(path.name)
                     assert "safe_mode=True" in line, f"{path}: {line.strip()}"
-    assert "modelio.py" in direct
+    assert "saving.py" in direct
 
 
 @pytest.mark.slow
@@ -842,42 +837,10 @@ def test_pickle_model_stops_evaluate_in_one_line(tmp_path: Path, tiny_repro: Pat
 # ---------------------------------------------------------------- 2. downloads cut off mid-file
 
 
-class _Flaky(http.server.BaseHTTPRequestHandler):
-    """Announces the whole body, sends ``cut`` bytes and closes, ``cuts`` times; then serves normally."""
-
-    body = bytes(range(256)) * 600  # 153,600 bytes
-    cut = 40_000
-    cuts = 10**9
-    honour_range = True
-    log: ClassVar[list[str | None]] = []
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        rng = self.headers.get("Range") if self.honour_range else None
-        type(self).log.append(self.headers.get("Range"))
-        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
-        chunk = self.body[start:]
-        self.send_response(206 if rng else 200)
-        if rng:
-            self.send_header("Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.end_headers()
-        if type(self).cuts > 0:
-            type(self).cuts -= 1
-            self.wfile.write(chunk[: self.cut])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-            return
-        self.wfile.write(chunk)
-
-
 @pytest.fixture
-def flaky() -> Iterator[tuple[type[_Flaky], str]]:
-    handler = type("Flaky", (_Flaky,), {"log": [], "cuts": 10**9})
-    server, port = _serve(handler)
+def flaky() -> Iterator[tuple[type[BytesHandler], str]]:
+    handler = type("Flaky", (BytesHandler,), {"log": [], "cuts": 10**9})
+    server, port = serve_handler(handler)
     try:
         yield handler, f"http://127.0.0.1:{port}/mitdb/100.dat"
     finally:
@@ -887,15 +850,15 @@ def flaky() -> Iterator[tuple[type[_Flaky], str]]:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    import heartbeat.download
+    import heartbeat.fetch.download
 
     waited: list[float] = []
-    monkeypatch.setattr(heartbeat.download.time, "sleep", waited.append)
+    monkeypatch.setattr(heartbeat.fetch.download.time, "sleep", waited.append)
     return waited
 
 
 def test_download_cut_every_time_fails_cleanly_and_next_run_completes(
-    tmp_path: Path, flaky: tuple[type[_Flaky], str], sleeps: list[float]
+    tmp_path: Path, flaky: tuple[type[BytesHandler], str], sleeps: list[float]
 ) -> None:
     handler, url = flaky
     handler.honour_range = False  # no resume possible: each attempt restarts and is cut again
@@ -916,7 +879,7 @@ def test_download_cut_every_time_fails_cleanly_and_next_run_completes(
 
 
 def test_download_resumes_after_cuts_with_range_requests(
-    tmp_path: Path, flaky: tuple[type[_Flaky], str], sleeps: list[float]
+    tmp_path: Path, flaky: tuple[type[BytesHandler], str], sleeps: list[float]
 ) -> None:
     handler, url = flaky
     handler.cuts = 2
@@ -930,14 +893,14 @@ def test_download_resumes_after_cuts_with_range_requests(
 def test_download_that_ends_short_without_length_is_not_trusted(tmp_path: Path, sleeps: list[float]) -> None:
     """No Content-Length: only ``expected_size`` (from the WFDB header) can tell the file is short."""
 
-    class NoLength(_Flaky):
+    class NoLength(BytesHandler):
         def do_GET(self) -> None:
             self.send_response(200)
             self.end_headers()
             self.wfile.write(self.body[:1000])
             self.close_connection = True
 
-    server, port = _serve(NoLength)
+    server, port = serve_handler(NoLength)
     try:
         dest = tmp_path / "100.dat"
         with pytest.raises(SourceError, match=r"transfer ended after 1000 of 153600 bytes"):
@@ -956,13 +919,13 @@ def test_download_that_ends_short_without_length_is_not_trusted(tmp_path: Path, 
 
 
 def test_download_permanent_error_is_not_retried(tmp_path: Path, sleeps: list[float]) -> None:
-    class Missing(_Flaky):
+    class Missing(BytesHandler):
         def do_GET(self) -> None:
             type(self).log.append(self.path)
             self.send_error(404)
 
     Missing.log = []
-    server, port = _serve(Missing)
+    server, port = serve_handler(Missing)
     try:
         with pytest.raises(SourceError, match=r"HTTP 404"):
             download_file(f"http://127.0.0.1:{port}/x.dat", tmp_path / "x.dat", retries=4, progress=False)
@@ -974,7 +937,10 @@ def test_download_permanent_error_is_not_retried(tmp_path: Path, sleeps: list[fl
 
 
 def test_download_full_disk_is_reported_as_such(
-    tmp_path: Path, flaky: tuple[type[_Flaky], str], sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    flaky: tuple[type[BytesHandler], str],
+    sleeps: list[float],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler, url = flaky
     handler.cuts = 0
@@ -1102,12 +1068,12 @@ def test_full_disk_while_writing_is_one_clear_error_and_keeps_the_old_output(
         monkeypatch.setattr(atomic.np, "save", lambda f, *a, **k: _half_then_enospc(f))
         call = lambda: write_npy(target, np.zeros(3))  # noqa: E731
     elif what == "csv":
-        import heartbeat.csvio
+        import heartbeat.core.beatcsv
 
-        monkeypatch.setattr(heartbeat.csvio, "format_beats_csv", _enospc)
+        monkeypatch.setattr(heartbeat.core.beatcsv, "format_beats_csv", _enospc)
         call = lambda: write_beats_csv(target, np.zeros((2, BEAT_LENGTH)), np.zeros(2))  # noqa: E731
     elif what == "keras":
-        from heartbeat.modelio import save_model
+        from heartbeat.model.saving import save_model
 
         class Model:
             def save(self, path: Path) -> None:
@@ -1357,7 +1323,7 @@ def test_failed_kaggle_fetch_never_leaks_the_credential(
     shutil.copytree(tiny_repro, project, symlinks=True)
     edit_params(project, {"data": {"source": "kaggle"}})
     handler = type("Kaggle", (_Kaggle,), {"status": status or 500, "seen": []})
-    server, port = _serve(handler)
+    server, port = serve_handler(handler)
     try:
         if status is None:  # the real endpoint, through a proxy that refuses connections
             env = _kaggle_env(tmp_path, credentials, HTTPS_PROXY=f"http://127.0.0.1:{_closed_port()}")
@@ -1429,7 +1395,7 @@ def test_sigterm_while_kaggle_hangs_exits_cleanly(project: Path, tmp_path: Path)
 
 
 def test_redact_covers_token_files_and_basic_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from heartbeat.sources.kaggle import redact
+    from heartbeat.fetch.kaggle import redact
 
     token_file = tmp_path / "token.txt"
     token_file.write_text(SECRET + "\n")

@@ -47,7 +47,7 @@ def test_push_then_pull_in_a_fresh_clone(tmp_path: Path, tiny_repro: Path) -> No
     # dependency of fetch; .dvcignore keeps that from looking like a code change.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
-        [sys.executable, "-c", "import heartbeat.sources.demo"],
+        [sys.executable, "-c", "import heartbeat.fetch.demo"],
         cwd=clone,
         env={**env, "PYTHONPATH": str(clone)},
         check=True,

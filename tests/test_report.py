@@ -1,4 +1,4 @@
-"""Tests of the report (heartbeat/report.py, stages/report.py) and of the offline ``dvc plots`` template.
+"""Tests of the report (heartbeat/evaluate/report.py, stages/report.py) and of the offline ``dvc plots`` template.
 
 The browser checks are in test_browser.py; these need no browser and no DVC
 run: the report is built from synthetic numbers and figures.
@@ -22,8 +22,8 @@ import pytest
 import yaml
 from pipeline_outputs import write_outputs
 
-from heartbeat.pipeline import MODELS
-from heartbeat.report import (
+from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.evaluate.report import (
     REPORT_HEADERS,
     Comparison,
     ModelResult,
@@ -96,7 +96,7 @@ def _png(colour: str) -> bytes:
 @pytest.fixture(scope="module")
 def report() -> Report:
     models = []
-    for i, (name, spec) in enumerate(MODELS.items()):
+    for i, (name, spec) in enumerate(MODEL_SPECS.items()):
         classes = ("normal", "abnormal") if spec.dataset == "ptb" else ("N", "S", "V", "F", "Q")
         metrics = {
             "model": name,
@@ -134,7 +134,7 @@ def test_summary_table_has_every_model_and_column(report: Report) -> None:
     page = _Page(render_html(report))
     summary = next(t for t in page.tables if t[0] == list(REPORT_HEADERS))
     assert [row[0] for row in summary[1:]] == [m.title for m in report.models]
-    resnet_mitbih = summary[1 + list(MODELS).index("resnet_mitbih")]
+    resnet_mitbih = summary[1 + list(MODEL_SPECS).index("resnet_mitbih")]
     cells = dict(zip(REPORT_HEADERS, resnet_mitbih, strict=True))
     assert cells["Accuracy"] == "0.920"
     assert cells["ROC-AUC"] == "–", "ROC-AUC is for the binary PTB task only"
@@ -208,7 +208,7 @@ def test_markdown_links_the_pipeline_figures(report: Report) -> None:
     header = "| " + " | ".join(REPORT_HEADERS) + " |"
     start = lines.index(header)
     assert len([ln for ln in lines[start + 2 :] if ln.startswith("| ")]) >= len(report.models)
-    for name in MODELS:
+    for name in MODEL_SPECS:
         assert f"(../plots/{name}/accuracy.png)" in md
         assert f"(../plots/{name}/confusion.png)" in md
     assert "```yaml\ndata:\n  source: kaggle   # a comment\n```" in md
@@ -277,7 +277,7 @@ def test_stage_writes_both_pages_without_git(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     html_text = (tmp_path / "report" / "index.html").read_text()
-    assert len(_Page(html_text).images) == 2 * len(MODELS)
+    assert len(_Page(html_text).images) == 2 * len(MODEL_SPECS)
     assert "unknown (not a git checkout)" in html_text
     md = (tmp_path / "report" / "README.md").read_text()
     assert "(../plots/mlp_ptb/accuracy.png)" in md
@@ -306,7 +306,7 @@ def test_report_stage_in_dvc_yaml() -> None:
     report = stages["report"]
     assert report["cmd"] == "python stages/report.py"
     deps = set(report["deps"])
-    for name in MODELS:
+    for name in MODEL_SPECS:
         assert {
             f"metrics/{name}.json",
             f"models/{name}.json",
@@ -365,7 +365,7 @@ def test_plots_template_is_offline_and_configured() -> None:
 
 
 def test_summary_row_shows_each_ensemble_members_best_epoch() -> None:
-    from heartbeat.report import summary_row
+    from heartbeat.evaluate.report import summary_row
 
     single = ModelResult("m", "M", "mitbih", {}, {"epochs_run": 12, "best_epoch": 6}, {})
     ensemble = ModelResult(

@@ -1,4 +1,4 @@
-"""Unit tests of heartbeat.segment on synthetic signals, plus checks on real MIT-BIH records."""
+"""Unit tests of heartbeat.signal.segment on synthetic signals, plus checks on real MIT-BIH records."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from heartbeat import segment as sg
-from heartbeat.classes import BEAT_LENGTH
-from heartbeat.errors import DataError
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import DataError
+from heartbeat.signal import context, detect, records
+from heartbeat.signal import segment as sg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -144,7 +145,7 @@ def test_detector_finds_tall_peaks_and_respects_refractory_period() -> None:
     # a notched R wave: two maxima 48 ms apart, both above 0.9
     normalised = sg.normalise_windows(x)
     found = sg.detect_peaks(normalised, refractory_s=0.2)
-    score = sg.score_detector(found, truth, fs=125.0)
+    score = detect.score_detector(found, truth, fs=125.0)
     assert score.sensitivity == 1.0 and score.positive_predictivity == 1.0
     raw = sg.detect_peaks(normalised, refractory_s=0.0)
     assert raw.size > found.size  # without the refractory period the notches count twice
@@ -161,14 +162,14 @@ def test_score_detector_counts_hits_misses_and_false_alarms() -> None:
     fs = 360.0
     reference = np.array([1000, 2000, 3000, 4000])
     detected = np.array([1040, 2000, 2010, 3200, 5000])  # 40 ms off: hit; 2010: duplicate; 3200: 556 ms off
-    score = sg.score_detector(detected, reference, fs)
+    score = detect.score_detector(detected, reference, fs)
     assert (score.true_positives, score.false_positives, score.false_negatives) == (2, 3, 2)
     assert score.sensitivity == 0.5 and score.positive_predictivity == 0.4
-    assert sg.match_peaks(detected, reference, fs).tolist() == [0, 1, -1, -1, -1]
-    edge = sg.score_detector(np.array([1054]), np.array([1000]), fs)  # 150 ms tolerance = 54 samples
+    assert detect.match_peaks(detected, reference, fs).tolist() == [0, 1, -1, -1, -1]
+    edge = detect.score_detector(np.array([1054]), np.array([1000]), fs)  # 150 ms tolerance = 54 samples
     assert edge.true_positives == 1
-    assert sg.score_detector(np.array([1055]), np.array([1000]), fs).true_positives == 0
-    empty = sg.score_detector(np.array([], dtype=int), reference, fs)
+    assert detect.score_detector(np.array([1055]), np.array([1000]), fs).true_positives == 0
+    empty = detect.score_detector(np.array([], dtype=int), reference, fs)
     assert empty.sensitivity == 0 and np.isnan(empty.positive_predictivity)
 
 
@@ -186,18 +187,18 @@ def test_polarity_guess() -> None:
 
 def test_rr_features() -> None:
     samples = np.array([0, 360, 720, 900, 1440, 1800])
-    rr = sg.rr_features(samples, fs=360.0, n_local=2)
+    rr = context.rr_features(samples, fs=360.0, n_local=2)
     assert np.isnan(rr["rr_pre"][0]) and np.isnan(rr["rr_post"][-1])
     assert rr["rr_pre"][3] == 0.5 and rr["rr_post"][3] == 1.5
     assert rr["rr_local"][3] == pytest.approx(1.0)  # mean of the R-R just before and after
     mean = np.diff(samples).mean() / 360.0
     assert rr["rr_post_norm"][3] == pytest.approx(1.5 / mean)
-    assert all(np.isnan(v).all() for v in sg.rr_features(np.array([5]), 360.0).values())
+    assert all(np.isnan(v).all() for v in context.rr_features(np.array([5]), 360.0).values())
 
 
 def test_aami_labels() -> None:
     symbols = ["N", "L", "R", "e", "j", "A", "a", "J", "S", "V", "E", "F", "/", "f", "Q", "+", "~", "|", "x"]
-    assert sg.aami_labels(symbols).tolist() == [0] * 5 + [1] * 4 + [2] * 2 + [3] + [4] * 3 + [-1] * 4
+    assert records.aami_labels(symbols).tolist() == [0] * 5 + [1] * 4 + [2] * 2 + [3] + [4] * 3 + [-1] * 4
 
 
 def test_beat_shape_stats() -> None:
@@ -256,7 +257,7 @@ def _read(record: str) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     path = str(_mitdb() / record)
     rec = wfdb.rdrecord(path, channel_names=["MLII"])
     ann = wfdb.rdann(path, "atr")
-    labels = sg.aami_labels(ann.symbol)
+    labels = records.aami_labels(ann.symbol)
     return rec.p_signal[:, 0], float(rec.fs), np.asarray(ann.sample)[labels >= 0], labels[labels >= 0]
 
 
@@ -274,7 +275,7 @@ def test_real_record_annotated_beats() -> None:
 def test_real_record_detector_score() -> None:
     signal, fs, samples, _ = _read("101")
     seg = sg.extract_beats(signal, fs, None)
-    score = sg.score_detector(seg.peaks, samples, fs)
+    score = detect.score_detector(seg.peaks, samples, fs)
     # The paper's threshold detector finds only the tallest beats, but what it finds is real.
     assert 0.4 < score.sensitivity < 0.9
     assert score.positive_predictivity > 0.95

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartbeat.classes import RAW_FILES
-from heartbeat.config import DataConfig
-from heartbeat.csvio import format_beats_csv
-from heartbeat.errors import DataError, ParamsError, SourceError
-from heartbeat.sources import check_against_kaggle, fetch_source, validate_raw
-from heartbeat.sources.archive import extract_csvs
-from heartbeat.sources.kaggle import fetch_kaggle, redact
-from heartbeat.synth import generate_demo
+from heartbeat.core.beatcsv import format_beats_csv
+from heartbeat.core.config import DataConfig
+from heartbeat.core.errors import DataError, ParamsError, SourceError
+from heartbeat.core.layout import RAW_FILES
+from heartbeat.fetch import check_against_kaggle, fetch_source, validate_raw
+from heartbeat.fetch.archive import extract_csvs
+from heartbeat.fetch.kaggle import fetch_kaggle, redact
+from heartbeat.fetch.synth import generate_demo
 
 SECRET = "kgat_0123456789abcdefSECRET"
 
@@ -180,7 +180,7 @@ def test_kaggle_download_checks_counts(tmp_path: Path, fake_credentials: None) -
 
 
 def test_sha_difference_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import heartbeat.sources.known as known
+    import heartbeat.fetch.kaggle_set as known
 
     texts = _csv_texts()
     for name, text in texts.items():

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heartbeat.config import PreprocessConfig
-from heartbeat.csvio import Beats
-from heartbeat.errors import DataError
-from heartbeat.prepare import class_counts, prepare
-from heartbeat.splits import grouped_split, stratified_split
-from heartbeat.synth import generate_demo
+from heartbeat.core.beatcsv import Beats
+from heartbeat.core.config import PreprocessConfig
+from heartbeat.core.errors import DataError
+from heartbeat.core.splits import grouped_split, stratified_split
+from heartbeat.fetch.synth import generate_demo
+from heartbeat.prepare.preprocess import class_counts, prepare
 
 
 def test_stratified_split_keeps_class_shares() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heartbeat.classes import BEAT_LENGTH, FILE_CLASSES, RAW_FILES
-from heartbeat.csvio import read_beats_csv, write_beats_csv
-from heartbeat.errors import ParamsError
-from heartbeat.synth import MITBIH_SHARES, class_counts, generate_demo
+from heartbeat.core.beatcsv import read_beats_csv, write_beats_csv
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import ParamsError
+from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+from heartbeat.fetch.synth import MITBIH_SHARES, class_counts, generate_demo
 
 SIZES = {"mitbih_train": 600, "mitbih_test": 200, "ptb_normal": 150, "ptb_abnormal": 150}
 

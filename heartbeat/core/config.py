@@ -1,0 +1,324 @@
+"""The schema of params.yaml, validated with pydantic at stage start.
+
+Each stage reads only its own section, so DVC reruns a stage only when that
+section changes. Unknown keys are errors (a typo like ``epocs`` must not be
+silently ignored), and every error names the full key path, e.g.
+``params.yaml: train_mlp.epochs: must be >= 1 (got -3)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from heartbeat.core.errors import ParamsError
+
+RecordName = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+]
+"""A WFDB record name; YAML reads ``101`` as a number, so integers are accepted and turned into text."""
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed: numpy, TensorFlow and scikit-learn all need one in 0..2**32-1."""
+
+
+class _Strict(BaseModel):
+    # allow_inf_nan=False: ``lr: .inf`` must be an error, not a run that diverges silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation is not bool and bool not in get_args(field.annotation):
+            if any(isinstance(v, bool) for v in (value if isinstance(value, list) else [value])):
+                raise PydanticCustomError(
+                    "bool_type",
+                    "true/false (or yes/no, on/off) is not valid here; expected a number or a name",
+                )
+        return value
+
+
+class DemoConfig(_Strict):
+    """Sizes of the synthetic demo set (rows per file)."""
+
+    mitbih_train: int = Field(6000, ge=10)
+    mitbih_test: int = Field(1500, ge=10)
+    ptb_normal: int = Field(1000, ge=10)
+    ptb_abnormal: int = Field(1500, ge=10)
+
+
+class PhysionetConfig(_Strict):
+    """Options of the ``physionet`` source (raw WFDB records from PhysioNet or a mirror)."""
+
+    mirror: str = "https://physionet.org/files/"
+    mitdb_records: Literal["all"] | list[RecordName] = "all"
+    ptbdb_records: Literal["all"] | list[RecordName] = "all"
+    peaks: Literal["annotations", "detector"] = "annotations"
+    # Mirror layout: BASE/<db>/<version>/RECORDS as on physionet.org; a mirror without the
+    # version folder (BASE/<db>/RECORDS) is detected; "" never tries the version folder.
+    mitdb_version: str = "1.0.0"
+    ptbdb_version: str = "1.0.0"
+    # Leads, chosen by name. Records 102 and 104 have no MLII: the fallback lead is used
+    # instead (null skips them, with a warning and a line in report.json).
+    mitdb_lead: str = "MLII"
+    mitdb_fallback_lead: str | None = "V5"
+    ptbdb_lead: str = "ii"
+    # Segmentation (Kachuee et al. 2018, Section III-A); see heartbeat/signal/segment.py.
+    window_s: float = Field(10.0, gt=0)
+    detector_threshold: float = Field(0.9, gt=0, lt=1)
+    refractory_s: float = Field(0.2, ge=0, le=2)
+    detector_polarity: Literal["auto", "as_recorded"] = "auto"
+    beat_scaling: Literal["beat", "window"] = "beat"
+    # MIT-BIH split: stratified by class, seeded by data.seed.
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    # Downloads.
+    retries: int = Field(4, ge=0, le=20)
+    backoff_s: float = Field(1.0, ge=0, le=60)
+    timeout_s: float = Field(60.0, gt=0)
+
+
+SOURCE_NAMES = ("demo", "local", "kaggle", "physionet")
+
+DS1_RECORDS = (
+    "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
+)
+DS2_RECORDS = (
+    "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
+)
+PACED_RECORDS = ("102", "104", "107", "217")
+
+
+class DataConfig(_Strict):
+    """The ``data`` section: which source the fetch stage uses."""
+
+    source: Literal["demo", "local", "kaggle", "physionet"] = "demo"
+    seed: Seed = 0
+    local_path: str | None = None
+    demo: DemoConfig = DemoConfig()
+    physionet: PhysionetConfig = PhysionetConfig()
+
+
+class PatientSplitConfig(_Strict):
+    """Record lists of the inter-patient MIT-BIH split (de Chazal et al. 2004)."""
+
+    mitbih_train_records: list[RecordName] = Field(
+        default_factory=lambda: list(DS1_RECORDS), description="DS1: the training records"
+    )
+    mitbih_test_records: list[RecordName] = Field(
+        default_factory=lambda: list(DS2_RECORDS), description="DS2: the test records"
+    )
+    exclude_records: list[RecordName] = Field(
+        default_factory=lambda: list(PACED_RECORDS), description="paced records, excluded by the protocol"
+    )
+
+
+class AugmentConfig(_Strict):
+    """The paper's augmentation of the MIT-BIH training split: amplitude scaling and time stretching."""
+
+    copies: int = Field(0, ge=0, le=20, description="augmented copies per minority-class beat; 0 disables")
+    amplitude: float = Field(0.1, ge=0, lt=1, description="amplitude scale drawn from 1 ± amplitude")
+    stretch: float = Field(0.1, ge=0, lt=0.5, description="time stretch drawn from 1 ± stretch")
+
+
+class PreprocessConfig(_Strict):
+    """The ``preprocess`` section: splits, rebalancing and augmentation."""
+
+    seed: Seed = 0
+    split: Literal["beat", "patient"] = "beat"
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    ptb_test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    rebalance: Literal["none", "oversample"] = "none"
+    augment: AugmentConfig = AugmentConfig()
+    patient: PatientSplitConfig = PatientSplitConfig()
+
+
+class TrainConfig(_Strict):
+    """Optimisation settings shared by every training stage; each stage has its own copy."""
+
+    seed: Seed = 0
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    lr_decay: float = Field(0.75, gt=0, le=1, description="multiply the lr by this every lr_decay_steps")
+    lr_decay_steps: int = Field(10000, ge=1)
+    patience: int = Field(5, ge=0, description="early stopping on `monitor`; 0 disables it")
+    class_weight: Literal["none", "balanced", "sqrt"] = Field(
+        "none", description="loss weight per class: balanced ∝ 1/count, sqrt ∝ 1/√count (mean 1 over beats)"
+    )
+    # Quality options. The defaults reproduce the paper's recipe exactly.
+    lr_schedule: Literal["step", "plateau", "cosine"] = Field(
+        "step",
+        description="step: ×lr_decay every lr_decay_steps (the paper) | plateau: ×lr_decay after "
+        "plateau_patience epochs without a better `monitor` | cosine: to 0 over all epochs",
+    )
+    plateau_patience: int = Field(
+        3, ge=1, description="epochs without improvement before lr_schedule: plateau cuts"
+    )
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = Field(
+        "val_loss", description="what early stopping, plateau and the restored best epoch follow"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="temperature: fit one softmax temperature on validation (NLL), used by evaluate"
+    )
+
+
+class MLPConfig(TrainConfig):
+    """The ``train_mlp`` section: the MLP baseline on PTB."""
+
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64])
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class ResNetConfig(TrainConfig):
+    """The ``train_resnet_*`` sections: the paper's 1-D ResNet."""
+
+    filters: int = Field(32, ge=1)
+    kernel_size: int = Field(5, ge=1)
+    blocks: int = Field(5, ge=1, le=6)
+    dense: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    rhythm: bool = Field(
+        False,
+        description="also feed the 6 R-R features (physionet source only); beat-only, with a warning, "
+        "when the prepared data has none",
+    )
+    template: bool = Field(
+        False,
+        description="with rhythm: also feed 3 features of each beat against its record's median beat "
+        "(heartbeat/signal/context.py)",
+    )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="train this many models, seeds seed, seed+1, ...; the saved model averages their "
+        "probabilities (1: a single model)",
+    )
+
+
+class TransferConfig(TrainConfig):
+    """The ``finetune_transfer`` section: MIT-BIH ResNet → PTB."""
+
+    freeze: Literal["all_conv", "none"] = "all_conv"
+
+
+class EvaluateConfig(_Strict):
+    """The ``evaluate`` section."""
+
+    batch_size: int = Field(1024, ge=1)
+
+
+class ExportConfig(_Strict):
+    """The ``export`` section: TFLite/ONNX exports of the four models and their parity gates."""
+
+    formats: list[Literal["tflite", "onnx"]] = Field(default_factory=lambda: ["tflite", "onnx"])
+    quantize: list[Literal["dynamic", "int8", "float16"]] = Field(
+        default_factory=lambda: ["dynamic", "int8"],
+        description="TFLite variants to try; each is written only if it passes the gates below",
+    )
+    calibration_beats: int = Field(1000, ge=10, description="training beats that calibrate int8 ranges")
+    seed: Seed = 0
+    min_agreement: float = Field(0.999, gt=0, le=1, description="argmax agreement with Keras, test split")
+    max_abs_diff: float = Field(1e-4, gt=0, description="max |Δprob| of an fp32 export against Keras")
+    max_f1_change: float = Field(0.002, gt=0, description="max test macro-F1 change of a quantised variant")
+    batch_size: int = Field(1024, ge=1)
+
+
+class DeviceConfig(_Strict):
+    """The ``train`` section: where the four training stages run, not what they learn (heartbeat/train/devices.py).
+
+    ``batch_size`` in each training section is per replica: with ``distribute: mirrored`` over N GPUs
+    every step sees ``N × batch_size`` beats.
+    """
+
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: a GPU when TensorFlow sees one")
+    mixed_precision: bool = Field(False, description="float16 compute on GPU only; the softmax stays float32")
+    distribute: Literal["none", "mirrored"] = Field("none", description="mirrored: all visible GPUs")
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _format_error(section: str, exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in (section, *err["loc"]))
+    kind = err["type"]
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        return f"{source}: {loc}: unknown key; remove it or check its spelling"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{source}: {loc}: {got!r} is not valid; expected one of {expected}"
+    msg = err["msg"]
+    return f"{source}: {loc}: {msg[0].lower() + msg[1:]} (got {got!r})"
+
+
+def parse_section(model: type[T], section: str, raw: Any, source: str = "params.yaml") -> T:
+    """Validate one section of params.yaml against its schema."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: {section}: expected a mapping of keys, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_format_error(section, exc, source)) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml as a plain mapping, with a clear error if it is not YAML."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{p}: file not found; run from the project root") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ParamsError(f"{p}: not valid YAML{where}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{p}: expected a mapping of sections at the top level")
+    return data
+
+
+STAGE_SCHEMAS: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "preprocess": PreprocessConfig,
+    "train_mlp": MLPConfig,
+    "train_resnet_ptb": ResNetConfig,
+    "train_resnet_mitbih": ResNetConfig,
+    "finetune_transfer": TransferConfig,
+    "evaluate": EvaluateConfig,
+    "export": ExportConfig,
+    "train": DeviceConfig,  # not a stage: the device settings the four training stages share
+}
+
+
+def stage_params(section: str, path: str | os.PathLike[str] = "params.yaml") -> Any:
+    """Load params.yaml and validate one section; the entry point of every stage."""
+    raw = load_params(path)
+    unknown = sorted(set(raw) - set(STAGE_SCHEMAS))
+    if unknown:
+        raise ParamsError(
+            f"{path}: {unknown[0]}: unknown section; expected one of {', '.join(STAGE_SCHEMAS)}"
+        )
+    return parse_section(STAGE_SCHEMAS[section], section, raw.get(section), str(path))

@@ -1,0 +1,64 @@
+"""What every stage script and the ``heartbeat`` command share at the edge: logging, signals and clean errors.
+
+A :class:`HeartbeatError` becomes one line on stderr and a non-zero exit, never
+a traceback. SIGTERM (what ``kill``, DVC and CI send) is turned into
+``KeyboardInterrupt`` so that it unwinds through the same ``try``/``except
+BaseException`` paths as Ctrl-C: temporary files are removed and the previous
+outputs stay in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from heartbeat.core.errors import HeartbeatError
+from heartbeat.core.logs import setup
+
+EXIT_INTERRUPTED = 130
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def guarded(
+    name: str,
+    main: Callable[[], None],
+    exit_code: Callable[[HeartbeatError], int] = lambda exc: exc.exit_code,
+    interrupted: str = "interrupted",
+) -> int:
+    """Run ``main`` as ``name`` with logging and SIGTERM handling; return its exit status.
+
+    ``exit_code`` maps a :class:`HeartbeatError` to the status to return (the CLI returns 2 for bad
+    input); ``interrupted`` is the line printed after Ctrl-C or SIGTERM, which return 130.
+    """
+    setup(name)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        main()
+    except HeartbeatError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print(f"{name}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def run(name: str, main: Callable[[], None]) -> NoReturn:
+    """Run the stage ``name`` and exit with its status."""
+    code = guarded(name, main, interrupted="interrupted; previous outputs are unchanged")
+    if code == EXIT_INTERRUPTED:
+        # By now the exception has unwound through every temporary file's cleanup. Exit without
+        # the interpreter's teardown: with TensorFlow's thread pools stopped mid-step, that
+        # teardown can crash (SIGSEGV instead of 130).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,39 @@
+"""The documented error types.
+
+Every problem a user can fix (bad data, bad params, a bad model file, missing
+credentials) raises a subclass of :class:`HeartbeatError` with a one-line
+message that names the file, row or key and says what to do. The stage and CLI
+entry points turn these into a one-line message on stderr and a non-zero exit,
+never a traceback. Anything else escaping is a bug.
+"""
+
+
+class HeartbeatError(Exception):
+    """Base class: a problem the user can fix, with a one-line message."""
+
+    exit_code = 1
+
+
+class DataError(HeartbeatError):
+    """An input file (CSV, archive, WFDB record, array) is missing or malformed."""
+
+
+class ParamsError(HeartbeatError):
+    """params.yaml (or a CLI option) holds an unknown key or a bad value."""
+
+
+class ModelError(HeartbeatError):
+    """A model file cannot be loaded or does not fit the data."""
+
+
+class SourceError(HeartbeatError):
+    """A data source failed: credentials, network, HTTP status, download."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its type when it has none.
+
+    Libraries (wfdb, Keras, the runtimes) raise multi-line messages; ours stay one line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

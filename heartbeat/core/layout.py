@@ -1,0 +1,89 @@
+"""Where the pipeline reads and writes, relative to the project root (DVC runs stages from there).
+
+Also the table of the four models and which stage and dataset each belongs to:
+
+========================  ====================  =======
+model                     stage                 dataset
+========================  ====================  =======
+mlp_ptb                   train_mlp             ptb
+resnet_ptb                train_resnet_ptb      ptb
+resnet_mitbih             train_resnet_mitbih   mitbih
+transfer_ptb              finetune_transfer     ptb
+========================  ====================  =======
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heartbeat.core.errors import DataError
+
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+CACHE = Path(".cache")
+MODELS = Path("models")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+
+RAW_FILES: tuple[str, ...] = (
+    "mitbih_train.csv",
+    "mitbih_test.csv",
+    "ptbdb_normal.csv",
+    "ptbdb_abnormal.csv",
+)
+"""The four CSVs every source writes into data/raw, in the same format as the Kaggle set."""
+
+FILE_CLASSES: dict[str, tuple[int, ...]] = {
+    "mitbih_train.csv": (0, 1, 2, 3, 4),
+    "mitbih_test.csv": (0, 1, 2, 3, 4),
+    "ptbdb_normal.csv": (0,),
+    "ptbdb_abnormal.csv": (1,),
+}
+"""The labels each raw file may hold."""
+
+EXPORT_DIR = "export"
+"""Exported files live in ``<models>/export/`` next to the ``.keras`` they came from."""
+MANIFEST = "manifest.json"
+"""The export folder's index: the sha256 of each source ``.keras`` and the files made from it."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    stage: str
+    dataset: str
+    title: str
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "mlp_ptb": ModelSpec("train_mlp", "ptb", "MLP baseline, PTB"),
+    "resnet_ptb": ModelSpec("train_resnet_ptb", "ptb", "ResNet, PTB"),
+    "resnet_mitbih": ModelSpec("train_resnet_mitbih", "mitbih", "ResNet, MIT-BIH"),
+    "transfer_ptb": ModelSpec("finetune_transfer", "ptb", "Transfer MIT-BIH → PTB"),
+}
+
+
+def model_file(name: str) -> Path:
+    return MODELS / f"{name}.keras"
+
+
+def train_info_file(name: str) -> Path:
+    return MODELS / f"{name}.json"
+
+
+def history_file(name: str) -> Path:
+    return PLOTS / name / "history.csv"
+
+
+def read_json(path: Path, stage: str) -> dict[str, Any]:
+    """Read a JSON output of an earlier ``stage``; a missing or broken file says which stage to rerun."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun dvc repro {stage}"
+        ) from None

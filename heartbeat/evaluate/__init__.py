@@ -1,0 +1,1 @@
+"""Measuring the models: metrics, plots and the report."""

@@ -1,0 +1,484 @@
+"""The results report: one HTML page that opens offline, and a Markdown twin for the repository.
+
+Everything here is pure: functions take the pipeline's outputs (metrics,
+training info, the evaluate stage's PNG figures, params.yaml) as data and
+return strings, so tests can build a report from synthetic numbers without
+running the pipeline. ``stages/report.py`` gathers the inputs and writes files.
+
+The HTML page is self-contained on purpose: the figures are ``data:`` URIs and
+the style is inline, with no script, font or stylesheet from anywhere else. It
+opens from ``file://`` on an air-gapped machine, and survives being mailed or
+kept as a CI artifact. The Markdown links the figures by relative path instead
+(``../plots/<model>/accuracy.png``) because code hosts render those, and do not
+render ``data:`` images.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from heartbeat.core.beats import DATASET_CLASSES
+
+FIGURES: dict[str, str] = {"accuracy": "Accuracy per epoch", "confusion": "Confusion matrix (test split)"}
+"""The evaluate stage's figures of each model, in display order: file stem → caption."""
+
+REPORT_HEADERS = (
+    "Model",
+    "Data set",
+    "Test beats",
+    "Accuracy",
+    "Macro-F1",
+    "Weighted-F1",
+    "F1 per class",
+    "ROC-AUC",
+    "Parameters",
+    "Training",
+    "Epochs (best)",
+)
+
+DATASET_NAMES = {"ptb": "PTB", "mitbih": "MIT-BIH"}
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """What the pipeline produced for one model."""
+
+    name: str
+    title: str
+    dataset: str
+    metrics: Mapping[str, Any]
+    """metrics/<name>.json, written by the evaluate stage."""
+    training: Mapping[str, Any]
+    """models/<name>.json, written by the model's training stage."""
+    figures: Mapping[str, bytes]
+    """PNG bytes of plots/<name>/<stem>.png for each stem of :data:`FIGURES` that exists."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """All the inputs of one report."""
+
+    models: list[ModelResult]
+    params_text: str
+    """params.yaml as it was, comments included: the params used."""
+    revision: str | None
+    """The git revision checked out when the report was made; None outside git."""
+    extra_metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Other metrics files (for example an export stage's): path → contents."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two revisions side by side, from ``dvc metrics diff``, ``dvc params diff`` and ``dvc plots diff``."""
+
+    old: str
+    """Label of the baseline revision, e.g. ``main (1a2b3c4)``."""
+    new: str
+    """Label of the compared state, usually ``workspace``."""
+    models: list[tuple[str, str, str]]
+    """(name, title, data set) of each model, in report order."""
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    """``dvc metrics diff --json`` output: file → flattened key → {old, new, diff}."""
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    """``dvc params diff --json`` output: file → flattened key → {old, new}."""
+    figures: Mapping[str, tuple[bytes | None, bytes | None]]
+    """Figure path (plots/<model>/<stem>.png) → (old PNG, new PNG); None where a revision lacks it."""
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt_number(value: Any, digits: int = 3) -> str:
+    """A metric for a table: fixed decimals, an integer with thousands separators, or an en dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_number(v, digits) for v in value) or "–"
+    return str(value)
+
+
+def fmt_seconds(value: Any) -> str:
+    """Training time, in the unit a person reads best."""
+    if not isinstance(value, int | float):
+        return "–"
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def fmt_diff(value: Any, digits: int = 4) -> str:
+    """A signed change; blank when there is none to show."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value == 0:
+        return ""
+    if isinstance(value, int):
+        return f"{value:+,}"
+    return f"{value:+.{digits}f}"
+
+
+def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``a.b.c`` keys, the way ``dvc metrics diff`` names them."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def per_class_f1(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    return [(cls, v.get("f1")) for cls, v in (metrics.get("per_class") or {}).items()]
+
+
+def summary_row(m: ModelResult) -> list[str]:
+    """One model's cells of the summary table, as plain text in :data:`REPORT_HEADERS` order."""
+    mt, tr = m.metrics, m.training
+    epochs = tr.get("epochs_run")
+    best = tr.get("best_epoch")
+    if isinstance(tr.get("ensemble"), Mapping):  # a seed ensemble: each member's best epoch
+        best = " / ".join(str(b) for b in tr["ensemble"].get("best_epoch", []))
+    return [
+        m.title,
+        DATASET_NAMES.get(m.dataset, m.dataset),
+        fmt_number(mt.get("n")),
+        fmt_number(mt.get("accuracy")),
+        fmt_number(mt.get("macro_f1")),
+        fmt_number(mt.get("weighted_f1")),
+        " · ".join(f"{cls}\u00a0{fmt_number(f1)}" for cls, f1 in per_class_f1(mt)) or "–",
+        fmt_number(mt.get("roc_auc")),
+        fmt_number(tr.get("params", mt.get("params"))),
+        fmt_seconds(tr.get("train_seconds")),
+        f"{epochs} ({best})" if epochs is not None else "–",
+    ]
+
+
+def data_facts(models: Iterable[ModelResult]) -> dict[str, str]:
+    """Data source, split and whether the data is synthetic, agreed by all models (or listed if not)."""
+    models = list(models)
+
+    def values(key: str) -> str:
+        seen = {str(m.metrics.get(key)) for m in models if m.metrics.get(key) is not None}
+        return ", ".join(sorted(seen)) if seen else "unknown"
+
+    synthetic = any(m.metrics.get("synthetic_data") for m in models)
+    return {
+        "source": values("data_source"),
+        "split": values("split"),
+        "synthetic": "yes (generated demo beats)" if synthetic else "no",
+    }
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; margin: 24px auto;
+       max-width: 1200px; padding: 0 16px; color: #1b1f23; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.facts th { width: 11em; }
+.warn { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; border-radius: 4px; }
+.figures { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+figure { margin: 0; }
+figure img { display: block; max-width: 100%; border: 1px solid #d0d7de; }
+figcaption { font-size: 0.85em; color: #57606a; margin-top: 4px; }
+.missing { color: #cf222e; }
+.up { color: #1a7f37; } .down { color: #cf222e; }
+pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 0.85em; }
+footer { margin-top: 2.5em; font-size: 0.85em; color: #57606a; }
+"""
+
+_NUMERIC = {"Test beats", "Accuracy", "Macro-F1", "Weighted-F1", "ROC-AUC", "Parameters", "Training"}
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _table(
+    headers: Iterable[str],
+    rows: Iterable[Iterable[str]],
+    numeric: set[str] | None = None,
+    css_class: str = "",
+) -> str:
+    headers = list(headers)
+    numeric = numeric or set()
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="num">{_e(c)}</td>' if h in numeric else f"<td>{_e(c)}</td>"
+            for h, c in zip(headers, row, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    cls = f' class="{css_class}"' if css_class else ""
+    return (
+        f"<table{cls}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+    )
+
+
+def _figure(png: bytes | None, alt: str, caption: str) -> str:
+    if png is None:
+        return f'<figure><p class="missing">{_e(alt)}: no figure</p><figcaption>{_e(caption)}</figcaption></figure>'
+    return (
+        f'<figure><img src="{data_uri(png)}" alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
+    )
+
+
+def _facts_html(report: Report) -> str:
+    facts = data_facts(report.models)
+    rows = [
+        ("Git revision", report.revision or "unknown (not a git checkout)"),
+        ("Data source", facts["source"]),
+        ("Split", facts["split"]),
+        ("Synthetic data", facts["synthetic"]),
+    ]
+    out = _table(("What", "Value"), rows, css_class="facts")
+    if facts["synthetic"] != "no":
+        out += (
+            '\n<p class="warn">These results come from the synthetic demo data set '
+            "(<code>data.source: demo</code>). They show that the pipeline works, not how well the "
+            "models classify real ECG beats.</p>"
+        )
+    return out
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page."""
+    parts = [
+        "<h1>Heartbeat classification: results</h1>",
+        "<p>Single-beat ECG classification after Kachuee et al. (2018), made by the <code>report</code> "
+        "stage of the DVC pipeline.</p>",
+        "<h2>Data and revision</h2>",
+        _facts_html(report),
+        "<h2>Models</h2>",
+        _table(REPORT_HEADERS, (summary_row(m) for m in report.models), _NUMERIC),
+        "<p>Macro-F1 averages the classes equally; ROC-AUC is for the binary PTB task only. "
+        "Training time is wall-clock time of the training stage; epochs are those run (best "
+        "epoch, restored by early stopping, in brackets).</p>",
+    ]
+    for m in report.models:
+        parts.append(f'<h2 id="{_e(m.name)}">{_e(m.title)}</h2>')
+        figs = [
+            _figure(
+                m.figures.get(stem), f"{m.title}: {caption.lower()}", f"{caption} · plots/{m.name}/{stem}.png"
+            )
+            for stem, caption in FIGURES.items()
+        ]
+        parts.append('<div class="figures">' + "".join(figs) + "</div>")
+    if report.extra_metrics:
+        parts.append("<h2>Other metrics</h2>")
+        for path, values in report.extra_metrics.items():
+            parts.append(f"<h3>{_e(path)}</h3>")
+            flat = flatten(values)
+            parts.append(_table(("Metric", "Value"), ((k, fmt_number(v, 4)) for k, v in flat.items())))
+    parts += [
+        "<h2>Parameters</h2>",
+        "<p>params.yaml as the pipeline read it:</p>",
+        f"<pre>{_e(report.params_text)}</pre>",
+        "<footer>Made by <code>dvc repro report</code> (stages/report.py). This page loads nothing from "
+        "the network: figures are embedded, so it opens from a file on an offline machine.</footer>",
+    ]
+    return _page("Heartbeat classification: results", "\n".join(parts))
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    headers = list(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, figure_prefix: str = "../") -> str:
+    """The report as Markdown; figures are linked as ``{figure_prefix}plots/<model>/<stem>.png``."""
+    facts = data_facts(report.models)
+    lines = [
+        "# Heartbeat classification: results",
+        "",
+        "Made by the `report` stage of the DVC pipeline (`dvc repro report`). "
+        "Open `report/index.html` for the same page with the figures embedded; it works offline.",
+        "",
+        f"- Git revision: `{report.revision or 'unknown'}`",
+        f"- Data source: {facts['source']}",
+        f"- Split: {facts['split']}",
+        f"- Synthetic data: {facts['synthetic']}",
+        "",
+        *(
+            [
+                "> These results come from the synthetic demo data set (`data.source: demo`). They show that "
+                "the pipeline works, not how well the models classify real ECG beats.",
+                "",
+            ]
+            if facts["synthetic"] != "no"
+            else []
+        ),
+        _md_table(REPORT_HEADERS, (summary_row(m) for m in report.models)),
+        "",
+    ]
+    for m in report.models:
+        lines += [f"## {m.title}", ""]
+        for stem, caption in FIGURES.items():
+            if stem in m.figures:
+                lines.append(f"![{m.title}: {caption.lower()}]({figure_prefix}plots/{m.name}/{stem}.png)")
+        lines.append("")
+    if report.extra_metrics:
+        lines += ["## Other metrics", ""]
+        for path, values in report.extra_metrics.items():
+            flat = flatten(values)
+            lines += [
+                f"### {path}",
+                "",
+                _md_table(("Metric", "Value"), ((k, fmt_number(v, 4)) for k, v in flat.items())),
+                "",
+            ]
+    lines += ["## Parameters", "", "```yaml", report.params_text.rstrip("\n"), "```", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- comparison
+
+COMPARE_KEYS: tuple[tuple[str, str], ...] = (
+    ("accuracy", "Accuracy"),
+    ("macro_f1", "Macro-F1"),
+    ("weighted_f1", "Weighted-F1"),
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+)
+
+
+def comparison_rows(cmp: Comparison, name: str, dataset: str) -> list[list[str]]:
+    """Metric | old | new | change rows for one model, from ``dvc metrics diff`` of its files."""
+    metrics = cmp.metrics.get(f"metrics/{name}.json", {})
+    training = cmp.metrics.get(f"models/{name}.json", {})
+    wanted: list[tuple[str, str, Mapping[str, Any]]] = [(k, label, metrics) for k, label in COMPARE_KEYS]
+    found = [k.split(".")[1] for k in metrics if k.startswith("per_class.") and k.endswith(".f1")]
+    order = list(DATASET_CLASSES.get(dataset, ()))
+    classes = sorted(found, key=lambda c: (order.index(c) if c in order else len(order), c))
+    wanted += [(f"per_class.{c}.f1", f"F1 {c}", metrics) for c in classes]
+    wanted += [
+        ("params", "Parameters", training or metrics),
+        ("train_seconds", "Training (s)", training),
+        ("epochs_run", "Epochs run", training),
+    ]
+    rows = []
+    for key, label, source in wanted:
+        entry = source.get(key)
+        if entry is None:
+            continue
+        digits = 1 if key == "train_seconds" else 4
+        old, new, diff = entry.get("old"), entry.get("new"), entry.get("diff")
+        rows.append([label, fmt_number(old, digits), fmt_number(new, digits), fmt_diff(diff, digits)])
+    return rows
+
+
+def params_rows(cmp: Comparison) -> list[list[str]]:
+    rows = []
+    for path, changes in cmp.params.items():
+        for key, entry in changes.items():
+            rows.append([f"{path}: {key}", fmt_number(entry.get("old"), 6), fmt_number(entry.get("new"), 6)])
+    return rows
+
+
+def render_comparison_html(cmp: Comparison) -> str:
+    """Two revisions side by side: metric changes, changed params, and both revisions' figures."""
+    title = f"Heartbeat results: {cmp.old} vs {cmp.new}"
+    parts = [
+        f"<h1>{_e(title)}</h1>",
+        f"<p>Left/old: <b>{_e(cmp.old)}</b>; right/new: <b>{_e(cmp.new)}</b>. Numbers from "
+        "<code>dvc metrics diff</code>, parameters from <code>dvc params diff</code>, figures from "
+        "<code>dvc plots diff</code>.</p>",
+        "<h2>Changed parameters</h2>",
+    ]
+    prows = params_rows(cmp)
+    parts.append(
+        _table(("Parameter", cmp.old, cmp.new), prows, {cmp.old, cmp.new}) if prows else "<p>None.</p>"
+    )
+    for name, model_title, dataset in cmp.models:
+        parts.append(f'<h2 id="{_e(name)}">{_e(model_title)}</h2>')
+        rows = comparison_rows(cmp, name, dataset)
+        headers = ("Metric", cmp.old, cmp.new, "Change")
+        parts.append(_table(headers, rows, {cmp.old, cmp.new, "Change"}) if rows else "<p>No metrics.</p>")
+        for stem, caption in FIGURES.items():
+            old, new = cmp.figures.get(f"plots/{name}/{stem}.png", (None, None))
+            parts.append(
+                '<div class="figures">'
+                + _figure(old, f"{model_title}, {cmp.old}: {caption.lower()}", f"{caption} · {cmp.old}")
+                + _figure(new, f"{model_title}, {cmp.new}: {caption.lower()}", f"{caption} · {cmp.new}")
+                + "</div>"
+            )
+    parts.append(
+        "<footer>Made by <code>python stages/report.py --compare REV</code>. Self-contained: it loads "
+        "nothing from the network.</footer>"
+    )
+    return _page(title, "\n".join(parts))
+
+
+def render_comparison_markdown(
+    cmp: Comparison, figure_links: Mapping[str, tuple[str | None, str | None]]
+) -> str:
+    """The comparison as Markdown; ``figure_links`` maps each figure path to (old, new) relative links."""
+    lines = [
+        f"# Heartbeat results: {cmp.old} vs {cmp.new}",
+        "",
+        "From `dvc metrics diff`, `dvc params diff` and `dvc plots diff`; made by "
+        "`python stages/report.py --compare REV`.",
+        "",
+        "## Changed parameters",
+        "",
+    ]
+    prows = params_rows(cmp)
+    lines += [_md_table(("Parameter", cmp.old, cmp.new), prows) if prows else "None.", ""]
+    for name, model_title, dataset in cmp.models:
+        lines += [f"## {model_title}", ""]
+        rows = comparison_rows(cmp, name, dataset)
+        if rows:
+            lines += [_md_table(("Metric", cmp.old, cmp.new, "Change"), rows), ""]
+        fig_rows = []
+        for stem, caption in FIGURES.items():
+            old, new = figure_links.get(f"plots/{name}/{stem}.png", (None, None))
+            fig_rows.append(
+                [caption]
+                + [
+                    f"![{caption}, {label}]({link})" if link else "–"
+                    for link, label in ((old, cmp.old), (new, cmp.new))
+                ]
+            )
+        lines += [_md_table(("Figure", cmp.old, cmp.new), fig_rows), ""]
+    return "\n".join(lines)

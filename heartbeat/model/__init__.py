@@ -1,0 +1,1 @@
+"""The networks: architectures, saving and loading them safely, and temperature calibration."""

@@ -1,0 +1,178 @@
+"""Model-building functions: the MLP baseline, the paper's 1-D ResNet, and the transfer model.
+
+Kachuee et al. 2018, Fig. 2: a Conv1D (32 filters, kernel 5), then five
+residual blocks of [Conv 32 k5, ReLU, Conv 32 k5, add the block input, ReLU,
+MaxPool 5 stride 2], then Dense 32 ReLU, Dense 32 and softmax: 55,013
+parameters for the 5 MIT-BIH classes. The transfer model reuses everything up
+to the second Dense 32 (the "representation") and puts a new softmax on it.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import DataError, ModelError
+from heartbeat.prepare.arrays import Split
+
+REPRESENTATION_LAYER = "representation"
+RHYTHM_INPUT = "rhythm"
+"""Name of the optional second input: the R-R features of heartbeat/signal/context.py."""
+ENSEMBLE_OUTPUT = "mean_probability"
+"""Name of the averaging layer that marks a model built by :func:`build_ensemble`."""
+
+
+def build_mlp(n_classes: int, hidden: list[int], dropout: float = 0.0) -> keras.Model:
+    """A plain MLP on the 187 raw samples: the baseline the paper's ResNet is measured against."""
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = inputs
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def residual_block(x: keras.KerasTensor, filters: int, kernel_size: int, index: int) -> keras.KerasTensor:
+    shortcut = x
+    x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu", name=f"block{index}_conv1")(x)
+    x = layers.Conv1D(filters, kernel_size, padding="same", name=f"block{index}_conv2")(x)
+    x = layers.Add(name=f"block{index}_add")([x, shortcut])
+    x = layers.Activation("relu", name=f"block{index}_relu")(x)
+    return layers.MaxPooling1D(pool_size=5, strides=2, name=f"block{index}_pool")(x)
+
+
+def build_resnet(
+    n_classes: int,
+    filters: int = 32,
+    kernel_size: int = 5,
+    blocks: int = 5,
+    dense: int = 32,
+    dropout: float = 0.0,
+    rhythm_features: int = 0,
+) -> keras.Model:
+    """The paper's 1-D ResNet (see the module docstring); the defaults are the paper's sizes.
+
+    ``rhythm_features > 0`` adds a second input of that many R-R features. They
+    join after the representation: a Dense 16 ReLU on the features, concatenated
+    with the representation, a Dense ``dense`` ReLU, then the softmax. The beat
+    path up to the representation is unchanged, so transfer still works from it.
+    """
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = layers.Reshape((BEAT_LENGTH, 1), name="channels")(inputs)
+    x = layers.Conv1D(filters, kernel_size, padding="same", name="stem_conv")(x)
+    for i in range(1, blocks + 1):
+        x = residual_block(x, filters, kernel_size, i)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense, activation="relu", name="dense_1")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(dense, name=REPRESENTATION_LAYER)(x)
+    if not rhythm_features:
+        outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+        return keras.Model(inputs, outputs, name="resnet")
+    rhythm = keras.Input(shape=(rhythm_features,), name=RHYTHM_INPUT)
+    r = layers.Dense(16, activation="relu", name="rhythm_dense")(rhythm)
+    x = layers.Concatenate(name="beat_and_rhythm")([x, r])
+    x = layers.Dense(dense, activation="relu", name="head")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(x)
+    return keras.Model([inputs, rhythm], outputs, name="resnet_rhythm")
+
+
+def model_inputs(model: keras.Model, split: Split) -> np.ndarray | list[np.ndarray]:
+    """What ``model`` takes for ``split``: the beats, plus the rhythm features for a two-input model."""
+    X = np.asarray(split.X, dtype=np.float32)
+    if len(model.inputs) == 1:
+        return X
+    if split.R is None:
+        raise DataError(
+            f"model {model.name!r} takes rhythm features, but the data has none (no R_<split>.npy); "
+            "use the physionet source, or a beat-only model (rhythm: false)"
+        )
+    width = int(model.inputs[1].shape[1])
+    if split.R.shape[1] < width:
+        raise DataError(
+            f"model {model.name!r} takes {width} rhythm features, but the data has {split.R.shape[1]}; "
+            "rerun preprocess (dvc repro preprocess) to rebuild R_<split>.npy"
+        )
+    return [X, np.asarray(split.R[:, :width], dtype=np.float32)]
+
+
+def build_cvxtz_cnn(n_classes: int) -> keras.Model:
+    """A strong public baseline: the Keras CNN of CVxTz/ECG_Heartbeat_Classification, rebuilt from its
+    description and published code (Conv16×2, Conv32×2, Conv32×2, Conv256×2 with max pooling and
+    dropout between blocks, global max pooling, Dense 64×2, softmax). bench/compare.py measures it."""
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = layers.Reshape((BEAT_LENGTH, 1))(inputs)
+    for filters, kernel in ((16, 5), (32, 3), (32, 3)):
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.MaxPooling1D(pool_size=2)(x)
+        x = layers.Dropout(0.1)(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="cvxtz_cnn")
+
+
+def takes_rhythm(model: keras.Model) -> bool:
+    """Whether ``model`` has the second, R-R input (see :func:`build_resnet`)."""
+    return len(model.inputs) > 1
+
+
+def build_ensemble(members: list[keras.Model], name: str) -> keras.Model:
+    """One model whose output is the mean of the ``members``' class probabilities (a seed ensemble).
+
+    Why one model rather than a list of files: evaluate, export, ``heartbeat predict`` and the
+    transfer stage all keep taking a single ``.keras`` file. The members are nested whole, renamed
+    ``member_0``, ``member_1``, ..., so :func:`ensemble_members` gets each back intact.
+    """
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+    shapes = {tuple(tuple(t.shape[1:]) for t in m.inputs) for m in members}
+    if len(shapes) != 1:
+        raise ValueError(f"ensemble members take different inputs: {sorted(shapes)}")
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+    inputs = [keras.Input(shape=t.shape[1:], name=t.name) for t in members[0].inputs]
+    x = inputs if len(inputs) > 1 else inputs[0]
+    outputs = layers.Average(name=ENSEMBLE_OUTPUT, dtype="float32")([m(x) for m in members])
+    return keras.Model(x, outputs, name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a :func:`build_ensemble` model, in seed order; ``[model]`` for a single model."""
+    if not any(layer.name == ENSEMBLE_OUTPUT for layer in model.layers):
+        return [model]
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
+    """A new softmax head on the representation of a trained ResNet.
+
+    ``freeze='all_conv'`` keeps the convolutional feature extractor fixed and
+    trains only the dense layers, as the paper does; ``'none'`` fine-tunes all.
+    From a seed ensemble it takes the first member (the stage's own seed): one
+    representation to fine-tune, the same one a single model would have given.
+    """
+    base = ensemble_members(base)[0]
+    try:
+        rep = base.get_layer(REPRESENTATION_LAYER).output
+    except ValueError:
+        raise ModelError(
+            f"model {base.name!r} has no layer {REPRESENTATION_LAYER!r}; finetune_transfer needs the MIT-BIH ResNet"
+        ) from None
+    outputs = layers.Dense(n_classes, activation="softmax", name="transfer_softmax", dtype="float32")(rep)
+    # The representation depends on the beat only, so a rhythm ResNet gives a beat-only transfer model.
+    model = keras.Model(base.inputs[0] if takes_rhythm(base) else base.inputs, outputs, name="transfer")
+    for layer in model.layers:
+        is_conv = isinstance(layer, layers.Conv1D)
+        layer.trainable = not (freeze == "all_conv" and is_conv)
+    return model

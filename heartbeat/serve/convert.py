@@ -1,0 +1,168 @@
+"""Convert a trained ``.keras`` model to TFLite and ONNX, and measure how closely a converted copy follows it.
+
+Why convert at all: the TFLite and ONNX runtimes import in a fraction of the
+3 s TensorFlow needs, run without TensorFlow installed, and TFLite's XNNPACK
+kernels are among the fastest fp32 CPU paths for this small 1-D ResNet.
+
+Converters, as tried with TensorFlow 2.21 / Keras 3.15 / numpy 2.4:
+
+* TFLite: Keras' ``model.export(format="litert")`` (a SavedModel round trip
+  through ``tf.lite.TFLiteConverter``) works. Converter options pass through
+  it, which is how the quantised variants are made.
+* ONNX: Keras' ``model.export(format="onnx")`` works; it drives tf2onnx 1.17
+  and patches tf2onnx's numpy-1 leftovers. ``tf2onnx.convert.from_function``
+  directly is the fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heartbeat.core.atomic import atomic_path
+from heartbeat.core.errors import ModelError, first_line
+
+FORMATS: tuple[str, ...] = ("tflite", "onnx")
+QUANTIZATIONS: tuple[str, ...] = ("dynamic", "int8", "float16")
+"""TFLite post-training quantisation variants:
+
+* ``dynamic``: int8 weights, activations quantised on the fly per batch (no calibration data);
+* ``int8``: int8 weights and activations, ranges calibrated on training beats; float input/output;
+* ``float16``: fp16 weights, computed in fp32 on x86 (smaller file, no speed-up on this CPU).
+"""
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keras/tf2onnx print progress to stdout during export; stage logs only need our own lines.
+
+    Keras' tf2onnx patch also probes ``np.object``, which numpy 2.4 answers with
+    a FutureWarning that means nothing to a user.
+    """
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _input_spec(model: Any) -> list[Any]:
+    import tensorflow as tf
+
+    shape = [None, *model.inputs[0].shape[1:]]
+    return [tf.TensorSpec(shape, tf.float32, name="beat")]
+
+
+def _converter_options(quantize: str | None, calibration: np.ndarray | None) -> dict[str, Any]:
+    import tensorflow as tf
+
+    if quantize in (None, "none"):
+        return {}
+    if quantize == "dynamic":
+        return {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
+    if quantize == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ModelError("int8 quantisation needs calibration beats (the training split)")
+        beats = np.ascontiguousarray(calibration, dtype=np.float32)
+
+        def representative() -> Iterator[list[np.ndarray]]:
+            for start in range(0, len(beats), 32):
+                yield [beats[start : start + 32]]
+
+        return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative}
+    raise ModelError(f"unknown quantisation {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")
+
+
+def tflite_bytes(model: Any, quantize: str | None = None, calibration: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer (optionally quantised) and return its bytes."""
+    options = _converter_options(quantize, calibration)
+    with tempfile.TemporaryDirectory(prefix="heartbeat-tflite-") as tmp:
+        target = Path(tmp) / "model.tflite"
+        try:
+            with _quiet():
+                model.export(str(target), format="litert", verbose=False, **options)
+        except Exception as exc:
+            raise ModelError(f"TFLite conversion failed ({first_line(exc)})") from None
+        return target.read_bytes()
+
+
+def export_tflite(
+    model: Any,
+    path: str | os.PathLike[str],
+    quantize: str | None = None,
+    calibration: np.ndarray | None = None,
+) -> None:
+    """Write ``model`` as a TFLite flatbuffer to ``path``, atomically."""
+    content = tflite_bytes(model, quantize, calibration)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content)
+
+
+def export_onnx(model: Any, path: str | os.PathLike[str]) -> str:
+    """Write ``model`` as ONNX to ``path`` atomically; return the converter that worked.
+
+    Keras' own exporter first, tf2onnx directly second; if both fail the
+    :class:`ModelError` carries both reasons, so the stage log says why.
+    """
+    errors = []
+    with atomic_path(path) as tmp:
+        try:
+            with _quiet():
+                model.export(str(tmp), format="onnx", verbose=False, input_signature=_input_spec(model))
+            return "keras.export"
+        except ImportError as exc:
+            errors.append(f"keras: {first_line(exc)} (pip install tf2onnx onnx)")
+        except Exception as exc:
+            errors.append(f"keras: {first_line(exc)}")
+        try:
+            import tensorflow as tf
+            import tf2onnx
+
+            fn = tf.function(lambda x: model(x, training=False))
+            with _quiet():
+                tf2onnx.convert.from_function(fn, input_signature=_input_spec(model), output_path=str(tmp))
+            return "tf2onnx"
+        except Exception as exc:
+            errors.append(f"tf2onnx: {first_line(exc)}")
+        raise ModelError(f"ONNX conversion failed: {'; '.join(errors)}")
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an export's probabilities follow Keras' on the same beats."""
+
+    n: int
+    agreement: float
+    disagreements: int
+    max_abs_diff: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            "argmax_agreement": self.agreement,
+            "disagreements": self.disagreements,
+            "max_abs_prob_diff": self.max_abs_diff,
+        }
+
+
+def parity(reference: np.ndarray, other: np.ndarray) -> Parity:
+    """Argmax agreement and max |Δprob| of ``other`` against ``reference`` (both ``(n, classes)``)."""
+    reference, other = np.asarray(reference), np.asarray(other)
+    if reference.shape != other.shape or reference.ndim != 2:
+        raise ModelError(f"cannot compare probabilities of shapes {reference.shape} and {other.shape}")
+    same = reference.argmax(axis=1) == other.argmax(axis=1)
+    return Parity(
+        n=int(reference.shape[0]),
+        agreement=float(same.mean()) if same.size else 1.0,
+        disagreements=int((~same).sum()),
+        max_abs_diff=float(np.abs(reference.astype(np.float64) - other).max()) if same.size else 0.0,
+    )

@@ -1,0 +1,208 @@
+"""The export stage's logic: every model to TFLite and ONNX, each copy checked against Keras on the test split.
+
+Parity is the gate: an fp32 export whose argmax agrees with Keras on fewer than
+``min_agreement`` of the test beats, or whose probabilities differ by more than
+``max_abs_diff``, is an error (the stage fails and the previous exports stay).
+A quantised variant is only *shipped* (written) when it keeps ``min_agreement``
+and moves the test macro-F1 by less than ``max_f1_change``; its figures are
+reported either way. The conversions themselves are :mod:`heartbeat.serve.convert`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heartbeat.core.atomic import atomic_path
+from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.errors import ModelError
+from heartbeat.core.hashing import sha256_file
+from heartbeat.evaluate.metrics import macro_f1
+from heartbeat.serve.convert import FORMATS, export_onnx, export_tflite, parity, tflite_bytes
+
+log = logging.getLogger("heartbeat")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The gates of the export stage (params.yaml ``export``)."""
+
+    min_agreement: float = 0.999
+    max_abs_diff: float = 1e-4
+    max_f1_change: float = 0.002
+
+
+def export_model(
+    name: str,
+    keras_path: Path,
+    out_dir: Path,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    formats: tuple[str, ...] | list[str] = FORMATS,
+    quantize: tuple[str, ...] | list[str] = (),
+    calibration: np.ndarray | None = None,
+    thresholds: Thresholds = Thresholds(),
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Export one model in every format, check parity on the test split, return the figures.
+
+    Writes ``out_dir/<name>.tflite`` and ``.onnx`` (and passing quantised
+    variants as ``<name>.<variant>.tflite``). Raises :class:`ModelError` when
+    an fp32 export fails parity; a converter that does not work is reported
+    (``"error"``) rather than fatal, because the other format is still useful.
+    """
+    from heartbeat.model.saving import load_model
+    from heartbeat.serve.runners import (
+        check_beats,
+        default_threads,
+        load_keras,
+        load_onnx,
+        load_tflite,
+        predict_proba,
+    )
+
+    model = load_model(keras_path)
+    if len(model.inputs) != 1:
+        reason = f"the model takes {len(model.inputs)} inputs; only beat-only models are exported"
+        log.warning("%s: not exported: %s", name, reason)
+        return {"skipped": reason}
+    X = check_beats(X_test, f"test split of {name}")
+    y = np.asarray(y_test)
+    # The reference is the keras backend of `heartbeat predict`: the same model call as
+    # model.predict, traced once for any batch size instead of once per shape.
+    reference = predict_proba(load_keras(keras_path, default_threads()), X, batch_size, progress=False)
+    ref_f1 = macro_f1(y, reference)
+    result: dict[str, Any] = {"keras": {"macro_f1": ref_f1, "n": len(y)}}
+    loaders = {"tflite": load_tflite, "onnx": load_onnx}
+    for fmt in formats:
+        target = out_dir / f"{name}.{fmt}"
+        try:
+            converter = "keras.export" if fmt == "tflite" else ""
+            if fmt == "tflite":
+                export_tflite(model, target)
+            else:
+                converter = export_onnx(model, target)
+        except ModelError as exc:
+            log.warning("%s: %s export failed: %s", name, fmt, exc)
+            result[fmt] = {"error": str(exc)}
+            continue
+        proba = predict_proba(loaders[fmt](target, 2), X, batch_size, progress=False)
+        check = parity(reference, proba)
+        result[fmt] = {
+            **check.as_dict(),
+            "macro_f1": macro_f1(y, proba),
+            "converter": converter,
+            "bytes": target.stat().st_size,
+        }
+        if check.agreement < thresholds.min_agreement or check.max_abs_diff > thresholds.max_abs_diff:
+            raise ModelError(
+                f"{target}: export does not match Keras on the test split: argmax agreement "
+                f"{check.agreement:.5f} (need >= {thresholds.min_agreement}), max |Δprob| "
+                f"{check.max_abs_diff:.2e} (need <= {thresholds.max_abs_diff:g})"
+            )
+        log.info(
+            "%s.%s: argmax agreement %.5f, max |Δprob| %.2e on %d test beats",
+            name,
+            fmt,
+            check.agreement,
+            check.max_abs_diff,
+            check.n,
+        )
+    for variant in quantize:
+        result[f"tflite_{variant}"] = _quantised(
+            name, model, variant, out_dir, X, y, reference, ref_f1, calibration, thresholds, batch_size
+        )
+    return result
+
+
+def _quantised(
+    name: str,
+    model: Any,
+    variant: str,
+    out_dir: Path,
+    X: np.ndarray,
+    y: np.ndarray,
+    reference: np.ndarray,
+    ref_f1: float,
+    calibration: np.ndarray | None,
+    thresholds: Thresholds,
+    batch_size: int,
+) -> dict[str, Any]:
+    from heartbeat.serve.runners import load_tflite, predict_proba
+
+    try:
+        content = tflite_bytes(model, variant, calibration)
+    except ModelError as exc:
+        log.warning("%s: %s quantisation failed: %s", name, variant, exc)
+        return {"error": str(exc), "shipped": False}
+    runner = load_tflite(Path(f"{name}.{variant}.tflite"), 2, content=content)
+    proba = predict_proba(runner, X, batch_size, progress=False)
+    check = parity(reference, proba)
+    f1 = macro_f1(y, proba)
+    ok = check.agreement >= thresholds.min_agreement and abs(f1 - ref_f1) < thresholds.max_f1_change
+    figures = {
+        **check.as_dict(),
+        "macro_f1": f1,
+        "macro_f1_change": f1 - ref_f1,
+        "bytes": len(content),
+        "shipped": ok,
+    }
+    if ok:
+        with atomic_path(out_dir / f"{name}.{variant}.tflite") as tmp:
+            tmp.write_bytes(content)
+    log.info(
+        "%s.%s.tflite: argmax agreement %.5f, macro-F1 %+.4f: %s",
+        name,
+        variant,
+        check.agreement,
+        f1 - ref_f1,
+        "shipped" if ok else "not shipped (below the gate)",
+    )
+    return figures
+
+
+def calibration_beats(X_train: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A fixed random sample of training beats to calibrate int8 activation ranges."""
+    rng = np.random.default_rng(seed)
+    take = rng.choice(len(X_train), size=min(n, len(X_train)), replace=False)
+    return np.ascontiguousarray(np.asarray(X_train)[np.sort(take)], dtype=np.float32).reshape(-1, BEAT_LENGTH)
+
+
+def inputs_key(source_sha256: str, params: dict[str, Any], data_dir: Path) -> str:
+    """One hash of everything an export of one model depends on: the ``.keras`` file, the
+    export params and the prepared split it is checked (and int8-calibrated) on."""
+    digest = hashlib.sha256(source_sha256.encode())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    for f in sorted(data_dir.glob("*.npy")):
+        digest.update(f.name.encode())
+        digest.update(bytes.fromhex(sha256_file(f)))
+    return digest.hexdigest()
+
+
+def reuse_previous(
+    name: str, key: str, previous_dir: Path, out_dir: Path, previous: dict[str, Any]
+) -> dict | None:
+    """Copy ``name``'s files from the previous export if it was made from exactly the same inputs.
+
+    The export stage exports every model, since it checks them all; after one model is retrained,
+    the other three are copied, not converted and checked again (bench/bench_dvc.py). Returns the
+    previous parity figures, or None when anything differs or a file is missing.
+    """
+    entry = previous.get("manifest", {}).get("models", {}).get(name, {})
+    figures = previous.get("report", {}).get("models", {}).get(name)
+    files = entry.get("files")
+    if entry.get("inputs") != key or figures is None or not isinstance(files, list):
+        return None
+    sources = [previous_dir / f for f in files]
+    if not all(f.is_file() and f.name.startswith(f"{name}.") for f in sources):
+        return None
+    for f in sources:
+        shutil.copy2(f, out_dir / f.name)
+    return figures

@@ -1,0 +1,550 @@
+"""Inference with a trained model: three backends behind one call, arrays in, probabilities out.
+
+A *runner* is a loaded model that maps one batch of beats ``(b, 187)`` float32
+to class probabilities ``(b, n_classes)`` float32. :func:`load_runner` builds
+one from a file, picking the backend from the suffix unless told otherwise:
+
+=========  ============  ==========================================================
+backend    file          runtime
+=========  ============  ==========================================================
+keras      ``.keras``    TensorFlow, loaded with ``safe_mode=True``
+tflite     ``.tflite``   the LiteRT interpreter (``ai_edge_litert``) with XNNPACK
+onnx       ``.onnx``     ONNX Runtime, CPU execution provider
+=========  ============  ==========================================================
+
+Why three: the ``.keras`` file is the pipeline's source of truth, but TensorFlow
+takes about 3 s to import, which dominates the cold start of a one-record
+prediction; the TFLite and ONNX runtimes import in well under a second and are
+what a deployment without TensorFlow would use. The export stage checks that
+they agree with Keras (see :mod:`heartbeat.serve.export`).
+
+Heavy imports (TensorFlow, the runtimes) happen inside the loaders, so choosing
+one backend never pays for another. Every load failure becomes a one-line
+:class:`ModelError`: a file that is not a model must never produce a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heartbeat.core.beats import BEAT_LENGTH, DATASET_CLASSES
+from heartbeat.core.errors import DataError, HeartbeatError, ModelError, first_line
+from heartbeat.core.hashing import sha256_file
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST
+from heartbeat.model.calibration import apply_temperature, stored_temperature
+
+log = logging.getLogger("heartbeat")
+
+BACKENDS: tuple[str, ...] = ("keras", "tflite", "onnx")
+SUFFIX_BACKEND: dict[str, str] = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+BACKEND_SUFFIX: dict[str, str] = {b: s for s, b in SUFFIX_BACKEND.items()}
+PRECISIONS: tuple[str, ...] = ("fp32", "dynamic", "int8", "float16")
+"""fp32, or a quantised TFLite variant of the export stage (see heartbeat.serve.export.QUANTIZATIONS)."""
+
+DEFAULT_BATCH = 1024
+"""Beats per call. Past about 256 every backend is compute-bound on this model; 1024 keeps the
+per-call overhead (Python, thread wake-ups) under 1% while the activations (about 25 MB for the
+ResNet) still fit in cache-friendly chunks. bench/bench_predict.py measures the effect."""
+
+PROGRESS_MIN_BEATS = 5000
+"""Below this a prediction takes well under a second and a progress bar is only noise."""
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Hide what C++ libraries write straight to file descriptor 2 while loading.
+
+    TensorFlow 2.21 logs its oneDNN and CPU-feature banners through absl before
+    any setting (TF_CPP_MIN_LOG_LEVEL included) can silence them, and LiteRT
+    announces its XNNPACK delegate; none of it helps a user reading the
+    summary. The text is kept and replayed if loading fails, so no error is lost.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a descriptor
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        except HeartbeatError:
+            raise  # our own one-line message says it all
+        except BaseException:
+            os.dup2(saved, fd)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def default_threads() -> int:
+    """CPU cores this process may use (respects taskset/cgroups affinity, unlike ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def dataset_for(n_classes: int, where: str = "model") -> str:
+    """The dataset a model was trained on follows from its number of outputs (5 MIT-BIH, 2 PTB)."""
+    for name, classes in DATASET_CLASSES.items():
+        if len(classes) == n_classes:
+            return name
+    known = ", ".join(f"{len(c)} ({n})" for n, c in DATASET_CLASSES.items())
+    raise ModelError(f"{where}: the model predicts {n_classes} classes; heartbeat models predict {known}")
+
+
+@dataclass
+class Runner:
+    """A loaded model: ``run(batch) -> probabilities``, plus what the CLI reports about it."""
+
+    backend: str
+    path: Path
+    n_classes: int
+    run: Callable[[np.ndarray], np.ndarray]
+    threads: int
+    source: str = ""
+    """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
+    rhythm: bool = False
+    """The model also takes the R-R rhythm features (heartbeat/signal/context.py): ``run(batch, rhythm)``."""
+    rhythm_width: int = 0
+    """How many columns of the context matrix (heartbeat/signal/context.py) the rhythm input takes: 6 (R-R)
+    or 9 (R-R and the record-template features)."""
+    temperature: float | None = None
+    """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
+    :func:`predict_proba`; None when the model was not calibrated."""
+
+    @property
+    def dataset(self) -> str:
+        return dataset_for(self.n_classes, str(self.path))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return DATASET_CLASSES[self.dataset]
+
+
+def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
+    """Check a model takes (batch, 187) beats and returns (batch, n) probabilities; return n."""
+    in_shape = tuple(in_shape)
+    if len(in_shape) not in (2, 3) or in_shape[1] != BEAT_LENGTH or (len(in_shape) == 3 and in_shape[2] != 1):
+        raise ModelError(
+            f"{path}: the model takes input of shape {in_shape}, expected (batch, {BEAT_LENGTH})"
+        )
+    n = out_shape[-1] if len(out_shape) == 2 else None
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ModelError(f"{path}: the model returns shape {tuple(out_shape)}, expected (batch, classes)")
+    dataset_for(int(n), str(path))
+    return int(n)
+
+
+# ---------------------------------------------------------------- keras
+
+
+def _check_inputs(path: Path, model: object) -> int:
+    """Beat-only models, or beat + rhythm models (heartbeat/model/architectures.py); return the rhythm input's
+    width (0: beat-only)."""
+    from heartbeat.model.architectures import RHYTHM_INPUT
+    from heartbeat.signal.context import CONTEXT_COLUMNS, RR_COLUMNS
+
+    inputs = list(getattr(model, "inputs", []))
+    names = [getattr(t, "name", "?") for t in inputs]
+    if len(inputs) == 1:
+        return 0
+    widths = {(len(RR_COLUMNS),), (len(CONTEXT_COLUMNS),)}
+    if len(inputs) == 2 and RHYTHM_INPUT in names[1] and tuple(inputs[1].shape[1:]) in widths:
+        return int(inputs[1].shape[1])
+    raise ModelError(
+        f"{path}: the model takes {len(names)} inputs ({', '.join(names)}); "
+        "heartbeat predict supports beat-only models and beat + R-R rhythm models"
+    )
+
+
+def _set_tf_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow was already initialised in this process; keep its setting
+        pass
+
+
+def load_keras(path: Path, threads: int) -> Runner:
+    """A ``.keras`` model called through one traced graph (what ``model.predict`` does per batch,
+    without its tf.data pipeline and callbacks, which cost about 2 ms per batch)."""
+    from heartbeat.model.saving import load_model
+
+    _set_tf_threads(threads)
+    model = load_model(path)
+    width = _check_inputs(path, model)
+    rhythm = width > 0
+    n = _check_io(path, (None, *model.inputs[0].shape[1:]), tuple(model.outputs[0].shape))
+    import tensorflow as tf
+
+    extra = (1,) * (len(model.inputs[0].shape) - 2)  # a (187, 1) input takes the same beats, reshaped
+    beat_spec = tf.TensorSpec([None, BEAT_LENGTH], tf.float32)
+    if rhythm:
+        n_rr = int(model.inputs[1].shape[1])
+        call = tf.function(
+            lambda x, r: model([tf.reshape(x, (-1, BEAT_LENGTH, *extra)), r], training=False),
+            input_signature=[beat_spec, tf.TensorSpec([None, n_rr], tf.float32)],
+        )
+    else:
+        call = tf.function(
+            lambda x: model(tf.reshape(x, (-1, BEAT_LENGTH, *extra)), training=False),
+            input_signature=[beat_spec],
+        )
+
+    def run(batch: np.ndarray, *side: np.ndarray) -> np.ndarray:
+        return np.asarray(call(batch, *side), dtype=np.float32)
+
+    return Runner("keras", path, n, run, threads, rhythm=rhythm, rhythm_width=width)
+
+
+# ---------------------------------------------------------------- tflite
+
+
+def _tflite_interpreter(**kwargs):
+    """LiteRT's standalone interpreter (no TensorFlow import), else TensorFlow's deprecated copy."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise ModelError(
+                "the tflite backend needs ai-edge-litert or tensorflow; pip install ai-edge-litert"
+            ) from None
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        return Interpreter(**kwargs)
+
+
+def load_tflite(path: Path, threads: int, content: bytes | None = None) -> Runner:
+    """A TFLite flatbuffer; quantised ones with int8 input/output are (de)quantised here."""
+    try:
+        if content is not None:
+            interp = _tflite_interpreter(model_content=content, num_threads=threads)
+        else:
+            interp = _tflite_interpreter(model_path=str(path), num_threads=threads)
+        inp, out = interp.get_input_details(), interp.get_output_details()
+    except ModelError:
+        raise
+    except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad flatbuffer
+        raise ModelError(f"{path}: not a TFLite model ({first_line(exc)})") from None
+    if len(inp) != 1 or len(out) != 1:
+        raise ModelError(f"{path}: the model has {len(inp)} inputs and {len(out)} outputs, expected 1 and 1")
+    in_sig = tuple(int(d) for d in inp[0].get("shape_signature", inp[0]["shape"]))
+    out_sig = tuple(int(d) for d in out[0].get("shape_signature", out[0]["shape"]))
+    n = _check_io(path, in_sig, out_sig)
+    in_index, out_index = inp[0]["index"], out[0]["index"]
+    in_dtype, out_dtype = inp[0]["dtype"], out[0]["dtype"]
+    in_scale, in_zero = inp[0]["quantization"]
+    out_scale, out_zero = out[0]["quantization"]
+    rank = len(in_sig)
+    state = {"rows": -1}
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        rows = batch.shape[0]
+        if rows != state["rows"]:
+            # Re-planning costs a few ms; it happens for the first batch and the last, short one.
+            interp.resize_tensor_input(in_index, [rows, BEAT_LENGTH] + [1] * (rank - 2))
+            with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate here
+                interp.allocate_tensors()
+            state["rows"] = rows
+        x = batch.reshape((rows, BEAT_LENGTH) + (1,) * (rank - 2))
+        if in_dtype != np.float32:
+            info = np.iinfo(in_dtype)
+            x = np.clip(np.rint(x / in_scale + in_zero), info.min, info.max).astype(in_dtype)
+        interp.set_tensor(in_index, x)
+        interp.invoke()
+        y = interp.get_tensor(out_index)
+        if out_dtype != np.float32:
+            y = (y.astype(np.float32) - out_zero) * out_scale
+        return np.array(y, dtype=np.float32)  # a copy: the interpreter reuses its buffer
+
+    return Runner("tflite", path, n, run, threads)
+
+
+# ---------------------------------------------------------------- onnx
+
+
+def load_onnx(path: Path, threads: int) -> Runner:
+    """An ONNX model on ONNX Runtime's CPU provider, all graph optimisations on, one thread pool."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError(
+            "the onnx backend needs onnxruntime, which is not installed; pip install onnxruntime"
+        ) from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile...
+        raise ModelError(f"{path}: not an ONNX model ({first_line(exc)})") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ModelError(f"{path}: the model has {len(inputs)} inputs, expected 1")
+    in_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
+    out_shape = tuple(d if isinstance(d, int) else None for d in outputs[0].shape)
+    if len(in_shape) < 2 or in_shape[1] != BEAT_LENGTH:
+        raise ModelError(
+            f"{path}: the model takes input of shape {in_shape}, expected (batch, {BEAT_LENGTH})"
+        )
+    n = _check_io(path, in_shape, out_shape)
+    in_name, out_name, rank = inputs[0].name, outputs[0].name, len(in_shape)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        x = batch.reshape((batch.shape[0], BEAT_LENGTH) + (1,) * (rank - 2))
+        return np.asarray(session.run([out_name], {in_name: x})[0], dtype=np.float32)
+
+    return Runner("onnx", path, n, run, threads)
+
+
+# ---------------------------------------------------------------- choosing a file and backend
+
+
+def exported_for(keras_path: Path, backend: str, precision: str = "fp32") -> Path | None:
+    """The export stage's file for ``keras_path`` and ``backend``, if it was made from this very file.
+
+    The manifest records the sha256 of each source ``.keras``; a retrained model
+    whose export was not rerun has a different hash, so we never silently serve
+    a stale export. ``precision`` other than fp32 names a quantised TFLite
+    variant, which exists only if it passed the export stage's gate.
+    """
+    folder = keras_path.parent / EXPORT_DIR
+    variant = "" if precision == "fp32" else f".{precision}"
+    candidate = folder / f"{keras_path.stem}{variant}{BACKEND_SUFFIX[backend]}"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    entry = manifest.get("models", {}).get(keras_path.stem, {})
+    if not candidate.is_file() or entry.get("sha256") != sha256_file(keras_path):
+        return None
+    return candidate
+
+
+def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
+    """Convert a ``.keras`` file in memory when there is no up-to-date export of it."""
+    from heartbeat.model.saving import load_model
+    from heartbeat.serve import convert
+
+    _set_tf_threads(threads)
+    model = load_model(path)
+    if _check_inputs(path, model):
+        raise ModelError(
+            f"{path}: beat + R-R rhythm models are not exported to {backend}; use --backend keras"
+        )
+    if backend == "tflite":
+        runner = load_tflite(path, threads, content=convert.tflite_bytes(model))
+    else:
+        with tempfile.TemporaryDirectory(prefix="heartbeat-onnx-") as tmp:
+            target = Path(tmp) / f"{path.stem}.onnx"
+            convert.export_onnx(model, target)
+            runner = load_onnx(target, threads)
+        runner.path = path
+    runner.source = f"converted from {path.name}"
+    return runner
+
+
+def load_runner(
+    path: str | os.PathLike[str],
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "fp32",
+) -> Runner:
+    """Load ``path`` for ``backend`` (``auto``: from the suffix), with its stored temperature.
+
+    A ``.keras`` file with ``backend='tflite'`` or ``'onnx'`` uses the export
+    stage's file made from it (``models/export/<name>.tflite``) when that is up
+    to date, else converts it in memory. ``precision`` (``dynamic``, ``int8``,
+    ``float16``) picks a quantised TFLite variant the export stage shipped; it is
+    never converted on the fly, because only the stage checks its accuracy.
+    Any other mismatch is a :class:`ModelError`.
+    """
+    runner = _load_runner(Path(path), backend, threads, precision)
+    runner.temperature = _temperature_for(Path(path))
+    if runner.temperature is not None:
+        log.info(
+            "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
+        )
+    return runner
+
+
+def _temperature_for(p: Path) -> float | None:
+    """The temperature stored beside the ``.keras`` model ``p`` is, or was exported from.
+
+    For a file in ``models/export/``, only while its export is up to date with the
+    ``.keras`` file (the manifest's hash): a retrained model has a new temperature.
+    """
+    if p.suffix.lower() == ".keras":
+        return stored_temperature(p)
+    if p.parent.name != EXPORT_DIR:
+        return None
+    keras_path = p.parent.parent / f"{p.name.split('.')[0]}.keras"
+    if not keras_path.is_file() or exported_for(keras_path, SUFFIX_BACKEND.get(p.suffix.lower(), "")) is None:
+        return None
+    return stored_temperature(keras_path)
+
+
+def _load_runner(
+    p: Path,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "fp32",
+) -> Runner:
+    threads = threads or default_threads()
+    if not p.exists():
+        raise ModelError(f"{p}: model file not found; train it first (dvc repro) or check the path")
+    if p.is_dir():
+        raise ModelError(f"{p}: is a folder, expected a .keras, .tflite or .onnx model file")
+    kind = SUFFIX_BACKEND.get(p.suffix.lower())
+    if kind is None:
+        raise ModelError(f"{p}: unknown model type {p.suffix!r}; expected .keras, .tflite or .onnx")
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if backend == "auto":
+        backend = "tflite" if precision != "fp32" else kind
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if kind != backend and kind != "keras":
+        raise ModelError(
+            f"{p}: a {kind} model cannot run on the {backend} backend; use --backend {kind} or auto"
+        )
+    if precision != "fp32":
+        return _load_quantised(p, kind, backend, precision, threads)
+    exported = exported_for(p, backend) if kind != backend else None
+    if kind != backend and exported is None:
+        log.info(
+            "%s: no up-to-date export for the %s backend; converting now (run `dvc repro export` to skip this)",
+            p,
+            backend,
+        )
+    with quiet_native_stderr():
+        if kind == backend:
+            return {"keras": load_keras, "tflite": load_tflite, "onnx": load_onnx}[backend](p, threads)
+        if exported is None:
+            return _convert_on_the_fly(p, backend, threads)
+        runner = load_tflite(exported, threads) if backend == "tflite" else load_onnx(exported, threads)
+        runner.source = f"exported from {p.name}"
+        return runner
+
+
+def _load_quantised(p: Path, kind: str, backend: str, precision: str, threads: int) -> Runner:
+    if kind != "keras":
+        raise ModelError(
+            f"{p}: --precision {precision} picks the export of a .keras model; "
+            "to run a quantised .tflite file, pass that file as the model"
+        )
+    if backend != "tflite":
+        raise ModelError(
+            f"--precision {precision} needs the tflite backend (quantised models are TFLite files)"
+        )
+    exported = exported_for(p, "tflite", precision)
+    if exported is None:
+        raise ModelError(
+            f"{p}: no shipped {precision} variant: the export stage writes "
+            f"{EXPORT_DIR}/{p.stem}.{precision}.tflite only when it keeps the test argmax agreement "
+            "and macro-F1 gates (see metrics/export.json), and only for an up-to-date export"
+        )
+    with quiet_native_stderr():
+        runner = load_tflite(exported, threads)
+    runner.source = f"{precision}-quantised export of {p.name}"
+    return runner
+
+
+# ---------------------------------------------------------------- batching
+
+
+def check_beats(X: np.ndarray, where: str = "input") -> np.ndarray:
+    """Return ``X`` as contiguous float32 ``(n, 187)``, or raise :class:`DataError` saying what is wrong."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != BEAT_LENGTH:
+        raise DataError(f"{where}: beats must have shape (n, {BEAT_LENGTH}), got {X.shape}")
+    if X.shape[0] == 0:
+        raise DataError(f"{where}: no beats to predict (0 rows)")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise DataError(f"{where}: beats must be real numbers, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise DataError(f"{where}: row {row + 1}, column {col + 1}: {X[row, col]} is not a finite number")
+    return X
+
+
+def predict_proba(
+    runner: Runner,
+    X: np.ndarray,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool | None = None,
+    rhythm: np.ndarray | None = None,
+) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` for beats ``X`` ``(n, 187)``, in batches.
+
+    ``rhythm`` is the ``(n, 9)`` context matrix (heartbeat/signal/context.py) of a rhythm model
+    (``runner.rhythm``); the model takes its first ``runner.rhythm_width`` columns.
+
+    ``progress=None`` shows a tqdm bar on stderr only for inputs of at least
+    :data:`PROGRESS_MIN_BEATS` beats when stderr is a terminal.
+    """
+    X = check_beats(X)
+    if batch_size < 1:
+        raise DataError(f"batch size must be at least 1, got {batch_size}")
+    n = X.shape[0]
+    side: tuple[np.ndarray, ...] = ()
+    if runner.rhythm:
+        if rhythm is None or rhythm.shape[0] != n:
+            raise DataError(
+                f"{runner.path}: the model also takes R-R rhythm features, which only a WFDB record "
+                "(its R-peak times) provides; give a record, or use a beat-only model"
+            )
+        if rhythm.shape[1] < runner.rhythm_width:
+            raise DataError(
+                f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
+                f"got {rhythm.shape[1]}; build them with heartbeat.signal.context.context_from_peaks"
+            )
+        side = (np.ascontiguousarray(rhythm[:, : runner.rhythm_width], dtype=np.float32),)
+    if progress is None:
+        progress = n >= PROGRESS_MIN_BEATS and sys.stderr.isatty()
+    out = np.empty((n, runner.n_classes), dtype=np.float32)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=n, unit="beat", unit_scale=True, file=sys.stderr, disable=not progress, desc="predict"
+    ) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            proba = runner.run(X[start:stop], *(r[start:stop] for r in side))
+            if proba.shape != (stop - start, runner.n_classes):
+                raise ModelError(
+                    f"{runner.path}: the model returned shape {proba.shape} for {stop - start} beats"
+                )
+            out[start:stop] = proba
+            bar.update(stop - start)
+    if runner.temperature is not None:
+        out = apply_temperature(out, runner.temperature)
+    return out

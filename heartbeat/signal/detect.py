@@ -1,0 +1,92 @@
+"""How well an R-peak detector agrees with reference beat annotations: sensitivity and positive predictivity.
+
+A detection and an annotated beat match when each is the other's nearest neighbour and they are at
+most ``tolerance_s`` apart (AAMI EC57 uses 150 ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heartbeat.signal.checks import check_fs
+
+TOLERANCE_S = 0.150
+"""A detection within this distance of an annotated beat counts as a hit (AAMI EC57)."""
+
+
+@dataclass(frozen=True)
+class DetectorScore:
+    """Beat-by-beat agreement of a detector with reference annotations."""
+
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+
+    @property
+    def sensitivity(self) -> float:
+        """Share of annotated beats found (Se)."""
+        total = self.true_positives + self.false_negatives
+        return self.true_positives / total if total else float("nan")
+
+    @property
+    def positive_predictivity(self) -> float:
+        """Share of detections that are real beats (+P)."""
+        total = self.true_positives + self.false_positives
+        return self.true_positives / total if total else float("nan")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "tp": self.true_positives,
+            "fp": self.false_positives,
+            "fn": self.false_negatives,
+            "sensitivity": self.sensitivity,
+            "positive_predictivity": self.positive_predictivity,
+        }
+
+
+def _nearest(sorted_ref: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index into ``sorted_ref`` of the nearest element to each query value."""
+    right = np.clip(np.searchsorted(sorted_ref, query), 0, sorted_ref.size - 1)
+    left = np.clip(right - 1, 0, sorted_ref.size - 1)
+    use_left = np.abs(query - sorted_ref[left]) <= np.abs(sorted_ref[right] - query)
+    return np.where(use_left, left, right)
+
+
+def match_peaks(
+    detected: np.ndarray, reference: np.ndarray, fs: float, tolerance_s: float = TOLERANCE_S
+) -> np.ndarray:
+    """For each detection, the index of its matched reference beat, or -1.
+
+    A pair matches when each is the other's nearest neighbour and they are at
+    most ``tolerance_s`` apart, so each reference beat is matched at most once.
+    """
+    fs = check_fs(fs)
+    det = np.asarray(detected, dtype=np.int64)
+    ref = np.asarray(reference, dtype=np.int64)
+    out = np.full(det.size, -1, dtype=np.int64)
+    if det.size == 0 or ref.size == 0:
+        return out
+    d_order, r_order = np.argsort(det, kind="stable"), np.argsort(ref, kind="stable")
+    det_s, ref_s = det[d_order], ref[r_order]
+    to_ref = _nearest(ref_s, det_s)
+    to_det = _nearest(det_s, ref_s)
+    mutual = to_det[to_ref] == np.arange(det_s.size)
+    close = np.abs(det_s - ref_s[to_ref]) <= tolerance_s * fs
+    hit = mutual & close
+    out[d_order[hit]] = r_order[to_ref[hit]]
+    return out
+
+
+def score_detector(
+    detected: np.ndarray, reference: np.ndarray, fs: float, tolerance_s: float = TOLERANCE_S
+) -> DetectorScore:
+    """Sensitivity and positive predictivity of ``detected`` against ``reference`` (same rate ``fs``)."""
+    matched = match_peaks(detected, reference, fs, tolerance_s)
+    tp = int((matched >= 0).sum())
+    return DetectorScore(
+        true_positives=tp,
+        false_positives=int(np.asarray(detected).size - tp),
+        false_negatives=int(np.asarray(reference).size - tp),
+    )

@@ -1,0 +1,223 @@
+"""Training: seeding, the paper's optimiser recipe, early stopping and per-epoch progress.
+
+Determinism: the same params and data on the same machine must give identical
+weights, so every run seeds Python, numpy and TensorFlow from the stage's
+``seed`` and turns on TensorFlow's op determinism. Results still differ
+across CPU types and TensorFlow builds (float sums in another order).
+
+The quality options of :class:`~heartbeat.core.config.TrainConfig` (class weights,
+label smoothing, the learning-rate schedule, early stopping on validation
+macro-F1, temperature scaling) all default to the paper's recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from heartbeat.core.config import TrainConfig
+from heartbeat.model.architectures import model_inputs
+from heartbeat.model.calibration import fit_temperature
+from heartbeat.prepare.arrays import Split
+from heartbeat.train.history import HISTORY_COLUMNS
+
+log = logging.getLogger("heartbeat")
+
+
+def make_deterministic(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":  # the pipeline's backend; others only in bench/compare.py
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    best_epoch: int = 0
+    temperature: float | None = None
+    """Softmax temperature fitted on validation (``calibration: temperature``), else None."""
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One short line per epoch through our logger, instead of Keras' progress bars."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in (*HISTORY_COLUMNS, "val_macro_f1"))
+        log.info("epoch %d/%d %s (%.1f s)", epoch + 1, self.epochs, parts, time.perf_counter() - self.t0)
+
+
+class ValMacroF1(keras.callbacks.Callback):
+    """Adds ``val_macro_f1`` (scikit-learn, over the classes present) to each epoch's logs.
+
+    It must come before the callbacks that monitor it (early stopping, plateau). With
+    ``label_smoothing`` set (not None), it also writes ``val_loss`` and ``val_accuracy`` from the same
+    predictions, so that ``fit`` needs no ``validation_data``: one pass over the validation beats
+    per epoch instead of two (bench/bench_train.py).
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray | list[np.ndarray],
+        y: np.ndarray,
+        batch_size: int,
+        label_smoothing: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.inputs, self.y, self.batch_size = inputs, np.asarray(y), batch_size
+        self.label_smoothing = label_smoothing
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        proba = self.model.predict(self.inputs, batch_size=self.batch_size, verbose=0)
+        pred = np.argmax(proba, axis=1)
+        if logs is None:
+            return
+        logs["val_macro_f1"] = float(f1_score(self.y, pred, average="macro", zero_division=0))
+        if self.label_smoothing is not None:
+            logs["val_loss"] = crossentropy(self.y, proba, self.label_smoothing)
+            logs["val_accuracy"] = float(np.mean(pred == self.y))
+
+
+def crossentropy(y: np.ndarray, proba: np.ndarray, label_smoothing: float = 0.0) -> float:
+    """Keras' categorical cross-entropy of probabilities (clipped at its epsilon), in float64."""
+    p = np.asarray(proba, dtype=np.float64)
+    log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7))
+    n_classes = log_p.shape[1]
+    target = np.take_along_axis(log_p, np.asarray(y)[:, None], axis=1)[:, 0]
+    if not label_smoothing:
+        return float(-np.mean(target))
+    return float(-np.mean((1 - label_smoothing) * target + label_smoothing / n_classes * log_p.sum(axis=1)))
+
+
+def learning_rate(
+    cfg: TrainConfig, steps_per_epoch: int = 1
+) -> keras.optimizers.schedules.LearningRateSchedule | float:
+    """``step``: the paper's schedule, ``lr`` decayed by ``lr_decay`` every ``lr_decay_steps`` iterations;
+    ``cosine``: from ``lr`` to 0 over ``epochs``; ``plateau``: a plain ``lr`` that a callback lowers."""
+    if cfg.lr_schedule == "plateau":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            cfg.lr, decay_steps=max(1, cfg.epochs * steps_per_epoch)
+        )
+    return keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=cfg.lr, decay_steps=cfg.lr_decay_steps, decay_rate=cfg.lr_decay, staircase=True
+    )
+
+
+def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Loss weight per class: ``balanced`` n/(k·count), ``sqrt`` ∝ 1/√count scaled to a mean of 1 per beat."""
+    if mode == "none":
+        return None
+    classes = np.unique(y)
+    weights = compute_class_weight("balanced", classes=classes, y=y)
+    if mode == "sqrt":
+        counts = np.array([np.sum(y == c) for c in classes], dtype=np.float64)
+        weights = 1 / np.sqrt(counts)
+        weights *= len(y) / np.sum(weights * counts)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1) -> None:
+    # Keras 3's sparse loss has no label smoothing: with smoothing, labels go in one-hot (see train()).
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        if cfg.label_smoothing
+        else "sparse_categorical_crossentropy"
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(cfg, steps_per_epoch)),
+        loss=loss,
+        metrics=["accuracy"],
+    )
+
+
+def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1) -> TrainResult:
+    """Fit ``model`` (already built under the same seed) and return it with its per-epoch history.
+
+    Call it inside the strategy's scope (heartbeat/train/devices.py). ``cfg.batch_size`` is per replica:
+    each step sees ``cfg.batch_size × replicas`` beats.
+    """
+    batch = cfg.batch_size * replicas
+    compile_model(model, cfg, steps_per_epoch=-(-len(train.y) // batch))
+    x_train, x_val = model_inputs(model, train), model_inputs(model, val)
+    n_classes = int(model.outputs[0].shape[-1])
+
+    def targets(y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y)
+        return np.eye(n_classes, dtype=np.float32)[y] if cfg.label_smoothing else y
+
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    callbacks: list[keras.callbacks.Callback] = []
+    # Monitoring macro-F1 needs the validation predictions anyway: the same pass gives val_loss
+    # and val_accuracy, and Keras' own validation pass is skipped.
+    single_pass = cfg.monitor == "val_macro_f1"
+    if single_pass:
+        callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing))
+    callbacks.append(EpochLog(cfg.epochs))
+    if cfg.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=cfg.monitor, mode=mode, factor=cfg.lr_decay, patience=cfg.plateau_patience
+            )
+        )
+    if cfg.patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=cfg.monitor, mode=mode, patience=cfg.patience, restore_best_weights=True
+            )
+        )
+    log.info(
+        "training %s (%s parameters) on %d beats, validating on %d, batch %d",
+        model.name,
+        f"{model.count_params():,}",
+        len(train.y),
+        len(val.y),
+        cfg.batch_size * replicas,
+    )
+    t0 = time.perf_counter()
+    hist = model.fit(
+        x_train,
+        targets(train.y),
+        validation_data=None if single_pass else (x_val, targets(val.y)),
+        epochs=cfg.epochs,
+        batch_size=batch,
+        shuffle=True,
+        class_weight=class_weights(train.y, cfg.class_weight),
+        callbacks=callbacks,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - t0
+    n = len(hist.history["loss"])
+    history = [
+        {"epoch": i + 1, **{k: float(hist.history[k][i]) for k in HISTORY_COLUMNS[1:] if k in hist.history}}
+        for i in range(n)
+    ]
+    monitored = hist.history[cfg.monitor]
+    best = int(np.argmax(monitored) if mode == "max" else np.argmin(monitored)) + 1
+    temperature = None
+    if cfg.calibration == "temperature":
+        proba = model.predict(x_val, batch_size=batch, verbose=0)
+        temperature = fit_temperature(np.asarray(val.y), proba)
+        log.info("temperature scaling: T = %.3f (fitted on %d validation beats)", temperature, len(val.y))
+    return TrainResult(
+        model=model, history=history, seconds=seconds, best_epoch=best, temperature=temperature
+    )

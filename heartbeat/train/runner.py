@@ -1,0 +1,175 @@
+"""What the four training stages share: load splits, build, train, write the model and its history."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from heartbeat.core import layout
+from heartbeat.core.atomic import write_json, write_text
+from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.config import TrainConfig, stage_params
+from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.model.architectures import (
+    build_ensemble,
+    build_mlp,
+    build_resnet,
+    build_transfer,
+    model_inputs,
+    takes_rhythm,
+)
+from heartbeat.model.calibration import fit_temperature
+from heartbeat.model.saving import load_model, save_model
+from heartbeat.prepare.arrays import Split, load_split
+from heartbeat.signal.context import input_width
+from heartbeat.train import devices
+from heartbeat.train.fit import make_deterministic, train
+from heartbeat.train.history import ensemble_history, history_csv
+
+log = logging.getLogger("heartbeat")
+
+
+def rhythm_width(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> int:
+    """Columns of the context matrix the model's rhythm input takes; 0 for a beat-only model.
+
+    A stage that asks for the rhythm input on data without R-R features (any source but physionet)
+    trains beat-only, with a warning.
+    """
+    if not getattr(cfg, "rhythm", False):
+        return 0
+    if tr.R is None or va.R is None:
+        log.warning(
+            "%s.rhythm: the prepared data has no R-R features (only the physionet source has them); "
+            "training a beat-only model",
+            stage,
+        )
+        return 0
+    return input_width(cfg.template)
+
+
+def build_model(
+    stage: str, cfg: TrainConfig, n_classes: int, rhythm: int = 0, base: keras.Model | None = None
+) -> keras.Model:
+    """A fresh, untrained model for ``stage`` (seed the run before calling it).
+
+    ``rhythm`` is the width of the rhythm input (:func:`rhythm_width`). ``base`` is the trained
+    MIT-BIH ResNet the transfer stage starts from. It is loaded before the seeding: loading builds
+    layers, which draws random numbers, so a base loaded after it would make the transfer model
+    depend on how many members the base has, not only on their weights.
+    """
+    if stage == "train_mlp":
+        return build_mlp(n_classes, cfg.hidden, cfg.dropout)
+    if stage == "finetune_transfer":
+        if base is None:
+            raise ValueError("finetune_transfer needs the trained MIT-BIH ResNet as base")
+        return build_transfer(base, n_classes, cfg.freeze)
+    return build_resnet(
+        n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=rhythm
+    )
+
+
+@dataclass
+class Trained:
+    """What :func:`fit_stage` returns: the model to save, its history and the figures for its sidecar."""
+
+    model: keras.Model
+    history: list[dict[str, float]]
+    temperature: float | None
+    info: dict[str, Any]
+
+
+def fit_stage(
+    stage: str,
+    cfg: TrainConfig,
+    tr: Split,
+    va: Split,
+    n_classes: int,
+    placement: devices.Placement | None = None,
+    base: keras.Model | None = None,
+    build: Callable[[int, int], keras.Model] | None = None,
+) -> Trained:
+    """Build and train ``stage``'s model on ``tr``, validating on ``va``; nothing is written.
+
+    With ``ensemble: k`` (ResNet stages) it trains ``k`` models, seeds ``seed`` to ``seed + k - 1``,
+    each exactly as a single run with that seed would, and returns their mean as one model.
+    ``placement`` defaults to TensorFlow's default strategy on whatever device it picked. ``build``
+    (n_classes, rhythm width) -> model replaces the stage's own architecture, for comparisons.
+    """
+    k = getattr(cfg, "ensemble", 1)
+    seeds = [cfg.seed + i for i in range(k)]
+    member_cfg = cfg.model_copy(update={"calibration": "none"}) if k > 1 else cfg
+    scope = placement.strategy.scope if placement is not None else contextlib.nullcontext
+    replicas = placement.replicas if placement is not None else 1
+    width = rhythm_width(stage, cfg, tr, va)
+    results = []
+    for i, seed in enumerate(seeds):
+        if k > 1:
+            log.info("ensemble member %d/%d (seed %d)", i + 1, k, seed)
+        make_deterministic(seed)
+        with scope():  # variables, optimizer and fit under the chosen strategy
+            model = build(n_classes, width) if build else build_model(stage, cfg, n_classes, width, base)
+            results.append(train(model, tr, va, member_cfg, replicas=replicas))
+    info: dict[str, Any] = {
+        "train_seconds": round(sum(r.seconds for r in results), 2),
+        "epochs_run": sum(len(r.history) for r in results),
+    }
+    if k == 1:
+        result = results[0]
+        model, history, temperature = devices.for_saving(result.model), result.history, result.temperature
+        info["best_epoch"] = result.best_epoch
+    else:
+        model = build_ensemble(
+            [devices.for_saving(r.model) for r in results], f"{results[0].model.name}_ensemble"
+        )
+        history = ensemble_history([r.history for r in results])
+        info["ensemble"] = {
+            "seeds": seeds,
+            "epochs_run": [len(r.history) for r in results],
+            "best_epoch": [r.best_epoch for r in results],
+        }
+        temperature = None
+        if cfg.calibration == "temperature":
+            proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
+            temperature = fit_temperature(np.asarray(va.y), proba)
+            log.info("temperature scaling of the ensemble: T = %.3f", temperature)
+    info["params"] = int(model.count_params())
+    info["rhythm_input"] = takes_rhythm(model)
+    if temperature is not None:
+        info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate
+    return Trained(model, history, temperature, info)
+
+
+def run_training(name: str, params: str = "params.yaml") -> None:
+    """Train model ``name`` (a key of ``MODEL_SPECS``) with its stage's section of ``params`` and save it."""
+    spec = MODEL_SPECS[name]
+    cfg = stage_params(spec.stage, params)
+    n_classes = len(DATASET_CLASSES[spec.dataset])
+    folder = layout.PREPARED / spec.dataset
+    placement = devices.setup(stage_params("train", params))  # before TensorFlow touches a device
+    tr, va = load_split(folder, "train"), load_split(folder, "val")
+    base = None
+    if spec.stage == "finetune_transfer":
+        with placement.strategy.scope():  # its variables are fine-tuned: they belong to the strategy
+            base = load_model(layout.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
+    trained = fit_stage(spec.stage, cfg, tr, va, n_classes, placement, base)
+    info = {
+        "model": name,
+        "stage": spec.stage,
+        "device": placement.device,
+        "replicas": placement.replicas,
+        "global_batch_size": placement.global_batch(cfg.batch_size),
+        "mixed_precision": placement.mixed_precision,
+        **trained.info,
+    }
+    save_model(trained.model, layout.model_file(name))
+    write_text(layout.history_file(name), history_csv(trained.history))
+    write_json(layout.train_info_file(name), info)
+    log.info(
+        "saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], info["train_seconds"]
+    )
