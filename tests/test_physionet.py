@@ -177,6 +177,26 @@ def test_split_is_stratified_and_seeded(fetched: tuple[Path, Path]) -> None:
     assert [int(a[y == k].sum()) for k in range(5)] == [100, 6, 8, 1, 40]
 
 
+def test_a_record_has_the_same_context_for_training_and_for_predict(fetched: tuple[Path, Path]) -> None:
+    """The context matrix preprocess builds from the fetched files, and the one ``heartbeat predict``
+    builds from the record itself, are the same numbers for every beat of the record."""
+    from heartbeat.prepare.preprocess import context_of_files
+    from heartbeat.serve.inputs import read_record
+
+    dest, _ = fetched
+    files = ("mitbih_train.csv", "mitbih_test.csv")
+    prov = pd.read_parquet(dest / "provenance.parquet")
+    X = np.concatenate([read_beats_csv(dest / name, FILE_CLASSES[name]).X for name in files])
+    training = context_of_files(prov, files, X)
+    rows = pd.concat([prov[prov["file"] == name].sort_values("row") for name in files], ignore_index=True)
+    for record in MIT_RECORDS:
+        mine = rows.index[rows["record"] == record].to_numpy()
+        mine = mine[np.argsort(rows["sample"].to_numpy()[mine])]
+        predict = read_record(SHARED / "mitdb" / record, peaks="annotations")
+        np.testing.assert_array_equal(rows["sample"].to_numpy()[mine], predict.sample)
+        np.testing.assert_array_equal(training[mine], predict.context)
+
+
 def test_rerun_uses_the_cache_and_gives_identical_files(
     fetched: tuple[Path, Path], clean: Mirror, tmp_path: Path
 ) -> None:

@@ -390,7 +390,6 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     from heartbeat.model.saving import save_model
     from heartbeat.serve.inputs import read_input
     from heartbeat.serve.runners import load_runner, predict_proba
-    from heartbeat.signal.context import context_from_peaks, rhythm_from_peaks
 
     model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=width)
     save_model(model, tmp_path / "rhythm.keras")
@@ -402,10 +401,10 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     assert len(rows) == len(beats) > 20
     runner = load_runner(tmp_path / "rhythm.keras", "keras", 1)
     assert runner.rhythm_width == width
-    context = context_from_peaks(beats.X, beats.sample, beats.fs)
+    context = beats.context
     expected = predict_proba(runner, beats.X, rhythm=context)
     np.testing.assert_allclose(rows[[f"p_{c}" for c in "NSVFQ"]].to_numpy(), expected, atol=1e-5)
-    rr_only = rhythm_from_peaks(beats.sample, beats.fs)
+    rr_only = context[:, :6]
     if width == 6:  # an R-R model reads the first 6 columns of the context
         np.testing.assert_array_equal(predict_proba(runner, beats.X, rhythm=rr_only), expected)
     else:

@@ -31,9 +31,9 @@ from heartbeat.signal.context import (
     CONTEXT_COLUMNS,
     RR_CLIP,
     RR_COLUMNS,
-    context_from_peaks,
-    rhythm_from_peaks,
+    context_matrix,
     rhythm_matrix,
+    rr_features,
     template_features,
 )
 from heartbeat.train.fit import (
@@ -288,8 +288,9 @@ def test_rhythm_matrix_fills_gaps_and_clips() -> None:
         rhythm_matrix(np.zeros((3, 5)))
 
 
-def test_rhythm_from_peaks() -> None:
-    R = rhythm_from_peaks(np.array([0, 360, 720, 900, 1440]), 360.0)  # 1 s, 1 s, 0.5 s (premature), 1.5 s
+def test_rhythm_of_peaks() -> None:
+    rr = rr_features(np.array([0, 360, 720, 900, 1440]), 360.0)  # 1 s, 1 s, 0.5 s (premature), 1.5 s
+    R = rhythm_matrix(np.stack([rr[k] for k in RR_COLUMNS], axis=1))
     assert R.shape == (5, 6)
     np.testing.assert_allclose(R[3, [0, 1]], [0.5, 1.5])
     np.testing.assert_allclose(R[3, 3], 0.5 / 1.0)  # mean R-R of the record: 4 s / 4 intervals
@@ -566,9 +567,8 @@ def test_template_features_compare_each_beat_with_its_own_records_median_beat() 
     assert corr[len(a) :].min() > 0.9 and rms_norm[len(a) :].max() < 3
     # each record on its own: another record's beats change nothing
     np.testing.assert_array_equal(template_features(X[: len(a)], groups[: len(a)]), F[: len(a)])
-    np.testing.assert_array_equal(
-        context_from_peaks(X[: len(a)], np.arange(len(a)) * 300, 360.0)[:, 6:], F[: len(a)]
-    )
+    rr = np.ones((len(a), len(RR_COLUMNS)))
+    np.testing.assert_array_equal(context_matrix(rr, X[: len(a)], np.zeros(len(a)))[:, 6:], F[: len(a)])
     with pytest.raises(ValueError, match="group labels"):
         template_features(X, groups[:3])
 

@@ -46,7 +46,8 @@ from heartbeat.core.splits import split_stratified
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
 from heartbeat.fetch.kaggle_set import KAGGLE_MITBIH_CLASSES, KAGGLE_ROWS
 from heartbeat.signal import detect, records, segment
-from heartbeat.signal.context import RR_COLUMNS, rr_features
+from heartbeat.signal.beats import cut_record
+from heartbeat.signal.context import RR_COLUMNS
 
 log = logging.getLogger("heartbeat.physionet")
 
@@ -325,26 +326,23 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
     score = detect.score_detector(detected.peaks, ref_samples, fs)
     if cfg.peaks == "annotations":
-        seg = segment.extract_beats(signal, fs, ref_samples, **kwargs)
-        peaks, symbols, index = ref_samples, ref_symbols, seg.index
+        beats = cut_record(signal, fs, ref_samples, ref_symbols, **kwargs)
         unmatched = 0
     else:
-        seg = detected
-        match = detect.match_peaks(seg.peaks, ref_samples, fs)
-        peaks = seg.peaks
-        symbols = np.full(peaks.size, "", dtype=object)
+        match = detect.match_peaks(detected.peaks, ref_samples, fs)
+        symbols = np.full(detected.peaks.size, "", dtype=object)
         symbols[match >= 0] = ref_symbols[match[match >= 0]]
-        index = seg.index[match[seg.index] >= 0]
-        unmatched = int(seg.index.size - index.size)
-    X = seg.X[np.isin(seg.index, index)]
-    labels = records.aami_labels(symbols[index])
-    rr = rr_features(peaks, fs)
+        beats = cut_record(
+            signal, fs, None, symbols, keep=match >= 0, polarity=cfg.detector_polarity, **kwargs
+        )
+        unmatched = int(detected.index.size - len(beats))
+    labels = records.aami_labels(beats.symbol)
     report.mitdb[record] = {
         "lead": lead,
         "inverted_for_detector": detected.inverted,
         "annotated": _class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
         "written": _class_counts(labels, MITBIH_CLASSES),
-        "dropped": int(ref_samples.size - index.size) if cfg.peaks == "annotations" else None,
+        "dropped": int(ref_samples.size - len(beats)) if cfg.peaks == "annotations" else None,
         "unlabelled_detections": unmatched if cfg.peaks == "detector" else None,
         "detector": score.as_dict(),
     }
@@ -352,11 +350,11 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         database="mitdb",
         record=record,
         patient=SAME_SUBJECT.get(record, record),
-        X=X,
+        X=beats.X,
         label=labels,
-        sample=peaks[index],
-        symbol=symbols[index].astype(str),
-        rr={k: v[index] for k, v in rr.items()},
+        sample=beats.sample,
+        symbol=beats.symbol,
+        rr=beats.rr,
     )
 
 
@@ -373,25 +371,24 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         return None
     signal = _read_lead(db, record, header, lead)
     fs = float(header.fs)
-    seg = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **_segment_kwargs(cfg))
-    rr = rr_features(seg.peaks, fs)
+    beats = cut_record(signal, fs, None, polarity=cfg.detector_polarity, **_segment_kwargs(cfg))
     report.ptbdb[record] = {
         "lead": lead,
-        "inverted_for_detector": seg.inverted,
+        "inverted_for_detector": beats.segmented.inverted,
         "diagnosis": diagnosis,
         "label": PTB_CLASSES[label],
-        "detected": int(seg.peaks.size),
-        "written": int(seg.index.size),
+        "detected": int(beats.segmented.peaks.size),
+        "written": len(beats),
     }
     return _Beats(
         database="ptbdb",
         record=record,
         patient=record.split("/")[0],
-        X=seg.X,
-        label=np.full(seg.index.size, label, dtype=np.int64),
-        sample=seg.peaks[seg.index],
-        symbol=np.full(seg.index.size, "", dtype=object).astype(str),
-        rr={k: v[seg.index] for k, v in rr.items()},
+        X=beats.X,
+        label=np.full(len(beats), label, dtype=np.int64),
+        sample=beats.sample,
+        symbol=beats.symbol,
+        rr=beats.rr,
     )
 
 

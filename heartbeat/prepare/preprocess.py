@@ -55,7 +55,7 @@ def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
     return Split(X=X, y=y, R=None if train.R is None else train.R[origin])
 
 
-def _rhythm(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.ndarray) -> np.ndarray | None:
+def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.ndarray) -> np.ndarray | None:
     """The context features (heartbeat/signal/context.py: R-R, then against the record's median beat) of the
     rows of ``files``, whose beats are ``X``; None when the source has no R-peak times.
 
@@ -79,7 +79,7 @@ def _rhythm(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.ndarray) ->
 def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame | None = None) -> Prepared:
     tr, te = raw["mitbih_train.csv"], raw["mitbih_test.csv"]
     mit_files = ("mitbih_train.csv", "mitbih_test.csv")
-    R = None if prov is None else _rhythm(prov, mit_files, np.concatenate([tr.X, te.X]))
+    R = None if prov is None else context_of_files(prov, mit_files, np.concatenate([tr.X, te.X]))
     R_tr, R_te = (None, None) if R is None else (R[: len(tr.y)], R[len(tr.y) :])
     keep, val = stratified_split(tr.y, cfg.val_fraction, cfg.seed, "mitbih_train.csv")
     mitbih = {
@@ -90,7 +90,7 @@ def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame
     ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
     X = np.concatenate([raw[f].X for f in ptb_files])
     y = np.concatenate([raw[f].y for f in ptb_files])
-    R = _rhythm(prov, ptb_files, X)
+    R = context_of_files(prov, ptb_files, X)
     rest, test = stratified_split(y, cfg.ptb_test_fraction, cfg.seed, "PTB")
     keep, val = stratified_split(y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
     ptb = {
@@ -136,7 +136,7 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
             "list records you have"
         )
     tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test_mask)
-    R = _rhythm(prov, mit_files, X)
+    R = context_of_files(prov, mit_files, X)
     keep, val = grouped_split(y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records")
     mitbih = {
         "train": _take(X, y, tr_idx[keep], R),
@@ -146,7 +146,7 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
     ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
     Xp = np.concatenate([raw[f].X for f in ptb_files])
     yp = np.concatenate([raw[f].y for f in ptb_files])
-    Rp = _rhythm(prov, ptb_files, Xp)
+    Rp = context_of_files(prov, ptb_files, Xp)
     patients = _provenance_column(prov, ptb_files, "patient")
     rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
     p_keep, p_val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")

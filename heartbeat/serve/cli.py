@@ -278,11 +278,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     check_labels(beats, runner, args.input)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
-    rhythm = None
-    if runner.rhythm and beats.sample is not None and beats.fs:
-        from heartbeat.signal.context import context_from_peaks
-
-        rhythm = context_from_peaks(beats.X, beats.sample, beats.fs)
+    rhythm = beats.context if runner.rhythm else None
     proba = predict_proba(
         runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
     )

@@ -46,6 +46,9 @@ class Beats:
     lead: str | None = None
     peaks: str | None = None
     """How R-peaks were found (records only): ``annotations`` or ``detector``."""
+    context: np.ndarray | None = None
+    """The ``(n, 9)`` context matrix of a record's beats (R-R and record-template features), as the
+    physionet source and preprocess compute it for training; None for beats without a record."""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -143,7 +146,8 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     ``auto`` uses annotations when a ``.atr`` file exists. A PTB record whose
     header names its diagnosis yields PTB labels for every beat.
     """
-    from heartbeat.signal import records, segment
+    from heartbeat.signal import records
+    from heartbeat.signal.beats import cut_record
 
     if peaks not in PEAK_MODES:
         raise DataError(f"unknown peaks mode {peaks!r}; expected one of {', '.join(PEAK_MODES)}")
@@ -174,23 +178,24 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
         ref, symbols = records.read_beat_annotations(base, where)
         if ref.size == 0:
             raise DataError(f"{where}: {base.name}.atr has no beat annotations; use --peaks detector")
-        seg = segment.extract_beats(signal, fs, ref)
-        y = records.aami_labels(symbols[seg.index])
+        beats = cut_record(signal, fs, ref, symbols)
+        y = records.aami_labels(beats.symbol)
         label_dataset = "mitbih"
     else:
-        seg = segment.extract_beats(signal, fs, None, polarity="auto")
+        beats = cut_record(signal, fs, None, polarity="auto")
         label = records.diagnosis_label(header.comments)
         if label is not None:
-            y = np.full(seg.index.size, label, dtype=np.int64)
+            y = np.full(len(beats), label, dtype=np.int64)
             label_dataset = "ptb"
-    if seg.X.shape[0] == 0:
+    if len(beats) == 0:
         raise DataError(f"{where}: no beats found in lead {chosen} ({mode}); is it an ECG?")
     return Beats(
-        X=np.ascontiguousarray(seg.X, dtype=np.float32),
+        X=np.ascontiguousarray(beats.X, dtype=np.float32),
         y=y,
         label_dataset=label_dataset,
-        sample=np.asarray(seg.peaks)[seg.index],
+        sample=beats.sample,
         fs=fs,
         lead=chosen,
         peaks=mode,
+        context=beats.context(),
     )

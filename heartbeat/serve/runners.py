@@ -525,7 +525,7 @@ def predict_proba(
         if rhythm.shape[1] < runner.rhythm_width:
             raise DataError(
                 f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
-                f"got {rhythm.shape[1]}; build them with heartbeat.signal.context.context_from_peaks"
+                f"got {rhythm.shape[1]}; build them with heartbeat.signal.beats.cut_record(...).context()"
             )
         side = (np.ascontiguousarray(rhythm[:, : runner.rhythm_width], dtype=np.float32),)
     if progress is None:

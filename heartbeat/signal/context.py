@@ -108,12 +108,6 @@ def rhythm_matrix(values: np.ndarray | pd.DataFrame) -> np.ndarray:
     return np.clip(R, 0.0, RR_CLIP).astype(np.float32)
 
 
-def rhythm_from_peaks(samples: np.ndarray, fs: float) -> np.ndarray:
-    """The ``(n, 6)`` rhythm matrix for the R-peaks of one record (sample indices at rate ``fs``)."""
-    rr = rr_features(samples, fs)
-    return rhythm_matrix(np.stack([rr[k] for k in RR_COLUMNS], axis=1))
-
-
 def template_features(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """``(n, 3)`` float32: each beat against the median beat of its group (its record).
 
@@ -139,8 +133,3 @@ def template_features(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def context_matrix(rr: np.ndarray | pd.DataFrame, X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """The ``(n, 9)`` matrix of :data:`CONTEXT_COLUMNS`: :func:`rhythm_matrix` then :func:`template_features`."""
     return np.hstack([rhythm_matrix(rr), template_features(X, groups)])
-
-
-def context_from_peaks(X: np.ndarray, samples: np.ndarray, fs: float) -> np.ndarray:
-    """The ``(n, 9)`` context matrix of one record's beats ``X`` at R-peaks ``samples`` (rate ``fs``)."""
-    return np.hstack([rhythm_from_peaks(samples, fs), template_features(X, np.zeros(len(X), dtype=np.int8))])

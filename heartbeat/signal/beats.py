@@ -1,0 +1,79 @@
+"""The beats of one record: cut from one lead, labelled when annotations say, with their context.
+
+One function, :func:`cut_record`, serves every path from a continuous lead to beats: the physionet
+source (training data), the demo source's synthetic records, and ``heartbeat predict`` on a user's
+record. So a beat, its R-R features and its context matrix are computed the same way at training
+and at prediction time (tests/test_predict.py checks one real record through both paths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heartbeat.signal.context import RR_COLUMNS, context_matrix, rr_features
+from heartbeat.signal.segment import Segmented, extract_beats
+
+
+@dataclass(frozen=True)
+class RecordBeats:
+    """Beats cut from one record, and what each came from."""
+
+    X: np.ndarray
+    """``(n, 187)`` float32 beats."""
+    sample: np.ndarray
+    """R-peak of each beat, in samples at the record's own rate."""
+    symbol: np.ndarray
+    """The annotation symbol of each beat; ``""`` where there is none (detected peaks)."""
+    rr: dict[str, np.ndarray]
+    """R-R features of each beat (:data:`heartbeat.signal.context.RR_COLUMNS`), from all the record's
+    R-peaks, so the neighbours of a dropped beat still count."""
+    segmented: Segmented
+    """The segmenter's own output, for reports (which peaks were found, whether the lead was flipped)."""
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def context(self) -> np.ndarray:
+        """The ``(n, 9)`` context matrix of these beats (:data:`heartbeat.signal.context.CONTEXT_COLUMNS`),
+        exactly as preprocess builds it for the beats of one record."""
+        rr = np.stack([self.rr[k] for k in RR_COLUMNS], axis=1)
+        return context_matrix(rr, self.X, np.zeros(len(self), dtype=np.int8))
+
+
+def cut_record(
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray | None = None,
+    symbols: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
+    **segment_options: object,
+) -> RecordBeats:
+    """Cut the beats of one lead: at ``peaks`` (R-peak samples at ``fs``, e.g. annotations), or at the
+    peaks the paper's detector finds when ``peaks`` is None.
+
+    ``symbols`` (one per peak) labels them; ``keep`` (a boolean mask over the peaks) drops some after
+    segmentation, as the physionet source does with detections that match no annotation, while their
+    R-R intervals still count for the neighbours. ``segment_options`` go to
+    :func:`heartbeat.signal.segment.extract_beats`.
+    """
+    seg = extract_beats(signal, fs, peaks, **segment_options)
+    all_peaks = np.asarray(seg.peaks)
+    all_symbols = (
+        np.asarray(symbols, dtype=object)
+        if symbols is not None
+        else np.full(all_peaks.size, "", dtype=object)
+    )
+    if all_symbols.size != all_peaks.size:
+        raise ValueError(f"cut_record: {all_symbols.size} symbols for {all_peaks.size} R-peaks")
+    index = seg.index if keep is None else seg.index[np.asarray(keep, dtype=bool)[seg.index]]
+    rows = np.isin(seg.index, index)
+    rr = rr_features(all_peaks, fs)
+    return RecordBeats(
+        X=seg.X[rows],
+        sample=all_peaks[index],
+        symbol=all_symbols[index].astype(str),
+        rr={k: v[index] for k, v in rr.items()},
+        segmented=seg,
+    )
