@@ -9,12 +9,21 @@ class with the hostile input itself and with its neighbours, through the public 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
+from tests.conftest import ROOT
 
 MIT = (0, 1, 2, 3, 4)
 
@@ -57,3 +66,268 @@ def test_mixed_row_widths_name_the_row(tmp_path, engine: str, labelled: bool | N
     expected = r"row 4 has 188 columns but row 1 has 187" if labelled is None else r"row 4 has 187 columns"
     with pytest.raises(DataError, match=expected):
         read_beats_csv(path, MIT, labelled=labelled, engine=engine)
+
+
+# ---------------------------------------------------------------- helpers for heartbeat predict
+
+
+def tiny_onnx(path: Path, classes: int = 5, weight: float = 0.01, nan: bool = False) -> Path:
+    """A softmax(xW + b) model as an ONNX file: loads in well under a second, with no TensorFlow."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    W = (np.random.default_rng(0).standard_normal((BEAT_LENGTH, classes)) * weight).astype(np.float32)
+    if nan:
+        W[3, 1] = np.nan  # a diverged model: every output NaN
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["beats", "W"], ["z"]),
+            helper.make_node("Add", ["z", "b"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["proba"], axis=-1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("beats", TensorProto.FLOAT, [None, BEAT_LENGTH])],
+        [helper.make_tensor_value_info("proba", TensorProto.FLOAT, [None, classes])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(np.zeros(classes, np.float32), "b")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), path)
+    return path
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return tiny_onnx(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def beats_csv(tmp_path: Path) -> Path:
+    """200 labelled beats: 940 KB, far more than the 64 KiB a reader sniffs."""
+    path = tmp_path / "beats.csv"
+    path.write_text(_rows(200))
+    return path
+
+
+def _predict(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    from heartbeat.serve.cli import main
+
+    code = main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("heartbeat predict: error: "), err
+    return lines[0]
+
+
+def _cli(*argv: object, **kwargs) -> subprocess.Popen:
+    """``heartbeat predict`` as a process of its own (standard streams as given in ``kwargs``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "heartbeat.serve.cli", "predict", *map(str, argv)]
+    return subprocess.Popen(cmd, env=env, **kwargs)
+
+
+# ---------------------------------------------------------------- 1. outputs never destroy what the user owns
+
+
+@pytest.mark.parametrize("spelling", ["same path", "another spelling", "hard link", "symlink", "the model"])
+def test_output_that_is_an_input_is_refused(capsys, tmp_path, model, beats_csv, spelling: str) -> None:
+    before = {p: p.read_bytes() for p in (beats_csv, model)}
+    out = {
+        "same path": beats_csv,
+        "another spelling": tmp_path / "sub" / ".." / "beats.csv",
+        "hard link": tmp_path / "link.csv",
+        "symlink": tmp_path / "symlink.csv",
+        "the model": model,
+    }[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "hard link":
+        os.link(beats_csv, out)
+    if spelling == "symlink":
+        out.symlink_to(beats_csv)
+    code, stdout, err = _predict(capsys, "-m", model, beats_csv, "-o", out)
+    assert code == 2 and "is one of the inputs" in _one_line(err) and stdout == ""
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_output_keeps_the_files_mode_and_writes_through_a_symlink(capsys, tmp_path, model, beats_csv) -> None:
+    private = tmp_path / "private.csv"
+    private.write_text("old rows\n")
+    private.chmod(0o600)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(private)
+    code, _, err = _predict(capsys, "-q", "-m", model, beats_csv, "-o", link)
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == private  # the link is still a link
+    assert private.read_text().startswith("beat,label,predicted,p_N")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    code, _, _ = _predict(capsys, "-q", "-m", model, beats_csv, "-o", private)  # the file itself
+    assert code == 0 and stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def _null_device(tmp_path: Path) -> Path:
+    """A character device to write to. As root, a null device of our own (were a regression to
+    replace it, only this copy would go), else /dev/null, which only root could replace."""
+    if os.geteuid() != 0:
+        return Path(os.devnull)
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        pytest.skip("running as root without the right to make a device node")
+    return node
+
+
+def test_a_device_is_written_in_place_never_replaced(capsys, tmp_path, model, beats_csv) -> None:
+    device = _null_device(tmp_path)
+    code, stdout, err = _predict(capsys, "-q", "-m", model, beats_csv, "-o", device)
+    assert code == 0 and stdout == "", err
+    assert stat.S_ISCHR(os.stat(device).st_mode), "the device was replaced by a regular file"
+    # /dev/stdout, /dev/fd/N: the descriptor itself (/proc/self/fd/1 here, where nothing can be created)
+    code, stdout, err = _predict(capsys, "-q", "-m", model, beats_csv, "-o", "/proc/self/fd/1")
+    assert code == 0 and stdout.count("\n") == 201, err
+    code, _, err = _predict(capsys, "-m", model, beats_csv, "-o", tmp_path)
+    assert code == 2 and "is a folder" in _one_line(err)
+
+
+def test_a_fifo_is_written_in_place_never_replaced(capsys, tmp_path, model, beats_csv) -> None:
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    code, _, err = _predict(capsys, "-q", "-m", model, beats_csv, "-o", fifo)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    reader.join(timeout=10)
+    assert got and got[0].decode().count("\n") == 201
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_full_stdout_is_one_line_and_a_failure(tmp_path, model, beats_csv) -> None:
+    with open("/dev/full", "wb") as full:
+        proc = _cli("-q", "-m", model, beats_csv, stdout=full, stderr=subprocess.PIPE, text=True)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "standard output: could not write the rows (no space left on device)" in _one_line(err)
+
+
+def test_closed_pipe_is_one_line_and_a_failure(model, beats_csv) -> None:
+    """``heartbeat predict ... | head -0``: the reader left before the rows were written."""
+    proc = _cli("-q", "-m", model, beats_csv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 1
+    assert "standard output: could not write the rows (the reader closed the pipe)" in _one_line(err)
+
+
+# ---------------------------------------------------------------- 5. pipes keep every byte
+
+
+PIPED = {
+    "/dev/stdin": ("csv", ["--input-kind", "csv", "/dev/stdin"]),
+    "-": ("csv", ["--input-kind", "csv", "-"]),
+    "- (kind from the bytes)": ("csv", ["-"]),
+    ".npy on -": ("npy", ["-"]),
+    "process substitution": ("csv", ["<(cat)"]),
+}
+
+
+@pytest.mark.parametrize("how", list(PIPED))
+def test_input_from_a_pipe_keeps_every_byte(tmp_path, model, beats_csv, how: str) -> None:
+    """``cat beats.csv | heartbeat predict --input-kind csv /dev/stdin`` and its neighbours give the rows
+    that the file itself gives, every one of them."""
+    kind, args = PIPED[how]
+    source = beats_csv
+    if kind == "npy":
+        source = tmp_path / "beats.npy"
+        np.save(source, read_beats_csv(beats_csv, MIT).X)
+    run = {"env": {**os.environ, "PYTHONPATH": str(ROOT)}, "capture_output": True, "timeout": 120}
+    cli = [sys.executable, "-m", "heartbeat.serve.cli", "predict", "-q", "-m", str(model)]
+    expected = subprocess.run([*cli, str(source)], check=True, **run).stdout
+    assert expected.count(b"\n") == 201
+    if how == "process substitution":  # bash hands the command /dev/fd/63, a pipe
+        piped = subprocess.run(
+            ["bash", "-c", " ".join(f"'{a}'" for a in cli) + " <(cat)"], input=source.read_bytes(), **run
+        )
+    else:
+        piped = subprocess.run([*cli, *args], input=source.read_bytes(), **run)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == expected
+
+
+def _feed(fifo: Path, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the reader stops at its cap
+        fifo.write_bytes(data)
+
+
+def test_a_fifo_is_read_once_and_a_flood_is_capped(tmp_path, beats_csv, monkeypatch) -> None:
+    from heartbeat.core import streams
+
+    fifo = tmp_path / "beats.fifo"
+    os.mkfifo(fifo)
+    for limit, outcome in ((None, "beats"), (100_000, "capped")):
+        if limit is not None:
+            monkeypatch.setattr(streams, "MAX_STREAM_BYTES", limit)
+        writer = threading.Thread(target=_feed, args=(fifo, beats_csv.read_bytes()), daemon=True)
+        writer.start()
+        if outcome == "beats":
+            beats = read_beats_csv(fifo, MIT)
+            assert len(beats) == 200
+            np.testing.assert_array_equal(beats.X, read_beats_csv(beats_csv, MIT).X)
+        else:
+            with pytest.raises(DataError, match=r"beats\.fifo: sent more than 100,000 bytes through a pipe"):
+                read_beats_csv(fifo, MIT)
+        writer.join(timeout=10)
+
+
+# ---------------------------------------------------------------- 4. untrusted sizes are never believed
+
+
+def test_blank_lines_at_the_start_do_not_inflate_the_allocation(tmp_path) -> None:
+    """The row count is estimated from the first 64 KiB; a run of blank lines there made it
+    allocate 700 times the file (a MemoryError on larger files). It is capped by the file size."""
+    import tracemalloc
+
+    rows = _rows(1000).encode().split(b"\n")
+    path = tmp_path / "blank.csv"
+    path.write_bytes(rows[0] + b"\n" * 60_000 + b"\n".join(rows[1:]))
+    tracemalloc.start()
+    try:
+        beats = read_beats_csv(path, MIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(beats) == 1000
+    assert peak < 8 * path.stat().st_size, f"peak {peak:,} bytes for a {path.stat().st_size:,}-byte file"
+
+
+def _npy_claiming(path: Path, shape: tuple[int, ...], data: bytes = b"") -> Path:
+    """A .npy whose header claims ``shape`` (float32) followed by ``data``, however little."""
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        fh.write(data)
+    return path
+
+
+@pytest.mark.parametrize("shape", [(10**12, BEAT_LENGTH), (2**40,), (50, BEAT_LENGTH)])
+def test_npy_header_claiming_more_than_the_file_holds(capsys, tmp_path, model, shape) -> None:
+    """``np.load`` allocates what the header claims before reading: 100 bytes claiming 748 TB was a
+    MemoryError. The claim is checked against the file's size first, for predict and for the stages."""
+    from heartbeat.prepare.arrays import load_split
+
+    path = _npy_claiming(tmp_path / "huge.npy", shape, b"\0" * 400)
+    code, _, err = _predict(capsys, "-m", model, path)
+    assert code == 2
+    assert "huge.npy: its header claims an array of shape" in _one_line(err) and "holds 400 bytes" in err
+    split = tmp_path / "prepared"
+    split.mkdir()
+    _npy_claiming(split / "X_test.npy", shape, b"\0" * 400)
+    np.save(split / "y_test.npy", np.zeros(3, np.int64))
+    for mmap in (False, True):
+        with pytest.raises(DataError, match=r"X_test\.npy: its header claims an array of shape"):
+            load_split(split, "test", mmap=mmap)

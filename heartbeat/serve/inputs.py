@@ -22,6 +22,8 @@ import numpy as np
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
+from heartbeat.core.npyfile import load_npy
+from heartbeat.core.streams import display_name, is_stream, read_stream
 
 log = logging.getLogger("heartbeat")
 
@@ -54,8 +56,14 @@ class Beats:
         return int(self.X.shape[0])
 
 
-def detect_kind(path: Path) -> str:
-    """``csv``, ``npy`` or ``wfdb`` from the name, falling back to the file's first bytes."""
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def detect_kind(path: Path, data: bytes | None = None) -> str:
+    """``csv``, ``npy`` or ``wfdb`` from the name, falling back to the first bytes (``data``, for
+    an input already read from a pipe, or the file's)."""
+    if data is not None:
+        return "npy" if data.startswith(_NPY_MAGIC) else "csv"
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"
@@ -68,7 +76,7 @@ def detect_kind(path: Path) -> str:
     if path.is_file():
         with open(path, "rb") as fh:
             head = fh.read(8)
-        return "npy" if head.startswith(b"\x93NUMPY") else "csv"
+        return "npy" if head.startswith(_NPY_MAGIC) else "csv"
     raise DataError(
         f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
         "with mitdb/100.hea next to it)"
@@ -81,33 +89,44 @@ def read_input(
     lead: str | None = None,
     peaks: str = "auto",
 ) -> Beats:
-    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`)."""
+    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`).
+
+    ``-`` is standard input; it, and any other pipe (``/dev/stdin``, a process substitution),
+    is read once, whole, and parsed from memory: a pipe cannot be opened twice.
+    """
     p = Path(path)
+    data = read_stream(path) if is_stream(path) else None
     if kind == "auto":
-        kind = detect_kind(p)
+        kind = detect_kind(p, data)
     if kind == "csv":
-        beats = read_beats_csv(p, labelled=None)
+        beats = read_beats_csv(path, labelled=None, data=data)
         return Beats(X=beats.X, y=beats.y)
     if kind == "npy":
-        return read_npy(p)
+        return read_npy(p, data)
     if kind == "wfdb":
+        if data is not None:
+            raise DataError(
+                f"{display_name(path)}: a WFDB record is several files (.hea, .dat, .atr) and cannot be read "
+                "from a pipe; give the record's path"
+            )
         return read_record(p, lead=lead, peaks=peaks)
     raise DataError(f"unknown input kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def read_npy(path: Path) -> Beats:
-    """An ``(n, 187)`` array of beats in [0, 1]; a single ``(187,)`` beat is accepted as one row."""
+def read_npy(path: Path, data: bytes | None = None) -> Beats:
+    """An ``(n, 187)`` array of beats in [0, 1]; a single ``(187,)`` beat is accepted as one row.
+
+    ``data`` is the file's content when it was read from a pipe; ``path`` then only names it.
+    """
+    path = display_name(path)
     try:
-        X = np.load(path, allow_pickle=False)
+        X = load_npy(path, data)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a .npy file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: not a valid .npy array ({first})") from None
-    if not isinstance(X, np.ndarray):
-        raise DataError(f"{path}: holds several arrays (.npz?); expected one (n, {BEAT_LENGTH}) array")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if X.ndim == 1 and X.shape[0] == BEAT_LENGTH:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != BEAT_LENGTH:
