@@ -331,3 +331,30 @@ def test_npy_header_claiming_more_than_the_file_holds(capsys, tmp_path, model, s
     for mmap in (False, True):
         with pytest.raises(DataError, match=r"X_test\.npy: its header claims an array of shape"):
             load_split(split, "test", mmap=mmap)
+
+
+# ---------------------------------------------------------------- 3. non-finite numbers never pass for results
+
+
+def test_predict_refuses_a_model_whose_outputs_are_not_finite(capsys, tmp_path, beats_csv) -> None:
+    """It printed class 0 for every beat, with blank probabilities."""
+    nan_model = tiny_onnx(tmp_path / "diverged.onnx", nan=True)
+    code, out, err = _predict(capsys, "-m", nan_model, beats_csv)
+    assert code == 2 and out == ""
+    assert "diverged.onnx: the model outputs nan for beat 1 (200 of 200 beats" in _one_line(err)
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "0", "-1", "1e9", '"2.5"', "true"])
+def test_predict_refuses_a_stored_temperature_training_cannot_give(
+    capsys, tmp_path, beats_csv, value
+) -> None:
+    """A sidecar temperature of Infinity flattened every probability to 1/5: every beat was N."""
+    from heartbeat.model.architectures import build_mlp
+    from heartbeat.model.saving import save_model
+
+    model = tmp_path / "mlp.keras"
+    save_model(build_mlp(5, [4]), model)
+    model.with_suffix(".json").write_text(f'{{"model": "mlp", "temperature": {value}}}\n')
+    code, out, err = _predict(capsys, "-m", model, beats_csv)
+    assert code == 2 and out == ""
+    assert "mlp.json: temperature" in _one_line(err) and "is not a number in [0.05, 20]" in err

@@ -834,6 +834,57 @@ def test_pickle_model_stops_evaluate_in_one_line(tmp_path: Path, tiny_repro: Pat
     assert _digest(project) == before and _leftovers(project) == []
 
 
+# ---------------------------------------------------------------- 1. non-finite numbers never pass for results
+
+
+@pytest.mark.slow
+def test_diverging_training_stops_in_one_line_and_writes_nothing(
+    tmp_path: Path, tiny_repro: Path, in_process
+) -> None:
+    """A huge learning rate trained a NaN model with exit 0; now the stage names itself and lr."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    edit_params(project, {"train_mlp": {"lr": 1e30}})
+    before = _digest(project)
+    _one_line_error(
+        in_process(project, "train_mlp"),
+        "train_mlp",
+        "training diverged: the loss became nan at epoch 1",
+        "lower train_mlp.lr in params.yaml (now 1e+30)",
+    )
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+def _nan_weights(model_path: Path) -> None:
+    from heartbeat.model.saving import load_model, save_model
+
+    model = load_model(model_path)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])  # as after a divergence
+    save_model(model, model_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["NaN weights", "temperature Infinity", "temperature 0", "temperature text"])
+def test_non_finite_model_or_temperature_stops_evaluate(
+    tmp_path: Path, tiny_repro: Path, in_process, case: str
+) -> None:
+    """A NaN model made evaluate crash with a traceback; a sidecar temperature of Infinity made every
+    beat class 0. Both are refused in one line, and no metric or plot is written."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    sidecar = project / "models/mlp_ptb.json"
+    if case == "NaN weights":
+        _nan_weights(project / "models/mlp_ptb.keras")
+        expected = "models/mlp_ptb.keras: the model outputs nan for beat 1"
+    else:
+        value = {"temperature Infinity": "Infinity", "temperature 0": "0", "temperature text": '"2"'}[case]
+        sidecar.write_text(sidecar.read_text().rstrip().rstrip("}") + f', "temperature": {value}}}\n')
+        expected = "models/mlp_ptb.json: temperature"
+    before = _digest(project)
+    _one_line_error(in_process(project, "evaluate"), "evaluate", expected)
+    assert _digest(project) == before and _leftovers(project) == []
+
+
 # ---------------------------------------------------------------- 2. downloads cut off mid-file
 
 

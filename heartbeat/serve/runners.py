@@ -43,6 +43,7 @@ from heartbeat.core.errors import DataError, HeartbeatError, ModelError, first_l
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST
 from heartbeat.model.calibration import apply_temperature, stored_temperature
+from heartbeat.model.outputs import check_probabilities
 
 log = logging.getLogger("heartbeat")
 
@@ -545,6 +546,7 @@ def predict_proba(
                 )
             out[start:stop] = proba
             bar.update(stop - start)
+    check_probabilities(out, str(runner.path))
     if runner.temperature is not None:
         out = apply_temperature(out, runner.temperature)
     return out

@@ -114,7 +114,7 @@ def fit_stage(
         make_deterministic(seed)
         with scope():  # variables, optimizer and fit under the chosen strategy
             model = build(n_classes, width) if build else build_model(stage, cfg, n_classes, width, base)
-            results.append(train(model, tr, va, member_cfg, replicas=replicas))
+            results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
     info: dict[str, Any] = {
         "train_seconds": round(sum(r.seconds for r in results), 2),
         "epochs_run": sum(len(r.history) for r in results),
