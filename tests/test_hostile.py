@@ -358,3 +358,130 @@ def test_predict_refuses_a_stored_temperature_training_cannot_give(
     code, out, err = _predict(capsys, "-m", model, beats_csv)
     assert code == 2 and out == ""
     assert "mlp.json: temperature" in _one_line(err) and "is not a number in [0.05, 20]" in err
+
+
+# ---------------------------------------------------------------- 10. integrity of what predict serves
+
+
+def _exported(tmp_path: Path) -> tuple[Path, Path]:
+    """models/tiny.keras and its export models/export/tiny.onnx, with the export stage's manifest."""
+    import json
+
+    from heartbeat.core.hashing import sha256_file
+
+    keras_path = tmp_path / "models" / "tiny.keras"
+    (tmp_path / "models" / "export").mkdir(parents=True)
+    keras_path.write_bytes(b"stands in for the trained model: only its sha256 is read here")
+    onnx_path = tiny_onnx(tmp_path / "models" / "export" / "tiny.onnx")
+    entry = {"sha256": sha256_file(keras_path), "files": ["tiny.onnx"]}
+    entry["file_sha256"] = {"tiny.onnx": sha256_file(onnx_path)}
+    (onnx_path.parent / "manifest.json").write_text(json.dumps({"models": {"tiny": entry}}))
+    return keras_path, onnx_path
+
+
+def test_a_damaged_export_is_refused(capsys, tmp_path, beats_csv) -> None:
+    """One flipped byte in a weight still loads and serves wrong probabilities: the manifest's hash decides."""
+    keras_path, onnx_path = _exported(tmp_path)
+    for model in (["-m", onnx_path], ["-m", keras_path, "--backend", "onnx"]):
+        code, _, err = _predict(capsys, *model, beats_csv)
+        assert code == 0, err
+    data = bytearray(onnx_path.read_bytes())
+    weights = (np.random.default_rng(0).standard_normal((BEAT_LENGTH, 5)) * 0.01).astype(np.float32).tobytes()
+    data[data.index(weights) + 401] ^= 0x40
+    onnx_path.write_bytes(bytes(data))
+    for model in (["-m", onnx_path], ["-m", keras_path, "--backend", "onnx"]):
+        code, out, err = _predict(capsys, *model, beats_csv)
+        assert code == 2 and out == ""
+        assert "tiny.onnx: its sha256 differs from the one in" in _one_line(err)
+
+
+def _record(folder: Path, name: str = "rec", fs: float = 360.0) -> Path:
+    """A synthetic 30 s MLII record (about 1.2 beats per second) written with wfdb."""
+    import wfdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(30 * fs)) / fs
+    phase = (t * 1.2) % 1.0
+    ecg = np.exp(-(((phase - 0.3) / 0.012) ** 2)) + 0.15 * np.exp(-(((phase - 0.6) / 0.06) ** 2))
+    wfdb.wrsamp(
+        name, fs=fs, units=["mV"], sig_name=["MLII"], p_signal=ecg[:, None], fmt=["16"], write_dir=str(folder)
+    )
+    return folder / name
+
+
+@pytest.mark.parametrize(
+    ("signal_file", "expected"),
+    [
+        (".", "names the signal file '.', which is not a file name"),
+        ("sub", "lead MLII is in sub, which is not a file next to the header"),
+        ("gone.dat", "lead MLII is in gone.dat, which is missing next to the header"),
+    ],
+)
+def test_a_header_naming_a_folder_as_its_signal_file(capsys, tmp_path, model, signal_file, expected) -> None:
+    record = _record(tmp_path / "db")
+    (tmp_path / "db" / "sub").mkdir()
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace("rec.dat", signal_file))
+    code, _, err = _predict(capsys, "-m", model, record)
+    assert code == 2
+    line = _one_line(err)
+    assert f"{record}: " in line and expected in line
+
+
+def test_a_physionet_header_naming_a_folder_names_the_record(tmp_path) -> None:
+    from heartbeat.core.config import PhysionetConfig
+    from heartbeat.fetch.physionet import fetch_physionet
+
+    record = _record(tmp_path / "mirror" / "mitdb", "100")
+    (record.parent / "RECORDS").write_text("100\n")
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace("100.dat", "."))
+    cfg = PhysionetConfig(mirror=str(tmp_path / "mirror"), mitdb_version="", retries=0)
+    with pytest.raises(DataError, match=r"^mitdb record 100: header 100\.hea names the signal file '\.'"):
+        fetch_physionet(cfg, 0, tmp_path / "out", tmp_path / "cache")
+
+
+# ---------------------------------------------------------------- 11. messages name their subject
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "positions beyond the signal"])
+def test_garbage_annotations_name_the_record(capsys, tmp_path, model, damage) -> None:
+    import wfdb
+
+    record = _record(tmp_path / "db")
+    atr = record.with_suffix(".atr")
+    if damage == "random bytes":
+        atr.write_bytes(np.random.default_rng(3).bytes(3000))
+    else:
+        samples = np.array([100, 400, 10**9])
+        wfdb.wrann("rec", "atr", samples, symbol=["N"] * 3, write_dir=str(record.parent))
+    code, _, err = _predict(capsys, "-m", model, record)
+    assert code == 2
+    line = _one_line(err)
+    assert line.startswith(f"heartbeat predict: error: {record}: annotations rec.atr"), line
+
+
+@pytest.mark.parametrize("fs", ["0.5", "0", "1e9", "abc"])
+def test_a_bad_sampling_rate_names_the_record(capsys, tmp_path, model, fs) -> None:
+    record = _record(tmp_path / "db")
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace(" 360 ", f" {fs} ", 1))
+    code, _, err = _predict(capsys, "-m", model, record)
+    assert code == 2 and _one_line(err).startswith(f"heartbeat predict: error: {record}: ")
+
+
+def test_ptb_beats_on_a_mitbih_model_get_a_warning(capsys, tmp_path, model) -> None:
+    """A PTB CSV (labels 0 normal, 1 abnormal) ran on the MIT-BIH model without a word."""
+    rng = np.random.default_rng(1)
+    X = rng.random((30, BEAT_LENGTH)).astype(np.float32)
+    for name, y in (("ptbdb_abnormal.csv", None), ("beats.csv", np.arange(30) % 2)):
+        path = tmp_path / name
+        path.write_text(format_beats_csv(X, y))
+        code, _, err = _predict(capsys, "-m", model, path)
+        assert code == 0, err
+        warnings = [line for line in err.splitlines() if "WARNING" in line]
+        assert len(warnings) == 1 and "use a PTB model (--dataset ptb)" in warnings[0], err
+    mit = tmp_path / "mitbih_test.csv"
+    mit.write_text(format_beats_csv(X, np.arange(30) % 5))
+    code, _, err = _predict(capsys, "-m", model, mit)
+    assert code == 0 and "WARNING" not in err

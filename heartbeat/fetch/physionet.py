@@ -40,7 +40,7 @@ from heartbeat.core.atomic import atomic_path, write_json
 from heartbeat.core.beatcsv import write_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import PhysionetConfig
-from heartbeat.core.errors import DataError, SourceError
+from heartbeat.core.errors import DataError, SourceError, about
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.core.splits import split_stratified
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
@@ -245,26 +245,17 @@ def _read_lead(db: _Database, record: str, header: wfdb.Record, lead: str) -> np
     return records.read_lead(path.parent / Path(record).name, header, lead, f"{db.name} record {record}")
 
 
-def _read_annotations(db: _Database, record: str) -> tuple[np.ndarray, np.ndarray]:
-    """Beat annotations only (AAMI beat symbols), as (samples, symbols)."""
+def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Beat annotations only (AAMI beat symbols), as (samples, symbols), inside the signal's ``length``."""
     where = f"{db.name} record {record}"
 
     def parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return records.read_beat_annotations(path.with_suffix(""), where)
+            return records.read_beat_annotations(path.with_suffix(""), where, length)
         except DataError as exc:
             raise DataError(f"{exc}; the copy on the mirror is truncated or corrupt") from None
 
     return _validated(db, f"{record}.atr", parse)[0]
-
-
-def _name_record(exc: SourceError | DataError, database: str, record: str) -> SourceError | DataError:
-    """The same error, its message starting with the record it is about."""
-    prefix = f"{database} record {record}: "
-    message = str(exc)
-    if not message.startswith(prefix):
-        message = prefix + message
-    return (SourceError if isinstance(exc, SourceError) else DataError)(message)
 
 
 # ---------------------------------------------------------------- beats of one record
@@ -320,7 +311,7 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     if lead.lower() != cfg.mitdb_lead.lower():
         log.info("mitdb record %s has no %s lead; using %s instead", record, cfg.mitdb_lead, lead)
     signal = _read_lead(db, record, header, lead)
-    ref_samples, ref_symbols = _read_annotations(db, record)
+    ref_samples, ref_symbols = _read_annotations(db, record, int(header.sig_len))
     fs = float(header.fs)
     kwargs = _segment_kwargs(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
@@ -400,7 +391,7 @@ def _collect(cfg: PhysionetConfig, name: str, cache: Path, report: _Report, read
         try:
             beats = reader(db, record, cfg, report)
         except (SourceError, DataError) as exc:
-            raise _name_record(exc, name, record) from None
+            raise about(exc, f"{name} record {record}") from None
         if beats is not None:
             out.append(beats)
     return out

@@ -239,6 +239,33 @@ def check_labels(beats, runner, where: str) -> None:
         )
 
 
+def dataset_warning(beats, runner, where: str) -> str | None:
+    """A warning when the input looks like the other dataset's beats, or None.
+
+    A bare CSV names no dataset, so a PTB file (labels 0 normal, 1 abnormal) runs on a MIT-BIH
+    model without error and its accuracy reads the labels as N and S. The file name
+    (``ptbdb_*``, ``mitbih_*``, as in the Kaggle set) or labels that are only 0 and 1 give it away.
+    """
+    name = Path(where).name.lower()
+    labels = beats.y if beats.y is not None and beats.label_dataset is None and len(beats.y) else None
+    binary = labels is not None and set(np.unique(labels).tolist()) <= {0, 1}
+    if runner.dataset == "mitbih" and (name.startswith("ptb") or (binary and not name.startswith("mitbih"))):
+        why = (
+            "is named like a PTB file" if name.startswith("ptb") else "has only labels 0 and 1, as a PTB file"
+        )
+        return (
+            f"{where}: {why} (normal, abnormal), but the model predicts the MIT-BIH classes "
+            f"({' '.join(runner.class_names)}), so its labels are read as N and S; for PTB beats use a "
+            "PTB model (--dataset ptb)"
+        )
+    if runner.dataset == "ptb" and name.startswith("mitbih"):
+        return (
+            f"{where}: is named like a MIT-BIH file, but the model predicts the PTB classes "
+            f"({' '.join(runner.class_names)}); for MIT-BIH beats use a MIT-BIH model (--dataset mitbih)"
+        )
+    return None
+
+
 def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]:
     names = runner.class_names
     pred = proba.argmax(axis=1)
@@ -299,6 +326,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
             f"--dataset {args.dataset} needs a {args.dataset} model"
         )
     check_labels(beats, runner, args.input)
+    warning = dataset_warning(beats, runner, args.input)
+    if warning:
+        log.warning("%s", warning)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
     rhythm = beats.context if runner.rhythm else None

@@ -21,7 +21,7 @@ import numpy as np
 
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, about
 from heartbeat.core.npyfile import load_npy
 from heartbeat.core.streams import display_name, is_stream, read_stream
 
@@ -165,15 +165,22 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     ``auto`` uses annotations when a ``.atr`` file exists. A PTB record whose
     header names its diagnosis yields PTB labels for every beat.
     """
-    from heartbeat.signal import records
-    from heartbeat.signal.beats import cut_record
-
     if peaks not in PEAK_MODES:
         raise DataError(f"unknown peaks mode {peaks!r}; expected one of {', '.join(PEAK_MODES)}")
     base = _record_base(path)
     where = str(base)
     if not base.with_name(base.name + ".hea").is_file():
         raise DataError(f"{where}: no WFDB header {base.name}.hea; give the record path without suffix")
+    try:
+        return _cut(base, where, lead, peaks)
+    except DataError as exc:  # the segmenter's checks do not know which record they are about
+        raise about(exc, where) from None
+
+
+def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
+    from heartbeat.signal import records
+    from heartbeat.signal.beats import cut_record
+
     header = records.read_header(base, where)
     names = [str(n) for n in (header.sig_name or [])]
     chosen = records.pick_lead(names, (lead,) if lead else DEFAULT_LEADS)
@@ -194,7 +201,7 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     if mode == "annotations":
         if not has_atr:
             raise DataError(f"{where}: --peaks annotations needs {base.name}.atr next to the header")
-        ref, symbols = records.read_beat_annotations(base, where)
+        ref, symbols = records.read_beat_annotations(base, where, int(header.sig_len))
         if ref.size == 0:
             raise DataError(f"{where}: {base.name}.atr has no beat annotations; use --peaks detector")
         beats = cut_record(signal, fs, ref, symbols)
