@@ -485,3 +485,43 @@ def test_ptb_beats_on_a_mitbih_model_get_a_warning(capsys, tmp_path, model) -> N
     mit.write_text(format_beats_csv(X, np.arange(30) % 5))
     code, _, err = _predict(capsys, "-m", model, mit)
     assert code == 0 and "WARNING" not in err
+
+
+# ---------------------------------------------------------------- 4. a zip member is checked as it streams
+
+
+def _archive(path: Path, ptb_normal: bytes) -> Path:
+    import zipfile
+
+    from heartbeat.fetch.synth import generate_demo
+
+    beats = generate_demo(5, {"mitbih_train": 20, "mitbih_test": 20, "ptb_normal": 12, "ptb_abnormal": 12})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, b in beats.items():
+            zf.writestr(name, ptb_normal if name == "ptbdb_normal.csv" else format_beats_csv(b.X, b.y))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\0" * 30_000_000, "member ptbdb_normal.csv: row 1 starts with"),
+        (
+            _rows(1).encode() + b"7" * 30_000_000,
+            "member ptbdb_normal.csv has a line of more than 65,536 bytes",
+        ),
+        (b"\n" * 30_000_000, "member ptbdb_normal.csv: file is empty"),
+    ],
+    ids=["NUL bytes", "one endless row", "blank lines"],
+)
+def test_a_zip_member_that_is_not_a_beat_csv_stops_within_a_megabyte(tmp_path, content, expected) -> None:
+    """Every member was extracted in full before any check: 30 MB of garbage from 30 KB of zip."""
+    from heartbeat.fetch.archive import extract_csvs
+
+    archive = _archive(tmp_path / "heartbeat.zip", content)
+    assert archive.stat().st_size < 200_000
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError, match=expected):
+        extract_csvs(archive, tmp_path / "out")
+    partial = tmp_path / "out" / "ptbdb_normal.csv"
+    assert not partial.exists() or partial.stat().st_size <= 2 << 20

@@ -384,6 +384,31 @@ def _corrupt_member(path: Path) -> Path:
     return path
 
 
+def _zip_twice(path: Path, name: str) -> Path:
+    import warnings
+
+    texts = _small_csvs()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate name
+        for member, text in texts.items():
+            zf.writestr(member, text)
+        zf.writestr(name, texts["mitbih_train.csv"])
+    return path
+
+
+def _zip_bomb(path: Path) -> Path:
+    """ptbdb_normal.csv as 52 MB (from 0.2 MB of zip) of one valid row repeated: a valid CSV, beyond any PTB file's size."""
+    row = (",".join(["5.000000000000000000e-01"] * BEAT_LENGTH) + ",0.000000000000000000e+00\n").encode()
+    texts = {n: t for n, t in _small_csvs().items() if n != "ptbdb_normal.csv"}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, text in texts.items():
+            zf.writestr(member, text)
+        with zf.open("ptbdb_normal.csv", "w") as dst:
+            for _ in range(50_000_000 // (len(row) * 1000) + 1):
+                dst.write(row * 1000)
+    return path
+
+
 BAD_ZIPS = {
     "not a zip": (
         lambda p: (p.write_bytes(b"PK\x03\x04 this is not really a zip"), p)[1],
@@ -408,6 +433,19 @@ BAD_ZIPS = {
         ["escapes the archive"],
     ),
     "backslash member": (lambda p: _zip(p, {**_small_csvs(), "..\\evil.csv": "x"}), ["escapes the archive"]),
+    # The same CSV twice: which one to use is ambiguous (train rows became the test set).
+    "same name twice": (
+        lambda p: _zip_twice(p, "mitbih_test.csv"),
+        ["mitbih_test.csv is in the archive 2 times"],
+    ),
+    "same name in two folders": (
+        lambda p: _zip(p, {**_small_csvs(), "old/mitbih_test.csv": _small_csvs()["mitbih_train.csv"]}),
+        ["mitbih_test.csv is in the archive 2 times ('mitbih_test.csv', 'old/mitbih_test.csv')"],
+    ),
+    "zip bomb (52 MB of valid rows)": (
+        _zip_bomb,
+        ["member ptbdb_normal.csv unpacks to 51,700,000 bytes", "refusing to extract it"],
+    ),
 }
 
 
@@ -437,6 +475,36 @@ def test_absolute_member_is_rejected_before_anything_is_written(project: Path, t
     before = _digest(project)
     _one_line_error(_stage(project, "fetch"), "fetch", f"member {str(target)!r} escapes the archive folder")
     assert not target.exists()
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+@pytest.mark.parametrize(
+    "where", ["zip in data/raw", "folder in data/raw", "data/raw itself", "symlink into data/raw"]
+)
+def test_a_source_inside_the_folder_fetch_replaces_is_refused(project: Path, in_process, where: str) -> None:
+    """Fetch swaps data/raw as a whole and deletes the previous one: with data.local_path in there, it
+    deleted the user's archive. Now it refuses, and the archive and data/raw stay as they were."""
+    raw = project / "data" / "raw"
+    source = {
+        "zip in data/raw": raw / "heartbeat.zip",
+        "folder in data/raw": raw / "mine",
+        "data/raw itself": raw,
+        "symlink into data/raw": raw / "heartbeat.zip",
+    }[where]
+    if where.startswith(("zip", "symlink")):
+        _zip(source, _small_csvs())
+    elif where == "folder in data/raw":
+        source.mkdir()
+        for name, text in _small_csvs().items():
+            (source / name).write_text(text)
+    if where == "symlink into data/raw":
+        (project / "dl.zip").symlink_to(source)
+        source = project / "dl.zip"
+    _use_local(project, source)
+    before = _digest(project)
+    _one_line_error(
+        in_process(project, "fetch"), "fetch", "data.local_path", "is inside data/raw, which fetch replaces"
+    )
     assert _digest(project) == before and _leftovers(project) == []
 
 

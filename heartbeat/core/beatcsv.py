@@ -204,18 +204,9 @@ def read_beats_csv(
     if data is None and is_stream(path):
         data = read_stream(path)
     source = _Source(display_name(path), data)
-    path = source.path
     head = _sniff(source)
-    _check_head(path, head)
-    n_columns = {BEAT_LENGTH + 1} if labelled else {BEAT_LENGTH}
-    if labelled is None:
-        n_columns = {BEAT_LENGTH, BEAT_LENGTH + 1}
-    first_row = head.splitlines()[0].decode("utf-8", errors="replace")
-    width = first_row.count(",") + 1
-    if width not in n_columns:
-        raise DataError(
-            f"{path}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
-        )
+    width = check_start(source.path, head, labelled)
+    n_columns = _columns(labelled)
     fast = _read_arrow(source, head, width, n_columns, allowed_labels) if engine == "auto" else None
     if fast is not None:
         return fast
@@ -231,6 +222,30 @@ def read_beats_csv(
         if problem is not None:
             raise problem from None
         return _read_chunks(source, head, width, n_columns, allowed_labels, dtype=np.float32)
+
+
+def _columns(labelled: bool | None) -> set[int]:
+    if labelled is None:
+        return {BEAT_LENGTH, BEAT_LENGTH + 1}
+    return {BEAT_LENGTH + 1} if labelled else {BEAT_LENGTH}
+
+
+def check_start(name: str | os.PathLike[str], head: bytes, labelled: bool | None = True) -> int:
+    """Check the first bytes of a beat CSV (its first row at least) as :func:`read_beats_csv` does, and
+    return the number of columns of row 1; a :class:`DataError` naming ``name`` if it cannot be one.
+
+    For code that streams a CSV from elsewhere (an archive) and wants to stop at the first megabyte
+    of something that is not one, rather than after the whole of it.
+    """
+    head = head[:_SNIFF_BYTES]
+    _check_head(Path(name), head)
+    n_columns = _columns(labelled)
+    width = head.splitlines()[0].decode("utf-8", errors="replace").count(",") + 1
+    if width not in n_columns:
+        raise DataError(
+            f"{name}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
+        )
+    return width
 
 
 class _NotNumeric(Exception):

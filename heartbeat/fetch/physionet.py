@@ -117,7 +117,8 @@ class _Database:
             remove_quietly(path)
 
 
-def _local_root(mirror: str) -> Path | None:
+def local_root(mirror: str) -> Path | None:
+    """The folder a local mirror (a path or ``file://`` URL) is read from; None for an http(s) mirror."""
     if mirror.startswith("file://"):
         return Path(urllib.parse.unquote(urllib.parse.urlparse(mirror).path))
     if "://" in mirror:
@@ -133,7 +134,7 @@ def _locate(cfg: PhysionetConfig, name: str, cache: Path) -> tuple[_Database, li
     """Find ``name``'s folder on the mirror (versioned or not) and read its RECORDS index."""
     version = getattr(cfg, f"{name}_version").strip("/")
     levels = [f"{name}/{version}", name] if version else [name]
-    root = _local_root(cfg.mirror)
+    root = local_root(cfg.mirror)
     tried = []
     if root is not None:
         for level in levels:
