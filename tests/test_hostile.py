@@ -10,12 +10,14 @@ class with the hostile input itself and with its neighbours, through the public 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -525,3 +527,134 @@ def test_a_zip_member_that_is_not_a_beat_csv_stops_within_a_megabyte(tmp_path, c
         extract_csvs(archive, tmp_path / "out")
     partial = tmp_path / "out" / "ptbdb_normal.csv"
     assert not partial.exists() or partial.stat().st_size <= 2 << 20
+
+
+# ---------------------------------------------------------------- 4. a download cannot run on
+
+
+class _Flood(http.server.BaseHTTPRequestHandler):
+    """Streams 40 MB of zeros, with or without announcing it, and records how much went out."""
+
+    total = 40_000_000
+    announce = False
+    sent: ClassVar[list[int]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.announce:
+            self.send_header("Content-Length", str(self.total))
+        self.end_headers()
+        sent = 0
+        with contextlib.suppress(OSError):
+            while sent < self.total:
+                self.wfile.write(bytes(1 << 16))
+                sent += 1 << 16
+        type(self).sent.append(sent)
+
+
+@pytest.mark.parametrize(
+    ("announce", "limits", "expected"),
+    [
+        (False, {"expected_size": 1_950_000}, "more than the 1,950,000 bytes the record header implies"),
+        (False, {"max_bytes": 1 << 20}, "more than the 1,048,576 bytes such a file can have"),
+        (
+            True,
+            {"expected_size": 1_950_000},
+            "the server announces 40,000,000 bytes, more than the 1,950,000",
+        ),
+        (False, {}, "more than the 1,000,000 bytes such a file can have"),
+    ],
+    ids=["no length, known size", "no length, capped kind", "announced too much", "the default cap"],
+)
+def test_a_download_stops_at_what_the_file_can_be(tmp_path, monkeypatch, announce, limits, expected) -> None:
+    """A download without Content-Length ran on: 300 MB for a 1.9 MB file. Now it stops at the limit."""
+    from heartbeat.fetch import download
+    from heartbeat.testing.mirrors import serve_handler
+
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1_000_000)
+    handler = type("Flood", (_Flood,), {"announce": announce, "sent": []})
+    server, port = serve_handler(handler)
+    try:
+        dest = tmp_path / "100.dat"
+        with pytest.raises(DataError, match=expected):
+            download.download_file(
+                f"http://127.0.0.1:{port}/100.dat", dest, progress=False, backoff_s=0, **limits
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not dest.exists() and not download.part_path(dest).exists()
+    assert handler.sent and max(handler.sent) < 15_000_000, handler.sent  # it hung up long before 40 MB
+
+
+# ---------------------------------------------------------------- 6. caches are trusted only after validation
+
+
+def _mirror(root: Path, invalid_sample: bool = False, seed: int = 0) -> Path:
+    """A PhysioNet-layout mirror of one synthetic MIT-BIH record 100 (annotated), optionally with one
+    invalid sample (the format's NaN) in its .dat: the right size, so only reading it tells."""
+    import wfdb
+
+    record = _record(root / "mitdb", "100")
+    peaks = np.round((np.arange(35) + 0.3) / 1.2 * 360).astype(int)
+    wfdb.wrann(
+        "100",
+        "atr",
+        peaks[peaks < 10_800],
+        symbol=["N"] * int((peaks < 10_800).sum()),
+        write_dir=str(root / "mitdb"),
+    )
+    (root / "mitdb" / "RECORDS").write_text("100\n")
+    dat = record.with_suffix(".dat")
+    data = bytearray(dat.read_bytes())
+    if seed:  # another copy of the record, from another mirror: the same size, other samples
+        signal = np.frombuffer(bytes(data), "<i2").copy()
+        signal[1000:1100] += 500
+        data = bytearray(signal.tobytes())
+    if invalid_sample:
+        data[2000:2002] = (-32768).to_bytes(2, "little", signed=True)
+    dat.write_bytes(bytes(data))
+    return root
+
+
+def _collect(url: str, cache: Path) -> np.ndarray:
+    from heartbeat.core.config import PhysionetConfig
+    from heartbeat.fetch.physionet import collect_beats
+
+    cfg = PhysionetConfig(mirror=url, mitdb_version="", retries=0, backoff_s=0, timeout_s=10)
+    return collect_beats(cfg, "mitdb", cache)["X"]
+
+
+def test_a_cached_file_that_fails_validation_is_discarded(tmp_path) -> None:
+    """A .dat with an invalid sample stayed in the cache: fetch kept failing after the mirror was fixed."""
+    from heartbeat.testing.mirrors import served
+
+    root = _mirror(tmp_path / "mirror", invalid_sample=True)
+    cache = tmp_path / "cache"
+    with served(root) as mirror:
+        with pytest.raises(DataError, match=r"^mitdb record 100: lead MLII has an invalid sample at 1000"):
+            _collect(mirror.url, cache)
+        assert not list(cache.rglob("100.dat"))  # discarded, not trusted next time
+        _mirror(tmp_path / "fixed")
+        (root / "mitdb" / "100.dat").write_bytes((tmp_path / "fixed" / "mitdb" / "100.dat").read_bytes())
+        assert len(_collect(mirror.url, cache)) > 20  # the mirror is fixed: so is the fetch
+
+
+def test_the_cache_is_kept_per_mirror(tmp_path) -> None:
+    """Two mirrors' copies of one record are two files: switching mirrors never reads the other's copy."""
+    from heartbeat.testing.mirrors import served
+
+    cache = tmp_path / "cache"
+    with served(_mirror(tmp_path / "a")) as a, served(_mirror(tmp_path / "b", seed=1)) as b:
+        from_a, from_b = _collect(a.url, cache), _collect(b.url, cache)
+        assert not np.array_equal(from_a, from_b)
+        np.testing.assert_array_equal(from_b, _collect(b.url, tmp_path / "fresh cache"))
+        np.testing.assert_array_equal(from_a, _collect(a.url, cache))
+    from heartbeat.fetch.physionet import mirror_cache
+
+    assert mirror_cache(cache, a.url) != mirror_cache(cache, b.url)
+    assert mirror_cache(cache, a.url) == mirror_cache(cache, a.url.rstrip("/"))
+    assert (mirror_cache(cache, a.url) / "mitdb" / "100.dat").is_file()
