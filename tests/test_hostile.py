@@ -658,3 +658,30 @@ def test_the_cache_is_kept_per_mirror(tmp_path) -> None:
     assert mirror_cache(cache, a.url) != mirror_cache(cache, b.url)
     assert mirror_cache(cache, a.url) == mirror_cache(cache, a.url.rstrip("/"))
     assert (mirror_cache(cache, a.url) / "mitdb" / "100.dat").is_file()
+
+
+# ---------------------------------------------------------------- 7. crashes leave nothing behind
+
+
+def test_recovery_spares_a_live_writer(tmp_path) -> None:
+    """Only the temporaries of processes that are gone are removed: a second run must not delete
+    what a first, still running, is writing."""
+    from heartbeat.core.atomic import recover
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {
+        "live": f".raw.{os.getpid()}.abcdefgh.tmp",
+        "dead": f".raw.{dead.pid}.abcdefgh.tmp",
+        "unnamed (an older version)": ".raw.k3j4h5g6.tmp",
+        "another output's": f".models.{dead.pid}.abcdefgh.tmp",
+        "a file": f".X_test.npy.{dead.pid}.abcdefgh.tmp.npy",
+    }
+    for key, name in names.items():
+        (tmp_path / name).mkdir() if key != "a file" else (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".notes.txt").write_text("not ours")
+    removed = {p.name for p in recover(tmp_path, "raw")}
+    assert removed == {names["dead"], names["unnamed (an older version)"]}
+    removed = {p.name for p in recover(tmp_path)}
+    assert removed == {names["another output's"], names["a file"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], ".notes.txt"])

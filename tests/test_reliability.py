@@ -1271,6 +1271,79 @@ def test_interrupt_between_the_two_renames_of_a_folder_output_restores_it(
     assert [p.name for p in tmp_path.iterdir()] == ["raw"]
 
 
+_KILLED_WRITING = """
+import time
+from heartbeat.core.atomic import atomic_dir, atomic_path
+with atomic_dir("data/raw") as tmp:
+    (tmp / "mitbih_train.csv").write_bytes(b"0" * 5_000_000)
+    with atomic_path("models/mlp_ptb.keras") as partial:
+        partial.write_bytes(b"half a model")
+        print("writing", flush=True)
+        time.sleep(600)
+"""
+
+_KILLED_BETWEEN_RENAMES = """
+import os, time
+from heartbeat.core import atomic
+real = os.replace
+def replace(src, dst):
+    real(src, dst)
+    if os.path.basename(dst) == "x":  # data/raw is aside, the new folder not yet in its place
+        print("writing", flush=True)
+        time.sleep(600)
+atomic.os.replace = replace
+with atomic.atomic_dir("data/raw") as tmp:
+    (tmp / "junk.csv").write_text("a half-finished fetch")
+"""
+
+
+def _killed(project: Path, script: str) -> None:
+    """Run ``script`` in ``project`` and SIGKILL it once it says it is writing: nothing of its
+    own cleanup runs, as after the OOM killer or a power cut."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=_env(PYTHONPATH=str(project)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_what_a_killed_writer_leaves_is_removed_by_the_next_run(project: Path, in_process) -> None:
+    """After SIGKILL, hidden temporaries (data/.raw.*.tmp, models/.mlp_ptb.keras.*.tmp) stayed forever."""
+    before = _digest(project, ("data",))
+    _killed(project, _KILLED_WRITING)
+    assert len(_leftovers(project)) == 2
+    ran = in_process(project, "preprocess")
+    assert ran.returncode == 0, ran.stderr
+    assert _leftovers(project) == []
+    assert "left behind by an earlier run that was killed" in ran.stderr
+    assert {k: v for k, v in _digest(project, ("data",)).items() if k.startswith("data/raw")} == {
+        k: v for k, v in before.items() if k.startswith("data/raw")
+    }
+
+
+def test_a_folder_swap_killed_between_its_renames_is_rolled_back_by_the_next_run(
+    project: Path, in_process
+) -> None:
+    before = _digest(project, ("data",))
+    _killed(project, _KILLED_BETWEEN_RENAMES)
+    assert not (project / "data" / "raw").exists()  # the previous data/raw is only in .raw.*.old/x
+    ran = in_process(project, "preprocess")  # a stage that reads data/raw
+    assert ran.returncode == 0, ran.stderr
+    assert "data/raw: restored its previous version" in ran.stderr
+    assert _leftovers(project) == []
+    assert {k: v for k, v in _digest(project, ("data",)).items() if k.startswith("data/raw")} == {
+        k: v for k, v in before.items() if k.startswith("data/raw")
+    }
+
+
 def test_entry_turns_a_write_error_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
