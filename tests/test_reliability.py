@@ -677,6 +677,11 @@ def test_yaml_booleans_and_numbers_that_are_fine_still_parse(tmp_path: Path) -> 
             float("inf"),
             "params.yaml: train_mlp.lr: input should be a finite number",
         ),
+        # Integers beyond int64 (a traceback from numpy or TensorFlow), a layer no memory can hold.
+        ("train_mlp", "train_mlp.batch_size", 10**23, "train_mlp.batch_size: is beyond the 64-bit integer"),
+        ("train_mlp", "train_mlp.lr_decay_steps", 2**63, "train_mlp.lr_decay_steps: is beyond the 64-bit"),
+        ("fetch", "data.demo.mitbih_train", -(2**64), "data.demo.mitbih_train: is beyond the 64-bit"),
+        ("train_mlp", "train_mlp.hidden", [2**40], "train_mlp: out of memory building or training the model"),
     ],
 )
 def test_bad_params_stop_the_stage_at_start(
@@ -691,6 +696,96 @@ def test_bad_params_stop_the_stage_at_start(
     edit_params(project, {section: _nest(rest, value)})
     before = _digest(project)
     _one_line_error(in_process(project, stage), stage, message)
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+def _integer_keys(model: type, prefix: str) -> list[tuple[str, bool]]:
+    """(dotted key, takes a list) of every integer field of a params schema, nested sections included."""
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _integer_keys(ann, f"{prefix}.{name}")
+        elif ann is int or "int" in repr(ann).replace("Literal", ""):
+            keys.append((f"{prefix}.{name}", repr(ann).startswith("list")))
+    return keys
+
+
+def test_every_integer_key_refuses_a_value_beyond_int64(tmp_path: Path) -> None:
+    keys = [
+        (section, key) for section, model in STAGE_SCHEMAS.items() for key in _integer_keys(model, section)
+    ]
+    assert len(keys) > 30
+    for section, (key, is_list) in keys:
+        for value in (2**63, -(2**63) - 1, 10**30):
+            path = _write_params(tmp_path, _setter(key, [value] if is_list else value))
+            with pytest.raises(ParamsError, match=re.escape(key.split(".", 1)[1])):
+                stage_params(section, path)
+
+
+_ALIAS_BOMB = (
+    "["
+    + ", ".join(
+        ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    )
+    + "]"
+)  # 9**9 strings once expanded: its repr would be 80 MB
+
+
+def _null_section(text: str, section: str) -> str:
+    """``section:`` with its keys commented out, as a user switching it off would leave it."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        inside = line.startswith(f"{section}:") or (inside and (line.startswith(" ") or not line.strip()))
+        lines.append(f"# {line}" if inside and line.startswith(" ") else line)
+    return "\n".join(lines) + "\n"
+
+
+BAD_PARAMS_FILES = {
+    "not UTF-8": (
+        lambda t: t.replace("# Every knob", "# Every kn\xf6b").encode("latin-1", "replace"),
+        "params.yaml: not UTF-8 text (byte 0xf6 at offset 10); save it as UTF-8",
+    ),
+    "a key given twice": (
+        lambda t: t.replace("  epochs: 40\n", "  epochs: 40\n  epochs: 1\n", 1),
+        "params.yaml: duplicate key: 'epochs' at line",
+    ),
+    "a section given twice (resetting its other keys)": (
+        lambda t: t + "\ntrain_mlp:\n  epochs: 2\n",
+        "params.yaml: duplicate key: 'train_mlp' at line",
+    ),
+    "an empty file": (lambda t: "", "params.yaml: is empty; it must hold the pipeline's sections"),
+    "comments only": (lambda t: "# everything commented out\n", "params.yaml: is empty"),
+    "a null section": (
+        lambda t: _null_section(t, "train_mlp"),
+        "params.yaml: train_mlp: the section is empty (null)",
+    ),
+    "an alias bomb": (
+        lambda t: t.replace("  dropout: 0.2\n", f"  dropout: {_ALIAS_BOMB}\n", 1),
+        "params.yaml: train_mlp.dropout: input should be a valid number (got [['lol', 'lol', 'lol', 'lol', ...]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS_FILES))
+def test_every_bad_params_file_is_one_params_error(project: Path, in_process, case: str) -> None:
+    """A file that is not UTF-8 gave a traceback; duplicate keys and sections (which DVC refuses) and
+    an empty file or section were taken silently, training with defaults; an alias bomb gave an
+    80 MB message. Each is one short ParamsError line, from every section's loader and a stage."""
+    edit, message = BAD_PARAMS_FILES[case]
+    params = project / "params.yaml"
+    text = edit((ROOT / "params.yaml").read_text(encoding="utf-8"))  # with its comments and layout
+    params.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    for section in ["train_mlp"] if case == "an alias bomb" else STAGE_SCHEMAS:  # the rest: the whole file
+        with pytest.raises(ParamsError) as caught:
+            stage_params(section, params)
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert message in str(caught.value)
+    before = _digest(project)
+    _one_line_error(in_process(project, "train_mlp"), "train_mlp", message)
     assert _digest(project) == before and _leftovers(project) == []
 
 
