@@ -109,8 +109,9 @@ def read_beat_annotations(base: Path, where: str, length: int) -> tuple[np.ndarr
     outside = beat & ((samples < 0) | (samples >= length))
     if outside.any():
         raise DataError(
-            f"{where}: annotations {base.name}.atr put {int(outside.sum()):,} beats outside the signal's "
-            f"{length:,} samples (e.g. at {int(samples[outside][0]):,}); the file is damaged or not this record's"
+            f"{where}: annotations {base.name}.atr place {int(outside.sum()):,} of {int(beat.sum()):,} beats "
+            f"outside the signal's {length:,} samples (e.g. at {int(samples[outside][0]):,}); the file is "
+            "damaged or not this record's"
         )
     order = np.argsort(samples[beat], kind="stable")
     return samples[beat][order], symbols[beat][order]
