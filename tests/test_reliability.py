@@ -757,6 +757,10 @@ BAD_PARAMS_FILES = {
         lambda t: t + "\ntrain_mlp:\n  epochs: 2\n",
         "params.yaml: duplicate key: 'train_mlp' at line",
     ),
+    "an integer of 5,000 digits": (
+        lambda t: t.replace("  batch_size: 64\n", "  batch_size: 1" + "0" * 5000 + "\n", 1),
+        "params.yaml: not usable as params (Exceeds the limit (4300 digits)",
+    ),
     "an empty file": (lambda t: "", "params.yaml: is empty; it must hold the pipeline's sections"),
     "comments only": (lambda t: "# everything commented out\n", "params.yaml: is empty"),
     "a null section": (

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from heartbeat.core.errors import ParamsError
+from heartbeat.core.errors import ParamsError, first_line
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -315,13 +315,13 @@ class _UniqueKeySafeLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
             except TypeError:  # an unhashable key: the base class says so
                 break
-            if first != key_node.start_mark.line + 1:
-                raise _DuplicateKey(key, first, key_node.start_mark.line + 1)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -355,8 +355,8 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ParamsError(f"{p}: not valid YAML{where}; fix the syntax") from None
-    except RecursionError:
-        raise ParamsError(f"{p}: nested too deeply to be params; fix the file") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting too deep
+        raise ParamsError(f"{p}: not usable as params ({first_line(exc, 80)}); fix the file") from None
     if data is None:
         raise ParamsError(f"{p}: is empty; it must hold the pipeline's sections ({', '.join(STAGE_SCHEMAS)})")
     if not isinstance(data, dict):
@@ -364,7 +364,7 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     empty = [str(key) for key, value in data.items() if value is None]
     if empty:
         raise ParamsError(
-            f"{p}: {quote(empty[0])[1:-1]}: the section is empty (null); give its keys, or delete the "
+            f"{p}: {empty[0][:60]}: the section is empty (null); give its keys, or delete the "
             "section line to use every default"
         )
     return data

@@ -35,8 +35,8 @@ from heartbeat.core.errors import DataError, SourceError
 
 CHUNK_BYTES = 1 << 16
 MAX_DOWNLOAD_BYTES = 1 << 30
-"""The limit of a download whose caller knows no tighter one: over 15 times the largest PhysioNet
-file this project reads (a PTB .dat of 64 MB)."""
+"""The limit of a download whose caller knows no tighter one: hundreds of times the signal files
+this project reads (2.8 MB for a PTB record, 1.9 MB for a MIT-BIH one)."""
 MAX_BACKOFF_S = 30.0
 USER_AGENT = "heartbeat-pipeline/0.1 (+https://github.com/; python urllib)"
 

@@ -62,8 +62,9 @@ SAME_SUBJECT = {"202": "201"}
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 MAX_FILE_BYTES = {"RECORDS": 1 << 20, ".hea": 1 << 20, ".atr": 16 << 20}
-"""The most a RECORDS index, header or annotation file may be (the largest of mitdb and ptbdb are
-11 KB, 3 KB and 9 KB); a signal file's limit is the size its header implies."""
+"""The most a RECORDS index, header or annotation file may be (ptbdb's RECORDS is about 11 KB, the
+shared records' largest header and annotation files 3 KB and 9 KB); a signal file's limit is the
+size its header implies."""
 _BYTES_PER_SAMPLE = {
     "8": 1.0,
     "16": 2.0,
