@@ -9,19 +9,18 @@ import numpy as np
 import pytest
 
 from heartbeat.core.beatcsv import format_beats_csv
-from heartbeat.core.config import DataConfig
+from heartbeat.core.config import DataConfig, DemoConfig
 from heartbeat.core.errors import DataError, ParamsError, SourceError
-from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch import check_against_kaggle, fetch_source, validate_raw
 from heartbeat.fetch.archive import extract_csvs
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.kaggle import fetch_kaggle, redact
-from heartbeat.fetch.synth import generate_demo
 
 SECRET = "kgat_0123456789abcdefSECRET"
 
 
 def _csv_texts() -> dict[str, str]:
-    beats = generate_demo(3, {"mitbih_train": 30, "mitbih_test": 20, "ptb_normal": 10, "ptb_abnormal": 10})
+    beats = demo_beats(DemoConfig(mitdb_records=2, mitdb_minutes=0.5, ptbdb_records=2, ptbdb_minutes=0.5), 3)
     return {name: format_beats_csv(b.X, b.y) for name, b in beats.items()}
 
 
@@ -30,22 +29,6 @@ def _zip(path: Path, members: dict[str, str]) -> Path:
         for name, text in members.items():
             zf.writestr(name, text)
     return path
-
-
-def test_demo_source_is_deterministic(tmp_path: Path) -> None:
-    cfg = DataConfig()
-    for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
-        fetch_source(cfg, tmp_path / sub, tmp_path / "cache")
-    for name in RAW_FILES:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    counts = validate_raw(tmp_path / "a")
-    assert counts == {
-        "mitbih_train.csv": 6000,
-        "mitbih_test.csv": 1500,
-        "ptbdb_normal.csv": 1000,
-        "ptbdb_abnormal.csv": 1500,
-    }
 
 
 def test_local_folder_and_zip(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heartbeat.core.beatcsv import Beats
-from heartbeat.core.config import PreprocessConfig
+from heartbeat.core.config import DemoConfig, PreprocessConfig
 from heartbeat.core.errors import DataError
 from heartbeat.core.splits import grouped_split, stratified_split
-from heartbeat.fetch.synth import generate_demo
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.prepare.preprocess import class_counts, prepare
 
 
@@ -66,7 +66,7 @@ def test_grouped_split_property(groups: list[int], seed: int) -> None:
 
 
 def _demo_raw() -> dict[str, Beats]:
-    return generate_demo(0, {"mitbih_train": 500, "mitbih_test": 200, "ptb_normal": 150, "ptb_abnormal": 250})
+    return demo_beats(DemoConfig(mitdb_records=4, mitdb_minutes=2, ptbdb_records=6, ptbdb_minutes=1), 0)
 
 
 def _rows_as_set(X: np.ndarray) -> set[bytes]:
