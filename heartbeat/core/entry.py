@@ -1,7 +1,8 @@
 """What every stage script and the ``heartbeat`` command share at the edge: logging, signals and clean errors.
 
 A :class:`HeartbeatError` becomes one line on stderr and a non-zero exit, never
-a traceback. SIGTERM (what ``kill``, DVC and CI send) is turned into
+a traceback. What C++ libraries log straight to stderr (TensorFlow's absl lines) is filtered out
+(heartbeat/core/native.py). SIGTERM (what ``kill``, DVC and CI send) is turned into
 ``KeyboardInterrupt`` so that it unwinds through the same ``try``/``except
 BaseException`` paths as Ctrl-C: temporary files are removed and the previous
 outputs stay in place.
@@ -18,6 +19,7 @@ from typing import NoReturn
 
 from heartbeat.core.errors import HeartbeatError
 from heartbeat.core.logs import setup
+from heartbeat.core.native import native_log_filter
 
 EXIT_INTERRUPTED = 130
 
@@ -39,19 +41,24 @@ def guarded(
     """
     setup(name)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        main()
-    except HeartbeatError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return exit_code(exc)
-    except KeyboardInterrupt:
-        print(f"{name}: {interrupted}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with native_log_filter():
+        try:
+            main()
+        except HeartbeatError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            return exit_code(exc)
+        except KeyboardInterrupt:
+            print(f"{name}: {interrupted}", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return 0
 
 
 def run(name: str, main: Callable[[], None]) -> NoReturn:
-    """Run the stage ``name`` and exit with its status."""
+    """Run the stage ``name`` and exit with its status.
+
+    Import TensorFlow (Keras, the model and train packages) inside ``main``, not at the top of the
+    stage script: its C++ start-up lines are only filtered once ``run`` has begun.
+    """
     code = guarded(name, main, interrupted="interrupted; previous outputs are unchanged")
     if code == EXIT_INTERRUPTED:
         # By now the exception has unwound through every temporary file's cleanup. Exit without
