@@ -14,9 +14,10 @@ and record features come out exactly as they would from real records:
   annotation and beat symbol per beat, named after MIT-BIH records (:func:`mitdb_record_names`):
   de Chazal's DS1 and DS2 lists alternately and every tenth a paced record, so the params'
   ``preprocess.patient`` lists give an inter-patient split.
-* **PTB-like** (:func:`ptbdb_records`): lead ii at 1000 Hz, healthy controls and myocardial
-  infarction patients (``patientNNN/sNNNN_re``); like PTB, beats are found by the detector and
-  labelled by the record's diagnosis.
+* **PTB-like** (:func:`ptbdb_records`): lead ii at 1000 Hz, healthy controls (some with a flat T
+  wave or slight ST depression) and myocardial infarction patients (ST shift, pathological Q wave,
+  T inversion, from mild to marked), named ``patientNNN/sNNNN_re``; like PTB, beats are found by
+  the detector and labelled by the record's diagnosis.
 
 Every patient has their own heart rate, heart-rate variability (respiratory sinus arrhythmia
 plus a slow random walk), morphology (wave amplitudes, widths, intervals, bundle-branch block for
@@ -202,20 +203,31 @@ def _draw_ectopic_focus(rng: np.random.Generator) -> dict[str, float]:
 
 
 def _draw_infarction(rng: np.random.Generator, m: dict[str, float]) -> dict[str, float]:
-    """Myocardial infarction signs, at least one of: ST shift, pathological Q wave, T inversion."""
+    """Myocardial infarction signs, at least one of: ST shift, pathological Q wave, T inversion,
+    each from mild (close to a healthy beat) to marked."""
     u = rng.uniform
     signs = rng.random(3) < 0.55
     signs[rng.integers(0, 3)] = True
     m = dict(m)
     if signs[0]:
-        m["st"] = rng.choice([-1.0, 1.0], p=[0.35, 0.65]) * u(0.06, 0.3)
+        m["st"] = rng.choice([-1.0, 1.0], p=[0.35, 0.65]) * u(0.03, 0.3)
     if signs[1]:
-        m["q_amp"] = -u(0.15, 0.5)
-        m["q_width"] = u(0.012, 0.02)
-        m["r_amp"] *= u(0.45, 0.9)
+        m["q_amp"] = -u(0.08, 0.5)
+        m["q_width"] = u(0.01, 0.02)
+        m["r_amp"] *= u(0.45, 0.95)
     if signs[2]:
-        m["t_amp"] = -u(0.08, 0.35)
+        m["t_amp"] = -u(0.0, 0.35)
     m["infarction"] = {"st_shift": bool(signs[0]), "q_wave": bool(signs[1]), "t_inversion": bool(signs[2])}
+    return m
+
+
+def _draw_nonspecific(rng: np.random.Generator, m: dict[str, float]) -> dict[str, float]:
+    """What some healthy people's ECGs show too: a flat T wave or a slight ST depression."""
+    m = dict(m)
+    if rng.random() < 0.5:
+        m["t_amp"] = rng.uniform(-0.03, 0.08)
+    else:
+        m["st"] = -rng.uniform(0.02, 0.06)
     return m
 
 
@@ -403,6 +415,8 @@ def _record(
     m = _draw_morphology(rng, bbb)
     if diagnosis == "Myocardial infarction":
         m = _draw_infarction(rng, m)
+    elif diagnosis == "Healthy control" and rng.random() < 0.3:
+        m = _draw_nonspecific(rng, m)
     focus = _draw_ectopic_focus(rng)
     if kind == "paced":
         rate = float(u(60, 80))
