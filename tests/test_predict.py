@@ -33,7 +33,7 @@ needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../s
 
 @pytest.fixture(scope="module")
 def demo() -> dict:
-    return demo_beats(DemoConfig(mitdb_records=4, mitdb_minutes=1.5, ptbdb_records=4, ptbdb_minutes=0.5), 0)
+    return demo_beats(DemoConfig(mitdb_records=10, mitdb_minutes=0.6, ptbdb_records=4, ptbdb_minutes=0.5), 0)
 
 
 def _trained(build, X: np.ndarray, y: np.ndarray):

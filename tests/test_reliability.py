@@ -325,7 +325,8 @@ def test_excel_utf8_bom_is_accepted(project: Path, tmp_path: Path, in_process) -
     _use_local(project, folder)
     ran = in_process(project, "fetch")
     assert ran.returncode == 0, ran.stderr
-    assert json.loads((project / "data/raw/source.json").read_text())["rows"]["mitbih_train.csv"] == 40
+    rows = json.loads((project / "data/raw/source.json").read_text())["rows"]["mitbih_train.csv"]
+    assert rows == _small_csvs()["mitbih_train.csv"].count("\n")
 
 
 def test_missing_csv_fails_fetch_and_names_it(project: Path, tmp_path: Path, in_process) -> None:
@@ -1228,7 +1229,7 @@ def test_real_full_disk_during_fetch(project: Path) -> None:
     saved = project.parent / "saved-raw"
     shutil.copytree(project / "data" / "raw", saved)
     used = sum(p.stat().st_size for p in saved.iterdir())
-    edit_params(project, {"data": {"demo": {"mitbih_train": 3000}}})  # a bigger new set than the old one
+    edit_params(project, {"data": {"demo": {"mitdb_minutes": 3}}})  # a bigger new set than the old one
     with _Tmpfs(project / "data", used // 1024 + 600):
         shutil.copytree(saved, project / "data" / "raw")
         before = _digest(project, ("data",))

@@ -43,7 +43,7 @@ def test_push_then_pull_in_a_fresh_clone(tmp_path: Path, tiny_repro: Path) -> No
     for name in ("data/raw/mitbih_train.csv", "data/prepared/ptb/X_train.npy", "models/resnet_mitbih.keras"):
         assert (clone / name).read_bytes() == (origin / name).read_bytes(), name
 
-    # Importing the package from the clone writes heartbeat/sources/__pycache__ into a directory
+    # Importing the package from the clone writes heartbeat/fetch/__pycache__ into a directory
     # dependency of fetch; .dvcignore keeps that from looking like a code change.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
@@ -52,7 +52,7 @@ def test_push_then_pull_in_a_fresh_clone(tmp_path: Path, tiny_repro: Path) -> No
         env={**env, "PYTHONPATH": str(clone)},
         check=True,
     )
-    assert list((clone / "heartbeat/sources/__pycache__").glob("*.pyc"))
+    assert list((clone / "heartbeat/fetch/__pycache__").glob("*.pyc"))
 
     assert UP_TO_DATE in dvc(clone, "status").stdout
     repro = dvc(clone, "repro").stdout

@@ -237,6 +237,7 @@ def test_markdown_links_the_pipeline_figures(report: Report) -> None:
     md = render_markdown(report)
     lines = md.splitlines()
     header = "| " + " | ".join(REPORT_HEADERS) + " |"
+    assert "| Max \\|Δprob\\| |" in md, "a | inside a header cell is escaped, or the table breaks"
     start = lines.index(header)
     assert len([ln for ln in lines[start + 2 :] if ln.startswith("| ")]) >= len(report.models)
     for name in MODEL_SPECS:

@@ -239,21 +239,8 @@ pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 footer { margin-top: 2.5em; font-size: 0.85em; color: #57606a; }
 """
 
-_NUMERIC = {
-    "Test beats",
-    "Accuracy",
-    "Macro-F1",
-    "Macro-F1 N S V F",
-    "ROC-AUC",
-    "ECE",
-    "Weights",
-    "Se (recall)",
-    "+P (precision)",
-    "F1",
-    "Agreement with Keras",
-    "Max |Δprob|",
-    "Δ macro-F1",
-}
+_NUMERIC = {*REPORT_HEADERS[2:-1], *CLASS_HEADERS[1:], *EXPORT_HEADERS[2:5]}
+"""Columns whose cells are numbers: right-aligned."""
 
 
 def _e(text: Any) -> str:
@@ -366,7 +353,10 @@ def _md_escape(text: str) -> str:
 
 def _md_table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     headers = list(headers)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
     lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
