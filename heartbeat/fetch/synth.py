@@ -25,9 +25,9 @@ some) and recording conditions. Non-paced MIT-BIH patients follow one of five pr
 ectopic beats, frequent atrial premature beats, frequent PVCs with bigeminy, PVCs with fusion,
 mixed), assigned in turn so that both DS1 and DS2 hold every profile:
 
-* S (``A``, aberrated ``a``, nodal ``J``): a normal QRS 55-85 % of the R-R early, after an
+* S (``A``, aberrated ``a``, nodal ``J``): a normal QRS after 55-90 % of the sinus R-R, after an
   abnormal or missing P; the sinus node resets, so the pause after it is not compensatory.
-* V (``V``): a wide QRS of the patient's own ectopic focus with a discordant T, 50-78 % early,
+* V (``V``): a wide QRS of the patient's own ectopic focus with a discordant T, after 50-78 % of the R-R,
   and a full compensatory pause (the blocked sinus P is drawn where it falls).
 * F (``F``): a late ventricular beat that fuses with the sinus beat: a blend of the two shapes,
   at about the sinus time, with its P wave.
@@ -284,7 +284,7 @@ def _rhythm(
             kind = _SINUS
             k += 2
         elif kinds and d[1] < p_atrial:
-            t += rr * (0.55 + 0.3 * coupling[k, 1])
+            t += rr * (0.55 + 0.35 * coupling[k, 1])
             kind = _ATRIAL
             k += 1
         elif kinds and d[2] < p_fusion:
@@ -426,7 +426,7 @@ def _record(
     else:
         rates = tuple(float(u(lo, hi)) for lo, hi in _RATES.get(kind, ((0.0, 0.005),) * 3))
         heart_rate = float(u(55, 95)) if database == "mitdb" else float(u(55, 85))
-        hrv = float(u(0.015, 0.05))
+        hrv = float(u(0.02, 0.07))
         times, kinds, rr_before, blocked = _rhythm(
             rng, duration - 0.5, 60.0 / heart_rate, hrv, rates, kind == "ventricular bigeminy"
         )
