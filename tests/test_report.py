@@ -23,6 +23,7 @@ import yaml
 from pipeline_outputs import write_outputs
 
 from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.evaluate.plots import share_text
 from heartbeat.evaluate.report import (
     CLASS_HEADERS,
     EXPORT_HEADERS,
@@ -252,6 +253,8 @@ def test_number_formats() -> None:
     assert fmt_number(float("nan")) == "–"
     assert fmt_number(12345) == "12,345"
     assert fmt_number(0.12345) == "0.123"
+    # the confusion figures' row shares: a few errors among many beats are not shown as 0%
+    assert [share_text(v) for v in (0, 2 / 779, 0.26, 1.0)] == ["0", "<1%", "26%", "100%"]
 
 
 def test_comparison_page() -> None:

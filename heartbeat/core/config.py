@@ -60,7 +60,7 @@ class DemoConfig(_Strict):
     mitdb_records: int = Field(
         20, ge=2, le=48, description="MIT-BIH-like records (360 Hz, annotated), named after MIT-BIH's"
     )
-    mitdb_minutes: float = Field(3.5, ge=0.2, le=120, description="length of each MIT-BIH-like record")
+    mitdb_minutes: float = Field(3.0, ge=0.2, le=120, description="length of each MIT-BIH-like record")
     ptbdb_records: int = Field(
         24, ge=2, le=999, description="PTB-like records (1000 Hz), 40% healthy controls, the rest infarction"
     )

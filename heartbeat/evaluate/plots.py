@@ -71,11 +71,11 @@ def confusion_figure(matrix: np.ndarray, class_names: tuple[str, ...], title: st
     as shares of its true class, so the errors of a rare class show as clearly as those of N."""
     n = len(class_names)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = 1.05 * n + 1.6
+    size = 0.6 * n + 1.4
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.4, size + 0.5), dpi=100)
     panels = (
         ("counts", [f"{v:,}" for v in matrix.ravel()]),
-        ("share of the true class", [f"{v:.0%}" if v else "0" for v in shares.ravel()]),
+        ("share of the true class", [share_text(v) for v in shares.ravel()]),
     )
     for ax, (what, labels) in zip(axes, panels, strict=True):
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -90,6 +90,13 @@ def confusion_figure(matrix: np.ndarray, class_names: tuple[str, ...], title: st
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def share_text(share: float) -> str:
+    """A share as a whole percentage; a few beats of many show as "<1%", not as a misleading 0%."""
+    if share == 0:
+        return "0"
+    return "<1%" if share < 0.005 else f"{share:.0%}"
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> None:
