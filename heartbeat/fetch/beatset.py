@@ -77,6 +77,12 @@ def concat(parts: list[RecordRows]) -> dict[str, np.ndarray]:
     return cols
 
 
+def class_counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    """Beats per class name, for the sources' report.json."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
+    return {name: int(c) for name, c in zip(names, counts, strict=False)}
+
+
 def file_rows(cols: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
     """Row order of one file: grouped by label like the Kaggle files, then by record and time."""
     idx = np.flatnonzero(mask)

@@ -21,17 +21,12 @@ from heartbeat.core.beatcsv import Beats
 from heartbeat.core.beats import MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import DemoConfig
 from heartbeat.core.errors import DataError
-from heartbeat.fetch.beatset import RecordRows, concat, plan_files, write_beat_files
+from heartbeat.fetch.beatset import RecordRows, class_counts, concat, plan_files, write_beat_files
 from heartbeat.fetch.synth import SynthRecord, mitdb_records, ptbdb_records
 from heartbeat.signal import records
 from heartbeat.signal.beats import cut_record
 
 log = logging.getLogger("heartbeat")
-
-
-def _class_counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
-    return {name: int(c) for name, c in zip(names, counts, strict=True)}
 
 
 def mitdb_rows(record: SynthRecord) -> RecordRows:
@@ -73,7 +68,7 @@ def demo_rows(cfg: DemoConfig, seed: int) -> tuple[list[RecordRows], list[Record
         mit.append(rows)
         report["mitdb"][record.name] = {
             **record.profile,
-            "written": _class_counts(rows.label, MITBIH_CLASSES),
+            "written": class_counts(rows.label, MITBIH_CLASSES),
         }
     for record in ptbdb_records(seed, cfg.ptbdb_records, cfg.ptbdb_minutes):
         rows = ptbdb_rows(record)

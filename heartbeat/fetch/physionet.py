@@ -39,7 +39,7 @@ from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.core.progress import track
-from heartbeat.fetch.beatset import RecordRows, concat, write_beat_files
+from heartbeat.fetch.beatset import RecordRows, class_counts, concat, write_beat_files
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
 from heartbeat.fetch.kaggle_set import KAGGLE_MITBIH_CLASSES, KAGGLE_ROWS
 from heartbeat.signal import detect, records, segment
@@ -287,11 +287,6 @@ def _segment_kwargs(cfg: PhysionetConfig) -> dict:
     }
 
 
-def _class_counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
-    return {name: int(c) for name, c in zip(names, counts, strict=False)}
-
-
 def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
     header, _ = _read_header(db, record)
     lead = records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
@@ -322,8 +317,8 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     report.mitdb[record] = {
         "lead": lead,
         "inverted_for_detector": detected.inverted,
-        "annotated": _class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
-        "written": _class_counts(labels, MITBIH_CLASSES),
+        "annotated": class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
+        "written": class_counts(labels, MITBIH_CLASSES),
         "dropped": int(ref_samples.size - len(beats)) if cfg.peaks == "annotations" else None,
         "unlabelled_detections": unmatched if cfg.peaks == "detector" else None,
         "detector": score.as_dict(),
