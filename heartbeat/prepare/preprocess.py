@@ -4,10 +4,10 @@ MIT-BIH keeps the Kaggle train/test files (``split: beat``) and carves a
 stratified validation set out of train. PTB ships as two files by class, so
 it gets the paper's stratified 80/20 split, then validation from train.
 ``split: patient`` instead regroups the beats by record (MIT-BIH, de Chazal's
-DS1/DS2 lists) or patient (PTB) using the physionet source's provenance, so
+DS1/DS2 lists) or patient (PTB) using the provenance of the physionet or demo source, so
 no patient is on both sides.
 
-When the source knows R-peak times (physionet: the ``rr_*`` columns of
+When the source knows R-peak times (physionet and demo: the ``rr_*`` columns of
 ``provenance.parquet``), every split also carries its rhythm features ``R``
 (heartbeat/signal/context.py), written as ``R_<split>.npy``; the Kaggle CSVs have none.
 """
@@ -113,8 +113,8 @@ def _provenance_column(prov: pd.DataFrame, files: tuple[str, ...], column: str) 
 def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: PreprocessConfig) -> Prepared:
     if prov is None:
         raise DataError(
-            "preprocess.split: 'patient' needs record and patient IDs, which only the physionet source provides "
-            "(the Kaggle CSVs have none); use -S data.source=physionet or split: beat"
+            "preprocess.split: 'patient' needs record and patient IDs, which the physionet and demo sources "
+            "provide (the Kaggle CSVs have none); use -S data.source=physionet or split: beat"
         )
     mit_files = ("mitbih_train.csv", "mitbih_test.csv")
     X = np.concatenate([raw[f].X for f in mit_files])

@@ -39,15 +39,15 @@ log = logging.getLogger("heartbeat")
 def rhythm_width(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> int:
     """Columns of the context matrix the model's rhythm input takes; 0 for a beat-only model.
 
-    A stage that asks for the rhythm input on data without R-R features (any source but physionet)
-    trains beat-only, with a warning.
+    A stage that asks for the rhythm input on data without R-R features (the kaggle and local
+    sources) trains beat-only, with a warning.
     """
     if not getattr(cfg, "rhythm", False):
         return 0
     if tr.R is None or va.R is None:
         log.warning(
-            "%s.rhythm: the prepared data has no R-R features (only the physionet source has them); "
-            "training a beat-only model",
+            "%s.rhythm: the prepared data has no R-R features (the Kaggle CSVs have no R-peak times; "
+            "the physionet and demo sources do); training a beat-only model",
             stage,
         )
         return 0
@@ -98,6 +98,9 @@ class Trained:
     history: list[dict[str, float]]
     temperature: float | None
     info: dict[str, Any]
+    """What models/<name>.json keeps: only what the same params and data reproduce exactly."""
+    seconds: float = 0.0
+    """Training wall time: logged, never written to a tracked file (it differs on every run)."""
 
 
 def fit_stage(
@@ -131,10 +134,7 @@ def fit_stage(
         with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
             model = build(n_classes, width) if build else build_model(stage, cfg, n_classes, width, base)
             results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
-    info: dict[str, Any] = {
-        "train_seconds": round(sum(r.seconds for r in results), 2),
-        "epochs_run": sum(len(r.history) for r in results),
-    }
+    info: dict[str, Any] = {"epochs_run": sum(len(r.history) for r in results)}
     if k == 1:
         result = results[0]
         model, history, temperature = devices.for_saving(result.model), result.history, result.temperature
@@ -154,11 +154,11 @@ def fit_stage(
             proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
             temperature = fit_temperature(np.asarray(va.y), proba)
             log.info("temperature scaling of the ensemble: T = %.3f", temperature)
-    info["params"] = int(model.count_params())
+    info["weight_count"] = int(model.count_params())
     info["rhythm_input"] = takes_rhythm(model)
     if temperature is not None:
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate
-    return Trained(model, history, temperature, info)
+    return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 
 def run_training(name: str, params: str = "params.yaml") -> None:
@@ -186,6 +186,4 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     save_model(trained.model, layout.model_file(name))
     write_text(layout.history_file(name), history_csv(trained.history))
     write_json(layout.train_info_file(name), info)
-    log.info(
-        "saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], info["train_seconds"]
-    )
+    log.info("saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], trained.seconds)
