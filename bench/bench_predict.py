@@ -59,11 +59,12 @@ def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, 
 
 
 def calibration(root: Path, dataset: str, fallback: np.ndarray) -> np.ndarray:
+    from heartbeat.prepare.arrays import Split
     from heartbeat.serve.export import calibration_beats
 
     path = root / "data" / "prepared" / dataset / "X_train.npy"
     source = np.load(path, mmap_mode="r") if path.is_file() else fallback
-    return calibration_beats(source, 1000, 0)
+    return calibration_beats(Split(source, np.zeros(len(source), np.int64)), 1000, 0).X
 
 
 def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:

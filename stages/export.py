@@ -34,7 +34,7 @@ def main() -> None:
     if "int8" in cfg.quantize:
         for ds in datasets:
             train = load_split(layout.PREPARED / ds, "train", mmap=True)
-            calibration[ds] = calibration_beats(train.X, cfg.calibration_beats, cfg.seed)
+            calibration[ds] = calibration_beats(train, cfg.calibration_beats, cfg.seed)
     report: dict = {"formats": list(cfg.formats), "quantize": list(cfg.quantize), "models": {}}
     manifest: dict = {"models": {}}
     previous_dir = layout.MODELS / EXPORT_DIR
@@ -64,6 +64,7 @@ def main() -> None:
                 calibration=calibration.get(spec.dataset),
                 thresholds=thresholds,
                 batch_size=cfg.batch_size,
+                R_test=test.R,
             )
             files = sorted(f.name for f in set(out.iterdir()) - before)
             manifest["models"][name] = {"source": str(source), "sha256": sha, "inputs": key, "files": files}

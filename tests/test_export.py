@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from heartbeat.core.config import ExportConfig, parse_section
 from heartbeat.core.errors import ModelError, ParamsError
 from heartbeat.fetch.synth import generate_demo
+from heartbeat.prepare.arrays import Split
 from heartbeat.serve.convert import parity
 from heartbeat.serve.export import Thresholds, calibration_beats, export_model
 
@@ -52,7 +54,7 @@ def exported(tmp_path_factory, keras_model, data) -> tuple[Path, dict]:
         test.X,
         test.y,
         quantize=("dynamic", "int8"),
-        calibration=calibration_beats(train.X, 200, 0),
+        calibration=calibration_beats(Split(train.X, train.y), 200, 0),
         thresholds=Thresholds(min_agreement=0.999, max_abs_diff=1e-4, max_f1_change=0.002),
     )
     return out, figures
@@ -193,3 +195,41 @@ def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model,
     with pytest.raises(ModelError, match="needs the tflite backend"):
         load_runner(models / "resnet_mitbih.keras", backend="onnx", precision="dynamic")
     assert figures["tflite_dynamic"]["bytes"] > 0
+
+
+@pytest.mark.parametrize("width", [6, 9])
+def test_context_models_are_exported_and_run_on_every_backend(tmp_path, data, width) -> None:
+    """A beat + context model goes through the same gates as a beat-only one, and the TFLite and
+    ONNX files take the context matrix as their second input, in any order the converter chose."""
+    from heartbeat.model.architectures import build_resnet
+    from heartbeat.model.saving import save_model
+    from heartbeat.serve.runners import load_runner, predict_proba
+
+    keras.utils.set_random_seed(0)
+    model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=width)
+    path = tmp_path / "resnet_mitbih.keras"
+    save_model(model, path)
+    test, train = data["mitbih_test.csv"], data["mitbih_train.csv"]
+    rng = np.random.default_rng(0)
+    R_test = rng.uniform(0, 2, (len(test.y), 9)).astype(np.float32)
+    R_train = rng.uniform(0, 2, (len(train.y), 9)).astype(np.float32)
+    figures = export_model(
+        "resnet_mitbih",
+        path,
+        tmp_path,
+        test.X,
+        test.y,
+        quantize=("dynamic", "int8"),
+        calibration=calibration_beats(Split(train.X, train.y, R_train), 200, 0),
+        R_test=R_test,
+    )
+    for fmt in ("tflite", "onnx"):
+        assert figures[fmt]["argmax_agreement"] >= 0.999 and figures[fmt]["max_abs_prob_diff"] <= 1e-4
+    assert {"tflite_dynamic", "tflite_int8"} <= set(figures)
+    expected = predict_proba(load_runner(path, "keras"), test.X, rhythm=R_test)
+    for backend in ("tflite", "onnx"):
+        runner = load_runner(tmp_path / f"resnet_mitbih.{backend}", backend)
+        assert runner.rhythm and runner.rhythm_width == width
+        np.testing.assert_allclose(predict_proba(runner, test.X, rhythm=R_test), expected, atol=1e-4)
+        with pytest.raises(Exception, match="rhythm|context"):
+            predict_proba(runner, test.X)

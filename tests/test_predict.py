@@ -415,9 +415,11 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     np.save(data, demo["mitbih_test.csv"].X[:3])
     code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", data)
     assert code == 2 and "only a WFDB record" in one_line_error(err)
-    code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", "tflite")
-    assert code == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith("not exported to tflite; use --backend keras")
+    for backend in ("tflite", "onnx"):  # converted on the fly, the context matrix as second input
+        code, out, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", backend, "-q")
+        assert code == 0, err
+        converted = pd.read_csv(io.StringIO(out))[[f"p_{c}" for c in "NSVFQ"]].to_numpy()
+        np.testing.assert_allclose(converted, expected, atol=1e-4)
 
 
 def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> None:

@@ -153,6 +153,29 @@ def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
     return int(n)
 
 
+def _input_roles(path: Path, shapes: list[tuple]) -> tuple[int, int | None, int]:
+    """Which of a converted model's inputs is the beat and which the context (rhythm) matrix.
+
+    Converted files do not keep Keras' input order (TFLite sorts inputs by name), so inputs are told
+    apart by shape: the beat input has 187 columns, the context input is 2-D with fewer. Returns
+    (beat position, context position or None, context width).
+    """
+    from heartbeat.signal.context import CONTEXT_COLUMNS, RR_COLUMNS
+
+    beat = [i for i, s in enumerate(shapes) if len(s) >= 2 and s[1] == BEAT_LENGTH]
+    other = [i for i in range(len(shapes)) if i not in beat]
+    if len(shapes) == 1 or (len(shapes) == 2 and len(beat) == 1):
+        if not other:
+            return beat[0] if beat else 0, None, 0
+        width = shapes[other[0]][-1] if len(shapes[other[0]]) == 2 else None
+        if width in (len(RR_COLUMNS), len(CONTEXT_COLUMNS)):
+            return beat[0], other[0], int(width)
+    raise ModelError(
+        f"{path}: the model takes inputs of shapes {', '.join(map(str, shapes))}; heartbeat predict "
+        f"supports beat-only models and beat + context models ((batch, {BEAT_LENGTH}) and (batch, k))"
+    )
+
+
 # ---------------------------------------------------------------- keras
 
 
@@ -249,38 +272,44 @@ def load_tflite(path: Path, threads: int, content: bytes | None = None) -> Runne
         raise
     except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad flatbuffer
         raise ModelError(f"{path}: not a TFLite model ({first_line(exc)})") from None
-    if len(inp) != 1 or len(out) != 1:
-        raise ModelError(f"{path}: the model has {len(inp)} inputs and {len(out)} outputs, expected 1 and 1")
-    in_sig = tuple(int(d) for d in inp[0].get("shape_signature", inp[0]["shape"]))
+    if len(inp) not in (1, 2) or len(out) != 1:
+        raise ModelError(
+            f"{path}: the model has {len(inp)} inputs and {len(out)} outputs, expected 1 or 2 and 1"
+        )
+    shapes = [tuple(int(d) for d in i.get("shape_signature", i["shape"])) for i in inp]
+    beat_at, context_at, width = _input_roles(path, shapes)
     out_sig = tuple(int(d) for d in out[0].get("shape_signature", out[0]["shape"]))
-    n = _check_io(path, in_sig, out_sig)
-    in_index, out_index = inp[0]["index"], out[0]["index"]
-    in_dtype, out_dtype = inp[0]["dtype"], out[0]["dtype"]
-    in_scale, in_zero = inp[0]["quantization"]
+    n = _check_io(path, shapes[beat_at], out_sig)
+    order = [beat_at] if context_at is None else [beat_at, context_at]  # run()'s argument order
+    details = [inp[i] for i in order]
+    out_index, out_dtype = out[0]["index"], out[0]["dtype"]
     out_scale, out_zero = out[0]["quantization"]
-    rank = len(in_sig)
     state = {"rows": -1}
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        rows = batch.shape[0]
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        rows = arrays[0].shape[0]
         if rows != state["rows"]:
             # Re-planning costs a few ms; it happens for the first batch and the last, short one.
-            interp.resize_tensor_input(in_index, [rows, BEAT_LENGTH] + [1] * (rank - 2))
+            for d in details:
+                shape = d.get("shape_signature", d["shape"])
+                interp.resize_tensor_input(d["index"], [rows, *(int(s) for s in shape[1:])])
             with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate here
                 interp.allocate_tensors()
             state["rows"] = rows
-        x = batch.reshape((rows, BEAT_LENGTH) + (1,) * (rank - 2))
-        if in_dtype != np.float32:
-            info = np.iinfo(in_dtype)
-            x = np.clip(np.rint(x / in_scale + in_zero), info.min, info.max).astype(in_dtype)
-        interp.set_tensor(in_index, x)
+        for d, a in zip(details, arrays, strict=True):
+            x = a.reshape((rows, *(int(s) for s in d.get("shape_signature", d["shape"])[1:])))
+            if d["dtype"] != np.float32:
+                scale, zero = d["quantization"]
+                info = np.iinfo(d["dtype"])
+                x = np.clip(np.rint(x / scale + zero), info.min, info.max).astype(d["dtype"])
+            interp.set_tensor(d["index"], x)
         interp.invoke()
         y = interp.get_tensor(out_index)
         if out_dtype != np.float32:
             y = (y.astype(np.float32) - out_zero) * out_scale
         return np.array(y, dtype=np.float32)  # a copy: the interpreter reuses its buffer
 
-    return Runner("tflite", path, n, run, threads)
+    return Runner("tflite", path, n, run, threads, rhythm=context_at is not None, rhythm_width=width)
 
 
 # ---------------------------------------------------------------- onnx
@@ -305,22 +334,24 @@ def load_onnx(path: Path, threads: int) -> Runner:
     except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile...
         raise ModelError(f"{path}: not an ONNX model ({first_line(exc)})") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelError(f"{path}: the model has {len(inputs)} inputs, expected 1")
-    in_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
+    if len(inputs) not in (1, 2) or len(outputs) < 1:
+        raise ModelError(f"{path}: the model has {len(inputs)} inputs, expected 1 or 2")
+    shapes = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in inputs]
+    beat_at, context_at, width = _input_roles(path, shapes)
     out_shape = tuple(d if isinstance(d, int) else None for d in outputs[0].shape)
-    if len(in_shape) < 2 or in_shape[1] != BEAT_LENGTH:
-        raise ModelError(
-            f"{path}: the model takes input of shape {in_shape}, expected (batch, {BEAT_LENGTH})"
-        )
-    n = _check_io(path, in_shape, out_shape)
-    in_name, out_name, rank = inputs[0].name, outputs[0].name, len(in_shape)
+    n = _check_io(path, shapes[beat_at], out_shape)
+    order = [beat_at] if context_at is None else [beat_at, context_at]
+    names = [inputs[i].name for i in order]
+    tails = [tuple(shapes[i][1:]) for i in order]
+    out_name = outputs[0].name
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        x = batch.reshape((batch.shape[0], BEAT_LENGTH) + (1,) * (rank - 2))
-        return np.asarray(session.run([out_name], {in_name: x})[0], dtype=np.float32)
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        feed = {
+            name: a.reshape((a.shape[0], *tail)) for name, a, tail in zip(names, arrays, tails, strict=True)
+        }
+        return np.asarray(session.run([out_name], feed)[0], dtype=np.float32)
 
-    return Runner("onnx", path, n, run, threads)
+    return Runner("onnx", path, n, run, threads, rhythm=context_at is not None, rhythm_width=width)
 
 
 # ---------------------------------------------------------------- choosing a file and backend
@@ -354,10 +385,7 @@ def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    if _check_inputs(path, model):
-        raise ModelError(
-            f"{path}: beat + R-R rhythm models are not exported to {backend}; use --backend keras"
-        )
+    _check_inputs(path, model)
     if backend == "tflite":
         runner = load_tflite(path, threads, content=convert.tflite_bytes(model))
     else:
