@@ -24,7 +24,8 @@ from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.evaluate.metrics import classification_metrics, confusion, expected_calibration_error
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.model.architectures import model_inputs
-from heartbeat.model.calibration import apply_temperature
+from heartbeat.model.calibration import apply_temperature, check_temperature
+from heartbeat.model.outputs import check_probabilities
 from heartbeat.model.saving import load_model
 from heartbeat.prepare.arrays import load_split
 from heartbeat.train.history import read_history_csv
@@ -51,15 +52,16 @@ def main(models: list[str] | None = None) -> None:
         test = tests[spec.dataset]
         model = load_model(layout.model_file(name), len(names))
         proba = model.predict(model_inputs(model, test), batch_size=cfg.batch_size, verbose=0)
+        check_probabilities(proba, str(layout.model_file(name)))
         training = read_json(layout.train_info_file(name), spec.stage)
-        temperature = training.get("temperature")
+        temperature = check_temperature(training.get("temperature"), str(layout.train_info_file(name)))
         calibrated = {}
         if temperature is not None:
             calibrated = {
                 "temperature": temperature,
                 "ece_uncalibrated": expected_calibration_error(test.y, proba),
             }
-            proba = apply_temperature(proba, float(temperature))
+            proba = apply_temperature(proba, temperature)
         y_pred = np.argmax(proba, axis=1)
         metrics = {
             "model": name,

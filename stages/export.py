@@ -3,7 +3,8 @@
 Writes ``models/export/`` as a whole (built aside, swapped in only when every
 model passed parity) holding ``<name>.tflite``, ``<name>.onnx``, quantised
 variants that passed their gate, and ``manifest.json`` (the sha256 of each
-source ``.keras``, so ``heartbeat predict`` never serves a stale export); and
+source ``.keras``, so ``heartbeat predict`` never serves a stale export, and of
+each exported file, so it never serves a damaged one); and
 ``metrics/export.json`` with the parity figures. A model whose ``.keras`` file,
 export params and prepared data are all unchanged since the last run keeps its
 files and figures (copied, not converted again): the manifest records a hash of
@@ -67,7 +68,13 @@ def main() -> None:
                 R_test=test.R,
             )
             files = sorted(f.name for f in set(out.iterdir()) - before)
-            manifest["models"][name] = {"source": str(source), "sha256": sha, "inputs": key, "files": files}
+            manifest["models"][name] = {
+                "source": str(source),
+                "sha256": sha,
+                "inputs": key,
+                "files": files,
+                "file_sha256": {f: sha256_file(out / f) for f in files},
+            }
         write_json(out / MANIFEST, manifest)
     write_json(layout.METRICS / "export.json", report)
 

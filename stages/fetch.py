@@ -11,13 +11,14 @@ from heartbeat.core.atomic import atomic_dir, write_json
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError
-from heartbeat.fetch import check_against_kaggle, fetch_source, validate_raw
+from heartbeat.fetch import check_against_kaggle, check_outside, fetch_source, validate_raw
 
 log = logging.getLogger("heartbeat")
 
 
 def main() -> None:
     cfg = stage_params("data")
+    check_outside(cfg, layout.RAW)
     log.info("fetching from source %r", cfg.source)
     with atomic_dir(layout.RAW) as tmp:
         fetch_source(cfg, tmp, layout.CACHE)

@@ -1,15 +1,39 @@
-"""Shared fixtures: the real data in ../shared/data, and tiny pipeline projects in temp git repos."""
+"""Shared fixtures: the real data in ../shared/data, and tiny pipeline projects in temp git repos.
+
+Also the hypothesis profiles (tests/test_properties.py): ``ci`` is derandomised (the examples
+follow from each test's name and arguments, so every run of the suite tries the same ones) with
+a fixed number of examples; ``dev``, the default, draws fresh examples each run and more of them,
+to keep looking for new failures. ``.ci/run`` selects ``ci`` with ``HYPOTHESIS_PROFILE=ci``.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from heartbeat.testing import projects
 from heartbeat.testing.projects import dvc, edit_params, git
 
-__all__ = ["ROOT", "SHARED", "dvc", "edit_params", "git", "make_project", "shared_dir"]
+__all__ = ["ROOT", "SHARED", "dvc", "edit_params", "examples", "git", "make_project", "shared_dir"]
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+_EXAMPLES_SCALE = {"ci": 1, "dev": 2}
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+# ci: no example database either, so a failure saved by an earlier run cannot change what is tried.
+settings.register_profile(
+    "ci", derandomize=True, database=None, max_examples=60, deadline=None, suppress_health_check=_HEALTH
+)
+settings.register_profile("dev", max_examples=120, deadline=None, suppress_health_check=_HEALTH)
+settings.load_profile(PROFILE)
+
+
+def examples(n: int) -> int:
+    """A property test's example count: ``n`` under the ci profile, more on a developer's machine."""
+    return n * _EXAMPLES_SCALE.get(PROFILE, 1)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -135,7 +135,12 @@ def test_predict_uses_an_export_only_when_its_manifest_matches(tmp_path, keras_m
     (models / "export").mkdir(parents=True)
     shutil.copy(keras_model, models / "resnet_mitbih.keras")
     shutil.copy(out / "resnet_mitbih.tflite", models / "export" / "resnet_mitbih.tflite")
+    exported_sha = {"resnet_mitbih.tflite": sha256_file(out / "resnet_mitbih.tflite")}
     manifest = {"models": {"resnet_mitbih": {"sha256": sha256_file(keras_model)}}}
+    (models / "export" / "manifest.json").write_text(json.dumps(manifest))
+    runner = load_runner(models / "resnet_mitbih.keras", "tflite")
+    assert runner.source == "converted from resnet_mitbih.keras"  # nothing vouches for the file's bytes
+    manifest["models"]["resnet_mitbih"]["file_sha256"] = exported_sha
     (models / "export" / "manifest.json").write_text(json.dumps(manifest))
     runner = load_runner(models / "resnet_mitbih.keras", "tflite")
     assert runner.source == "exported from resnet_mitbih.keras"
@@ -190,6 +195,10 @@ def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model,
         quantised = tmp_path / "stand-in.tflite"
         shutil.copy(out / "resnet_mitbih.tflite", quantised)
     shutil.copy(quantised, models / "export" / "resnet_mitbih.dynamic.tflite")
+    manifest["models"]["resnet_mitbih"]["file_sha256"] = {
+        "resnet_mitbih.dynamic.tflite": sha256_file(quantised)
+    }
+    (models / "export" / "manifest.json").write_text(json.dumps(manifest))
     runner = load_runner(models / "resnet_mitbih.keras", precision="dynamic")
     assert runner.backend == "tflite" and runner.source.startswith("dynamic-quantised export")
     with pytest.raises(ModelError, match="needs the tflite backend"):

@@ -25,6 +25,7 @@ from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
 from heartbeat.testing.csv_baseline import format_beats_csv_before
+from tests.conftest import examples
 
 MIT = (0, 1, 2, 3, 4)
 
@@ -77,7 +78,7 @@ def test_low_row_estimate_grows_the_array(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
 ) -> None:
     monkeypatch.setattr(csvio, "_CHUNK_ROWS", 4)
-    monkeypatch.setattr(csvio, "_row_estimate", lambda path, head: 1)
+    monkeypatch.setattr(csvio, "_row_estimate", lambda *args: 1)
     X, y = _beats(23, seed=1)
     path = tmp_path / "b.csv"
     path.write_text(format_beats_csv(X, y))
@@ -216,7 +217,7 @@ def test_formatter_falls_back_toformat_beats_csv_before(special: float) -> None:
     assert format_beats_csv(X, None) == format_beats_csv_before(X, None)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(
     X=hnp.arrays(
         np.float32,

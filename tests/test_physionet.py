@@ -30,7 +30,7 @@ from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
 from heartbeat.fetch.download import download_file, part_path
-from heartbeat.fetch.physionet import fetch_physionet, split_stratified
+from heartbeat.fetch.physionet import fetch_physionet, mirror_cache, split_stratified
 from heartbeat.signal import records
 from heartbeat.signal import segment as sg
 from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
@@ -203,10 +203,12 @@ def test_rerun_uses_the_cache_and_gives_identical_files(
     dest, cache = fetched
     assert not list(cache.rglob("*.part"))
     for record in MIT_RECORDS:
-        assert (cache / "mitdb" / f"{record}.dat").stat().st_size == (
+        assert (mirror_cache(cache, clean.url) / "mitdb" / f"{record}.dat").stat().st_size == (
             SHARED / "mitdb" / f"{record}.dat"
         ).stat().st_size
-    assert not (cache / "ptbdb" / "patient002" / "s0015lre.xyz").exists()  # only the file with lead ii
+    assert not (
+        mirror_cache(cache, clean.url) / "ptbdb" / "patient002" / "s0015lre.xyz"
+    ).exists()  # only the file with lead ii
     fetch_physionet(_cfg(clean.url), 7, tmp_path, cache)
     # only the RECORDS indexes (probed at <db>/1.0.0/ first, then <db>/) are fetched again
     assert {path for path, _ in clean.requests} == {
@@ -301,14 +303,14 @@ def test_404_names_the_record(clean: Mirror, tmp_path: Path, path: str) -> None:
     clean.faults[path] = "404"
     with pytest.raises(SourceError, match=r"^mitdb record 114: .*HTTP 404"):
         _fault_run(clean, tmp_path)
-    assert not (tmp_path / "cache" / path.lstrip("/")).exists()
+    assert not (mirror_cache(tmp_path / "cache", clean.url) / path.lstrip("/")).exists()
 
 
 def test_truncated_dat_names_the_record_and_leaves_nothing(clean: Mirror, tmp_path: Path) -> None:
     clean.faults["/mitdb/114.dat"] = "truncated"
     with pytest.raises(DataError, match=r"^mitdb record 114: .*975000 bytes, expected 1950000"):
         _fault_run(clean, tmp_path)
-    dat = tmp_path / "cache" / "mitdb" / "114.dat"
+    dat = mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.dat"
     assert not dat.exists() and not part_path(dat).exists()
     clean.faults.clear()
     _fault_run(clean, tmp_path)  # the next run fetches it again and succeeds
@@ -330,14 +332,14 @@ def test_header_that_does_not_parse_names_the_record(clean: Mirror, tmp_path: Pa
     clean.faults["/mitdb/114.hea"] = "bad-header"
     with pytest.raises(DataError, match=r"^mitdb record 114: header 114\.hea does not parse"):
         _fault_run(clean, tmp_path)
-    assert not (tmp_path / "cache" / "mitdb" / "114.hea").exists()
+    assert not (mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.hea").exists()
 
 
 def test_cached_header_that_went_bad_is_fetched_again(
     fetched: tuple[Path, Path], clean: Mirror, tmp_path: Path
 ) -> None:
     _fault_run(clean, tmp_path)
-    header = tmp_path / "cache" / "mitdb" / "114.hea"
+    header = mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.hea"
     header.write_text("garbage\n")
     _fault_run(clean, tmp_path)
     assert header.read_text().startswith("114 2 360")
@@ -349,12 +351,14 @@ def test_server_cutting_off_names_the_record_and_next_run_recovers(clean: Mirror
         SourceError, match=r"^mitdb record 114: .*closed the connection after 975000 of 1950000"
     ):
         _fault_run(clean, tmp_path)
-    _assert_not_trusted(tmp_path / "cache", "mitdb/114.dat", 1_950_000)
-    assert not (tmp_path / "cache" / "mitdb" / "114.dat").exists()
-    assert part_path(tmp_path / "cache" / "mitdb" / "114.dat").exists()  # kept, to resume from
+    _assert_not_trusted(mirror_cache(tmp_path / "cache", clean.url), "mitdb/114.dat", 1_950_000)
+    assert not (mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.dat").exists()
+    assert part_path(
+        mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.dat"
+    ).exists()  # kept, to resume from
     clean.faults["/mitdb/114.dat"] = "cut-once"  # a transient cut: the retry succeeds
     _fault_run(clean, tmp_path)
-    assert (tmp_path / "cache" / "mitdb" / "114.dat").stat().st_size == 1_950_000
+    assert (mirror_cache(tmp_path / "cache", clean.url) / "mitdb" / "114.dat").stat().st_size == 1_950_000
 
 
 # ---------------------------------------------------------------- download_file on its own

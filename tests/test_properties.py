@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -30,21 +30,22 @@ from heartbeat.core.errors import DataError
 from heartbeat.prepare.preprocess import prepare
 from heartbeat.signal import checks
 from heartbeat.signal import segment as sg
+from tests.conftest import examples
 
 MIT = (0, 1, 2, 3, 4)
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
+SETTINGS = settings(max_examples=examples(60))  # deadline and health checks: the profile (conftest.py)
 
 
 # ---------------------------------------------------------------- the CSV validator
 
 
-def _read(data: bytes, allowed: tuple[int, ...] | None = MIT, labelled: bool | None = True) -> Beats:
+def _read(
+    data: bytes, allowed: tuple[int, ...] | None = MIT, labelled: bool | None = True, engine: str = "auto"
+) -> Beats:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "beats.csv"
         path.write_bytes(data)
-        return read_beats_csv(path, allowed, labelled)
+        return read_beats_csv(path, allowed, labelled, engine=engine)
 
 
 def _check_beats(beats: Beats, allowed: tuple[int, ...] | None, labelled: bool | None) -> None:
@@ -62,9 +63,11 @@ def _check_beats(beats: Beats, allowed: tuple[int, ...] | None, labelled: bool |
             assert set(beats.y.tolist()) <= set(allowed)
 
 
-def _read_or_data_error(data: bytes, allowed=MIT, labelled: bool | None = True) -> Beats | None:
+def _read_or_data_error(
+    data: bytes, allowed=MIT, labelled: bool | None = True, engine: str = "auto"
+) -> Beats | None:
     try:
-        beats = _read(data, allowed, labelled)
+        beats = _read(data, allowed, labelled, engine)
     except DataError as exc:
         assert str(exc) and "\n" not in str(exc)  # one line, for the stage's one-line error
         event("DataError")
@@ -100,13 +103,18 @@ FORMATS = (
 )
 BAD_CELL = st.one_of(
     st.sampled_from(["", " ", "nan", "NaN", "-inf", "inf", "Infinity", "NA", "null", "abc", "True", "0,5"]),
+    # Words and spellings that pandas reads as booleans or Python's float() as numbers.
+    st.sampled_from(["True", "False", "true", "FALSE", "yes", "0_1", "1_0", "\u0661", "0x1", "1d0"]),
     st.sampled_from(["1.5", "-0.1", "2", "1e39", "-1e39", "0.5.5", "--1", "1e", "\x00", "0.5\u00e9", '"0.5'])
     | st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 <= v <= 1).map(repr),
 )
 
 
 def _cell_is_valid(cell: str, is_label: bool) -> bool:
-    """The documented format, written independently of the reader."""
+    """The documented format, written independently of the reader: ASCII digits, a sign, a point and
+    an exponent, with spaces around; what Python's float() makes of it, rounded to float32."""
+    if not set(cell.strip(" \t")) <= set("0123456789+-.eE"):
+        return False
     try:
         with np.errstate(over="ignore"):
             value = float(np.float32(float(cell)))  # the reader keeps float32, as the Kaggle set needs
@@ -145,9 +153,23 @@ def beat_files(draw: st.DrawFn) -> tuple[bytes, bool, list[list[str]]]:
     return text.encode("utf-8"), kind.startswith("valid"), rows
 
 
+def _one_row(cell: str) -> tuple[bytes, bool, list[list[str]]]:
+    """A file of one row whose fourth sample is ``cell``: the whole column is that cell."""
+    row = ["0.5"] * BEAT_LENGTH + ["1"]
+    row[3] = cell
+    return (",".join(row) + "\n").encode(), False, [row]
+
+
 @SETTINGS
-@given(sample=beat_files())
-def test_validator_accepts_exactly_the_documented_format(sample: tuple[bytes, bool, list[list[str]]]) -> None:
+@given(sample=beat_files(), engine=st.sampled_from(["auto", "pandas"]))
+# A column that is all True: pandas reads it as booleans, then 1.0. Drawn only now and then, so
+# tried every run.
+@example(sample=_one_row("True"), engine="auto")
+@example(sample=_one_row("False"), engine="pandas")
+def test_validator_accepts_exactly_the_documented_format(
+    sample: tuple[bytes, bool, list[list[str]]], engine: str
+) -> None:
+    """Both readers: the pyarrow path, with pandas behind it, and the pandas path alone."""
     data, _, rows = sample
     parsed = list(csv.reader(io.StringIO(data.decode("utf-8"))))
     valid = all(
@@ -155,7 +177,7 @@ def test_validator_accepts_exactly_the_documented_format(sample: tuple[bytes, bo
         for row in parsed
         if row
     )
-    beats = _read_or_data_error(data)
+    beats = _read_or_data_error(data, engine=engine)
     assert (beats is not None) == valid, (valid, data[:200])
     if beats is not None:
         expected = np.array([[float(c) for c in row[:BEAT_LENGTH]] for row in rows], dtype=np.float32)
@@ -270,7 +292,7 @@ def test_segment_beats_shape_range_and_padding(
         assert not row[length:].any()  # zero padding after 1.2·T samples
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30))
 @given(
     rate_bpm=st.floats(40, 180),
     fs=st.sampled_from([125.0, 360.0, 500.0, 1000.0]),
@@ -393,7 +415,7 @@ def test_prepare_beat_splits_never_overlap_and_cover_every_row(
     assert union == {r for r, (f, _) in where.items() if f.startswith("ptbdb")}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40))
 @given(
     records=st.lists(st.integers(0, 11), min_size=4, max_size=160),
     patients=st.lists(st.integers(0, 9), min_size=4, max_size=120),

@@ -384,6 +384,31 @@ def _corrupt_member(path: Path) -> Path:
     return path
 
 
+def _zip_twice(path: Path, name: str) -> Path:
+    import warnings
+
+    texts = _small_csvs()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate name
+        for member, text in texts.items():
+            zf.writestr(member, text)
+        zf.writestr(name, texts["mitbih_train.csv"])
+    return path
+
+
+def _zip_bomb(path: Path) -> Path:
+    """ptbdb_normal.csv as 52 MB (from 0.2 MB of zip) of one valid row repeated: a valid CSV, beyond any PTB file's size."""
+    row = (",".join(["5.000000000000000000e-01"] * BEAT_LENGTH) + ",0.000000000000000000e+00\n").encode()
+    texts = {n: t for n, t in _small_csvs().items() if n != "ptbdb_normal.csv"}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, text in texts.items():
+            zf.writestr(member, text)
+        with zf.open("ptbdb_normal.csv", "w") as dst:
+            for _ in range(50_000_000 // (len(row) * 1000) + 1):
+                dst.write(row * 1000)
+    return path
+
+
 BAD_ZIPS = {
     "not a zip": (
         lambda p: (p.write_bytes(b"PK\x03\x04 this is not really a zip"), p)[1],
@@ -408,6 +433,19 @@ BAD_ZIPS = {
         ["escapes the archive"],
     ),
     "backslash member": (lambda p: _zip(p, {**_small_csvs(), "..\\evil.csv": "x"}), ["escapes the archive"]),
+    # The same CSV twice: which one to use is ambiguous (train rows became the test set).
+    "same name twice": (
+        lambda p: _zip_twice(p, "mitbih_test.csv"),
+        ["mitbih_test.csv is in the archive 2 times"],
+    ),
+    "same name in two folders": (
+        lambda p: _zip(p, {**_small_csvs(), "old/mitbih_test.csv": _small_csvs()["mitbih_train.csv"]}),
+        ["mitbih_test.csv is in the archive 2 times ('mitbih_test.csv', 'old/mitbih_test.csv')"],
+    ),
+    "zip bomb (52 MB of valid rows)": (
+        _zip_bomb,
+        ["member ptbdb_normal.csv unpacks to 51,700,000 bytes", "refusing to extract it"],
+    ),
 }
 
 
@@ -437,6 +475,36 @@ def test_absolute_member_is_rejected_before_anything_is_written(project: Path, t
     before = _digest(project)
     _one_line_error(_stage(project, "fetch"), "fetch", f"member {str(target)!r} escapes the archive folder")
     assert not target.exists()
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+@pytest.mark.parametrize(
+    "where", ["zip in data/raw", "folder in data/raw", "data/raw itself", "symlink into data/raw"]
+)
+def test_a_source_inside_the_folder_fetch_replaces_is_refused(project: Path, in_process, where: str) -> None:
+    """Fetch swaps data/raw as a whole and deletes the previous one: with data.local_path in there, it
+    deleted the user's archive. Now it refuses, and the archive and data/raw stay as they were."""
+    raw = project / "data" / "raw"
+    source = {
+        "zip in data/raw": raw / "heartbeat.zip",
+        "folder in data/raw": raw / "mine",
+        "data/raw itself": raw,
+        "symlink into data/raw": raw / "heartbeat.zip",
+    }[where]
+    if where.startswith(("zip", "symlink")):
+        _zip(source, _small_csvs())
+    elif where == "folder in data/raw":
+        source.mkdir()
+        for name, text in _small_csvs().items():
+            (source / name).write_text(text)
+    if where == "symlink into data/raw":
+        (project / "dl.zip").symlink_to(source)
+        source = project / "dl.zip"
+    _use_local(project, source)
+    before = _digest(project)
+    _one_line_error(
+        in_process(project, "fetch"), "fetch", "data.local_path", "is inside data/raw, which fetch replaces"
+    )
     assert _digest(project) == before and _leftovers(project) == []
 
 
@@ -609,6 +677,11 @@ def test_yaml_booleans_and_numbers_that_are_fine_still_parse(tmp_path: Path) -> 
             float("inf"),
             "params.yaml: train_mlp.lr: input should be a finite number",
         ),
+        # Integers beyond int64 (a traceback from numpy or TensorFlow), a layer no memory can hold.
+        ("train_mlp", "train_mlp.batch_size", 10**23, "train_mlp.batch_size: is beyond the 64-bit integer"),
+        ("train_mlp", "train_mlp.lr_decay_steps", 2**63, "train_mlp.lr_decay_steps: is beyond the 64-bit"),
+        ("fetch", "data.demo.mitbih_train", -(2**64), "data.demo.mitbih_train: is beyond the 64-bit"),
+        ("train_mlp", "train_mlp.hidden", [2**40], "train_mlp: out of memory building or training the model"),
     ],
 )
 def test_bad_params_stop_the_stage_at_start(
@@ -623,6 +696,100 @@ def test_bad_params_stop_the_stage_at_start(
     edit_params(project, {section: _nest(rest, value)})
     before = _digest(project)
     _one_line_error(in_process(project, stage), stage, message)
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+def _integer_keys(model: type, prefix: str) -> list[tuple[str, bool]]:
+    """(dotted key, takes a list) of every integer field of a params schema, nested sections included."""
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += _integer_keys(ann, f"{prefix}.{name}")
+        elif ann is int or "int" in repr(ann).replace("Literal", ""):
+            keys.append((f"{prefix}.{name}", repr(ann).startswith("list")))
+    return keys
+
+
+def test_every_integer_key_refuses_a_value_beyond_int64(tmp_path: Path) -> None:
+    keys = [
+        (section, key) for section, model in STAGE_SCHEMAS.items() for key in _integer_keys(model, section)
+    ]
+    assert len(keys) > 30
+    for section, (key, is_list) in keys:
+        for value in (2**63, -(2**63) - 1, 10**30):
+            path = _write_params(tmp_path, _setter(key, [value] if is_list else value))
+            with pytest.raises(ParamsError, match=re.escape(key.split(".", 1)[1])):
+                stage_params(section, path)
+
+
+_ALIAS_BOMB = (
+    "["
+    + ", ".join(
+        ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        + [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    )
+    + "]"
+)  # 9**9 strings once expanded: its repr would be 80 MB
+
+
+def _null_section(text: str, section: str) -> str:
+    """``section:`` with its keys commented out, as a user switching it off would leave it."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        inside = line.startswith(f"{section}:") or (inside and (line.startswith(" ") or not line.strip()))
+        lines.append(f"# {line}" if inside and line.startswith(" ") else line)
+    return "\n".join(lines) + "\n"
+
+
+BAD_PARAMS_FILES = {
+    "not UTF-8": (
+        lambda t: t.replace("# Every knob", "# Every kn\xf6b").encode("latin-1", "replace"),
+        "params.yaml: not UTF-8 text (byte 0xf6 at offset 10); save it as UTF-8",
+    ),
+    "a key given twice": (
+        lambda t: t.replace("  epochs: 40\n", "  epochs: 40\n  epochs: 1\n", 1),
+        "params.yaml: duplicate key: 'epochs' at line",
+    ),
+    "a section given twice (resetting its other keys)": (
+        lambda t: t + "\ntrain_mlp:\n  epochs: 2\n",
+        "params.yaml: duplicate key: 'train_mlp' at line",
+    ),
+    "an integer of 5,000 digits": (
+        lambda t: t.replace("  batch_size: 64\n", "  batch_size: 1" + "0" * 5000 + "\n", 1),
+        "params.yaml: not usable as params (Exceeds the limit (4300 digits)",
+    ),
+    "an empty file": (lambda t: "", "params.yaml: is empty; it must hold the pipeline's sections"),
+    "comments only": (lambda t: "# everything commented out\n", "params.yaml: is empty"),
+    "a null section": (
+        lambda t: _null_section(t, "train_mlp"),
+        "params.yaml: train_mlp: the section is empty (null)",
+    ),
+    "an alias bomb": (
+        lambda t: t.replace("  dropout: 0.2\n", f"  dropout: {_ALIAS_BOMB}\n", 1),
+        "params.yaml: train_mlp.dropout: input should be a valid number (got [['lol', 'lol', 'lol', 'lol', ...]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PARAMS_FILES))
+def test_every_bad_params_file_is_one_params_error(project: Path, in_process, case: str) -> None:
+    """A file that is not UTF-8 gave a traceback; duplicate keys and sections (which DVC refuses) and
+    an empty file or section were taken silently, training with defaults; an alias bomb gave an
+    80 MB message. Each is one short ParamsError line, from every section's loader and a stage."""
+    edit, message = BAD_PARAMS_FILES[case]
+    params = project / "params.yaml"
+    text = edit((ROOT / "params.yaml").read_text(encoding="utf-8"))  # with its comments and layout
+    params.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    for section in ["train_mlp"] if case == "an alias bomb" else STAGE_SCHEMAS:  # the rest: the whole file
+        with pytest.raises(ParamsError) as caught:
+            stage_params(section, params)
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+    assert message in str(caught.value)
+    before = _digest(project)
+    _one_line_error(in_process(project, "train_mlp"), "train_mlp", message)
     assert _digest(project) == before and _leftovers(project) == []
 
 
@@ -831,6 +998,57 @@ def test_pickle_model_stops_evaluate_in_one_line(tmp_path: Path, tiny_repro: Pat
     before = _digest(project)
     _one_line_error(in_process(project, "evaluate"), "evaluate", "models/resnet_ptb.keras: not a Keras model")
     assert not marker.exists()
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+# ---------------------------------------------------------------- 1. non-finite numbers never pass for results
+
+
+@pytest.mark.slow
+def test_diverging_training_stops_in_one_line_and_writes_nothing(
+    tmp_path: Path, tiny_repro: Path, in_process
+) -> None:
+    """A huge learning rate trained a NaN model with exit 0; now the stage names itself and lr."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    edit_params(project, {"train_mlp": {"lr": 1e30}})
+    before = _digest(project)
+    _one_line_error(
+        in_process(project, "train_mlp"),
+        "train_mlp",
+        "training diverged: the loss became nan at epoch 1",
+        "lower train_mlp.lr in params.yaml (now 1e+30)",
+    )
+    assert _digest(project) == before and _leftovers(project) == []
+
+
+def _nan_weights(model_path: Path) -> None:
+    from heartbeat.model.saving import load_model, save_model
+
+    model = load_model(model_path)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])  # as after a divergence
+    save_model(model, model_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["NaN weights", "temperature Infinity", "temperature 0", "temperature text"])
+def test_non_finite_model_or_temperature_stops_evaluate(
+    tmp_path: Path, tiny_repro: Path, in_process, case: str
+) -> None:
+    """A NaN model made evaluate crash with a traceback; a sidecar temperature of Infinity made every
+    beat class 0. Both are refused in one line, and no metric or plot is written."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    sidecar = project / "models/mlp_ptb.json"
+    if case == "NaN weights":
+        _nan_weights(project / "models/mlp_ptb.keras")
+        expected = "models/mlp_ptb.keras: the model outputs nan for beat 1"
+    else:
+        value = {"temperature Infinity": "Infinity", "temperature 0": "0", "temperature text": '"2"'}[case]
+        sidecar.write_text(sidecar.read_text().rstrip().rstrip("}") + f', "temperature": {value}}}\n')
+        expected = "models/mlp_ptb.json: temperature"
+    before = _digest(project)
+    _one_line_error(in_process(project, "evaluate"), "evaluate", expected)
     assert _digest(project) == before and _leftovers(project) == []
 
 
@@ -1150,6 +1368,79 @@ def test_interrupt_between_the_two_renames_of_a_folder_output_restores_it(
     monkeypatch.undo()
     assert (target / "a.csv").read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["raw"]
+
+
+_KILLED_WRITING = """
+import time
+from heartbeat.core.atomic import atomic_dir, atomic_path
+with atomic_dir("data/raw") as tmp:
+    (tmp / "mitbih_train.csv").write_bytes(b"0" * 5_000_000)
+    with atomic_path("models/mlp_ptb.keras") as partial:
+        partial.write_bytes(b"half a model")
+        print("writing", flush=True)
+        time.sleep(600)
+"""
+
+_KILLED_BETWEEN_RENAMES = """
+import os, time
+from heartbeat.core import atomic
+real = os.replace
+def replace(src, dst):
+    real(src, dst)
+    if os.path.basename(dst) == "x":  # data/raw is aside, the new folder not yet in its place
+        print("writing", flush=True)
+        time.sleep(600)
+atomic.os.replace = replace
+with atomic.atomic_dir("data/raw") as tmp:
+    (tmp / "junk.csv").write_text("a half-finished fetch")
+"""
+
+
+def _killed(project: Path, script: str) -> None:
+    """Run ``script`` in ``project`` and SIGKILL it once it says it is writing: nothing of its
+    own cleanup runs, as after the OOM killer or a power cut."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=_env(PYTHONPATH=str(project)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_what_a_killed_writer_leaves_is_removed_by_the_next_run(project: Path, in_process) -> None:
+    """After SIGKILL, hidden temporaries (data/.raw.*.tmp, models/.mlp_ptb.keras.*.tmp) stayed forever."""
+    before = _digest(project, ("data",))
+    _killed(project, _KILLED_WRITING)
+    assert len(_leftovers(project)) == 2
+    ran = in_process(project, "preprocess")
+    assert ran.returncode == 0, ran.stderr
+    assert _leftovers(project) == []
+    assert "left behind by an earlier run that was killed" in ran.stderr
+    assert {k: v for k, v in _digest(project, ("data",)).items() if k.startswith("data/raw")} == {
+        k: v for k, v in before.items() if k.startswith("data/raw")
+    }
+
+
+def test_a_folder_swap_killed_between_its_renames_is_rolled_back_by_the_next_run(
+    project: Path, in_process
+) -> None:
+    before = _digest(project, ("data",))
+    _killed(project, _KILLED_BETWEEN_RENAMES)
+    assert not (project / "data" / "raw").exists()  # the previous data/raw is only in .raw.*.old/x
+    ran = in_process(project, "preprocess")  # a stage that reads data/raw
+    assert ran.returncode == 0, ran.stderr
+    assert "data/raw: restored its previous version" in ran.stderr
+    assert _leftovers(project) == []
+    assert {k: v for k, v in _digest(project, ("data",)).items() if k.startswith("data/raw")} == {
+        k: v for k, v in before.items() if k.startswith("data/raw")
+    }
 
 
 def test_entry_turns_a_write_error_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:

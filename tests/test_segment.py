@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -14,6 +14,7 @@ from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
 from heartbeat.signal import context, detect, records
 from heartbeat.signal import segment as sg
+from tests.conftest import examples
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -224,7 +225,7 @@ signals = hnp.arrays(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60))
 @given(
     signal=signals,
     fs=st.one_of(st.sampled_from([125.0, 360.0, 1000.0]), st.floats(allow_nan=True, allow_infinity=True)),

@@ -14,6 +14,7 @@ from heartbeat.core.errors import DataError
 from heartbeat.core.splits import grouped_split, stratified_split
 from heartbeat.fetch.synth import generate_demo
 from heartbeat.prepare.preprocess import class_counts, prepare
+from tests.conftest import examples
 
 
 def test_stratified_split_keeps_class_shares() -> None:
@@ -33,7 +34,7 @@ def test_stratified_split_is_seeded() -> None:
     assert not np.array_equal(a[1], c[1])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(
     labels=st.lists(st.integers(0, 4), min_size=0, max_size=300),
     fraction=st.floats(0.05, 0.45),
@@ -49,7 +50,7 @@ def test_stratified_split_property(labels: list[int], fraction: float, seed: int
     assert np.array_equal(np.sort(np.concatenate([keep, hold])), np.arange(len(y)))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(
     groups=st.lists(st.integers(0, 12), min_size=0, max_size=200),
     seed=st.integers(0, 1000),

@@ -8,6 +8,14 @@ is removed.
 A write that fails because of the disk (full, over quota, read-only) raises
 :class:`WriteError`, a one-line :class:`HeartbeatError` naming the output and
 the reason, instead of a bare ``OSError`` traceback.
+
+A process killed outright (SIGKILL, the OOM killer, a power cut) cleans up
+nothing. So every temporary's name carries the writer's process id
+(``.<name>.<pid>.<random>.tmp``, ``.<name>.<pid>.<random>.old``), and
+:func:`recover` puts things right once that process is gone: temporaries are
+deleted, and a folder swap stopped between its two renames gets its previous
+folder back. Every atomic write recovers its own target first, and every stage
+recovers all the outputs at start (:func:`heartbeat.core.entry.run`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -45,6 +54,66 @@ def write_error(target: Path, exc: OSError) -> WriteError:
     return WriteError(target, (exc.strerror or type(exc).__name__).lower())
 
 
+_TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.(?P<kind>tmp|old)(?:\.[^.]*)?$")
+"""A temporary of :func:`atomic_path` or :func:`atomic_dir`: ``.<name>.<pid>.<random>.tmp<suffix>`` or
+``.old``; names written before the pid was in them have none, and count as abandoned."""
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def recover(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Clean up after writers that died in ``folder`` (only those of output ``name``, if given).
+
+    A temporary whose process is gone is deleted; a folder swap that stopped between its two
+    renames (the output missing, its previous version in ``.old``) is rolled back first. A live
+    writer's temporaries are left alone. Returns what was removed or restored.
+    """
+    folder = Path(folder)
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: not p.name.endswith(".old"))  # .old first
+    except OSError:
+        return []
+    done = []
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or (name is not None and match["name"] != name):
+            continue
+        if match["pid"] is not None and _alive(int(match["pid"])):
+            continue
+        target = folder / match["name"]
+        if match["kind"] == "old" and (entry / "x").exists() and not os.path.lexists(target):
+            os.replace(entry / "x", target)
+            done.append(target)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        done.append(entry)
+    return done
+
+
+def recover_tree(root: str | os.PathLike[str]) -> list[Path]:
+    """:func:`recover` in ``root`` and every folder below it."""
+    done = []
+    for folder, subfolders, _ in os.walk(root):
+        done += recover(folder)
+        subfolders[:] = [d for d in subfolders if not _TEMPORARY.match(d)]
+    return done
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -61,8 +130,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        recover(target.parent, target.name)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.",
+            prefix=_prefix(target),
             suffix=f".tmp{suffix if suffix is not None else target.suffix}",
             dir=target.parent,
         )
@@ -92,7 +162,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        recover(target.parent, target.name)
+        tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise write_error(target, exc) from None
     old: Path | None = None
@@ -100,7 +171,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".old", dir=target.parent))
             os.replace(target, old / "x")
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

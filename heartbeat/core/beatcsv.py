@@ -26,13 +26,14 @@ import io
 import itertools
 import math
 import os
+import re
 import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ import pandas as pd
 from heartbeat.core.atomic import atomic_path
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
+from heartbeat.core.streams import display_name, is_stream, read_stream
 
 RANGE_TOLERANCE = 1e-6
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -49,6 +51,11 @@ _CHUNK_ROWS = 8192  # rows parsed and checked at a time (6 MB of float32): bound
 _PIECE_BYTES = (
     4 << 20
 )  # text parsed by one thread at a time (pyarrow path, about 900 rows): bounds the peak memory
+NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+"""A cell that is a number: an ASCII decimal with an optional sign, point and exponent, spaces
+around allowed (``0.5``, ``+.5``, ``5e-1``, ``5.000000000000000000e-01``). Nothing else is: not
+``True``/``False``, ``NA``, ``1_0``, hex or digits of other scripts, which some parsers read as numbers."""
+_NOT_FINITE = frozenset({"nan", "inf", "infinity"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,28 @@ class Beats:
         return int(self.X.shape[0])
 
 
-def _sniff(path: Path) -> bytes:
+@dataclass(frozen=True)
+class _Source:
+    """Where the CSV's bytes are: a regular file, read in place (``data`` None), or a stream's
+    content, read once into ``data``. ``path`` names it in messages."""
+
+    path: Path
+    data: bytes | None = None
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else open(self.path, "rb")
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+    def for_pandas(self) -> Path | BinaryIO:
+        return self.path if self.data is None else io.BytesIO(self.data)
+
+
+def _sniff(source: _Source) -> bytes:
+    if source.data is not None:
+        return source.data[:_SNIFF_BYTES]
+    path = source.path
     try:
         with open(path, "rb") as fh:
             return fh.read(_SNIFF_BYTES)
@@ -88,7 +116,7 @@ def _check_head(path: Path, head: bytes) -> None:
     for sep, name in ((";", "semicolons"), ("\t", "tabs")):
         if sep in first and _is_number(first.split(sep)[0]):
             raise DataError(f"{path}: row 1 is separated by {name}; expected commas, as in the Kaggle CSVs")
-    if not _is_number(first):
+    if not _is_number(first) and not _is_non_finite(first):
         raise DataError(
             f"{path}: row 1 starts with {first[:30]!r}, which is not a number; "
             "the file must have no header row (remove it)"
@@ -96,47 +124,61 @@ def _check_head(path: Path, head: bytes) -> None:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return NUMBER.fullmatch(text) is not None
 
 
-def _diagnose(path: Path, n_columns: set[int], allowed_labels: tuple[int, ...] | None) -> DataError:
+def _is_non_finite(text: str) -> bool:
+    return text.strip().lstrip("+-").lower() in _NOT_FINITE
+
+
+def _diagnose(source: _Source, n_columns: set[int]) -> DataError:
     """Re-scan the file row by row and describe the first bad row precisely."""
-    expected = " or ".join(str(c) for c in sorted(n_columns))
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+    return _first_problem(source, n_columns) or DataError(
+        f"{source.path}: could not be parsed as a CSV of "
+        f"{' or '.join(str(c) for c in sorted(n_columns))} numeric columns"
+    )
+
+
+def _first_problem(source: _Source, n_columns: set[int]) -> DataError | None:
+    """The first row that is blank, of another width than allowed or than row 1, or has a cell that is
+    not a finite number within float32 (:data:`NUMBER`); None when every row passes."""
+    with io.TextIOWrapper(source.open(), encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
         try:
-            return _first_bad_row(path, reader, n_columns, expected)
+            return _first_bad_row(source.path, reader, n_columns)
         except csv.Error as exc:  # a line the csv module itself refuses (a huge field, ...)
-            return DataError(f"{path}: row {max(reader.line_num, 1)} is not a valid CSV row ({exc})")
+            return DataError(f"{source.path}: row {max(reader.line_num, 1)} is not a valid CSV row ({exc})")
 
 
-def _first_bad_row(path: Path, reader: Iterator[list[str]], n_columns: set[int], expected: str) -> DataError:
+def _first_bad_row(path: Path, reader: Iterator[list[str]], n_columns: set[int]) -> DataError | None:
+    expected = " or ".join(str(c) for c in sorted(n_columns))
+    width = None
     for row_no, row in enumerate(reader, start=1):
         if not row:
             return DataError(f"{path}: row {row_no} is blank; remove blank lines")
         if len(row) not in n_columns:
             return DataError(f"{path}: row {row_no} has {len(row)} columns, expected {expected}")
+        if width is not None and len(row) != width:
+            return DataError(
+                f"{path}: row {row_no} has {len(row)} columns but row 1 has {width}; every row must have "
+                "the same columns (187 samples, then the label in every row or in none)"
+            )
+        width = len(row) if width is None else width
         for col_no, cell in enumerate(row, start=1):
-            try:
-                value = float(cell)
-            except ValueError:
-                return DataError(
-                    f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is not a number"
-                )
-            if not math.isfinite(value):
+            if _is_non_finite(cell) or (_is_number(cell) and not math.isfinite(float(cell))):
                 return DataError(
                     f"{path}: row {row_no}, column {col_no}: {cell.strip()!r} is not a finite number"
                 )
-            if abs(value) > _FLOAT32_MAX:
+            if not _is_number(cell):
+                return DataError(
+                    f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is not a number"
+                )
+            if abs(float(cell)) > _FLOAT32_MAX:
                 return DataError(
                     f"{path}: row {row_no}, column {col_no}: {cell.strip()[:30]!r} is out of range "
                     "(samples must be in [0, 1], labels class numbers)"
                 )
-    return DataError(f"{path}: could not be parsed as a CSV of {expected} numeric columns")
+    return None
 
 
 def read_beats_csv(
@@ -144,6 +186,7 @@ def read_beats_csv(
     allowed_labels: tuple[int, ...] | None = None,
     labelled: bool | None = True,
     engine: str = "auto",
+    data: bytes | None = None,
 ) -> Beats:
     """Read and validate a beat CSV.
 
@@ -151,33 +194,58 @@ def read_beats_csv(
     and ``None`` accepts either, as ``heartbeat predict`` does. ``allowed_labels``
     restricts the label set (for example ``(0,)`` for ptbdb_normal.csv).
     ``engine="pandas"`` skips the pyarrow path (benchmarks and tests compare the two).
+    ``data`` is the file's content when the caller has already read it; a ``path`` that
+    is a pipe (``-``, ``/dev/stdin``, a process substitution) is read once, whole
+    (:func:`heartbeat.core.streams.read_stream`), since it cannot be opened twice.
     Raises :class:`DataError` naming the file, row and problem.
     """
     if engine not in ("auto", "pandas"):
         raise ValueError(f"engine must be 'auto' or 'pandas', got {engine!r}")
-    path = Path(path)
-    head = _sniff(path)
-    _check_head(path, head)
-    n_columns = {BEAT_LENGTH + 1} if labelled else {BEAT_LENGTH}
-    if labelled is None:
-        n_columns = {BEAT_LENGTH, BEAT_LENGTH + 1}
-    first_row = head.splitlines()[0].decode("utf-8", errors="replace")
-    width = first_row.count(",") + 1
-    if width not in n_columns:
-        raise DataError(
-            f"{path}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
-        )
-    fast = _read_arrow(path, head, width, n_columns, allowed_labels) if engine == "auto" else None
+    if data is None and is_stream(path):
+        data = read_stream(path)
+    source = _Source(display_name(path), data)
+    head = _sniff(source)
+    width = check_start(source.path, head, labelled)
+    n_columns = _columns(labelled)
+    fast = _read_arrow(source, head, width, n_columns, allowed_labels) if engine == "auto" else None
     if fast is not None:
         return fast
     try:
         # No dtype first: pandas' own inference takes its fastest path (a quarter faster than
-        # dtype=float32 here), and each chunk is cast to float32 whole. A column it does not infer
-        # as numbers (text, true/false, an integer beyond 64 bits) sends the file through
-        # dtype=float32, whose conversion decides what is a number, as it always has.
-        return _read_chunks(path, head, width, n_columns, allowed_labels, dtype=None)
+        # dtype=float32 here), and each chunk is cast to float32 whole.
+        return _read_chunks(source, head, width, n_columns, allowed_labels, dtype=None)
     except _NotNumeric:
-        return _read_chunks(path, head, width, n_columns, allowed_labels, dtype=np.float32)
+        # A column it does not infer as numbers: text, true/false, an integer beyond 64 bits.
+        # dtype=float32 would read a column of true/false as 1 and 0, so the row scan decides
+        # first what is a number (NUMBER); only a file that passes it is converted that way.
+        problem = _first_problem(source, n_columns)
+        if problem is not None:
+            raise problem from None
+        return _read_chunks(source, head, width, n_columns, allowed_labels, dtype=np.float32)
+
+
+def _columns(labelled: bool | None) -> set[int]:
+    if labelled is None:
+        return {BEAT_LENGTH, BEAT_LENGTH + 1}
+    return {BEAT_LENGTH + 1} if labelled else {BEAT_LENGTH}
+
+
+def check_start(name: str | os.PathLike[str], head: bytes, labelled: bool | None = True) -> int:
+    """Check the first bytes of a beat CSV (its first row at least) as :func:`read_beats_csv` does, and
+    return the number of columns of row 1; a :class:`DataError` naming ``name`` if it cannot be one.
+
+    For code that streams a CSV from elsewhere (an archive) and wants to stop at the first megabyte
+    of something that is not one, rather than after the whole of it.
+    """
+    head = head[:_SNIFF_BYTES]
+    _check_head(Path(name), head)
+    n_columns = _columns(labelled)
+    width = head.splitlines()[0].decode("utf-8", errors="replace").count(",") + 1
+    if width not in n_columns:
+        raise DataError(
+            f"{name}: row 1 has {width} columns, expected {' or '.join(map(str, sorted(n_columns)))}"
+        )
+    return width
 
 
 class _NotNumeric(Exception):
@@ -192,10 +260,10 @@ class _Collector:
     """
 
     def __init__(
-        self, path: Path, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
+        self, source: _Source, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
     ) -> None:
-        self.path, self.n_columns, self.allowed = path, n_columns, allowed
-        self.X = np.empty((_row_estimate(path, head), BEAT_LENGTH), np.float32)
+        self.source, self.path, self.n_columns, self.allowed = source, source.path, n_columns, allowed
+        self.X = np.empty((_row_estimate(source, head, width), BEAT_LENGTH), np.float32)
         self.y = np.empty(len(self.X), np.int64) if width == BEAT_LENGTH + 1 else None
         self.n = 0
         self.out_of_range: DataError | None = None
@@ -212,7 +280,7 @@ class _Collector:
         low, high, labels_finite = stats or _chunk_stats(data, self.y is not None)
         if not (np.isfinite(low) and np.isfinite(high) and labels_finite):
             # A short row shows up as NaN padding; the row scan says which it was.
-            raise _diagnose(self.path, self.n_columns, self.allowed)
+            raise _diagnose(self.source, self.n_columns)
         if self.out_of_range is None and (low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE):
             self.out_of_range = _range_error(self.path, chunk, n)
         if labels is not None:
@@ -246,7 +314,7 @@ class _NotArrowReadable(Exception):
 
 
 def _read_arrow(
-    path: Path, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
+    source: _Source, head: bytes, width: int, n_columns: set[int], allowed: tuple[int, ...] | None
 ) -> Beats | None:
     """Parse pieces of the file on all cores with pyarrow's CSV reader; None if pyarrow cannot.
 
@@ -286,7 +354,7 @@ def _read_arrow(
                 data[:, i] = column.to_numpy()  # parsed as float64, rounded to float32 as pandas' path
         return data, _chunk_stats(data, width == BEAT_LENGTH + 1)
 
-    out = _Collector(path, head, width, n_columns, allowed)
+    out = _Collector(source, head, width, n_columns, allowed)
     workers = _cores()
     # Reused text buffers, one per piece in flight plus the one being read: the peak memory
     # stays the output array plus a few pieces (fresh allocations would pile up in malloc's arenas).
@@ -295,7 +363,7 @@ def _read_arrow(
     try:
         with ThreadPoolExecutor(workers) as threads:
             try:
-                for piece in _pieces(path, buffers):
+                for piece in _pieces(source, buffers):
                     pending.append(threads.submit(parse, piece))
                     if len(pending) >= workers:
                         out.add(*pending.popleft().result())
@@ -325,14 +393,14 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _pieces(path: Path, buffers: list[bytearray]) -> Iterator[memoryview]:
+def _pieces(source: _Source, buffers: list[bytearray]) -> Iterator[memoryview]:
     """The file in pieces that each end at a line end (the BOM removed), read into ``buffers`` in turn.
 
     A piece's unfinished last row is read again with the next piece (a seek back, not a copy). The
     caller must be done with a buffer's piece before it comes round again, ``len(buffers)`` pieces on.
     """
     pos = 0
-    with open(path, "rb") as fh:
+    with source.open() as fh:
         for turn in itertools.count():
             buf = memoryview(buffers[turn % len(buffers)])
             size = fh.readinto(buf)
@@ -357,46 +425,52 @@ def _pieces(path: Path, buffers: list[bytearray]) -> Iterator[memoryview]:
 
 
 def _read_chunks(
-    path: Path,
+    source: _Source,
     head: bytes,
     width: int,
     n_columns: set[int],
     allowed_labels: tuple[int, ...] | None,
     dtype: type | None,
 ) -> Beats:
-    out = _Collector(path, head, width, n_columns, allowed_labels)
+    out = _Collector(source, head, width, n_columns, allowed_labels)
     try:
         with (
             warnings.catch_warnings(),
-            pd.read_csv(path, header=None, dtype=dtype, engine="c", chunksize=_CHUNK_ROWS) as chunks,
+            pd.read_csv(
+                source.for_pandas(), header=None, dtype=dtype, engine="c", chunksize=_CHUNK_ROWS
+            ) as chunks,
         ):
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed columns: see _NotNumeric
             for frame in chunks:
                 if frame.shape[1] != width:
-                    raise _diagnose(path, n_columns, allowed_labels)
+                    raise _diagnose(source, n_columns)
                 if dtype is None and any(dt.kind not in "iuf" for dt in frame.dtypes):
-                    raise _NotNumeric
+                    raise _NotNumeric  # text, and true/false, which pandas reads as booleans
                 data = frame.to_numpy(dtype=np.float32, copy=False)
                 del frame
                 out.add(data)
                 del data
     except (ValueError, OverflowError, pd.errors.ParserError):
-        raise _diagnose(path, n_columns, allowed_labels) from None
+        raise _diagnose(source, n_columns) from None
     return out.result()
 
 
-def _row_estimate(path: Path, head: bytes) -> int:
+def _row_estimate(source: _Source, head: bytes, width: int) -> int:
     """Rows to allocate up front: exact for fixed-width rows (the ``%.18e`` originals), else a guess.
 
     A low guess costs a reallocation (:func:`_grow`); a high one costs nothing, since pages never
-    written are never touched and the tail is cut off at the end.
+    written are never touched and the tail is cut off at the end. The guess from the first bytes is
+    never believed beyond what the file can hold: a row of ``width`` cells takes at least
+    ``2 * width`` bytes (one digit and a comma or line end each), so a file that starts with a run
+    of blank lines cannot make it allocate more than twice its own size.
     """
-    size = os.path.getsize(path)
+    size = source.size()
     if size <= len(head):
         return max(1, head.count(b"\n") + 1)
     lines = head.count(b"\n")
     mean = head.rfind(b"\n") / max(lines, 1)
-    return int(size / max(mean, 1.0) * 1.01) + _CHUNK_ROWS
+    guess = int(size / max(mean, 1.0) * 1.01) + _CHUNK_ROWS
+    return min(guess, size // (2 * width) + 1)
 
 
 def _grow(X: np.ndarray, y: np.ndarray | None, needed: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -4,11 +4,18 @@ Each stage reads only its own section, so DVC reruns a stage only when that
 section changes. Unknown keys are errors (a typo like ``epocs`` must not be
 silently ignored), and every error names the full key path, e.g.
 ``params.yaml: train_mlp.epochs: must be >= 1 (got -3)``.
+
+The file is read as DVC reads it: UTF-8, and a key given twice in one mapping
+(or a section given twice, the second resetting the first) is an error, not a
+silent last-one-wins. An empty file or an empty (null) section is an error too:
+it would otherwise train with defaults nobody chose. Values quoted in messages
+are cut short, so a YAML alias bomb cannot make one 80 MB long.
 """
 
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -24,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from heartbeat.core.errors import ParamsError
+from heartbeat.core.errors import ParamsError, first_line
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -36,6 +43,9 @@ Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 """A random seed: numpy, TensorFlow and scikit-learn all need one in 0..2**32-1."""
 
 
+INT64_MAX = 2**63 - 1
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: ``lr: .inf`` must be an error, not a run that diverges silently.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -43,14 +53,20 @@ class _Strict(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        """YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0."""
+        """YAML reads yes/no/on/off/true/false as booleans, which pydantic would take as 1 and 0;
+        and any size of integer, which numpy and TensorFlow cannot hold beyond 64 bits."""
         field = cls.model_fields.get(info.field_name or "")
+        values = value if isinstance(value, list) else [value]
         if field is not None and field.annotation is not bool and bool not in get_args(field.annotation):
-            if any(isinstance(v, bool) for v in (value if isinstance(value, list) else [value])):
+            if any(isinstance(v, bool) for v in values):
                 raise PydanticCustomError(
                     "bool_type",
                     "true/false (or yes/no, on/off) is not valid here; expected a number or a name",
                 )
+        if any(isinstance(v, int) and not -INT64_MAX - 1 <= v <= INT64_MAX for v in values):
+            raise PydanticCustomError(
+                "int_too_large", "is beyond the 64-bit integer range; expected a usable size"
+            )
         return value
 
 
@@ -256,22 +272,33 @@ class DeviceConfig(_Strict):
 T = TypeVar("T", bound=BaseModel)
 
 
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxlevel = 60, 60, 4, 4, 2
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut short, without building the whole of it first: a YAML alias bomb expands
+    to gigabytes, and its repr would be one 80 MB line."""
+    return _QUOTE.repr(value)
+
+
 def _format_error(section: str, exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in (section, *err["loc"]))
+    loc = ".".join(quote(p) if not isinstance(p, str | int) else str(p)[:60] for p in (section, *err["loc"]))
     kind = err["type"]
     got = err.get("input")
     if kind == "extra_forbidden":
         return f"{source}: {loc}: unknown key; remove it or check its spelling"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return f"{source}: {loc}: {got!r} is not valid; expected one of {expected}"
+        return f"{source}: {loc}: {quote(got)} is not valid; expected one of {expected}"
     msg = err["msg"]
-    return f"{source}: {loc}: {msg[0].lower() + msg[1:]} (got {got!r})"
+    return f"{source}: {loc}: {msg[0].lower() + msg[1:]} (got {quote(got)})"
 
 
 def parse_section(model: type[T], section: str, raw: Any, source: str = "params.yaml") -> T:
-    """Validate one section of params.yaml against its schema."""
+    """Validate one section of params.yaml against its schema. ``raw`` None is a section that is
+    absent: its defaults. A section that is present but empty is refused by :func:`load_params`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -282,21 +309,64 @@ def parse_section(model: type[T], section: str, raw: Any, source: str = "params.
         raise ParamsError(_format_error(section, exc, source)) from None
 
 
+class _UniqueKeySafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping, as DVC's YAML reader does."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(f"{quote(key)} at line {again} is already given at line {first}")
+
+
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml as a plain mapping, with a clear error if it is not YAML."""
+    """Read params.yaml as a plain mapping, with a clear one-line error for anything else.
+
+    Refused: a file that is not UTF-8 or not YAML, a key given twice in one mapping, an empty
+    file, a top level that is not a mapping, a section that is present but empty (``train_mlp:``).
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{p}: file not found; run from the project root") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ParamsError(f"{p}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_UniqueKeySafeLoader)
+    except _DuplicateKey as exc:
+        raise ParamsError(f"{p}: duplicate key: {exc}; keep one (DVC refuses the file too)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ParamsError(f"{p}: not valid YAML{where}; fix the syntax") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting too deep
+        raise ParamsError(f"{p}: not usable as params ({first_line(exc, 80)}); fix the file") from None
+    if data is None:
+        raise ParamsError(f"{p}: is empty; it must hold the pipeline's sections ({', '.join(STAGE_SCHEMAS)})")
     if not isinstance(data, dict):
         raise ParamsError(f"{p}: expected a mapping of sections at the top level")
+    empty = [str(key) for key, value in data.items() if value is None]
+    if empty:
+        raise ParamsError(
+            f"{p}: {empty[0][:60]}: the section is empty (null); give its keys, or delete the "
+            "section line to use every default"
+        )
     return data
 
 

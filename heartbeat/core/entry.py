@@ -4,7 +4,8 @@ A :class:`HeartbeatError` becomes one line on stderr and a non-zero exit, never
 a traceback. SIGTERM (what ``kill``, DVC and CI send) is turned into
 ``KeyboardInterrupt`` so that it unwinds through the same ``try``/``except
 BaseException`` paths as Ctrl-C: temporary files are removed and the previous
-outputs stay in place.
+outputs stay in place. What a SIGKILL leaves behind is recovered when the next
+stage starts (:func:`run`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from heartbeat.core.atomic import recover_tree
 from heartbeat.core.errors import HeartbeatError
+from heartbeat.core.layout import OUTPUT_ROOTS
 from heartbeat.core.logs import setup
 
 EXIT_INTERRUPTED = 130
@@ -50,9 +53,31 @@ def guarded(
     return 0
 
 
+def recover_outputs(roots: tuple[os.PathLike[str] | str, ...] = OUTPUT_ROOTS) -> None:
+    """Remove the temporaries of writers that were killed and finish their folder swaps
+    (:func:`heartbeat.core.atomic.recover`), in every output folder, and say what was done."""
+    log = logging.getLogger("heartbeat")
+    for root in roots:
+        try:
+            done = recover_tree(root)
+        except OSError as exc:  # never a reason to fail the stage
+            log.warning("%s: could not clean up after an earlier run (%s)", root, exc.strerror or exc)
+            continue
+        for path in done:
+            if path.name.startswith("."):
+                log.info("removed %s, left behind by an earlier run that was killed", path)
+            else:
+                log.warning("%s: restored its previous version; an earlier run was killed replacing it", path)
+
+
 def run(name: str, main: Callable[[], None]) -> NoReturn:
-    """Run the stage ``name`` and exit with its status."""
-    code = guarded(name, main, interrupted="interrupted; previous outputs are unchanged")
+    """Run the stage ``name`` (after :func:`recover_outputs`) and exit with its status."""
+
+    def stage() -> None:
+        recover_outputs()
+        main()
+
+    code = guarded(name, stage, interrupted="interrupted; previous outputs are unchanged")
     if code == EXIT_INTERRUPTED:
         # By now the exception has unwound through every temporary file's cleanup. Exit without
         # the interpreter's teardown: with TensorFlow's thread pools stopped mid-step, that

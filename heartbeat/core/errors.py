@@ -37,3 +37,15 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def about(exc: DataError | SourceError, subject: str) -> DataError | SourceError:
+    """``exc`` with its message starting with ``subject`` (a record, a file), unless it already does.
+
+    Code deep down (a segmenter, a parser) does not know which record it is working on; the caller
+    that does re-raises its errors through this, so every message names its subject.
+    """
+    message = str(exc)
+    if message.startswith(f"{subject}: "):
+        return exc
+    return (SourceError if isinstance(exc, SourceError) else DataError)(f"{subject}: {message}")

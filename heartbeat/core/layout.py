@@ -27,6 +27,9 @@ CACHE = Path(".cache")
 MODELS = Path("models")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
+OUTPUT_ROOTS = (Path("data"), MODELS, METRICS, PLOTS)
+"""The folders every stage output lives under; each stage recovers them at start
+(:func:`heartbeat.core.atomic.recover_tree`) from a writer that was killed."""
 
 RAW_FILES: tuple[str, ...] = (
     "mitbih_train.csv",

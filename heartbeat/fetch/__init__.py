@@ -38,6 +38,30 @@ def fetch_source(cfg: DataConfig, dest: Path, cache: Path) -> None:
         )
 
 
+def check_outside(cfg: DataConfig, folder: Path) -> None:
+    """Refuse a source that lies inside ``folder``, the output fetch replaces as a whole.
+
+    The swap deletes the previous folder: an archive or mirror kept there would be deleted with it.
+    """
+    sources = []
+    if cfg.source == "local" and cfg.local_path:
+        sources.append(("data.local_path", Path(cfg.local_path).expanduser()))
+    if cfg.source == "physionet":
+        from heartbeat.fetch.physionet import local_root
+
+        root = local_root(cfg.physionet.mirror)
+        if root is not None:
+            sources.append(("data.physionet.mirror", root))
+    output = folder.resolve()
+    for key, path in sources:
+        where = path.resolve()
+        if where == output or output in where.parents:
+            raise ParamsError(
+                f"params.yaml: {key}: {path} is inside {folder}, which fetch replaces as a whole (the "
+                f"previous {folder} is deleted); move it out of {folder}, e.g. to {folder.parent / path.name}"
+            )
+
+
 def validate_raw(folder: Path) -> dict[str, int]:
     """Read and check every CSV in ``folder``; return the row count of each."""
     from heartbeat.core.beatcsv import read_beats_csv

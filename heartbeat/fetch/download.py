@@ -10,6 +10,11 @@ which no reader trusts and the next run resumes with an HTTP Range request
 Transient failures (connection errors, timeouts, a transfer cut short, HTTP
 5xx and 429) are retried with exponential backoff; permanent ones (404 and
 the other 4xx) fail at once, since retrying cannot fix a wrong URL.
+
+No size a server states is believed, and no stream may run on: every download
+has a limit (``expected_size`` when the caller knows it, else ``max_bytes``,
+else :data:`MAX_DOWNLOAD_BYTES`). A Content-Length over it fails before the
+transfer starts, and bytes beyond it stop the transfer as they arrive.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from heartbeat.core.atomic import WRITE_ERRNOS, write_error
 from heartbeat.core.errors import DataError, SourceError
 
 CHUNK_BYTES = 1 << 16
+MAX_DOWNLOAD_BYTES = 1 << 30
+"""The limit of a download whose caller knows no tighter one: hundreds of times the signal files
+this project reads (2.8 MB for a PTB record, 1.9 MB for a MIT-BIH one)."""
 MAX_BACKOFF_S = 30.0
 USER_AGENT = "heartbeat-pipeline/0.1 (+https://github.com/; python urllib)"
 
@@ -80,12 +88,28 @@ def _open(url: str, offset: int, timeout_s: float) -> http.client.HTTPResponse:
         raise _Retry(f"{type(exc).__name__}: {reason}") from None
 
 
-def _transfer(url: str, part: Path, timeout_s: float, desc: str, progress: bool) -> int | None:
+def _too_big(url: str, part: Path, limit: int, exact: bool, got: str) -> DataError:
+    part.unlink(missing_ok=True)
+    if exact:
+        return DataError(
+            f"{url}: {got}, more than the {limit:,} bytes the record header implies; the file on the "
+            "mirror is not this record's, use another mirror"
+        )
+    return DataError(f"{url}: {got}, more than the {limit:,} bytes such a file can have; refusing it")
+
+
+def _transfer(
+    url: str, part: Path, timeout_s: float, desc: str, progress: bool, limit: int, exact: bool
+) -> int | None:
     """One attempt: append to (or restart) ``part`` until the server's announced size is reached.
 
-    Returns the announced total size, or None when the server did not say.
+    Returns the announced total size, or None when the server did not say. More than ``limit``
+    bytes, announced or sent, is a :class:`DataError` (``exact``: the limit is the file's known size).
     """
     offset = part.stat().st_size if part.exists() else 0
+    if offset > limit:
+        part.unlink()
+        offset = 0
     try:
         response = _open(url, offset, timeout_s)
     except urllib.error.HTTPError:
@@ -98,6 +122,8 @@ def _transfer(url: str, part: Path, timeout_s: float, desc: str, progress: bool)
         else:
             mode, start = "wb", 0  # server ignored the Range header: restart
         total = start + length if length is not None else None
+        if total is not None and total > limit:
+            raise _too_big(url, part, limit, exact, f"the server announces {total:,} bytes")
         received = start
         try:
             with (
@@ -115,6 +141,9 @@ def _transfer(url: str, part: Path, timeout_s: float, desc: str, progress: bool)
                 ) as bar,
             ):
                 while chunk := response.read(CHUNK_BYTES):
+                    if received + len(chunk) > limit:
+                        fh.close()
+                        raise _too_big(url, part, limit, exact, "the server sent more bytes")
                     fh.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
@@ -133,6 +162,7 @@ def download_file(
     dest: str | os.PathLike[str],
     *,
     expected_size: int | None = None,
+    max_bytes: int | None = None,
     retries: int = 4,
     backoff_s: float = 1.0,
     timeout_s: float = 60.0,
@@ -145,8 +175,10 @@ def download_file(
     bytes (when given); otherwise it is fetched again. A download that ends
     with the wrong size for ``expected_size`` raises :class:`DataError` (the
     copy on the server is truncated or corrupt, retrying will not help) and
-    leaves nothing behind. After ``retries`` failed retries it raises
-    :class:`SourceError` and keeps the ``.part`` for the next run to resume.
+    leaves nothing behind, as does one of more than ``expected_size``, or
+    ``max_bytes`` when the size is not known (default :data:`MAX_DOWNLOAD_BYTES`).
+    After ``retries`` failed retries it raises :class:`SourceError` and keeps
+    the ``.part`` for the next run to resume.
     """
     dest = Path(dest)
     if dest.exists():
@@ -156,12 +188,14 @@ def download_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
     label = desc or dest.name
+    exact = expected_size is not None
+    limit = expected_size if exact else (max_bytes or MAX_DOWNLOAD_BYTES)
     last = ""
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S))
         try:
-            announced = _transfer(url, part, timeout_s, label, progress)
+            announced = _transfer(url, part, timeout_s, label, progress, limit, exact)
         except _Retry as exc:
             last = str(exc)
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.hashing import sha256_file
 
 KAGGLE_DATASET = "shayanfazeli/heartbeat"
@@ -15,6 +16,13 @@ KAGGLE_ROWS: dict[str, int] = {
     "ptbdb_abnormal.csv": 10_506,
 }
 """Rows per file."""
+
+KAGGLE_ROW_BYTES = (BEAT_LENGTH + 1) * 25 + 1
+"""The widest row of the originals: 188 cells of ``%.18e`` (24 characters) and a separator each, CRLF."""
+
+MAX_CSV_BYTES: dict[str, int] = {name: 2 * rows * KAGGLE_ROW_BYTES for name, rows in KAGGLE_ROWS.items()}
+"""The most a beat CSV in an archive may unpack to: twice its Kaggle original at its widest. An
+archive claiming more (a zip bomb: a few MB that unpack to GB) is refused before extraction."""
 
 KAGGLE_MITBIH_CLASSES: dict[str, int] = {"N": 90_589, "S": 2_779, "V": 7_236, "F": 803, "Q": 8_039}
 """MIT-BIH beats per AAMI class (train + test)."""

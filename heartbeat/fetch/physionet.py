@@ -6,15 +6,20 @@ Where the records come from (``data.physionet.mirror``):
   (``https://physionet.org/files/mitdb/1.0.0/RECORDS``). A mirror that serves
   the database folders without the version level (``BASE/<db>/RECORDS``, as a
   plain HTTP server over a copy does) is detected from where ``RECORDS`` is.
-  Files are downloaded into ``cache/<db>/`` (see :mod:`heartbeat.fetch.download`)
-  and only the files a run needs are fetched: the header, the ``.dat`` that
-  holds the chosen lead, and for MIT-BIH the ``.atr`` annotations;
+  Files are downloaded into a cache folder of that mirror's own
+  (:func:`mirror_cache`: ``cache/physionet/<host-path>-<hash>/<db>/``, see
+  :mod:`heartbeat.fetch.download`), so a copy from one mirror is never taken
+  for another's, and only the files a run needs are fetched: the header, the
+  ``.dat`` that holds the chosen lead, and for MIT-BIH the ``.atr`` annotations;
 * a local folder (a path or ``file://`` URL) with the same layout, read in place.
 
-Every cached file is validated on every run (the header must parse, the
-signal file must have the size its header implies, the annotations must
-read), and one that fails is deleted and fetched again once, so a file that
-was cut short or corrupted is never trusted.
+Every cached file is validated on every run, as far as the run reads it: the
+header must parse and name plain signal files, the signal file must have the
+size its header implies and its lead must read with no invalid sample, the
+annotations must read and lie inside the signal. One that fails is deleted
+and fetched again once, so a file that was cut short or corrupted is never
+trusted, and a fixed mirror is picked up by the next run. No download may
+run past the size the format allows (:data:`MAX_FILE_BYTES`).
 
 What it writes (see :func:`fetch_physionet`): the four Kaggle-format CSVs,
 ``provenance.parquet`` (one row per written beat: where it came from and its
@@ -23,6 +28,7 @@ R-R features) and ``report.json`` (counts next to the Kaggle set's).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -40,7 +46,7 @@ from heartbeat.core.atomic import atomic_path, write_json
 from heartbeat.core.beatcsv import write_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import PhysionetConfig
-from heartbeat.core.errors import DataError, SourceError
+from heartbeat.core.errors import DataError, SourceError, about
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.core.splits import split_stratified
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
@@ -55,6 +61,10 @@ SAME_SUBJECT = {"202": "201"}
 """MIT-BIH records 201 and 202 come from one subject; a patient-wise split must keep them together."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+MAX_FILE_BYTES = {"RECORDS": 1 << 20, ".hea": 1 << 20, ".atr": 16 << 20}
+"""The most a RECORDS index, header or annotation file may be (ptbdb's RECORDS is about 11 KB, the
+shared records' largest header and annotation files 3 KB and 9 KB); a signal file's limit is the
+size its header implies."""
 _BYTES_PER_SAMPLE = {
     "8": 1.0,
     "16": 2.0,
@@ -87,7 +97,10 @@ class _Database:
         return str(self.root) if self.root is not None else str(self.url)
 
     def fetch(self, relpath: str, expected_size: int | None = None) -> tuple[Path, bool]:
-        """Path of ``relpath`` on disk (downloading it if needed), and whether it was just downloaded."""
+        """Path of ``relpath`` on disk (downloading it if needed), and whether it was just downloaded.
+
+        A download runs to ``expected_size`` bytes at most, or to :data:`MAX_FILE_BYTES` for its kind.
+        """
         if self.root is not None:
             path = self.root / relpath
             if not path.is_file():
@@ -104,6 +117,7 @@ class _Database:
             self.url + urllib.parse.quote(relpath),
             dest,
             expected_size=expected_size,
+            max_bytes=MAX_FILE_BYTES.get(relpath if relpath == "RECORDS" else Path(relpath).suffix),
             retries=self.cfg.retries,
             backoff_s=self.cfg.backoff_s,
             timeout_s=self.cfg.timeout_s,
@@ -117,7 +131,17 @@ class _Database:
             remove_quietly(path)
 
 
-def _local_root(mirror: str) -> Path | None:
+def mirror_cache(cache: Path, mirror: str) -> Path:
+    """The cache folder of the http(s) ``mirror``'s downloads: its host and path, readable, and a
+    hash of its URL, so that two mirrors never share a file (one of them may serve a broken copy)."""
+    url = mirror.strip().rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", parsed.netloc + parsed.path).strip("_")[:60]
+    return Path(cache) / "physionet" / f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def local_root(mirror: str) -> Path | None:
+    """The folder a local mirror (a path or ``file://`` URL) is read from; None for an http(s) mirror."""
     if mirror.startswith("file://"):
         return Path(urllib.parse.unquote(urllib.parse.urlparse(mirror).path))
     if "://" in mirror:
@@ -133,7 +157,7 @@ def _locate(cfg: PhysionetConfig, name: str, cache: Path) -> tuple[_Database, li
     """Find ``name``'s folder on the mirror (versioned or not) and read its RECORDS index."""
     version = getattr(cfg, f"{name}_version").strip("/")
     levels = [f"{name}/{version}", name] if version else [name]
-    root = _local_root(cfg.mirror)
+    root = local_root(cfg.mirror)
     tried = []
     if root is not None:
         for level in levels:
@@ -147,7 +171,7 @@ def _locate(cfg: PhysionetConfig, name: str, cache: Path) -> tuple[_Database, li
         for level in levels:
             url = f"{base}{level}/"
             tried.append(url + "RECORDS")
-            db = _Database(name, None, url, cache / name, cfg)
+            db = _Database(name, None, url, mirror_cache(cache, cfg.mirror) / name, cfg)
             index = db.cache / "RECORDS"
             remove_quietly(index)  # the index is tiny and decides what "all" means: always fresh
             try:
@@ -233,38 +257,29 @@ def _read_lead(db: _Database, record: str, header: wfdb.Record, lead: str) -> np
     file_name = header.file_name[channel]
     expected = _expected_size(header, file_name)
 
-    def check(path: Path) -> int:
+    def check(path: Path) -> np.ndarray:
         if expected is not None and path.stat().st_size != expected:
             raise DataError(
                 f"{db.name} record {record}: {file_name} has {path.stat().st_size} bytes, "
                 f"its header implies {expected}; the file is truncated or corrupt"
             )
-        return 0
+        # Reading the lead is part of the check: a copy with an invalid sample must not stay cached.
+        return records.read_lead(path.parent / Path(record).name, header, lead, f"{db.name} record {record}")
 
-    _, path = _validated(db, folder + file_name, check, expected)
-    return records.read_lead(path.parent / Path(record).name, header, lead, f"{db.name} record {record}")
+    return _validated(db, folder + file_name, check, expected)[0]
 
 
-def _read_annotations(db: _Database, record: str) -> tuple[np.ndarray, np.ndarray]:
-    """Beat annotations only (AAMI beat symbols), as (samples, symbols)."""
+def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Beat annotations only (AAMI beat symbols), as (samples, symbols), inside the signal's ``length``."""
     where = f"{db.name} record {record}"
 
     def parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return records.read_beat_annotations(path.with_suffix(""), where)
+            return records.read_beat_annotations(path.with_suffix(""), where, length)
         except DataError as exc:
             raise DataError(f"{exc}; the copy on the mirror is truncated or corrupt") from None
 
     return _validated(db, f"{record}.atr", parse)[0]
-
-
-def _name_record(exc: SourceError | DataError, database: str, record: str) -> SourceError | DataError:
-    """The same error, its message starting with the record it is about."""
-    prefix = f"{database} record {record}: "
-    message = str(exc)
-    if not message.startswith(prefix):
-        message = prefix + message
-    return (SourceError if isinstance(exc, SourceError) else DataError)(message)
 
 
 # ---------------------------------------------------------------- beats of one record
@@ -320,7 +335,7 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     if lead.lower() != cfg.mitdb_lead.lower():
         log.info("mitdb record %s has no %s lead; using %s instead", record, cfg.mitdb_lead, lead)
     signal = _read_lead(db, record, header, lead)
-    ref_samples, ref_symbols = _read_annotations(db, record)
+    ref_samples, ref_symbols = _read_annotations(db, record, int(header.sig_len))
     fs = float(header.fs)
     kwargs = _segment_kwargs(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
@@ -400,7 +415,7 @@ def _collect(cfg: PhysionetConfig, name: str, cache: Path, report: _Report, read
         try:
             beats = reader(db, record, cfg, report)
         except (SourceError, DataError) as exc:
-            raise _name_record(exc, name, record) from None
+            raise about(exc, f"{name} record {record}") from None
         if beats is not None:
             out.append(beats)
     return out
@@ -551,7 +566,7 @@ def _report_json(
 def fetch_physionet(cfg: PhysionetConfig, seed: int, dest: Path, cache: Path) -> None:
     """Download (or read) the records, cut the beats and write the CSVs, provenance and report into ``dest``.
 
-    ``cache`` keeps the downloads between runs (``cache/mitdb``, ``cache/ptbdb``).
+    ``cache`` keeps the downloads between runs, per mirror (:func:`mirror_cache`).
     Raises :class:`SourceError` or :class:`DataError` naming the record when a
     record cannot be fetched or read, and :class:`DataError` when one of the
     four files would be empty (for example no healthy-control PTB record among

@@ -12,11 +12,14 @@ and predict; expected calibration error (heartbeat/evaluate/metrics.py) measures
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+
+from heartbeat.core.errors import ModelError
 
 EPS = 1e-12
 T_BOUNDS = (0.05, 20.0)
@@ -54,14 +57,36 @@ def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
     return t if nll(y, apply_temperature(proba, t)) < nll(y, proba) - 1e-9 else 1.0
 
 
+def check_temperature(value: object, where: str) -> float | None:
+    """A stored temperature as a float, None when there is none (``value`` None).
+
+    Only what :func:`fit_temperature` can give is accepted: a finite number in ``T_BOUNDS``. Anything
+    else (``Infinity``, 0, a string) is a :class:`ModelError` naming ``where``: an infinite
+    temperature would flatten every probability to 1/k and make every beat class 0.
+    """
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not T_BOUNDS[0] <= value <= T_BOUNDS[1]:
+        raise ModelError(
+            f"{where}: temperature {str(value)[:40]!r} is not a number in [{T_BOUNDS[0]:g}, {T_BOUNDS[1]:g}] "
+            "as training fits it; retrain the model (dvc repro) or remove the key"
+        )
+    return float(value)
+
+
 def stored_temperature(model_path: str | os.PathLike[str]) -> float | None:
     """The temperature the training stage stored beside ``models/<name>.keras``, or None.
 
     For inference code (``heartbeat predict``): ``apply_temperature(proba, t)`` when it is not None.
+    A sidecar that is missing or not a JSON object holds no temperature; a temperature that is
+    there is checked (:func:`check_temperature`).
     """
     info = Path(model_path).with_suffix(".json")
     try:
-        t = json.loads(info.read_text(encoding="utf-8")).get("temperature")
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return float(t) if isinstance(t, int | float) and t > 0 else None
+    if not isinstance(data, dict):
+        return None
+    return check_temperature(data.get("temperature"), str(info))

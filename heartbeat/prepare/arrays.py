@@ -2,7 +2,8 @@
 
 Plain ``.npy`` float32 files load in milliseconds (memory-mapped if wanted)
 and cannot carry code, unlike pickles; they are always read with
-``allow_pickle=False``.
+``allow_pickle=False``, and only after their header's shape is checked against
+the file's size (:mod:`heartbeat.core.npyfile`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from heartbeat.core.atomic import write_npy
 from heartbeat.core.errors import DataError
+from heartbeat.core.npyfile import load_npy
 
 SPLITS = ("train", "val", "test")
 
@@ -43,23 +45,18 @@ def load_split(folder: str | os.PathLike[str], split: str, mmap: bool = False) -
     for kind in ("X", "y"):
         path = folder / f"{kind}_{split}.npy"
         try:
-            arrays.append(np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None))
+            arrays.append(load_npy(path, mmap=mmap))
         except FileNotFoundError:
             raise DataError(
                 f"{path}: not found; run the preprocess stage first (dvc repro preprocess)"
             ) from None
-        except ValueError as exc:
-            raise DataError(f"{path}: not a valid .npy array ({exc})") from None
     X, y = arrays
     if X.ndim != 2 or len(X) != len(y):
         raise DataError(f"{folder}: X_{split} has shape {X.shape} but y_{split} has {y.shape}")
     R = None
     r_path = folder / f"R_{split}.npy"
     if r_path.is_file():
-        try:
-            R = np.load(r_path, allow_pickle=False, mmap_mode="r" if mmap else None)
-        except ValueError as exc:
-            raise DataError(f"{r_path}: not a valid .npy array ({exc})") from None
+        R = load_npy(r_path, mmap=mmap)
         if R.ndim != 2 or len(R) != len(y):
             raise DataError(f"{folder}: R_{split} has shape {R.shape} but y_{split} has {y.shape}")
     return Split(X=X, y=y, R=R)

@@ -2,25 +2,29 @@
 
 Results (one row per beat) go to stdout or ``--output``; everything meant for a
 person (the summary, accuracy, progress, errors) goes to stderr, so
-``heartbeat predict ... > beats.csv`` stays a clean file. Exit codes: 0 ok,
-2 bad input (data, model or options), 130 interrupted.
+``heartbeat predict ... > beats.csv`` stays a clean file. ``--output`` never
+destroys what the user owns (:mod:`heartbeat.serve.output`). Exit codes: 0 ok,
+1 the rows could not be written (a full disk, a closed pipe), 2 bad input
+(data, model or options), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
 from heartbeat import __version__
 from heartbeat.core.errors import DataError, HeartbeatError, ModelError, ParamsError
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST
 
 log = logging.getLogger("heartbeat")
 
@@ -42,6 +46,12 @@ INPUT is one of:
                    them (heartbeat/signal/segment.py), R-peaks from the .atr beat
                    annotations when present (which also gives AAMI labels),
                    else from the paper's detector
+  -                a CSV or .npy on standard input; it, /dev/stdin and other
+                   pipes (<(...)) are read once, whole, up to 1 GiB
+
+-o FILE replaces FILE atomically and keeps its permissions; a symlink is
+written through; a device or FIFO (/dev/null, /dev/stdout) is written in place,
+never replaced; -o naming one of the inputs (the data, the model) is refused.
 
 The model decides the classes: 5 outputs are MIT-BIH (N S V F Q), 2 are PTB
 (normal abnormal)."""
@@ -61,9 +71,10 @@ backends:
   A .keras model with --backend tflite/onnx uses its up-to-date export, or
   converts it on the fly (a few seconds) when there is none.
 
-exit status: 0 ok, 2 bad input (unreadable or malformed data, a file that is
-not a model, a model with the wrong number of classes, a record with no usable
-lead, bad options), 130 interrupted."""
+exit status: 0 ok, 1 the rows could not be written (a full disk, a closed
+pipe), 2 bad input (unreadable or malformed data, a file that is not a model,
+a model with the wrong number of classes, a record with no usable lead, bad
+options, -o naming an input), 130 interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=PREDICT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT", help="beats (.csv, .npy) or a WFDB record path without suffix")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="beats (.csv, .npy; - for standard input) or a WFDB record path without suffix",
+    )
     p.add_argument(
         "-m",
         "--model",
@@ -127,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-f", "--format", choices=("csv", "json"), default="csv", help="output format (default: csv)"
     )
-    p.add_argument("-o", "--output", help="write the rows to this file (atomically) instead of stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write the rows to this file (atomically, keeping its permissions) instead of stdout",
+    )
     p.add_argument(
         "--input-kind",
         choices=KINDS,
@@ -220,6 +239,33 @@ def check_labels(beats, runner, where: str) -> None:
         )
 
 
+def dataset_warning(beats, runner, where: str) -> str | None:
+    """A warning when the input looks like the other dataset's beats, or None.
+
+    A bare CSV names no dataset, so a PTB file (labels 0 normal, 1 abnormal) runs on a MIT-BIH
+    model without error and its accuracy reads the labels as N and S. The file name
+    (``ptbdb_*``, ``mitbih_*``, as in the Kaggle set) or labels that are only 0 and 1 give it away.
+    """
+    name = Path(where).name.lower()
+    labels = beats.y if beats.y is not None and beats.label_dataset is None and len(beats.y) else None
+    binary = labels is not None and set(np.unique(labels).tolist()) <= {0, 1}
+    if runner.dataset == "mitbih" and (name.startswith("ptb") or (binary and not name.startswith("mitbih"))):
+        why = (
+            "is named like a PTB file" if name.startswith("ptb") else "has only labels 0 and 1, as a PTB file"
+        )
+        return (
+            f"{where}: {why} (normal, abnormal), but the model predicts the MIT-BIH classes "
+            f"({' '.join(runner.class_names)}), so its labels are read as N and S; for PTB beats use a "
+            "PTB model (--dataset ptb)"
+        )
+    if runner.dataset == "ptb" and name.startswith("mitbih"):
+        return (
+            f"{where}: is named like a MIT-BIH file, but the model predicts the PTB classes "
+            f"({' '.join(runner.class_names)}); for MIT-BIH beats use a MIT-BIH model (--dataset mitbih)"
+        )
+    return None
+
+
 def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]:
     names = runner.class_names
     pred = proba.argmax(axis=1)
@@ -248,17 +294,19 @@ def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]
     return lines
 
 
-def _write(text: str, output: str | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from heartbeat.core.atomic import write_text
+def files_read(input_path: str, model_path: str) -> list[Path]:
+    """Every file ``heartbeat predict`` may read for this input and model: ``-o`` may be none of them.
 
-    try:
-        write_text(output, text)
-    except OSError as exc:
-        raise DataError(f"{output}: cannot write the output ({exc.strerror or exc})") from None
+    The input (a record's ``.hea``, ``.dat`` and ``.atr`` too), the model, its sidecar with the
+    temperature, and its exports with their manifest.
+    """
+    paths = []
+    for given in (Path(input_path), Path(model_path)):
+        paths += [given, *given.parent.glob(glob.escape(given.name) + ".*")]
+    model = Path(model_path)
+    export = model.parent / EXPORT_DIR
+    paths += [model.with_suffix(".json"), export / MANIFEST, *export.glob(glob.escape(model.stem) + ".*")]
+    return paths
 
 
 # ---------------------------------------------------------------- commands
@@ -266,8 +314,10 @@ def _write(text: str, output: str | None) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.serve.inputs import read_input
+    from heartbeat.serve.output import plan_output, write_output
     from heartbeat.serve.runners import load_runner, predict_proba
 
+    output = plan_output(args.output, files_read(args.input, args.model))  # before any work
     beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks)
     runner = load_runner(args.model, args.backend, args.threads, args.precision)
     if args.dataset and runner.dataset != args.dataset:
@@ -276,6 +326,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
             f"--dataset {args.dataset} needs a {args.dataset} model"
         )
     check_labels(beats, runner, args.input)
+    warning = dataset_warning(beats, runner, args.input)
+    if warning:
+        log.warning("%s", warning)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
     rhythm = beats.context if runner.rhythm else None
@@ -283,7 +336,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
     )
     seconds = time.perf_counter() - start
-    _write(format_rows(result_table(beats, runner, proba), args.format), args.output)
+    write_output(output, format_rows(result_table(beats, runner, proba), args.format))
     if not args.quiet:
         for line in summary_lines(beats, runner, proba, seconds):
             print(f"{PROG} predict: {line}", file=sys.stderr)
@@ -300,15 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"predict": cmd_predict}
 
-    def command() -> None:
-        try:
-            commands[args.command](args)
-        except BrokenPipeError:
-            # `heartbeat predict ... | head`: the reader left; not an error worth a traceback. Point
-            # stdout at /dev/null so the interpreter's final flush does not raise again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-    return guarded(f"{PROG} {args.command}", command, exit_code=_exit_code)
+    return guarded(f"{PROG} {args.command}", lambda: commands[args.command](args), exit_code=_exit_code)
 
 
 if __name__ == "__main__":

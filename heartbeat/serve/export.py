@@ -210,15 +210,22 @@ def reuse_previous(
 
     The export stage exports every model, since it checks them all; after one model is retrained,
     the other three are copied, not converted and checked again (bench/bench_dvc.py). Returns the
-    previous parity figures, or None when anything differs or a file is missing.
+    previous parity figures, or None when anything differs or a file is missing or damaged.
     """
     entry = previous.get("manifest", {}).get("models", {}).get(name, {})
     figures = previous.get("report", {}).get("models", {}).get(name)
-    files = entry.get("files")
-    if entry.get("inputs") != key or figures is None or not isinstance(files, list):
+    files, hashes = entry.get("files"), entry.get("file_sha256")
+    if (
+        entry.get("inputs") != key
+        or figures is None
+        or not isinstance(files, list)
+        or not isinstance(hashes, dict)
+    ):
         return None
     sources = [previous_dir / f for f in files]
     if not all(f.is_file() and f.name.startswith(f"{name}.") for f in sources):
+        return None
+    if any(hashes.get(f.name) != sha256_file(f) for f in sources):  # a damaged file is made again
         return None
     for f in sources:
         shutil.copy2(f, out_dir / f.name)

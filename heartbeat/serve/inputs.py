@@ -21,7 +21,9 @@ import numpy as np
 
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, about
+from heartbeat.core.npyfile import load_npy
+from heartbeat.core.streams import display_name, is_stream, read_stream
 
 log = logging.getLogger("heartbeat")
 
@@ -54,8 +56,14 @@ class Beats:
         return int(self.X.shape[0])
 
 
-def detect_kind(path: Path) -> str:
-    """``csv``, ``npy`` or ``wfdb`` from the name, falling back to the file's first bytes."""
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def detect_kind(path: Path, data: bytes | None = None) -> str:
+    """``csv``, ``npy`` or ``wfdb`` from the name, falling back to the first bytes (``data``, for
+    an input already read from a pipe, or the file's)."""
+    if data is not None:
+        return "npy" if data.startswith(_NPY_MAGIC) else "csv"
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"
@@ -68,7 +76,7 @@ def detect_kind(path: Path) -> str:
     if path.is_file():
         with open(path, "rb") as fh:
             head = fh.read(8)
-        return "npy" if head.startswith(b"\x93NUMPY") else "csv"
+        return "npy" if head.startswith(_NPY_MAGIC) else "csv"
     raise DataError(
         f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
         "with mitdb/100.hea next to it)"
@@ -81,33 +89,44 @@ def read_input(
     lead: str | None = None,
     peaks: str = "auto",
 ) -> Beats:
-    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`)."""
+    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`).
+
+    ``-`` is standard input; it, and any other pipe (``/dev/stdin``, a process substitution),
+    is read once, whole, and parsed from memory: a pipe cannot be opened twice.
+    """
     p = Path(path)
+    data = read_stream(path) if is_stream(path) else None
     if kind == "auto":
-        kind = detect_kind(p)
+        kind = detect_kind(p, data)
     if kind == "csv":
-        beats = read_beats_csv(p, labelled=None)
+        beats = read_beats_csv(path, labelled=None, data=data)
         return Beats(X=beats.X, y=beats.y)
     if kind == "npy":
-        return read_npy(p)
+        return read_npy(p, data)
     if kind == "wfdb":
+        if data is not None:
+            raise DataError(
+                f"{display_name(path)}: a WFDB record is several files (.hea, .dat, .atr) and cannot be read "
+                "from a pipe; give the record's path"
+            )
         return read_record(p, lead=lead, peaks=peaks)
     raise DataError(f"unknown input kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def read_npy(path: Path) -> Beats:
-    """An ``(n, 187)`` array of beats in [0, 1]; a single ``(187,)`` beat is accepted as one row."""
+def read_npy(path: Path, data: bytes | None = None) -> Beats:
+    """An ``(n, 187)`` array of beats in [0, 1]; a single ``(187,)`` beat is accepted as one row.
+
+    ``data`` is the file's content when it was read from a pipe; ``path`` then only names it.
+    """
+    path = display_name(path)
     try:
-        X = np.load(path, allow_pickle=False)
+        X = load_npy(path, data)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a .npy file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: not a valid .npy array ({first})") from None
-    if not isinstance(X, np.ndarray):
-        raise DataError(f"{path}: holds several arrays (.npz?); expected one (n, {BEAT_LENGTH}) array")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if X.ndim == 1 and X.shape[0] == BEAT_LENGTH:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != BEAT_LENGTH:
@@ -146,15 +165,22 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     ``auto`` uses annotations when a ``.atr`` file exists. A PTB record whose
     header names its diagnosis yields PTB labels for every beat.
     """
-    from heartbeat.signal import records
-    from heartbeat.signal.beats import cut_record
-
     if peaks not in PEAK_MODES:
         raise DataError(f"unknown peaks mode {peaks!r}; expected one of {', '.join(PEAK_MODES)}")
     base = _record_base(path)
     where = str(base)
     if not base.with_name(base.name + ".hea").is_file():
         raise DataError(f"{where}: no WFDB header {base.name}.hea; give the record path without suffix")
+    try:
+        return _cut(base, where, lead, peaks)
+    except DataError as exc:  # the segmenter's checks do not know which record they are about
+        raise about(exc, where) from None
+
+
+def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
+    from heartbeat.signal import records
+    from heartbeat.signal.beats import cut_record
+
     header = records.read_header(base, where)
     names = [str(n) for n in (header.sig_name or [])]
     chosen = records.pick_lead(names, (lead,) if lead else DEFAULT_LEADS)
@@ -175,7 +201,7 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     if mode == "annotations":
         if not has_atr:
             raise DataError(f"{where}: --peaks annotations needs {base.name}.atr next to the header")
-        ref, symbols = records.read_beat_annotations(base, where)
+        ref, symbols = records.read_beat_annotations(base, where, int(header.sig_len))
         if ref.size == 0:
             raise DataError(f"{where}: {base.name}.atr has no beat annotations; use --peaks detector")
         beats = cut_record(signal, fs, ref, symbols)

@@ -43,6 +43,7 @@ from heartbeat.core.errors import DataError, HeartbeatError, ModelError, first_l
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST
 from heartbeat.model.calibration import apply_temperature, stored_temperature
+from heartbeat.model.outputs import check_probabilities
 
 log = logging.getLogger("heartbeat")
 
@@ -357,24 +358,61 @@ def load_onnx(path: Path, threads: int) -> Runner:
 # ---------------------------------------------------------------- choosing a file and backend
 
 
+def _manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("models"), dict) else {}
+
+
+def _listed_sha256(path: Path, manifest: dict) -> str | None:
+    """The sha256 the export manifest records for the file ``path``, or None when it records none."""
+    for entry in manifest.get("models", {}).values():
+        hashes = entry.get("file_sha256") if isinstance(entry, dict) else None
+        if isinstance(hashes, dict) and isinstance(hashes.get(path.name), str):
+            return hashes[path.name]
+    return None
+
+
+def verify_export(path: Path, manifest: dict | None = None) -> None:
+    """Refuse an exported file whose bytes differ from the sha256 its folder's manifest records.
+
+    A damaged ``.tflite`` or ``.onnx`` often still loads and then serves wrong probabilities; a
+    file the manifest does not list (one a user made) is not checked.
+    """
+    manifest = _manifest(path.parent) if manifest is None else manifest
+    want = _listed_sha256(path, manifest)
+    if want is not None and sha256_file(path) != want:
+        raise ModelError(
+            f"{path}: its sha256 differs from the one in {path.parent / MANIFEST}; the exported file is "
+            "damaged or was replaced; rerun the export stage (dvc repro export)"
+        )
+
+
 def exported_for(keras_path: Path, backend: str, precision: str = "fp32") -> Path | None:
     """The export stage's file for ``keras_path`` and ``backend``, if it was made from this very file.
 
-    The manifest records the sha256 of each source ``.keras``; a retrained model
-    whose export was not rerun has a different hash, so we never silently serve
-    a stale export. ``precision`` other than fp32 names a quantised TFLite
-    variant, which exists only if it passed the export stage's gate.
+    The manifest records the sha256 of each source ``.keras`` and of each file exported from it;
+    a retrained model whose export was not rerun has a different hash, so we never silently serve
+    a stale export, and a listed file whose own hash differs is refused (:func:`verify_export`).
+    ``precision`` other than fp32 names a quantised TFLite variant, which exists only if it passed
+    the export stage's gate.
     """
     folder = keras_path.parent / EXPORT_DIR
     variant = "" if precision == "fp32" else f".{precision}"
     candidate = folder / f"{keras_path.stem}{variant}{BACKEND_SUFFIX[backend]}"
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    manifest = _manifest(folder)
     entry = manifest.get("models", {}).get(keras_path.stem, {})
-    if not candidate.is_file() or entry.get("sha256") != sha256_file(keras_path):
+    if (
+        not isinstance(entry, dict)
+        or not candidate.is_file()
+        or entry.get("sha256") != sha256_file(keras_path)
+    ):
         return None
+    if _listed_sha256(candidate, {"models": {keras_path.stem: entry}}) is None:
+        return None  # a manifest that does not vouch for the file's bytes: not an export we can trust
+    verify_export(candidate, {"models": {keras_path.stem: entry}})
     return candidate
 
 
@@ -464,6 +502,8 @@ def _load_runner(
         )
     if precision != "fp32":
         return _load_quantised(p, kind, backend, precision, threads)
+    if kind != "keras":
+        verify_export(p)
     exported = exported_for(p, backend) if kind != backend else None
     if kind != backend and exported is None:
         log.info(
@@ -573,6 +613,7 @@ def predict_proba(
                 )
             out[start:stop] = proba
             bar.update(stop - start)
+    check_probabilities(out, str(runner.path))
     if runner.temperature is not None:
         out = apply_temperature(out, runner.temperature)
     return out

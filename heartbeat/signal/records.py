@@ -45,6 +45,12 @@ def read_header(base: Path, where: str):
         raise DataError(f"{where}: header {base.name}.hea does not parse ({first_line(exc, 120)})") from None
     if not header.n_sig or not header.fs or not header.sig_len:
         raise DataError(f"{where}: header {base.name}.hea has no signals, rate or length")
+    for name in header.file_name or []:
+        if str(name) in ("", ".", "..") or "/" in str(name) or "\\" in str(name):
+            raise DataError(
+                f"{where}: header {base.name}.hea names the signal file {str(name)[:60]!r}, which is not a "
+                "file name (a folder or a path); the header is damaged"
+            )
     return header
 
 
@@ -62,6 +68,12 @@ def read_lead(base: Path, header, lead: str, where: str) -> np.ndarray:
     import wfdb
 
     channel = list(header.sig_name).index(lead)
+    signal_file = base.parent / str(header.file_name[channel])
+    if not signal_file.is_file():
+        raise DataError(
+            f"{where}: lead {lead} is in {signal_file.name}, which is "
+            f"{'not a file' if signal_file.exists() else 'missing'} next to the header"
+        )
     try:
         record = wfdb.rdrecord(str(base), channels=[channel], physical=True)
     except Exception as exc:
@@ -77,8 +89,12 @@ def read_lead(base: Path, header, lead: str, where: str) -> np.ndarray:
     return signal
 
 
-def read_beat_annotations(base: Path, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Beat annotations of ``base.atr`` only (symbols with an AAMI class), sorted by time: (samples, symbols)."""
+def read_beat_annotations(base: Path, where: str, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Beat annotations of ``base.atr`` only (symbols with an AAMI class), sorted by time: (samples, symbols).
+
+    Every beat must lie inside the signal's ``length`` samples: garbage bytes often parse, as
+    positions far outside it.
+    """
     import wfdb
 
     try:
@@ -90,6 +106,13 @@ def read_beat_annotations(base: Path, where: str) -> tuple[np.ndarray, np.ndarra
     samples = np.asarray(ann.sample, dtype=np.int64)
     symbols = np.asarray(ann.symbol, dtype=object)
     beat = aami_labels(symbols) >= 0
+    outside = beat & ((samples < 0) | (samples >= length))
+    if outside.any():
+        raise DataError(
+            f"{where}: annotations {base.name}.atr place {int(outside.sum()):,} of {int(beat.sum()):,} beats "
+            f"outside the signal's {length:,} samples (e.g. at {int(samples[outside][0]):,}); the file is "
+            "damaged or not this record's"
+        )
     order = np.argsort(samples[beat], kind="stable")
     return samples[beat][order], symbols[beat][order]
 

@@ -13,6 +13,7 @@ macro-F1, temperature scaling) all default to the paper's recipe.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from heartbeat.core.config import TrainConfig
+from heartbeat.core.errors import ParamsError
 from heartbeat.model.architectures import model_inputs
 from heartbeat.model.calibration import fit_temperature
 from heartbeat.prepare.arrays import Split
@@ -63,6 +65,29 @@ class EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in (*HISTORY_COLUMNS, "val_macro_f1"))
         log.info("epoch %d/%d %s (%.1f s)", epoch + 1, self.epochs, parts, time.perf_counter() - self.t0)
+
+
+class TrainingDiverged(ParamsError):
+    """The loss became NaN or infinite: the weights are garbage, nothing may be saved."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Ends training after the first epoch whose loss or validation loss is not a finite number.
+
+    It only reads the epoch's logs, so a run that stays finite trains exactly as without it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverged: tuple[int, str, float] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self.diverged = (epoch + 1, key, float(value))
+                self.model.stop_training = True
+                return
 
 
 class ValMacroF1(keras.callbacks.Callback):
@@ -150,11 +175,14 @@ def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1
     )
 
 
-def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1) -> TrainResult:
+def train(
+    model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1, section: str = "train"
+) -> TrainResult:
     """Fit ``model`` (already built under the same seed) and return it with its per-epoch history.
 
     Call it inside the strategy's scope (heartbeat/train/devices.py). ``cfg.batch_size`` is per replica:
-    each step sees ``cfg.batch_size × replicas`` beats.
+    each step sees ``cfg.batch_size × replicas`` beats. A loss that becomes NaN or infinite stops
+    training with :class:`TrainingDiverged`, naming ``section`` (params.yaml's) and its learning rate.
     """
     batch = cfg.batch_size * replicas
     compile_model(model, cfg, steps_per_epoch=-(-len(train.y) // batch))
@@ -173,6 +201,8 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replic
     if single_pass:
         callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing))
     callbacks.append(EpochLog(cfg.epochs))
+    guard = StopOnNonFinite()
+    callbacks.append(guard)  # after ValMacroF1, which writes val_loss when Keras does not
     if cfg.lr_schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -206,6 +236,12 @@ def train(model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replic
         verbose=0,
     )
     seconds = time.perf_counter() - t0
+    if guard.diverged is not None:
+        epoch, key, value = guard.diverged
+        raise TrainingDiverged(
+            f"training diverged: the {key.replace('_', ' ')} became {value} at epoch {epoch}; nothing was "
+            f"written; lower {section}.lr in params.yaml (now {cfg.lr:g}), or check the prepared data"
+        )
     n = len(hist.history["loss"])
     history = [
         {"epoch": i + 1, **{k: float(hist.history[k][i]) for k in HISTORY_COLUMNS[1:] if k in hist.history}}

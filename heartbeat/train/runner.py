@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.config import TrainConfig, stage_params
+from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import MODEL_SPECS
 from heartbeat.model.architectures import (
     build_ensemble,
@@ -74,6 +75,21 @@ def build_model(
     )
 
 
+@contextlib.contextmanager
+def _out_of_memory(stage: str) -> Iterator[None]:
+    """A model or batch too large for the memory is a params problem: one line, not a traceback."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (MemoryError, tf.errors.ResourceExhaustedError) as exc:
+        detail = first_line(exc, 120) if isinstance(exc, MemoryError) else "the device ran out of memory"
+        raise ParamsError(
+            f"{stage}: out of memory building or training the model ({detail}); lower {stage}.batch_size "
+            "or the model's size (hidden, filters, dense) in params.yaml"
+        ) from None
+
+
 @dataclass
 class Trained:
     """What :func:`fit_stage` returns: the model to save, its history and the figures for its sidecar."""
@@ -112,9 +128,9 @@ def fit_stage(
         if k > 1:
             log.info("ensemble member %d/%d (seed %d)", i + 1, k, seed)
         make_deterministic(seed)
-        with scope():  # variables, optimizer and fit under the chosen strategy
+        with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
             model = build(n_classes, width) if build else build_model(stage, cfg, n_classes, width, base)
-            results.append(train(model, tr, va, member_cfg, replicas=replicas))
+            results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
     info: dict[str, Any] = {
         "train_seconds": round(sum(r.seconds for r in results), 2),
         "epochs_run": sum(len(r.history) for r in results),
