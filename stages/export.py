@@ -58,14 +58,12 @@ def main() -> None:
                 name,
                 source,
                 out,
-                test.X,
-                test.y,
+                test,
                 formats=cfg.formats,
                 quantize=cfg.quantize,
                 calibration=calibration.get(spec.dataset),
                 thresholds=thresholds,
                 batch_size=cfg.batch_size,
-                R_test=test.R,
             )
             files = sorted(f.name for f in set(out.iterdir()) - before)
             manifest["models"][name] = {

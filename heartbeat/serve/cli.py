@@ -331,9 +331,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
         log.warning("%s", warning)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
-    rhythm = beats.context if runner.rhythm else None
     proba = predict_proba(
-        runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
+        runner,
+        beats.X,
+        args.batch_size,
+        progress=progress and not args.quiet,
+        rhythm=beats.context,
+        window=beats.window,
+        patient=beats.patient,
     )
     seconds = time.perf_counter() - start
     write_output(output, format_rows(result_table(beats, runner, proba), args.format))

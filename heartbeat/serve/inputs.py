@@ -51,6 +51,10 @@ class Beats:
     context: np.ndarray | None = None
     """The ``(n, 9)`` context matrix of a record's beats (R-R and record-template features), as the
     physionet source and preprocess compute it for training; None for beats without a record."""
+    window: np.ndarray | None = None
+    """``(n, 125, 2)`` two-lead windows of a record's beats (heartbeat/signal/patient.py); else None."""
+    patient: np.ndarray | None = None
+    """``(n, 40)`` features of a record's beats against their patient (heartbeat/signal/patient.py)."""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -193,6 +197,8 @@ def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
     if lead is None and chosen.lower() not in ("mlii", "ii"):
         log.warning("%s: no MLII or II lead; using %s, a lead the models were not trained on", where, chosen)
     signal = records.read_lead(base, header, chosen, where)
+    other = records.second_lead(header, chosen)
+    second = None if other is None else records.read_lead(base, header, other, where)
     fs = float(header.fs)
     has_atr = base.with_name(base.name + ".atr").is_file()
     mode = ("annotations" if has_atr else "detector") if peaks == "auto" else peaks
@@ -204,11 +210,11 @@ def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
         ref, symbols = records.read_beat_annotations(base, where, int(header.sig_len))
         if ref.size == 0:
             raise DataError(f"{where}: {base.name}.atr has no beat annotations; use --peaks detector")
-        beats = cut_record(signal, fs, ref, symbols)
+        beats = cut_record(signal, fs, ref, symbols, second=second)
         y = records.aami_labels(beats.symbol)
         label_dataset = "mitbih"
     else:
-        beats = cut_record(signal, fs, None, polarity="auto")
+        beats = cut_record(signal, fs, None, second=second, polarity="auto")
         label = records.diagnosis_label(header.comments)
         if label is not None:
             y = np.full(len(beats), label, dtype=np.int64)
@@ -224,4 +230,6 @@ def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
         lead=chosen,
         peaks=mode,
         context=beats.context(),
+        window=beats.window,
+        patient=beats.patient,
     )
