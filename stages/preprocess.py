@@ -11,6 +11,7 @@ from heartbeat.core.beatcsv import read_beats_csv
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES, read_json
+from heartbeat.core.npyfile import load_npy
 from heartbeat.prepare.arrays import save_dataset
 from heartbeat.prepare.preprocess import class_counts, prepare
 
@@ -23,7 +24,9 @@ def main() -> None:
     raw = {name: read_beats_csv(layout.RAW / name, FILE_CLASSES[name]) for name in RAW_FILES}
     prov_path = layout.RAW / "provenance.parquet"
     provenance = pd.read_parquet(prov_path) if prov_path.is_file() else None
-    prepared = prepare(raw, cfg, provenance)
+    windows_path = layout.RAW / layout.WINDOWS_FILE
+    windows = load_npy(windows_path, mmap=True) if windows_path.is_file() else None
+    prepared = prepare(raw, cfg, provenance, windows)
     counts = class_counts(prepared)
     info = {
         "source": source.get("source"),
