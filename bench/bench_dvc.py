@@ -92,7 +92,8 @@ def stage_table(stages: dict[str, float], total: float) -> str:
 
 
 def training_table(project: Path) -> str:
-    """Epochs run, best epoch and training seconds of each model, from models/<name>.json."""
+    """Epochs run and best epoch of each model, from models/<name>.json (training time is in the stage
+    log only, so that a rerun leaves that file unchanged; the stage table above has the wall times)."""
     import json
 
     rows = []
@@ -109,10 +110,9 @@ def training_table(project: Path) -> str:
                 epochs,
                 best,
                 info.get("global_batch_size"),
-                f"{info.get('train_seconds', 0):.0f}",
             ]
         )
-    return table(["stage", "epochs run", "best epoch", "batch", "fit s"], rows)
+    return table(["stage", "epochs run", "best epoch", "batch"], rows)
 
 
 def bench_project(project: Path, rounds: int, label: str, identical: bool = True) -> dict:

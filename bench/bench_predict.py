@@ -47,10 +47,11 @@ def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, 
         y = np.load(folder / "y_test.npy")
         where = f"{folder}/X_test.npy ({len(X):,} beats, tiled)"
     else:
-        from heartbeat.fetch.synth import generate_demo
+        from heartbeat.core.config import DemoConfig
+        from heartbeat.fetch.demo import demo_beats
 
-        demo = generate_demo(
-            0, {"mitbih_train": 10, "mitbih_test": 2000, "ptb_normal": 10, "ptb_abnormal": 10}
+        demo = demo_beats(
+            DemoConfig(mitdb_records=6, mitdb_minutes=20, ptbdb_records=2, ptbdb_minutes=0.5), 0
         )
         X, y = demo["mitbih_test.csv"].X, demo["mitbih_test.csv"].y
         where = "synthetic demo beats (tiled)"

@@ -164,18 +164,10 @@ def make_full_size_csvs(folder: Path, seed: int = 0, scale: float = 1.0) -> dict
     rng = np.random.default_rng(seed)
     rows = _sample_rows()
     if rows is None:
-        from heartbeat.fetch.synth import generate_demo
+        from heartbeat.core.config import DemoConfig
+        from heartbeat.fetch.demo import demo_beats
 
-        demo = generate_demo(
-            seed,
-            dict(
-                zip(
-                    ("mitbih_train", "mitbih_test", "ptb_normal", "ptb_abnormal"),
-                    KAGGLE_ROWS.values(),
-                    strict=True,
-                )
-            ),
-        )
+        demo = demo_beats(DemoConfig(), seed)
         rows = {name: (b.X, b.y) for name, b in demo.items()}
     out = {}
     for name, n in KAGGLE_ROWS.items():

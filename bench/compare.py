@@ -281,7 +281,7 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
         save.parent.mkdir(parents=True, exist_ok=True)
         model.save(save)
     return {
-        "seconds": trained.info["train_seconds"],
+        "seconds": trained.seconds,
         "epochs_run": trained.info["epochs_run"],
         "best_epoch": trained.info["best_epoch"],
         "params": int(model.count_params()),
@@ -361,7 +361,7 @@ def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[s
             "macro_f1": m["macro_f1"],
             "roc_auc": m.get("roc_auc"),
             "ece": m["ece"],
-            "seconds": trained.info["train_seconds"],
+            "seconds": trained.seconds,
             "n_test": len(te.y),
         }
     return out

@@ -4,6 +4,10 @@
 model (``evaluate@mlp_ptb``, ... in dvc.yaml), so a model retrained alone is evaluated alone.
 With no name, all four are evaluated in one process.
 
+Each model gets ``metrics/<name>.json`` (a DVC metric: accuracy, macro-F1, for MIT-BIH the AAMI
+macro-F1 over N, S, V, F, for PTB ROC- and PR-AUC, and ECE) and ``metrics/details/<name>.json``
+(data source, split, weights, and per class sensitivity, positive predictivity, F1 and support).
+
 A model trained with ``calibration: temperature`` has its temperature in
 ``models/<name>.json``; its probabilities are scaled by it before the metrics
 (accuracy and F1 do not change; ``ece`` does, and ``ece_uncalibrated`` keeps the raw figure).
@@ -21,12 +25,16 @@ from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.errors import ParamsError
 from heartbeat.core.layout import MODEL_SPECS, read_json
-from heartbeat.evaluate.metrics import classification_metrics, confusion, expected_calibration_error
+from heartbeat.evaluate.metrics import (
+    classification_metrics,
+    confusion,
+    expected_calibration_error,
+    per_class_metrics,
+    weighted_f1,
+)
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
-from heartbeat.model.architectures import model_inputs
 from heartbeat.model.calibration import apply_temperature, check_temperature
 from heartbeat.model.outputs import check_probabilities
-from heartbeat.model.saving import load_model
 from heartbeat.prepare.arrays import load_split
 from heartbeat.train.history import read_history_csv
 
@@ -41,6 +49,10 @@ def main(models: list[str] | None = None) -> None:
         raise ParamsError(
             f"stages/evaluate.py: unknown model {unknown[0]!r}; expected any of {', '.join(MODEL_SPECS)}"
         )
+    # Keras (TensorFlow) is imported here, under run(), so that its C++ log lines are filtered.
+    from heartbeat.model.architectures import model_inputs
+    from heartbeat.model.saving import load_model
+
     cfg = stage_params("evaluate")
     info = read_json(layout.PREPARED / "info.json", "preprocess")
     tests = {}  # only the test splits of the models asked for, each loaded once
@@ -63,27 +75,32 @@ def main(models: list[str] | None = None) -> None:
             }
             proba = apply_temperature(proba, temperature)
         y_pred = np.argmax(proba, axis=1)
-        metrics = {
+        metrics = {**classification_metrics(test.y, proba, names), **calibrated}
+        details = {
             "model": name,
             "dataset": spec.dataset,
             "data_source": info.get("source"),
             "synthetic_data": bool(info.get("synthetic")),
             "split": info.get("split"),
-            "params": int(model.count_params()),
-            **classification_metrics(test.y, proba, names),
-            **calibrated,
+            "weight_count": int(model.count_params()),
+            "test_beats": len(test.y),
+            "weighted_f1": weighted_f1(test.y, y_pred, len(names)),
+            "per_class": per_class_metrics(test.y, y_pred, names),
         }
         history = read_history_csv(layout.history_file(name).read_text(encoding="utf-8"))
-        write_json(layout.METRICS / f"{name}.json", metrics)
-        write_text(layout.PLOTS / name / "confusion.csv", confusion_csv(test.y, y_pred, names))
-        save_png(accuracy_figure(history, spec.title), layout.PLOTS / name / "accuracy.png")
+        write_json(layout.metrics_file(name), metrics)
+        write_json(layout.details_file(name), details)
         cm = confusion(test.y, y_pred, len(names))
+        write_text(layout.PLOTS / name / "confusion.csv", confusion_csv(cm, names))
+        save_png(accuracy_figure(history, spec.title), layout.PLOTS / name / "accuracy.png")
         save_png(confusion_figure(cm, names, spec.title), layout.PLOTS / name / "confusion.png")
+        nsvf = f" (N S V F: {metrics['macro_f1_nsvf']:.4f})" if "macro_f1_nsvf" in metrics else ""
         log.info(
-            "%s: accuracy %.4f, macro-F1 %.4f on %d test beats",
+            "%s: accuracy %.4f, macro-F1 %.4f%s on %d test beats",
             name,
             metrics["accuracy"],
             metrics["macro_f1"],
+            nsvf,
             len(test.y),
         )
 

@@ -1,7 +1,13 @@
 """Stage finetune_transfer: The MIT-BIH ResNet fine-tuned on PTB, saved as models/transfer_ptb.keras."""
 
 from heartbeat.core.entry import run
-from heartbeat.train.runner import run_training
+
+
+def main() -> None:
+    from heartbeat.train.runner import run_training  # imported under run(): TensorFlow's C++ log is filtered
+
+    run_training("transfer_ptb")
+
 
 if __name__ == "__main__":
-    run("finetune_transfer", lambda: run_training("transfer_ptb"))
+    run("finetune_transfer", main)

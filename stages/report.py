@@ -64,7 +64,8 @@ def gather_report() -> Report:
     """Read the pipeline's outputs for the four models; a missing input names the stage to rerun."""
     models = []
     for name, spec in MODEL_SPECS.items():
-        metrics = read_json(layout.METRICS / f"{name}.json", "evaluate")
+        metrics = read_json(layout.metrics_file(name), "evaluate")
+        details = read_json(layout.details_file(name), "evaluate")
         training = read_json(layout.train_info_file(name), spec.stage)
         figures = {}
         for stem in FIGURES:
@@ -72,18 +73,14 @@ def gather_report() -> Report:
             if not png.is_file():
                 raise DataError(f"{png}: not found; run the evaluate stage first (dvc repro evaluate)")
             figures[stem] = png.read_bytes()
-        models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures))
-    own = {layout.METRICS / f"{name}.json" for name in MODEL_SPECS}
-    extra = {
-        p.as_posix(): read_json(p, "the stage that writes it")
-        for p in sorted(layout.METRICS.glob("*.json"))
-        if p not in own
-    }
+        models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures, details))
+    export = layout.METRICS / "export.json"
+    exported = read_json(export, "export") if export.is_file() else {}
     try:
         params_text = PARAMS.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{PARAMS}: not found; run from the project root") from None
-    return Report(models, params_text, git_revision(), extra)
+    return Report(models, params_text, exported)
 
 
 def dvc_json(*args: str) -> Any:
@@ -101,8 +98,10 @@ def gather_comparison(rev: str, workdir: Path) -> Comparison:
     short = git_revision(rev)
     if short is None:
         raise DataError(f"--compare {rev}: not a git revision of this repository")
-    metric_files = [f"metrics/{n}.json" for n in MODEL_SPECS] + [
-        layout.train_info_file(n).as_posix() for n in MODEL_SPECS
+    metric_files = [
+        path.as_posix()
+        for n in MODEL_SPECS
+        for path in (layout.metrics_file(n), layout.details_file(n), layout.train_info_file(n))
     ]
     metrics = dvc_json("metrics", "diff", rev, "--all", "--targets", *metric_files)
     params = dvc_json("params", "diff", rev)

@@ -1,7 +1,13 @@
 """Stage train_mlp: The MLP baseline on PTB, saved as models/mlp_ptb.keras."""
 
 from heartbeat.core.entry import run
-from heartbeat.train.runner import run_training
+
+
+def main() -> None:
+    from heartbeat.train.runner import run_training  # imported under run(): TensorFlow's C++ log is filtered
+
+    run_training("mlp_ptb")
+
 
 if __name__ == "__main__":
-    run("train_mlp", lambda: run_training("mlp_ptb"))
+    run("train_mlp", main)

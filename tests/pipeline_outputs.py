@@ -14,6 +14,7 @@ import numpy as np
 
 from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.evaluate.metrics import classification_metrics, confusion, per_class_metrics, weighted_f1
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.train.history import history_csv
 
@@ -36,41 +37,37 @@ def write_outputs(root: Path, seed: int, epochs: int) -> None:
         ]
         y_true = rng.integers(0, len(classes), 120)
         y_pred = np.where(rng.random(120) < 0.8, y_true, rng.integers(0, len(classes), 120))
-        matrix = np.zeros((len(classes), len(classes)), dtype=int)
-        np.add.at(matrix, (y_true, y_pred), 1)
+        matrix = confusion(y_true, y_pred, len(classes))
         plots = root / "plots" / name
         plots.mkdir(parents=True, exist_ok=True)
         (plots / "history.csv").write_text(history_csv(history))
-        (plots / "confusion.csv").write_text(confusion_csv(y_true, y_pred, classes))
+        (plots / "confusion.csv").write_text(confusion_csv(matrix, classes))
         save_png(accuracy_figure(history, spec.title), plots / "accuracy.png")
         save_png(confusion_figure(matrix, classes, spec.title), plots / "confusion.png")
-        accuracy = float(np.mean(y_true == y_pred))
-        metrics = {
+        proba = np.full((120, len(classes)), 0.1 / len(classes))
+        proba[np.arange(120), y_pred] += 0.9
+        details = {
             "model": name,
             "dataset": spec.dataset,
             "data_source": "demo",
             "synthetic_data": True,
             "split": "beat",
-            "params": 1000 + seed,
-            "accuracy": accuracy,
-            "macro_f1": accuracy - 0.03,
-            "weighted_f1": accuracy - 0.01,
-            "n": 120,
-            **({"roc_auc": accuracy + 0.05, "pr_auc": accuracy + 0.06} if spec.dataset == "ptb" else {}),
-            "per_class": {
-                c: {"precision": 0.8, "recall": 0.8, "f1": 0.8 - i / 50, "support": 24}
-                for i, c in enumerate(classes)
-            },
+            "weight_count": 1000 + seed,
+            "test_beats": 120,
+            "weighted_f1": weighted_f1(y_true, y_pred, len(classes)),
+            "per_class": per_class_metrics(y_true, y_pred, classes),
         }
-        (root / "metrics").mkdir(exist_ok=True)
-        (root / "metrics" / f"{name}.json").write_text(json.dumps(metrics, indent=2))
+        (root / "metrics" / "details").mkdir(parents=True, exist_ok=True)
+        (root / "metrics" / f"{name}.json").write_text(
+            json.dumps(classification_metrics(y_true, proba, classes), indent=2)
+        )
+        (root / "metrics" / "details" / f"{name}.json").write_text(json.dumps(details, indent=2))
         (root / "models").mkdir(exist_ok=True)
         training = {
             "model": name,
             "stage": spec.stage,
-            "params": 1000 + seed,
+            "weight_count": 1000 + seed,
             "epochs_run": epochs,
             "best_epoch": epochs,
-            "train_seconds": 1.5 * epochs,
         }
         (root / "models" / f"{name}.json").write_text(json.dumps(training, indent=2))

@@ -131,6 +131,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(ROOT / name, root / name)
     (root / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copytree(ROOT / ".dvc" / "plots", root / ".dvc" / "plots")
     shutil.copytree(ROOT / "vendor" / "vega", root / "vendor" / "vega")
     (root / "stages").mkdir()
     shutil.copy(ROOT / "stages" / "report.py", root / "stages" / "report.py")

@@ -57,8 +57,8 @@ def test_committed_params_are_valid() -> None:
         ),
         (
             "data",
-            {"data.demo.mitbih_train": "many"},
-            r"data\.demo\.mitbih_train: input should be a valid integer",
+            {"data.demo.mitdb_records": "many"},
+            r"data\.demo\.mitdb_records: input should be a valid integer",
         ),
     ],
 )

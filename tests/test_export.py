@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from heartbeat.core.config import ExportConfig, parse_section
+from heartbeat.core.config import DemoConfig, ExportConfig, parse_section
 from heartbeat.core.errors import ModelError, ParamsError
-from heartbeat.fetch.synth import generate_demo
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.prepare.arrays import Split
 from heartbeat.serve.convert import parity
 from heartbeat.serve.export import Thresholds, calibration_beats, export_model
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def data() -> dict:
-    return generate_demo(1, {"mitbih_train": 500, "mitbih_test": 400, "ptb_normal": 10, "ptb_abnormal": 10})
+    return demo_beats(DemoConfig(mitdb_records=6, mitdb_minutes=2, ptbdb_records=2, ptbdb_minutes=0.5), 1)
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +70,30 @@ def test_parity_figures() -> None:
         parity(ref, other[:2])
 
 
-def test_fp32_exports_match_keras_on_the_test_split(exported) -> None:
+def test_fp32_exports_match_keras_on_the_test_split(exported, data) -> None:
     out, figures = exported
     for fmt in ("tflite", "onnx"):
         assert (out / f"resnet_mitbih.{fmt}").is_file()
         f = figures[fmt]
         assert "error" not in f, f
-        assert f["n"] == 400
+        assert f["n"] == len(data["mitbih_test.csv"].y)
         assert f["argmax_agreement"] >= 0.999
         assert f["max_abs_prob_diff"] <= 1e-4
         assert f["macro_f1"] == pytest.approx(figures["keras"]["macro_f1"], abs=0.002)
+
+
+def test_exports_are_byte_deterministic(tmp_path, keras_model, exported) -> None:
+    """Exported again later in the same process (tf2onnx's name counters have moved on): the same
+    bytes, so a rerun of the export stage leaves models/export and dvc.lock unchanged."""
+    from heartbeat.model.saving import load_model
+    from heartbeat.serve.convert import export_onnx, export_tflite
+
+    model = load_model(keras_model)
+    export_onnx(model, tmp_path / "again.onnx")
+    export_tflite(model, tmp_path / "again.tflite")
+    out, _ = exported
+    assert (tmp_path / "again.onnx").read_bytes() == (out / "resnet_mitbih.onnx").read_bytes()
+    assert (tmp_path / "again.tflite").read_bytes() == (out / "resnet_mitbih.tflite").read_bytes()
 
 
 def test_quantised_variants_are_reported_and_gated(exported) -> None:
@@ -170,7 +184,11 @@ def test_dvc_stage_declares_the_export_outputs() -> None:
         assert f"models/{name}.keras" in deps
     assert {"stages/export.py", "heartbeat/serve"} <= deps
     assert stage["params"] == ["export"]
-    assert stage["outs"] == [{"models/export": {"persist": True}}]
+    assert stage["outs"] == [
+        {"models/export": {"persist": True}},
+        {"metrics/export.json": {"persist": True, "cache": False}},
+    ]
+    assert "metrics" not in stage, "parity details are no DVC metric: `dvc metrics show` stays per model"
 
 
 def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model, exported) -> None:

@@ -29,10 +29,13 @@ from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+from heartbeat.core.splits import split_stratified
+from heartbeat.fetch.beatset import PROVENANCE_COLUMNS
 from heartbeat.fetch.download import download_file, part_path
-from heartbeat.fetch.physionet import fetch_physionet, mirror_cache, split_stratified
+from heartbeat.fetch.physionet import fetch_physionet, mirror_cache
 from heartbeat.signal import records
 from heartbeat.signal import segment as sg
+from heartbeat.signal.context import RR_COLUMNS
 from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -96,22 +99,8 @@ def fetched(mirror: Mirror, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def test_writes_the_four_files_provenance_and_report(fetched: tuple[Path, Path]) -> None:
     dest, _ = fetched
     prov = pd.read_parquet(dest / "provenance.parquet")
-    assert list(prov.columns) == [
-        "file",
-        "row",
-        "database",
-        "record",
-        "patient",
-        "sample",
-        "symbol",
-        "label",
-        "rr_pre",
-        "rr_post",
-        "rr_local",
-        "rr_pre_norm",
-        "rr_post_norm",
-        "rr_local_norm",
-    ]
+    assert tuple(prov.columns) == PROVENANCE_COLUMNS
+    assert PROVENANCE_COLUMNS[-6:] == RR_COLUMNS
     for name in RAW_FILES:
         beats = read_beats_csv(dest / name, FILE_CLASSES[name])
         assert beats.X.shape[1] == BEAT_LENGTH and len(beats) > 0

@@ -99,8 +99,10 @@ def test_patient_split_shares_no_record_or_patient(project: Path) -> None:
     counts = json.loads((project / "data/prepared/counts.json").read_text())
     prov = pd.read_parquet(project / "data/raw/provenance.parquet")
     assert sum(counts["mitbih"]["test"].values()) == int((prov["record"] == "124").sum())
+    details = json.loads((project / "metrics/details/resnet_mitbih.json").read_text())
+    assert details["split"] == "patient" and details["data_source"] == "physionet"
     metrics = json.loads((project / "metrics/resnet_mitbih.json").read_text())
-    assert metrics["split"] == "patient" and metrics["data_source"] == "physionet"
+    assert 0 <= metrics["macro_f1_nsvf"] <= 1
     # the context features (R-R, then against the record's median beat) travel with every split
     R = np.load(project / "data/prepared/mitbih/R_test.npy")
     assert R.shape == (sum(counts["mitbih"]["test"].values()), len(CONTEXT_COLUMNS)) and np.isfinite(R).all()

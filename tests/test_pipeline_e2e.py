@@ -17,17 +17,16 @@ from tests.conftest import dvc, edit_params, git, make_project
 
 pytestmark = pytest.mark.slow
 
-METRIC_KEYS = {
+METRIC_KEYS = {"accuracy", "macro_f1", "ece"}
+DETAIL_KEYS = {
     "model",
     "dataset",
     "data_source",
     "synthetic_data",
     "split",
-    "params",
-    "accuracy",
-    "macro_f1",
+    "weight_count",
+    "test_beats",
     "weighted_f1",
-    "n",
     "per_class",
 }
 
@@ -62,16 +61,27 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
     for name, spec in MODEL_SPECS.items():
         assert (project / f"models/{name}.keras").is_file()
         info = json.loads((project / f"models/{name}.json").read_text())
-        assert info["params"] > 0 and info["train_seconds"] > 0
+        assert info["weight_count"] > 0 and "train_seconds" not in info  # no run-to-run values
         metrics = json.loads((project / f"metrics/{name}.json").read_text())
         assert METRIC_KEYS <= set(metrics)
-        assert metrics["data_source"] == "demo" and metrics["synthetic_data"] is True
-        assert metrics["split"] == "beat" and metrics["dataset"] == spec.dataset
+        assert all(isinstance(v, float) for v in metrics.values()), "a DVC metrics file holds numbers only"
+        details = json.loads((project / f"metrics/details/{name}.json").read_text())
+        assert set(details) == DETAIL_KEYS
+        assert details["data_source"] == "demo" and details["synthetic_data"] is True
+        assert details["split"] == "beat" and details["dataset"] == spec.dataset
         assert 0 <= metrics["accuracy"] <= 1
-        expected = {"N", "S", "V", "F", "Q"} if spec.dataset == "mitbih" else {"normal", "abnormal"}
-        assert set(metrics["per_class"]) == expected
+        expected = ["N", "S", "V", "F", "Q"] if spec.dataset == "mitbih" else ["normal", "abnormal"]
+        assert list(details["per_class"]) == expected
+        assert set(details["per_class"]["N" if spec.dataset == "mitbih" else "normal"]) == {
+            "sensitivity",
+            "positive_predictivity",
+            "f1",
+            "support",
+        }
         if spec.dataset == "ptb":
             assert {"roc_auc", "pr_auc"} <= set(metrics)
+        else:
+            assert "macro_f1_nsvf" in metrics and info["rhythm_input"] is True  # the shipped recipe runs
         history = (project / f"plots/{name}/history.csv").read_text().splitlines()
         header = "epoch,loss,accuracy,val_loss,val_accuracy"
         if name == "resnet_mitbih":  # params.yaml's default: a 3-seed ensemble, members one after another
@@ -79,7 +89,8 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             header += ",member"
         assert history[0] == header and len(history) >= 2
         confusion = (project / f"plots/{name}/confusion.csv").read_text().splitlines()
-        assert confusion[0] == "actual,predicted" and len(confusion) == metrics["n"] + 1
+        assert confusion[0] == "actual,predicted,beats" and len(confusion) == 1 + len(expected) ** 2
+        assert sum(int(line.rsplit(",", 1)[1]) for line in confusion[1:]) == details["test_beats"]
         for png in ("accuracy.png", "confusion.png"):
             assert (project / f"plots/{name}/{png}").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     status = dvc(project, "status").stdout
@@ -92,6 +103,7 @@ def test_param_edit_reruns_only_affected_stages(tmp_path: Path, tiny_repro: Path
     git(project, "add", "-A")
     git(project, "commit", "-qm", "baseline run")
     before = json.loads((project / "metrics/mlp_ptb.json").read_text())
+    weights = json.loads((project / "metrics/details/mlp_ptb.json").read_text())["weight_count"]
 
     # Same params, same machine: identical metrics (retrain and re-evaluate by hand).
     for stage in ("train_mlp", "evaluate"):
@@ -105,14 +117,15 @@ def test_param_edit_reruns_only_affected_stages(tmp_path: Path, tiny_repro: Path
     out = proc.stdout
     # export and report consume every model, so they rerun too; evaluate runs for this model only
     assert _ran_stages(out) == {"train_mlp", "export", "evaluate@mlp_ptb", "report"}, out
-    after = json.loads((project / "metrics/mlp_ptb.json").read_text())
-    assert after["params"] == 187 * 32 + 32 + 32 * 2 + 2 != before["params"]
+    after = json.loads((project / "metrics/details/mlp_ptb.json").read_text())["weight_count"]
+    assert after == 187 * 32 + 32 + 32 * 2 + 2 != weights
 
     diff = json.loads(dvc(project, "metrics", "diff", "--json").stdout)
-    assert "metrics/mlp_ptb.json" in diff
-    assert diff["metrics/mlp_ptb.json"]["params"]["old"] == before["params"]
-    assert diff["metrics/mlp_ptb.json"]["params"]["new"] == after["params"]
     assert "metrics/resnet_mitbih.json" not in diff  # untouched model, unchanged metrics
+    # The per-class and descriptive file is no DVC metric, but `dvc metrics diff --targets` reads it.
+    details = "metrics/details/mlp_ptb.json"
+    diff = json.loads(dvc(project, "metrics", "diff", "--targets", details, "--json").stdout)
+    assert diff[details]["weight_count"] == {"old": weights, "new": after, "diff": after - weights}
 
     # export reran, but converted and checked only the retrained model; the others were copied
     logs = proc.stdout + proc.stderr
@@ -124,6 +137,29 @@ def test_param_edit_reruns_only_affected_stages(tmp_path: Path, tiny_repro: Path
         for f in now["models"][name]["files"]:
             assert (project / "models/export" / f).is_file()
     assert "mlp_ptb: unchanged" not in logs
+
+
+NATIVE_LOG = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:|absl::InitializeLog|oneDNN|NodeDef mentions|fully_quantize", re.M
+)
+
+
+def test_rerun_on_a_fresh_clone_leaves_git_clean(tmp_path: Path, tiny_repro: Path) -> None:
+    """Commit a run's results, clone them (no data, no models, no DVC cache) and run again: the same
+    outputs, so git sees no change and `dvc metrics diff` is empty; the log is our own lines only."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "results")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project), str(clone))
+    proc = dvc(clone, "repro")
+    log = proc.stdout + proc.stderr
+    assert _ran_stages(log) >= {"fetch", "train_resnet_mitbih", "export"}, log
+    assert git(clone, "status", "--porcelain") == "", git(clone, "diff", "--stat")
+    assert json.loads(dvc(clone, "metrics", "diff", "--json").stdout) == {}
+    assert not NATIVE_LOG.search(log), NATIVE_LOG.search(log)
+    assert "WARNING" not in log and "Traceback" not in log, log
 
 
 def test_failed_preprocess_keeps_previous_outputs(tmp_path: Path, tiny_repro: Path) -> None:

@@ -19,8 +19,9 @@ import pytest
 
 from heartbeat.core.beatcsv import write_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
+from heartbeat.core.config import DemoConfig
 from heartbeat.core.errors import DataError, ModelError
-from heartbeat.fetch.synth import generate_demo
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.serve.cli import main
 
 MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
@@ -32,7 +33,7 @@ needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../s
 
 @pytest.fixture(scope="module")
 def demo() -> dict:
-    return generate_demo(0, {"mitbih_train": 400, "mitbih_test": 120, "ptb_normal": 60, "ptb_abnormal": 60})
+    return demo_beats(DemoConfig(mitdb_records=10, mitdb_minutes=0.6, ptbdb_records=4, ptbdb_minutes=0.5), 0)
 
 
 def _trained(build, X: np.ndarray, y: np.ndarray):

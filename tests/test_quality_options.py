@@ -225,7 +225,7 @@ def test_temperature_scaling_fixes_overconfidence_and_keeps_predictions() -> Non
 def test_stored_temperature(tmp_path: Path) -> None:
     model = tmp_path / "resnet_mitbih.keras"
     assert stored_temperature(model) is None  # no info file
-    model.with_suffix(".json").write_text(json.dumps({"train_seconds": 1.0}))
+    model.with_suffix(".json").write_text(json.dumps({"epochs_run": 3}))
     assert stored_temperature(model) is None
     model.with_suffix(".json").write_text(json.dumps({"temperature": 1.7}))
     assert stored_temperature(model) == 1.7
@@ -501,10 +501,10 @@ def test_ensemble_stage_trains_each_seed_as_a_single_run_would(
         np.testing.assert_array_equal(a, b)
     assert info["ensemble"]["seeds"] == [5, 6] and info["ensemble"]["epochs_run"] == [2, 2]
     assert info["epochs_run"] == 4 and "best_epoch" not in info
-    assert info["params"] == 2 * single["params"] and 0.05 <= info["temperature"] <= 20
-    # members one after the other: epoch counts on, member says whose
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
-    assert [r["member"] for r in history] == [0, 0, 1, 1]
+    assert info["weight_count"] == 2 * single["weight_count"] and 0.05 <= info["temperature"] <= 20
+    # members one after the other, each with its own epochs; member says whose (1, 2, ...)
+    assert [r["epoch"] for r in history] == [1, 2, 1, 2]
+    assert [r["member"] for r in history] == [1, 1, 2, 2]
     assert "member" not in (tmp_path / "one/plots/resnet_mitbih/history.csv").read_text()
 
 

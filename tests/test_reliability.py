@@ -39,12 +39,12 @@ from heartbeat.core import atomic
 from heartbeat.core.atomic import WriteError, atomic_dir, write_json, write_npy, write_text
 from heartbeat.core.beatcsv import format_beats_csv, write_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.config import STAGE_SCHEMAS, stage_params
+from heartbeat.core.config import STAGE_SCHEMAS, DemoConfig, stage_params
 from heartbeat.core.entry import run as entry_run
 from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, SourceError
 from heartbeat.core.layout import RAW_FILES
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.download import download_file, part_path
-from heartbeat.fetch.synth import generate_demo
 from heartbeat.testing.mirrors import BytesHandler, serve_handler
 from tests.conftest import ROOT, dvc, edit_params, make_project
 
@@ -145,7 +145,7 @@ def _leftovers(project: Path) -> list[str]:
 
 
 def _small_csvs() -> dict[str, str]:
-    beats = generate_demo(5, {"mitbih_train": 40, "mitbih_test": 20, "ptb_normal": 12, "ptb_abnormal": 12})
+    beats = demo_beats(DemoConfig(mitdb_records=2, mitdb_minutes=0.5, ptbdb_records=2, ptbdb_minutes=0.5), 5)
     return {name: format_beats_csv(b.X, b.y) for name, b in beats.items()}
 
 
@@ -325,7 +325,8 @@ def test_excel_utf8_bom_is_accepted(project: Path, tmp_path: Path, in_process) -
     _use_local(project, folder)
     ran = in_process(project, "fetch")
     assert ran.returncode == 0, ran.stderr
-    assert json.loads((project / "data/raw/source.json").read_text())["rows"]["mitbih_train.csv"] == 40
+    rows = json.loads((project / "data/raw/source.json").read_text())["rows"]["mitbih_train.csv"]
+    assert rows == _small_csvs()["mitbih_train.csv"].count("\n")
 
 
 def test_missing_csv_fails_fetch_and_names_it(project: Path, tmp_path: Path, in_process) -> None:
@@ -533,7 +534,7 @@ def _setter(dotted: str, value: object):
 BAD_PARAMS = [
     # (section, dotted key, value, fragment of the message); test_config.py has epochs -3, batch_size 0, epocs...
     ("train_resnet_ptb", "train_resnet_ptb.filter", 32, "train_resnet_ptb.filter: unknown key"),
-    ("data", "data.demo.mitbih_tain", 10, "data.demo.mitbih_tain: unknown key"),
+    ("data", "data.demo.mitdb_recrods", 10, "data.demo.mitdb_recrods: unknown key"),
     ("data", "data.physionet.mirorr", "x", "data.physionet.mirorr: unknown key"),
     (
         "train_mlp",
@@ -572,7 +573,7 @@ BAD_PARAMS = [
     ),
     ("data", "data.seed", -5, "data.seed: input should be greater than or equal to 0"),
     ("export", "export.seed", -1, "export.seed: input should be greater than or equal to 0"),
-    ("data", "data.demo.ptb_normal", False, "data.demo.ptb_normal: true/false"),
+    ("data", "data.demo.ptbdb_records", False, "data.demo.ptbdb_records: true/false"),
     ("preprocess", "preprocess.val_fraction", 0.9, "preprocess.val_fraction: input should be less than 0.5"),
     ("preprocess", "preprocess.augment.copies", -1, "preprocess.augment.copies: input should be greater"),
     (
@@ -646,7 +647,7 @@ def test_yaml_booleans_and_numbers_that_are_fine_still_parse(tmp_path: Path) -> 
     ("stage", "key", "value", "message"),
     [
         ("fetch", "data.seed", -1, "params.yaml: data.seed: input should be greater than or equal to 0"),
-        ("fetch", "data.demo.mitbih_train", True, "params.yaml: data.demo.mitbih_train: true/false"),
+        ("fetch", "data.demo.mitdb_records", True, "params.yaml: data.demo.mitdb_records: true/false"),
         (
             "preprocess",
             "preprocess.ptb_test_fraction",
@@ -1519,7 +1520,7 @@ def test_real_full_disk_during_fetch(project: Path) -> None:
     saved = project.parent / "saved-raw"
     shutil.copytree(project / "data" / "raw", saved)
     used = sum(p.stat().st_size for p in saved.iterdir())
-    edit_params(project, {"data": {"demo": {"mitbih_train": 3000}}})  # a bigger new set than the old one
+    edit_params(project, {"data": {"demo": {"mitdb_minutes": 3}}})  # a bigger new set than the old one
     with _Tmpfs(project / "data", used // 1024 + 600):
         shutil.copytree(saved, project / "data" / "raw")
         before = _digest(project, ("data",))

@@ -23,13 +23,15 @@ import yaml
 from pipeline_outputs import write_outputs
 
 from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.evaluate.plots import share_text
 from heartbeat.evaluate.report import (
+    CLASS_HEADERS,
+    EXPORT_HEADERS,
     REPORT_HEADERS,
     Comparison,
     ModelResult,
     Report,
     fmt_number,
-    fmt_seconds,
     render_comparison_html,
     render_comparison_markdown,
     render_html,
@@ -93,41 +95,54 @@ def _png(colour: str) -> bytes:
     return buf.getvalue()
 
 
+EXPORT = {
+    "formats": ["tflite", "onnx"],
+    "quantize": ["dynamic"],
+    "models": {
+        "mlp_ptb": {
+            "keras": {"macro_f1": 0.9, "n": 500},
+            "tflite": {"argmax_agreement": 1.0, "max_abs_prob_diff": 2.4e-07, "macro_f1": 0.9, "bytes": 10},
+            "onnx": {"argmax_agreement": 1.0, "max_abs_prob_diff": 1.2e-07, "macro_f1": 0.9, "bytes": 10},
+            "tflite_dynamic": {
+                "argmax_agreement": 0.998,
+                "max_abs_prob_diff": 0.01,
+                "macro_f1_change": 0.0021,
+                "shipped": False,
+            },
+        },
+        "resnet_mitbih": {"skipped": "the model takes 2 inputs; only beat-only models are exported"},
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def report() -> Report:
     models = []
     for i, (name, spec) in enumerate(MODEL_SPECS.items()):
         classes = ("normal", "abnormal") if spec.dataset == "ptb" else ("N", "S", "V", "F", "Q")
-        metrics = {
+        metrics = {"accuracy": 0.9 + i / 100, "macro_f1": 0.8 + i / 100, "ece": 0.01}
+        if spec.dataset == "ptb":
+            metrics |= {"roc_auc": 0.97, "pr_auc": 0.98}
+        else:
+            metrics |= {"macro_f1_nsvf": 0.75}
+        details = {
             "model": name,
             "dataset": spec.dataset,
             "data_source": "kaggle",
             "synthetic_data": False,
             "split": "beat",
-            "params": 1234 + i,
-            "accuracy": 0.9 + i / 100,
-            "macro_f1": 0.8 + i / 100,
+            "weight_count": 1234 + i,
+            "test_beats": 500,
             "weighted_f1": 0.85,
-            "n": 500,
             "per_class": {
-                c: {"precision": 0.9, "recall": 0.9, "f1": 0.5 + j / 10, "support": 10}
+                c: {"sensitivity": 0.9, "positive_predictivity": 0.8, "f1": 0.5 + j / 10, "support": 10}
                 for j, c in enumerate(classes)
             },
         }
-        if spec.dataset == "ptb":
-            metrics |= {"roc_auc": 0.97, "pr_auc": 0.98}
-        training = {
-            "model": name,
-            "params": 1234 + i,
-            "epochs_run": 7,
-            "best_epoch": 5,
-            "train_seconds": 95.0 + i,
-        }
+        training = {"model": name, "weight_count": 1234 + i, "epochs_run": 7, "best_epoch": 5}
         figures = {"accuracy": _png("red"), "confusion": _png("blue")}
-        models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures))
-    return Report(
-        models, "data:\n  source: kaggle   # a comment\n", "abc1234", {"metrics/export.json": {"x": 1}}
-    )
+        models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures, details))
+    return Report(models, "data:\n  source: kaggle   # a comment\n", EXPORT)
 
 
 def test_summary_table_has_every_model_and_column(report: Report) -> None:
@@ -137,13 +152,32 @@ def test_summary_table_has_every_model_and_column(report: Report) -> None:
     resnet_mitbih = summary[1 + list(MODEL_SPECS).index("resnet_mitbih")]
     cells = dict(zip(REPORT_HEADERS, resnet_mitbih, strict=True))
     assert cells["Accuracy"] == "0.920"
+    assert cells["Macro-F1 N S V F"] == "0.750"
     assert cells["ROC-AUC"] == "–", "ROC-AUC is for the binary PTB task only"
-    assert cells["F1 per class"].replace("\u00a0", " ") == "N 0.500 · S 0.600 · V 0.700 · F 0.800 · Q 0.900"
-    assert cells["Parameters"] == "1,236"
-    assert cells["Training"] == "97.0 s"
+    assert cells["Weights"] == "1,236"
+    assert cells["Test beats"] == "500"
     assert cells["Epochs (best)"] == "7 (5)"
     mlp = dict(zip(REPORT_HEADERS, summary[1], strict=True))
-    assert mlp["ROC-AUC"] == "0.970"
+    assert mlp["ROC-AUC"] == "0.970" and mlp["Macro-F1 N S V F"] == "–"
+
+
+def test_per_class_tables_in_class_order(report: Report) -> None:
+    page = _Page(render_html(report))
+    tables = [t for t in page.tables if t[0] == list(CLASS_HEADERS)]
+    assert len(tables) == len(report.models)
+    mitbih = tables[list(MODEL_SPECS).index("resnet_mitbih")]
+    assert [row[0] for row in mitbih[1:]] == ["N", "S", "V", "F", "Q"]
+    assert mitbih[1][1:] == ["0.900", "0.800", "0.500", "10"]
+
+
+def test_exported_models_are_a_short_summary(report: Report) -> None:
+    page = _Page(render_html(report))
+    table = next(t for t in page.tables if t[0] == list(EXPORT_HEADERS))
+    rows = {row[1]: row for row in table[1:]}
+    assert rows["mlp_ptb.tflite"][2:] == ["1.0000", "2.4e-07", "–", "yes"]
+    assert rows["mlp_ptb.dynamic.tflite"][4:] == ["+0.0021", "no: outside the gates"]
+    assert rows["not exported"][0] == "resnet_mitbih"
+    assert "bytes" not in render_html(report)
 
 
 def test_figures_are_embedded_as_data_uris(report: Report) -> None:
@@ -162,26 +196,23 @@ def test_page_loads_nothing_from_anywhere(report: Report) -> None:
     assert "<link" not in text
 
 
-def test_provenance_params_and_extra_metrics(report: Report) -> None:
+def test_data_facts_and_params(report: Report) -> None:
     text = render_html(report)
     page = _Page(text)
     facts = dict(tuple(r) for r in page.tables[0][1:])
     assert facts == {
-        "Git revision": "abc1234",
         "Data source": "kaggle",
         "Split": "beat",
         "Synthetic data": "no",
     }
     assert "# a comment" in text, "params.yaml is shown as it is, comments included"
-    assert "metrics/export.json" in text
     assert 'class="warn"' not in text, "no synthetic-data warning for real data"
 
 
 def test_text_is_escaped(report: Report) -> None:
-    evil = ModelResult("x", "<script>alert(1)</script>", "ptb", {"data_source": "<b>"}, {}, {})
-    text = render_html(Report([evil], "a: '<i>'", None))
-    assert "<script>" not in text and "&lt;script&gt;" in text
-    assert "unknown (not a git checkout)" in text
+    evil = ModelResult("x", "<script>alert(1)</script>", "ptb", {}, {}, {}, {"data_source": "<b>"})
+    text = render_html(Report([evil], "a: '<i>'"))
+    assert "<script>" not in text and "&lt;script&gt;" in text and "&lt;b&gt;" in text
     assert "no figure" in text
 
 
@@ -191,28 +222,30 @@ def test_synthetic_data_is_flagged(report: Report) -> None:
             m.name,
             m.title,
             m.dataset,
-            {**m.metrics, "synthetic_data": True, "data_source": "demo"},
+            m.metrics,
             m.training,
             m.figures,
+            {**m.details, "synthetic_data": True, "data_source": "demo"},
         )
         for m in report.models
     ]
-    text = render_html(Report(demo, "", "x"))
+    text = render_html(Report(demo, ""))
     assert 'class="warn"' in text
-    assert "synthetic demo data set" in render_markdown(Report(demo, "", "x"))
+    assert "synthetic demo data set" in render_markdown(Report(demo, ""))
 
 
 def test_markdown_links_the_pipeline_figures(report: Report) -> None:
     md = render_markdown(report)
     lines = md.splitlines()
     header = "| " + " | ".join(REPORT_HEADERS) + " |"
+    assert "| Max \\|Δprob\\| |" in md, "a | inside a header cell is escaped, or the table breaks"
     start = lines.index(header)
     assert len([ln for ln in lines[start + 2 :] if ln.startswith("| ")]) >= len(report.models)
     for name in MODEL_SPECS:
         assert f"(../plots/{name}/accuracy.png)" in md
         assert f"(../plots/{name}/confusion.png)" in md
     assert "```yaml\ndata:\n  source: kaggle   # a comment\n```" in md
-    assert "`abc1234`" in md
+    assert "| mlp_ptb | mlp_ptb.dynamic.tflite |" in md
 
 
 def test_number_formats() -> None:
@@ -220,23 +253,22 @@ def test_number_formats() -> None:
     assert fmt_number(float("nan")) == "–"
     assert fmt_number(12345) == "12,345"
     assert fmt_number(0.12345) == "0.123"
-    assert fmt_seconds(3.04) == "3.0 s"
-    assert fmt_seconds(600) == "10.0 min"
-    assert fmt_seconds(7300) == "2.0 h"
-    assert fmt_seconds(None) == "–"
+    # the confusion figures' row shares: a few errors among many beats are not shown as 0%
+    assert [share_text(v) for v in (0, 2 / 779, 0.26, 1.0)] == ["0", "<1%", "26%", "100%"]
 
 
 def test_comparison_page() -> None:
     metrics = {
-        "metrics/mlp_ptb.json": {
-            "accuracy": {"old": 0.8, "new": 0.85, "diff": 0.05},
-            "per_class.abnormal.f1": {"old": 0.7, "new": 0.75, "diff": 0.05},
-            "per_class.normal.f1": {"old": 0.6, "new": 0.65, "diff": 0.05},
+        "metrics/mlp_ptb.json": {"accuracy": {"old": 0.8, "new": 0.85, "diff": 0.05}},
+        "metrics/details/mlp_ptb.json": {
+            "per_class.abnormal.sensitivity": {"old": 0.7, "new": 0.75, "diff": 0.05},
+            "per_class.normal.sensitivity": {"old": 0.6, "new": 0.65, "diff": 0.05},
+            "per_class.normal.positive_predictivity": {"old": 0.6, "new": 0.6, "diff": 0},
             "model": {"old": "mlp_ptb", "new": "mlp_ptb"},
         },
         "models/mlp_ptb.json": {
-            "train_seconds": {"old": 2.0, "new": 3.5, "diff": 1.5},
-            "params": {"old": 10, "new": 10, "diff": 0},
+            "epochs_run": {"old": 2, "new": 3, "diff": 1},
+            "weight_count": {"old": 10, "new": 10, "diff": 0},
         },
     }
     params = {"params.yaml": {"train_mlp.epochs": {"old": 2, "new": 3, "diff": 1}}}
@@ -251,11 +283,11 @@ def test_comparison_page() -> None:
     assert all(value.startswith(("data:", "#")) for _, _, value in page.urls)
     rows = {r[0]: r[1:] for t in page.tables for r in t}
     assert rows["Accuracy"] == ["0.8000", "0.8500", "+0.0500"]
-    assert rows["Training (s)"] == ["2.0", "3.5", "+1.5"]
-    assert rows["Parameters"] == ["10", "10", ""]
+    assert rows["Epochs run"] == ["2", "3", "+1"]
+    assert rows["Weights"] == ["10", "10", ""]
     assert rows["params.yaml: train_mlp.epochs"] == ["2", "3"]
-    f1_rows = [r for r in rows if r.startswith("F1 ")]
-    assert f1_rows == ["F1 normal", "F1 abnormal"], "classes in the data set's order"
+    class_rows = [r for r in rows if r.startswith(("Se ", "+P "))]
+    assert class_rows == ["Se normal", "+P normal", "Se abnormal"], "classes in the data set's order"
     links = {"plots/mlp_ptb/accuracy.png": ("figures/main/a.png", "figures/workspace/a.png")}
     md = render_comparison_markdown(cmp, links)
     assert "(figures/main/a.png)" in md and "(figures/workspace/a.png)" in md
@@ -278,7 +310,6 @@ def test_stage_writes_both_pages_without_git(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     html_text = (tmp_path / "report" / "index.html").read_text()
     assert len(_Page(html_text).images) == 2 * len(MODEL_SPECS)
-    assert "unknown (not a git checkout)" in html_text
     md = (tmp_path / "report" / "README.md").read_text()
     assert "(../plots/mlp_ptb/accuracy.png)" in md
     assert not list((tmp_path / "report").glob(".*tmp*")), "no temporary files left behind"
@@ -309,6 +340,7 @@ def test_report_stage_in_dvc_yaml() -> None:
     for name in MODEL_SPECS:
         assert {
             f"metrics/{name}.json",
+            f"metrics/details/{name}.json",
             f"models/{name}.json",
             f"plots/{name}/accuracy.png",
             f"plots/{name}/confusion.png",

@@ -9,19 +9,18 @@ import numpy as np
 import pytest
 
 from heartbeat.core.beatcsv import format_beats_csv
-from heartbeat.core.config import DataConfig
+from heartbeat.core.config import DataConfig, DemoConfig
 from heartbeat.core.errors import DataError, ParamsError, SourceError
-from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch import check_against_kaggle, fetch_source, validate_raw
 from heartbeat.fetch.archive import extract_csvs
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.kaggle import fetch_kaggle, redact
-from heartbeat.fetch.synth import generate_demo
 
 SECRET = "kgat_0123456789abcdefSECRET"
 
 
 def _csv_texts() -> dict[str, str]:
-    beats = generate_demo(3, {"mitbih_train": 30, "mitbih_test": 20, "ptb_normal": 10, "ptb_abnormal": 10})
+    beats = demo_beats(DemoConfig(mitdb_records=2, mitdb_minutes=0.5, ptbdb_records=2, ptbdb_minutes=0.5), 3)
     return {name: format_beats_csv(b.X, b.y) for name, b in beats.items()}
 
 
@@ -30,22 +29,6 @@ def _zip(path: Path, members: dict[str, str]) -> Path:
         for name, text in members.items():
             zf.writestr(name, text)
     return path
-
-
-def test_demo_source_is_deterministic(tmp_path: Path) -> None:
-    cfg = DataConfig()
-    for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
-        fetch_source(cfg, tmp_path / sub, tmp_path / "cache")
-    for name in RAW_FILES:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    counts = validate_raw(tmp_path / "a")
-    assert counts == {
-        "mitbih_train.csv": 6000,
-        "mitbih_test.csv": 1500,
-        "ptbdb_normal.csv": 1000,
-        "ptbdb_abnormal.csv": 1500,
-    }
 
 
 def test_local_folder_and_zip(tmp_path: Path) -> None:
@@ -61,9 +44,11 @@ def test_local_folder_and_zip(tmp_path: Path) -> None:
         cfg = DataConfig(source="local", local_path=str(path))
         fetch_source(cfg, dest, tmp_path / "cache")
         counts = validate_raw(dest)
-        assert counts["mitbih_train.csv"] == 30
+        n = texts["mitbih_train.csv"].count("\n")
+        assert counts["mitbih_train.csv"] == n
         warnings = check_against_kaggle(cfg, dest, counts)
-        assert any("mitbih_train.csv: 30 rows, the Kaggle set has 87,554 (-87,524)" in w for w in warnings)
+        expected = f"mitbih_train.csv: {n} rows, the Kaggle set has 87,554 (-{87_554 - n:,})"
+        assert any(expected in w for w in warnings), warnings
 
 
 def test_local_needs_a_path(tmp_path: Path) -> None:
@@ -175,7 +160,8 @@ def test_kaggle_download_checks_counts(tmp_path: Path, fake_credentials: None) -
     dest.mkdir()
     fetch_kaggle(dest, tmp_path / "cache", api_factory=lambda: _FakeApi(None, texts))
     counts = validate_raw(dest)
-    with pytest.raises(DataError, match="incomplete or not the Kaggle set: mitbih_train.csv: 30 rows"):
+    n = texts["mitbih_train.csv"].count("\n")
+    with pytest.raises(DataError, match=f"incomplete or not the Kaggle set: mitbih_train.csv: {n} rows"):
         check_against_kaggle(DataConfig(source="kaggle"), dest, counts)
 
 

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heartbeat.core.beatcsv import Beats
-from heartbeat.core.config import PreprocessConfig
+from heartbeat.core.config import DemoConfig, PreprocessConfig
 from heartbeat.core.errors import DataError
 from heartbeat.core.splits import grouped_split, stratified_split
-from heartbeat.fetch.synth import generate_demo
+from heartbeat.fetch.demo import demo_beats
 from heartbeat.prepare.preprocess import class_counts, prepare
 from tests.conftest import examples
 
@@ -67,7 +67,7 @@ def test_grouped_split_property(groups: list[int], seed: int) -> None:
 
 
 def _demo_raw() -> dict[str, Beats]:
-    return generate_demo(0, {"mitbih_train": 500, "mitbih_test": 200, "ptb_normal": 150, "ptb_abnormal": 250})
+    return demo_beats(DemoConfig(mitdb_records=10, mitdb_minutes=1, ptbdb_records=6, ptbdb_minutes=1), 0)
 
 
 def _rows_as_set(X: np.ndarray) -> set[bytes]:
@@ -83,14 +83,17 @@ def test_prepare_beat_split_no_overlap_and_stratified() -> None:
         assert sets["train"].isdisjoint(sets["test"])
         assert sets["val"].isdisjoint(sets["test"])
     # MIT-BIH test is the given test file; train+val is the given train file
-    assert len(prepared.mitbih["test"].y) == 200
-    assert len(prepared.mitbih["train"].y) + len(prepared.mitbih["val"].y) == 500
-    ptb_total = sum(len(s.y) for s in prepared.ptb.values())
-    assert ptb_total == 400
-    assert len(prepared.ptb["test"].y) == 80
+    assert len(prepared.mitbih["test"].y) == len(raw["mitbih_test.csv"])
+    assert len(prepared.mitbih["train"].y) + len(prepared.mitbih["val"].y) == len(raw["mitbih_train.csv"])
+    n_abnormal, n_ptb = (
+        len(raw["ptbdb_abnormal.csv"]),
+        len(raw["ptbdb_normal.csv"]) + len(raw["ptbdb_abnormal.csv"]),
+    )
+    assert sum(len(s.y) for s in prepared.ptb.values()) == n_ptb
+    n_test = len(prepared.ptb["test"].y)
+    assert n_test == round(0.2 * n_ptb)
     counts = class_counts(prepared)
-    test_share = counts["ptb"]["test"]["abnormal"] / 80
-    assert abs(test_share - 250 / 400) < 0.02
+    assert abs(counts["ptb"]["test"]["abnormal"] / n_test - n_abnormal / n_ptb) < 0.02
     assert counts["mitbih"]["val"]["N"] > counts["mitbih"]["val"]["F"] > 0
 
 
@@ -141,7 +144,8 @@ def test_patient_split_keeps_records_and_patients_apart() -> None:
         )
         assert set(groups["val"]).isdisjoint(groups["test"])
     n_mit = sum(len(s.y) for s in prepared.mitbih.values())
-    assert n_mit == sum(1 for i in range(700) if (i % 500 if i < 500 else i - 500) % 6 != 5)
+    n_train, n_test = len(raw["mitbih_train.csv"]), len(raw["mitbih_test.csv"])
+    assert n_mit == sum(1 for n in (n_train, n_test) for i in range(n) if i % 6 != 5)  # record 105 excluded
 
 
 def test_patient_split_with_absent_test_records_says_what_is_there() -> None:

@@ -71,12 +71,19 @@ class _Strict(BaseModel):
 
 
 class DemoConfig(_Strict):
-    """Sizes of the synthetic demo set (rows per file)."""
+    """The synthetic demo set: continuous records of synthetic patients (heartbeat/fetch/synth.py)."""
 
-    mitbih_train: int = Field(6000, ge=10)
-    mitbih_test: int = Field(1500, ge=10)
-    ptb_normal: int = Field(1000, ge=10)
-    ptb_abnormal: int = Field(1500, ge=10)
+    mitdb_records: int = Field(
+        20, ge=2, le=48, description="MIT-BIH-like records (360 Hz, annotated), named after MIT-BIH's"
+    )
+    mitdb_minutes: float = Field(3.0, ge=0.2, le=120, description="length of each MIT-BIH-like record")
+    ptbdb_records: int = Field(
+        24, ge=2, le=999, description="PTB-like records (1000 Hz), 40% healthy controls, the rest infarction"
+    )
+    ptbdb_minutes: float = Field(1.5, ge=0.2, le=120, description="length of each PTB-like record")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="MIT-BIH test split, stratified, as physionet's"
+    )
 
 
 class PhysionetConfig(_Strict):
@@ -221,7 +228,7 @@ class ResNetConfig(TrainConfig):
     dropout: float = Field(0.0, ge=0, lt=1)
     rhythm: bool = Field(
         False,
-        description="also feed the 6 R-R features (physionet source only); beat-only, with a warning, "
+        description="also feed the 6 R-R features (physionet and demo sources); beat-only, with a warning, "
         "when the prepared data has none",
     )
     template: bool = Field(

@@ -1,7 +1,8 @@
 """What every stage script and the ``heartbeat`` command share at the edge: logging, signals and clean errors.
 
 A :class:`HeartbeatError` becomes one line on stderr and a non-zero exit, never
-a traceback. SIGTERM (what ``kill``, DVC and CI send) is turned into
+a traceback. What C++ libraries log straight to stderr (TensorFlow's absl lines) is filtered out
+(heartbeat/core/native.py). SIGTERM (what ``kill``, DVC and CI send) is turned into
 ``KeyboardInterrupt`` so that it unwinds through the same ``try``/``except
 BaseException`` paths as Ctrl-C: temporary files are removed and the previous
 outputs stay in place. What a SIGKILL leaves behind is recovered when the next
@@ -21,6 +22,7 @@ from heartbeat.core.atomic import recover_tree
 from heartbeat.core.errors import HeartbeatError
 from heartbeat.core.layout import OUTPUT_ROOTS
 from heartbeat.core.logs import setup
+from heartbeat.core.native import native_log_filter
 
 EXIT_INTERRUPTED = 130
 
@@ -42,14 +44,15 @@ def guarded(
     """
     setup(name)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        main()
-    except HeartbeatError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        return exit_code(exc)
-    except KeyboardInterrupt:
-        print(f"{name}: {interrupted}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with native_log_filter():
+        try:
+            main()
+        except HeartbeatError as exc:
+            print(f"{name}: error: {exc}", file=sys.stderr)
+            return exit_code(exc)
+        except KeyboardInterrupt:
+            print(f"{name}: {interrupted}", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return 0
 
 
@@ -71,7 +74,11 @@ def recover_outputs(roots: tuple[os.PathLike[str] | str, ...] = OUTPUT_ROOTS) ->
 
 
 def run(name: str, main: Callable[[], None]) -> NoReturn:
-    """Run the stage ``name`` (after :func:`recover_outputs`) and exit with its status."""
+    """Run the stage ``name`` (after :func:`recover_outputs`) and exit with its status.
+
+    Import TensorFlow (Keras, the model and train packages) inside ``main``, not at the top of the
+    stage script: its C++ start-up lines are only filtered once ``run`` has begun.
+    """
 
     def stage() -> None:
         recover_outputs()

@@ -76,6 +76,16 @@ def model_file(name: str) -> Path:
     return MODELS / f"{name}.keras"
 
 
+def metrics_file(name: str) -> Path:
+    """The model's headline test metrics: a DVC metric, numbers only."""
+    return METRICS / f"{name}.json"
+
+
+def details_file(name: str) -> Path:
+    """What the model and its test data are, and its per-class figures: beside the metrics, not one."""
+    return METRICS / "details" / f"{name}.json"
+
+
 def train_info_file(name: str) -> Path:
     return MODELS / f"{name}.json"
 

@@ -1,14 +1,13 @@
 """Plot data for ``dvc plots`` and PNG figures like the seed project's README.
 
-The CSVs feed DVC's own templates (``linear`` for the training history,
-``confusion`` for the matrix); the PNGs are for people reading the README or
-the report without DVC.
+The CSVs feed ``dvc plots`` through the templates in .dvc/plots/ (``history`` for the training
+history, ``confusion_table`` for the matrix); the PNGs are for people reading the README or the
+report without DVC.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import os
 
 import matplotlib
@@ -17,59 +16,87 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
-def confusion_csv(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...]) -> str:
-    """One row per beat, ``actual,predicted`` as class names, for DVC's ``confusion`` template."""
-    names = np.asarray(class_names)
+def confusion_csv(matrix: np.ndarray, class_names: tuple[str, ...]) -> str:
+    """The confusion matrix as ``actual,predicted,beats`` rows, every cell (zeros too) in class order.
+
+    The shape .dvc/plots/confusion_table.json draws: one row per cell keeps classes that are never
+    predicted on the axes, and the file small (25 rows, not one per test beat).
+    """
     buf = io.StringIO()
-    buf.write("actual,predicted\n")
-    for a, p in zip(names[y_true], names[y_pred], strict=True):
-        buf.write(f"{a},{p}\n")
+    buf.write("actual,predicted,beats\n")
+    for (i, j), count in np.ndenumerate(np.asarray(matrix)):
+        buf.write(f"{class_names[i]},{class_names[j]},{int(count)}\n")
     return buf.getvalue()
 
 
+def _members(history: list[dict[str, float]]) -> dict[int | None, list[dict[str, float]]]:
+    """The history's rows per ensemble member (one group, ``None``, for a single model)."""
+    groups: dict[int | None, list[dict[str, float]]] = {}
+    for row in history:
+        member = row.get("member")
+        groups.setdefault(None if member is None else int(member), []).append(row)
+    return groups
+
+
 def accuracy_figure(history: list[dict[str, float]], title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
-    epochs = [r["epoch"] for r in history]
-    ax.plot(epochs, [r["accuracy"] for r in history], label="train")
-    ax.plot(epochs, [r["val_accuracy"] for r in history], label="validation")
-    starts = [r["epoch"] for prev, r in itertools.pairwise(history) if r.get("member") != prev.get("member")]
-    for i, x in enumerate(starts):  # a seed ensemble: where each next member starts training
-        ax.axvline(
-            x - 0.5, color="grey", linewidth=0.8, linestyle=":", label="next member" if i == 0 else None
-        )
-    ax.set_xlabel("epoch (members one after another)" if starts else "epoch")
+    """Training and validation accuracy per epoch; a seed ensemble's members each in their own colour.
+
+    Each member (or the single model) gets one hue of matplotlib's paired ``tab20`` palette: the
+    dark shade for validation, the light one for training.
+    """
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=100)
+    palette = plt.get_cmap("tab20").colors
+    groups = _members(history)
+    for k, (member, rows) in enumerate(groups.items()):
+        epochs = [r["epoch"] for r in rows]
+        who = "" if member is None else f"member {member} "
+        dark, light = palette[(2 * k) % 20], palette[(2 * k + 1) % 20]
+        ax.plot(epochs, [r["val_accuracy"] for r in rows], color=dark, label=f"{who}validation")
+        ax.plot(epochs, [r["accuracy"] for r in rows], color=light, linestyle="--", label=f"{who}train")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (each member from 1)" if len(groups) > 1 else "epoch")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", ncols=2 if len(groups) > 1 else 1)
     fig.tight_layout()
     return fig
 
 
 def confusion_figure(matrix: np.ndarray, class_names: tuple[str, ...], title: str) -> Figure:
+    """Two panels, classes in label order (N S V F Q; normal, abnormal): beat counts, and each row
+    as shares of its true class, so the errors of a rare class show as clearly as those of N."""
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.1 * n + 1.6), dpi=100)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{matrix[i, j]:,}",
-                ha="center",
-                va="center",
-                color="white" if shares[i, j] > 0.5 else "black",
-            )
-    ax.set_xticks(range(n), class_names)
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title)
+    size = 0.6 * n + 1.4
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.4, size + 0.5), dpi=100)
+    panels = (
+        ("counts", [f"{v:,}" for v in matrix.ravel()]),
+        ("share of the true class", [share_text(v) for v in shares.ravel()]),
+    )
+    for ax, (what, labels) in zip(axes, panels, strict=True):
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), text in zip(np.ndindex(n, n), labels, strict=True):
+            colour = "white" if shares[i, j] > 0.5 else "black"
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize="small")
+        ax.set_xticks(range(n), class_names)
+        ax.set_yticks(range(n), class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title(what, fontsize="medium")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def share_text(share: float) -> str:
+    """A share as a whole percentage; a few beats of many show as "<1%", not as a misleading 0%."""
+    if share == 0:
+        return "0"
+    return "<1%" if share < 0.005 else f"{share:.0%}"
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> None:

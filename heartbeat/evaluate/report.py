@@ -33,15 +33,30 @@ REPORT_HEADERS = (
     "Test beats",
     "Accuracy",
     "Macro-F1",
-    "Weighted-F1",
-    "F1 per class",
+    "Macro-F1 N S V F",
     "ROC-AUC",
-    "Parameters",
-    "Training",
+    "ECE",
+    "Weights",
     "Epochs (best)",
 )
+CLASS_HEADERS = ("Class", "Se (recall)", "+P (precision)", "F1", "Test beats")
+EXPORT_HEADERS = ("Model", "File", "Agreement with Keras", "Max |Δprob|", "Δ macro-F1", "Shipped")
 
 DATASET_NAMES = {"ptb": "PTB", "mitbih": "MIT-BIH"}
+
+SUMMARY_NOTE = (
+    "Macro-F1 averages the classes equally; for MIT-BIH, Macro-F1 N S V F leaves out Q as the AAMI "
+    "convention does. ROC-AUC is for the binary PTB task only; ECE is the expected calibration "
+    "error. Weights: the model's parameter count. Epochs: those run, and in brackets the best "
+    "epoch that early stopping restored (one per member of a seed ensemble). Per class, Se "
+    "(sensitivity) is the share of the class's beats found, +P (positive predictivity) the share "
+    "of the beats called that class that are right."
+)
+EXPORT_NOTE = (
+    "TFLite and ONNX copies in models/export/, checked against the Keras model on the test split "
+    "(heartbeat predict --backend tflite|onnx). A quantised variant ships only when it agrees with "
+    "Keras on enough beats and moves macro-F1 by less than the params' gate."
+)
 
 
 @dataclass(frozen=True)
@@ -52,11 +67,13 @@ class ModelResult:
     title: str
     dataset: str
     metrics: Mapping[str, Any]
-    """metrics/<name>.json, written by the evaluate stage."""
+    """metrics/<name>.json, written by the evaluate stage: the headline numbers."""
     training: Mapping[str, Any]
     """models/<name>.json, written by the model's training stage."""
     figures: Mapping[str, bytes]
     """PNG bytes of plots/<name>/<stem>.png for each stem of :data:`FIGURES` that exists."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """metrics/details/<name>.json, written by the evaluate stage: data, weights, per-class figures."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +83,8 @@ class Report:
     models: list[ModelResult]
     params_text: str
     """params.yaml as it was, comments included: the params used."""
-    revision: str | None
-    """The git revision checked out when the report was made; None outside git."""
-    extra_metrics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Other metrics files (for example an export stage's): path → contents."""
+    export: Mapping[str, Any] = field(default_factory=dict)
+    """metrics/export.json, written by the export stage: parity of every exported file."""
 
 
 @dataclass(frozen=True)
@@ -108,17 +123,6 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def fmt_seconds(value: Any) -> str:
-    """Training time, in the unit a person reads best."""
-    if not isinstance(value, int | float):
-        return "–"
-    if value < 120:
-        return f"{value:.1f} s"
-    if value < 7200:
-        return f"{value / 60:.1f} min"
-    return f"{value / 3600:.1f} h"
-
-
 def fmt_diff(value: Any, digits: int = 4) -> str:
     """A signed change; blank when there is none to show."""
     if not isinstance(value, int | float) or isinstance(value, bool) or value == 0:
@@ -128,24 +132,8 @@ def fmt_diff(value: Any, digits: int = 4) -> str:
     return f"{value:+.{digits}f}"
 
 
-def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``a.b.c`` keys, the way ``dvc metrics diff`` names them."""
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def per_class_f1(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
-    return [(cls, v.get("f1")) for cls, v in (metrics.get("per_class") or {}).items()]
 
 
 def summary_row(m: ModelResult) -> list[str]:
@@ -158,16 +146,58 @@ def summary_row(m: ModelResult) -> list[str]:
     return [
         m.title,
         DATASET_NAMES.get(m.dataset, m.dataset),
-        fmt_number(mt.get("n")),
+        fmt_number(m.details.get("test_beats")),
         fmt_number(mt.get("accuracy")),
         fmt_number(mt.get("macro_f1")),
-        fmt_number(mt.get("weighted_f1")),
-        " · ".join(f"{cls}\u00a0{fmt_number(f1)}" for cls, f1 in per_class_f1(mt)) or "–",
+        fmt_number(mt.get("macro_f1_nsvf")),
         fmt_number(mt.get("roc_auc")),
-        fmt_number(tr.get("params", mt.get("params"))),
-        fmt_seconds(tr.get("train_seconds")),
+        fmt_number(mt.get("ece")),
+        fmt_number(tr.get("weight_count", m.details.get("weight_count"))),
         f"{epochs} ({best})" if epochs is not None else "–",
     ]
+
+
+def class_rows(m: ModelResult) -> list[list[str]]:
+    """Per class: sensitivity, positive predictivity, F1 and test beats, in :data:`CLASS_HEADERS` order."""
+    return [
+        [
+            cls,
+            fmt_number(v.get("sensitivity")),
+            fmt_number(v.get("positive_predictivity")),
+            fmt_number(v.get("f1")),
+            fmt_number(v.get("support")),
+        ]
+        for cls, v in (m.details.get("per_class") or {}).items()
+    ]
+
+
+def export_rows(export: Mapping[str, Any]) -> list[list[str]]:
+    """The export stage's parity check, one row per file (or per model not exported)."""
+    rows = []
+    for name, files in (export.get("models") or {}).items():
+        if "skipped" in files:
+            rows.append([name, "not exported", "–", "–", "–", str(files["skipped"])])
+            continue
+        for key, figures in files.items():
+            if key == "keras" or not isinstance(figures, Mapping):
+                continue
+            fmt, _, variant = key.partition("_")
+            file = f"{name}.{variant}.{fmt}" if variant else f"{name}.{fmt}"
+            if "error" in figures:
+                rows.append([name, file, "–", "–", "–", f"no: {figures['error']}"])
+                continue
+            shipped = figures.get("shipped", True)
+            rows.append(
+                [
+                    name,
+                    file,
+                    fmt_number(figures.get("argmax_agreement"), 4),
+                    f"{figures['max_abs_prob_diff']:.1e}" if "max_abs_prob_diff" in figures else "–",
+                    fmt_diff(figures.get("macro_f1_change"), 4) or ("0" if variant else "–"),
+                    "yes" if shipped else "no: outside the gates",
+                ]
+            )
+    return rows
 
 
 def data_facts(models: Iterable[ModelResult]) -> dict[str, str]:
@@ -175,14 +205,14 @@ def data_facts(models: Iterable[ModelResult]) -> dict[str, str]:
     models = list(models)
 
     def values(key: str) -> str:
-        seen = {str(m.metrics.get(key)) for m in models if m.metrics.get(key) is not None}
+        seen = {str(m.details.get(key)) for m in models if m.details.get(key) is not None}
         return ", ".join(sorted(seen)) if seen else "unknown"
 
-    synthetic = any(m.metrics.get("synthetic_data") for m in models)
+    synthetic = any(m.details.get("synthetic_data") for m in models)
     return {
         "source": values("data_source"),
         "split": values("split"),
-        "synthetic": "yes (generated demo beats)" if synthetic else "no",
+        "synthetic": "yes (synthetic demo records)" if synthetic else "no",
     }
 
 
@@ -209,7 +239,8 @@ pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 footer { margin-top: 2.5em; font-size: 0.85em; color: #57606a; }
 """
 
-_NUMERIC = {"Test beats", "Accuracy", "Macro-F1", "Weighted-F1", "ROC-AUC", "Parameters", "Training"}
+_NUMERIC = {*REPORT_HEADERS[2:-1], *CLASS_HEADERS[1:], *EXPORT_HEADERS[2:5]}
+"""Columns whose cells are numbers: right-aligned."""
 
 
 def _e(text: Any) -> str:
@@ -258,7 +289,6 @@ def _figure(png: bytes | None, alt: str, caption: str) -> str:
 def _facts_html(report: Report) -> str:
     facts = data_facts(report.models)
     rows = [
-        ("Git revision", report.revision or "unknown (not a git checkout)"),
         ("Data source", facts["source"]),
         ("Split", facts["split"]),
         ("Synthetic data", facts["synthetic"]),
@@ -279,16 +309,17 @@ def render_html(report: Report) -> str:
         "<h1>Heartbeat classification: results</h1>",
         "<p>Single-beat ECG classification after Kachuee et al. (2018), made by the <code>report</code> "
         "stage of the DVC pipeline.</p>",
-        "<h2>Data and revision</h2>",
+        "<h2>Data</h2>",
         _facts_html(report),
         "<h2>Models</h2>",
         _table(REPORT_HEADERS, (summary_row(m) for m in report.models), _NUMERIC),
-        "<p>Macro-F1 averages the classes equally; ROC-AUC is for the binary PTB task only. "
-        "Training time is wall-clock time of the training stage; epochs are those run (best "
-        "epoch, restored by early stopping, in brackets).</p>",
+        f"<p>{_e(SUMMARY_NOTE)}</p>",
     ]
     for m in report.models:
         parts.append(f'<h2 id="{_e(m.name)}">{_e(m.title)}</h2>')
+        rows = class_rows(m)
+        if rows:
+            parts.append(_table(CLASS_HEADERS, rows, _NUMERIC))
         figs = [
             _figure(
                 m.figures.get(stem), f"{m.title}: {caption.lower()}", f"{caption} · plots/{m.name}/{stem}.png"
@@ -296,12 +327,13 @@ def render_html(report: Report) -> str:
             for stem, caption in FIGURES.items()
         ]
         parts.append('<div class="figures">' + "".join(figs) + "</div>")
-    if report.extra_metrics:
-        parts.append("<h2>Other metrics</h2>")
-        for path, values in report.extra_metrics.items():
-            parts.append(f"<h3>{_e(path)}</h3>")
-            flat = flatten(values)
-            parts.append(_table(("Metric", "Value"), ((k, fmt_number(v, 4)) for k, v in flat.items())))
+    rows = export_rows(report.export)
+    if rows:
+        parts += [
+            "<h2>Exported models</h2>",
+            f"<p>{_e(EXPORT_NOTE)}</p>",
+            _table(EXPORT_HEADERS, rows, _NUMERIC),
+        ]
     parts += [
         "<h2>Parameters</h2>",
         "<p>params.yaml as the pipeline read it:</p>",
@@ -321,7 +353,10 @@ def _md_escape(text: str) -> str:
 
 def _md_table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     headers = list(headers)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
     lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -335,7 +370,6 @@ def render_markdown(report: Report, figure_prefix: str = "../") -> str:
         "Made by the `report` stage of the DVC pipeline (`dvc repro report`). "
         "Open `report/index.html` for the same page with the figures embedded; it works offline.",
         "",
-        f"- Git revision: `{report.revision or 'unknown'}`",
         f"- Data source: {facts['source']}",
         f"- Split: {facts['split']}",
         f"- Synthetic data: {facts['synthetic']}",
@@ -351,23 +385,21 @@ def render_markdown(report: Report, figure_prefix: str = "../") -> str:
         ),
         _md_table(REPORT_HEADERS, (summary_row(m) for m in report.models)),
         "",
+        SUMMARY_NOTE,
+        "",
     ]
     for m in report.models:
         lines += [f"## {m.title}", ""]
+        rows = class_rows(m)
+        if rows:
+            lines += [_md_table(CLASS_HEADERS, rows), ""]
         for stem, caption in FIGURES.items():
             if stem in m.figures:
                 lines.append(f"![{m.title}: {caption.lower()}]({figure_prefix}plots/{m.name}/{stem}.png)")
         lines.append("")
-    if report.extra_metrics:
-        lines += ["## Other metrics", ""]
-        for path, values in report.extra_metrics.items():
-            flat = flatten(values)
-            lines += [
-                f"### {path}",
-                "",
-                _md_table(("Metric", "Value"), ((k, fmt_number(v, 4)) for k, v in flat.items())),
-                "",
-            ]
+    rows = export_rows(report.export)
+    if rows:
+        lines += ["## Exported models", "", EXPORT_NOTE, "", _md_table(EXPORT_HEADERS, rows), ""]
     lines += ["## Parameters", "", "```yaml", report.params_text.rstrip("\n"), "```", ""]
     return "\n".join(lines)
 
@@ -377,24 +409,30 @@ def render_markdown(report: Report, figure_prefix: str = "../") -> str:
 COMPARE_KEYS: tuple[tuple[str, str], ...] = (
     ("accuracy", "Accuracy"),
     ("macro_f1", "Macro-F1"),
-    ("weighted_f1", "Weighted-F1"),
+    ("macro_f1_nsvf", "Macro-F1 N S V F"),
     ("roc_auc", "ROC-AUC"),
     ("pr_auc", "PR-AUC"),
+    ("ece", "ECE"),
 )
+CLASS_COMPARE_KEYS: tuple[tuple[str, str], ...] = (("sensitivity", "Se"), ("positive_predictivity", "+P"))
 
 
 def comparison_rows(cmp: Comparison, name: str, dataset: str) -> list[list[str]]:
     """Metric | old | new | change rows for one model, from ``dvc metrics diff`` of its files."""
     metrics = cmp.metrics.get(f"metrics/{name}.json", {})
+    details = cmp.metrics.get(f"metrics/details/{name}.json", {})
     training = cmp.metrics.get(f"models/{name}.json", {})
     wanted: list[tuple[str, str, Mapping[str, Any]]] = [(k, label, metrics) for k, label in COMPARE_KEYS]
-    found = [k.split(".")[1] for k in metrics if k.startswith("per_class.") and k.endswith(".f1")]
+    found = {k.split(".")[1] for k in details if k.startswith("per_class.")}
     order = list(DATASET_CLASSES.get(dataset, ()))
     classes = sorted(found, key=lambda c: (order.index(c) if c in order else len(order), c))
-    wanted += [(f"per_class.{c}.f1", f"F1 {c}", metrics) for c in classes]
     wanted += [
-        ("params", "Parameters", training or metrics),
-        ("train_seconds", "Training (s)", training),
+        (f"per_class.{c}.{key}", f"{label} {c}", details)
+        for c in classes
+        for key, label in CLASS_COMPARE_KEYS
+    ]
+    wanted += [
+        ("weight_count", "Weights", training or details),
         ("epochs_run", "Epochs run", training),
     ]
     rows = []
@@ -402,9 +440,8 @@ def comparison_rows(cmp: Comparison, name: str, dataset: str) -> list[list[str]]
         entry = source.get(key)
         if entry is None:
             continue
-        digits = 1 if key == "train_seconds" else 4
         old, new, diff = entry.get("old"), entry.get("new"), entry.get("diff")
-        rows.append([label, fmt_number(old, digits), fmt_number(new, digits), fmt_diff(diff, digits)])
+        rows.append([label, fmt_number(old, 4), fmt_number(new, 4), fmt_diff(diff, 4)])
     return rows
 
 

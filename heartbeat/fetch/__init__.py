@@ -1,9 +1,9 @@
 """Data sources for the fetch stage.
 
 Every source writes the four CSVs of the Kaggle set (``heartbeat.core.layout.RAW_FILES``)
-into a destination folder, plus any extra files it has (the physionet source adds
-provenance). The fetch stage then validates every CSV and swaps the folder into
-place, so a failed fetch never replaces good data.
+into a destination folder, plus any extra files it has: the physionet and demo sources, which
+cut beats from records, add provenance.parquet and report.json. The fetch stage then validates
+every CSV and swaps the folder into place, so a failed fetch never replaces good data.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def fetch_source(cfg: DataConfig, dest: Path, cache: Path) -> None:
     if cfg.source == "demo":
         from heartbeat.fetch.demo import fetch_demo
 
-        fetch_demo(cfg, dest)
+        fetch_demo(cfg.demo, cfg.seed, dest)
     elif cfg.source == "local":
         from heartbeat.fetch.local import fetch_local
 

@@ -22,16 +22,14 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from heartbeat.core.atomic import WRITE_ERRNOS, write_error
 from heartbeat.core.errors import DataError, SourceError
+from heartbeat.core.progress import progress_bar
 
 CHUNK_BYTES = 1 << 16
 MAX_DOWNLOAD_BYTES = 1 << 30
@@ -128,16 +126,8 @@ def _transfer(
         try:
             with (
                 open(part, mode) as fh,
-                tqdm(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=desc,
-                    file=sys.stderr,
-                    leave=False,
-                    disable=not progress,
+                progress_bar(
+                    total, desc, unit="B", initial=start, unit_scale=True, disable=not progress
                 ) as bar,
             ):
                 while chunk := response.read(CHUNK_BYTES):

@@ -31,29 +31,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sys
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import wfdb
-from tqdm import tqdm
 
-from heartbeat.core.atomic import atomic_path, write_json
-from heartbeat.core.beatcsv import write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
+from heartbeat.core.atomic import write_json
+from heartbeat.core.beats import MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError, about
 from heartbeat.core.layout import RAW_FILES
-from heartbeat.core.splits import split_stratified
+from heartbeat.core.progress import track
+from heartbeat.fetch.beatset import RecordRows, class_counts, concat, write_beat_files
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
 from heartbeat.fetch.kaggle_set import KAGGLE_MITBIH_CLASSES, KAGGLE_ROWS
 from heartbeat.signal import detect, records, segment
 from heartbeat.signal.beats import cut_record
-from heartbeat.signal.context import RR_COLUMNS
 
 log = logging.getLogger("heartbeat.physionet")
 
@@ -286,20 +282,6 @@ def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarr
 
 
 @dataclass
-class _Beats:
-    """Beats of one record plus everything provenance.parquet needs."""
-
-    database: str
-    record: str
-    patient: str
-    X: np.ndarray
-    label: np.ndarray
-    sample: np.ndarray
-    symbol: np.ndarray
-    rr: dict[str, np.ndarray]
-
-
-@dataclass
 class _Report:
     mitdb: dict[str, dict] = field(default_factory=dict)
     ptbdb: dict[str, dict] = field(default_factory=dict)
@@ -320,12 +302,7 @@ def _segment_kwargs(cfg: PhysionetConfig) -> dict:
     }
 
 
-def _class_counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(names))
-    return {name: int(c) for name, c in zip(names, counts, strict=False)}
-
-
-def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> _Beats | None:
+def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
     header, _ = _read_header(db, record)
     lead = records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
     if lead is None:
@@ -340,40 +317,40 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     kwargs = _segment_kwargs(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
     score = detect.score_detector(detected.peaks, ref_samples, fs)
+    other = records.second_lead(header, lead)
+    second = None if other is None else _read_lead(db, record, header, other)
     if cfg.peaks == "annotations":
-        beats = cut_record(signal, fs, ref_samples, ref_symbols, **kwargs)
+        beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, **kwargs)
         unmatched = 0
     else:
         match = detect.match_peaks(detected.peaks, ref_samples, fs)
         symbols = np.full(detected.peaks.size, "", dtype=object)
         symbols[match >= 0] = ref_symbols[match[match >= 0]]
         beats = cut_record(
-            signal, fs, None, symbols, keep=match >= 0, polarity=cfg.detector_polarity, **kwargs
+            signal,
+            fs,
+            None,
+            symbols,
+            keep=match >= 0,
+            second=second,
+            polarity=cfg.detector_polarity,
+            **kwargs,
         )
         unmatched = int(detected.index.size - len(beats))
     labels = records.aami_labels(beats.symbol)
     report.mitdb[record] = {
         "lead": lead,
         "inverted_for_detector": detected.inverted,
-        "annotated": _class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
-        "written": _class_counts(labels, MITBIH_CLASSES),
+        "annotated": class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
+        "written": class_counts(labels, MITBIH_CLASSES),
         "dropped": int(ref_samples.size - len(beats)) if cfg.peaks == "annotations" else None,
         "unlabelled_detections": unmatched if cfg.peaks == "detector" else None,
         "detector": score.as_dict(),
     }
-    return _Beats(
-        database="mitdb",
-        record=record,
-        patient=SAME_SUBJECT.get(record, record),
-        X=beats.X,
-        label=labels,
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "mitdb", record, SAME_SUBJECT.get(record, record), labels)
 
 
-def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> _Beats | None:
+def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
     header, _ = _read_header(db, record)
     diagnosis = records.diagnosis(header.comments)
     label = records.diagnosis_label(header.comments)
@@ -385,8 +362,12 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         report.skip("ptbdb", record, f"no {cfg.ptbdb_lead} lead (has {', '.join(header.sig_name)})")
         return None
     signal = _read_lead(db, record, header, lead)
+    other = records.second_lead(header, lead)
+    second = None if other is None else _read_lead(db, record, header, other)
     fs = float(header.fs)
-    beats = cut_record(signal, fs, None, polarity=cfg.detector_polarity, **_segment_kwargs(cfg))
+    beats = cut_record(
+        signal, fs, None, second=second, polarity=cfg.detector_polarity, **_segment_kwargs(cfg)
+    )
     report.ptbdb[record] = {
         "lead": lead,
         "inverted_for_detector": beats.segmented.inverted,
@@ -395,23 +376,14 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         "detected": int(beats.segmented.peaks.size),
         "written": len(beats),
     }
-    return _Beats(
-        database="ptbdb",
-        record=record,
-        patient=record.split("/")[0],
-        X=beats.X,
-        label=np.full(len(beats), label, dtype=np.int64),
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "ptbdb", record, record.split("/")[0], np.full(len(beats), label))
 
 
-def _collect(cfg: PhysionetConfig, name: str, cache: Path, report: _Report, reader) -> list[_Beats]:
+def _collect(cfg: PhysionetConfig, name: str, cache: Path, report: _Report, reader) -> list[RecordRows]:
     db, available = _locate(cfg, name, cache)
     records = _select(getattr(cfg, f"{name}_records"), available, name, db.where)
     out = []
-    for record in tqdm(records, desc=f"{name} records", unit="rec", file=sys.stderr, leave=False):
+    for record in track(records, f"{name} records", unit="records"):
         try:
             beats = reader(db, record, cfg, report)
         except (SourceError, DataError) as exc:
@@ -429,42 +401,10 @@ def collect_beats(cfg: PhysionetConfig, database: str, cache: Path) -> dict[str,
     order: what the fetch stage writes, for code that wants the beats without the CSVs.
     """
     reader = {"mitdb": _mitdb_record, "ptbdb": _ptbdb_record}[database]
-    return _concat(_collect(cfg, database, Path(cache), _Report(), reader))
+    return concat(_collect(cfg, database, Path(cache), _Report(), reader))
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def _concat(parts: list[_Beats]) -> dict[str, np.ndarray]:
-    empty = _Beats(
-        database="",
-        record="",
-        patient="",
-        X=np.zeros((0, BEAT_LENGTH), np.float32),
-        label=np.zeros(0, np.int64),
-        sample=np.zeros(0, np.int64),
-        symbol=np.zeros(0, dtype=object),
-        rr={k: np.zeros(0) for k in RR_COLUMNS},
-    )
-    parts = [empty, *parts]
-    cols = {
-        "X": np.concatenate([p.X for p in parts]),
-        "label": np.concatenate([p.label for p in parts]),
-        "sample": np.concatenate([p.sample for p in parts]).astype(np.int64),
-        "symbol": np.concatenate([p.symbol for p in parts]),
-        "record": np.concatenate([np.full(p.label.size, p.record, dtype=object) for p in parts]),
-        "patient": np.concatenate([np.full(p.label.size, p.patient, dtype=object) for p in parts]),
-        "database": np.concatenate([np.full(p.label.size, p.database, dtype=object) for p in parts]),
-    }
-    for key in RR_COLUMNS:
-        cols[key] = np.concatenate([p.rr[key] for p in parts])
-    return cols
-
-
-def _file_rows(cols: dict[str, np.ndarray], mask: np.ndarray) -> np.ndarray:
-    """Row order of one file: grouped by label like the Kaggle files, then by record and time."""
-    idx = np.flatnonzero(mask)
-    return idx[np.argsort(cols["label"][idx], kind="stable")]
 
 
 def _empty_file_error(name: str, report: _Report, n_ptb: int) -> DataError:
@@ -480,40 +420,6 @@ def _empty_file_error(name: str, report: _Report, n_ptb: int) -> DataError:
         f"{name}: no beats for this file from the selected records; "
         "select more records in data.physionet.mitdb_records / ptbdb_records"
     )
-
-
-def _write_outputs(
-    dest: Path, mit: dict, ptb: dict, cfg: PhysionetConfig, seed: int, report: _Report
-) -> dict:
-    test = split_stratified(mit["label"], cfg.test_fraction, seed)
-    plan = {
-        "mitbih_train.csv": (mit, _file_rows(mit, ~test)),
-        "mitbih_test.csv": (mit, _file_rows(mit, test)),
-        "ptbdb_normal.csv": (ptb, _file_rows(ptb, ptb["label"] == 0)),
-        "ptbdb_abnormal.csv": (ptb, _file_rows(ptb, ptb["label"] == 1)),
-    }
-    for name, (_, rows) in plan.items():
-        if rows.size == 0:
-            raise _empty_file_error(name, report, len(report.ptbdb) + len(report.excluded))
-    frames, shapes = [], {}
-    for name in RAW_FILES:
-        cols, rows = plan[name]
-        write_beats_csv(dest / name, cols["X"][rows], cols["label"][rows])
-        shapes[name] = segment.beat_shape_stats(cols["X"][rows], cols["label"][rows])
-        frame = {"file": name, "row": np.arange(rows.size, dtype=np.int64)}
-        for key in ("database", "record", "patient", "sample", "symbol", "label", *RR_COLUMNS):
-            frame[key] = cols[key][rows]
-        frames.append(pd.DataFrame(frame))
-    provenance = pd.concat(frames, ignore_index=True)
-    for key in ("file", "database", "record", "patient", "symbol"):
-        provenance[key] = provenance[key].astype(str)
-    with atomic_path(dest / "provenance.parquet") as tmp:
-        provenance.to_parquet(tmp, index=False)
-    return {
-        "rows": {name: int(plan[name][1].size) for name in RAW_FILES},
-        "shape_stats": shapes,
-        "test_mask": test,
-    }
 
 
 def _report_json(
@@ -576,9 +482,12 @@ def fetch_physionet(cfg: PhysionetConfig, seed: int, dest: Path, cache: Path) ->
     dest, cache = Path(dest), Path(cache)
     dest.mkdir(parents=True, exist_ok=True)
     report = _Report()
-    mit = _concat(_collect(cfg, "mitdb", cache, report, _mitdb_record))
-    ptb = _concat(_collect(cfg, "ptbdb", cache, report, _ptbdb_record))
-    written = _write_outputs(dest, mit, ptb, cfg, seed, report)
+    mit = concat(_collect(cfg, "mitdb", cache, report, _mitdb_record))
+    ptb = concat(_collect(cfg, "ptbdb", cache, report, _ptbdb_record))
+    n_ptb = len(report.ptbdb) + len(report.excluded)
+    written = write_beat_files(
+        dest, mit, ptb, cfg.test_fraction, seed, lambda name: _empty_file_error(name, report, n_ptb)
+    )
     write_json(dest / "report.json", _report_json(cfg, seed, mit, ptb, written, report))
     log.info(
         "physionet: %s MIT-BIH beats from %d records, %s PTB beats from %d records (%d excluded, %d skipped)",

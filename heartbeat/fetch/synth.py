@@ -1,242 +1,500 @@
-"""Synthetic ECG beats for the offline ``demo`` source.
+"""Synthetic patients' continuous ECG records for the offline ``demo`` source.
 
-THE DATA IS SYNTHETIC. No patient recording is involved: every beat is a sum of
-Gaussian waves (in the spirit of McSharry's ECGSYN) drawn from a seeded numpy
-Generator, so ``dvc repro`` works on a fresh machine with no network and gives
-bit-identical files for the same seed. Models trained on it say nothing about
-real ECGs; it exists to exercise the pipeline end to end.
+THE DATA IS SYNTHETIC. No patient recording is involved: every record is a sum of Gaussian waves
+(P, Q, R, S, T, in the spirit of McSharry's ECGSYN) placed at beat times that a rhythm model
+draws from a seeded numpy Generator, plus baseline wander, mains hum and noise. So ``dvc repro``
+works on a fresh machine with no network and gives bit-identical files for the same seed. Models
+trained on it say nothing about real ECGs; it exists to run the shipped recipe end to end.
 
-The rows mimic the Kaggle set ``shayanfazeli/heartbeat``: a segment starts at
-the R peak (so rows begin near 1.0 and fall with the QRS down-stroke), shows
-the S wave, ST segment and T wave, then the next beat's P wave and QRS, and is
-1.2 x the beat's RR interval long at 125 Hz. It is min-max normalised to
-[0, 1] (its maximum is exactly 1.0) and zero-padded to 187 samples. Each beat
-has its own heart rate (RR 0.45-1.3 s), gain, white noise and baseline wander.
+The records look like the two PhysioNet databases the physionet source reads, and the demo
+source cuts them with the same code (:func:`heartbeat.signal.beats.cut_record`), so beats, R-R
+and record features come out exactly as they would from real records:
 
-What each class looks like (MIT-BIH labels 0..4, then the two PTB files):
+* **MIT-BIH-like** (:func:`mitdb_records`): one lead (MLII) at 360 Hz in mV, with an R-peak
+  annotation and beat symbol per beat, named after MIT-BIH records (:func:`mitdb_record_names`):
+  de Chazal's DS1 and DS2 lists alternately and every tenth a paced record, so the params'
+  ``preprocess.patient`` lists give an inter-patient split.
+* **PTB-like** (:func:`ptbdb_records`): lead ii at 1000 Hz, healthy controls (some with a flat T
+  wave or slight ST depression) and myocardial infarction patients (ST shift, pathological Q wave,
+  T inversion, from mild to marked), named ``patientNNN/sNNNN_re``; like PTB, beats are found by
+  the detector and labelled by the record's diagnosis.
 
-* N (normal): narrow QRS, upright T, normal P before the next beat.
-* S (supraventricular premature): narrow QRS like N, but a short RR (a short
-  row) and an abnormal P before the next beat: inverted, absent, biphasic or
-  early (merged into the T wave).
-* V (ventricular): wide, slurred QRS with a deep broad S, a large T of the
-  opposite polarity, and usually no P before the next beat.
-* F (fusion): a random blend of the N and V shapes (QRS width, S depth, T
-  polarity), so it sits between them.
-* Q (paced / unclassifiable): a wide QRS with a discordant T, a fixed pacing
-  rate and a sharp pacing spike just before the next (also wide) QRS; a fifth
-  of them are buried in heavy noise.
-* PTB normal: like N, with PTB's slightly slower rates.
-* PTB abnormal (myocardial infarction): one or more of ST elevation or
-  depression, a pathological (deep, wide) Q wave and T inversion, each with a
-  random severity.
+Every patient has their own heart rate, heart-rate variability (respiratory sinus arrhythmia
+plus a slow random walk), morphology (wave amplitudes, widths, intervals, bundle-branch block for
+some) and recording conditions. Non-paced MIT-BIH patients follow one of five profiles (few
+ectopic beats, frequent atrial premature beats, frequent PVCs with bigeminy, PVCs with fusion,
+mixed), assigned in turn so that both DS1 and DS2 hold every profile:
 
-Classes overlap on purpose (mild abnormalities, S beats with near-normal P or
-rate, F blends close to N or V, noise), so a good classifier scores roughly
-90-98 %, not 100 %. MIT-BIH class shares are imbalanced like the real data but
-keep enough minority beats to learn: see ``MITBIH_SHARES``.
+* S (``A``, aberrated ``a``, nodal ``J``): a normal QRS after 55-90 % of the sinus R-R, after an
+  abnormal or missing P; the sinus node resets, so the pause after it is not compensatory.
+* V (``V``): a wide QRS of the patient's own ectopic focus with a discordant T, after 50-78 % of the R-R,
+  and a full compensatory pause (the blocked sinus P is drawn where it falls).
+* F (``F``): a late ventricular beat that fuses with the sinus beat: a blend of the two shapes,
+  at about the sinus time, with its P wave.
+* Q (paced ``/`` and fusion ``f``): a pacing spike before a wide QRS at a fixed rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from heartbeat.core.beatcsv import Beats
-from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES
-from heartbeat.core.errors import ParamsError
-from heartbeat.core.layout import RAW_FILES
+from heartbeat.core.config import DS1_RECORDS, DS2_RECORDS, PACED_RECORDS
 
-FS = 125.0
-"""Sampling rate of the Kaggle rows (Hz)."""
+MITDB_FS = 360.0
+"""Sampling rate of the MIT-BIH-like records (Hz), as MIT-BIH."""
+PTBDB_FS = 1000.0
+"""Sampling rate of the PTB-like records (Hz), as PTB."""
+MAX_MITDB_RECORDS = len(DS1_RECORDS) + len(DS2_RECORDS) + len(PACED_RECORDS)
+"""Record names there are: MIT-BIH's 48."""
+PACED_EVERY = 10
+"""Every tenth MIT-BIH-like record is a paced patient (MIT-BIH: 4 of 48)."""
+PROFILES: tuple[str, ...] = ("few ectopics", "atrial premature", "ventricular bigeminy", "fusion", "mixed")
+"""Rhythm profiles of the non-paced MIT-BIH-like patients, assigned in this order to DS1/DS2 pairs."""
+_PACED_ORDER = ("107", "217", "102", "104")  # the two paced records with an MLII lead first
+HEALTHY_SHARE = 0.4
+"""Share of PTB-like patients who are healthy controls (PTB: 52 of 200 patients with these two diagnoses)."""
 
-MITBIH_SHARES: dict[str, float] = {"N": 0.55, "S": 0.12, "V": 0.15, "F": 0.06, "Q": 0.12}
-"""Class shares of the MIT-BIH files: N dominates as in the real data (about 83 %
-there), but the minority classes get enough rows to be learnable from a few
-thousand beats."""
+# Ectopic rates per profile: (atrial premature, ventricular premature, fusion), each a (low, high)
+# range drawn per patient. Bigeminy episodes come on top for "ventricular bigeminy".
+_RATES: dict[str, tuple[tuple[float, float], ...]] = {
+    "few ectopics": ((0.0, 0.01), (0.0, 0.01), (0.0, 0.0)),
+    "atrial premature": ((0.12, 0.25), (0.0, 0.01), (0.0, 0.0)),
+    "ventricular bigeminy": ((0.0, 0.01), (0.08, 0.15), (0.0, 0.01)),
+    "fusion": ((0.0, 0.01), (0.06, 0.1), (0.12, 0.2)),
+    "mixed": ((0.06, 0.12), (0.06, 0.12), (0.0, 0.03)),
+}
 
-SIZE_KEYS: tuple[str, ...] = ("mitbih_train", "mitbih_test", "ptb_normal", "ptb_abnormal")
-"""Keys of ``sizes``, in the order of ``RAW_FILES``."""
-
-# Morphology codes: the five MIT-BIH labels, then the two PTB classes.
-_N, _S, _V, _F, _Q, _PTB_NORMAL, _PTB_MI = range(7)
-
-# Per code: mean and spread of the RR interval (s). S and F are premature
-# (short rows), Q is paced at a near-fixed rate, MI patients run faster.
-_RR_MEAN = np.array([0.86, 0.62, 0.80, 0.66, 0.82, 0.92, 0.80])
-_RR_SD = np.array([0.15, 0.10, 0.17, 0.10, 0.05, 0.14, 0.13])
-_RR_RANGE = (0.45, 1.30)
-
-_T = np.arange(BEAT_LENGTH) / FS  # seconds after the R peak
-
-
-def class_counts(n: int, shares: Mapping[str, float] = MITBIH_SHARES) -> np.ndarray:
-    """Split ``n`` rows by ``shares`` (largest remainder) so every class has a row whenever n >= #classes."""
-    frac = np.array(list(shares.values()), dtype=float)
-    raw = n * frac / frac.sum()
-    counts = np.floor(raw).astype(np.int64)
-    if n >= len(frac):
-        counts = np.maximum(counts, 1)
-    while counts.sum() < n:
-        counts[np.argmax(raw - counts)] += 1
-    while counts.sum() > n:
-        counts[np.argmax(counts)] -= 1
-    return counts
+# Beat kinds of the rhythm model (not labels: the symbols below carry those).
+_SINUS, _ATRIAL, _VENTRICULAR, _FUSION, _PACED, _PACED_FUSION = range(6)
 
 
-def generate_demo(seed: int, sizes: Mapping[str, int]) -> dict[str, Beats]:
-    """Build the four Kaggle-format files from ``seed`` alone.
+@dataclass(frozen=True)
+class SynthRecord:
+    """One synthetic record: a lead in mV and its beats (the truth, like a reference annotation)."""
 
-    Each file draws from its own child of the seed, so changing one file's size
-    leaves the other files' rows unchanged.
+    database: str
+    """``mitdb`` or ``ptbdb``: which PhysioNet database it imitates."""
+    name: str
+    patient: str
+    fs: float
+    signal: np.ndarray
+    """The lead, float64, in mV."""
+    peaks: np.ndarray
+    """Sample of every beat's R-peak (the centre of its QRS), int64, increasing."""
+    symbols: np.ndarray
+    """MIT-BIH annotation symbol of every beat (``N``, ``L``, ``R``, ``A``, ``a``, ``J``, ``V``, ``F``, ``/``, ``f``)."""
+    diagnosis: str | None = None
+    """PTB's "Reason for admission": ``Healthy control`` or ``Myocardial infarction``; None for mitdb."""
+    profile: dict[str, Any] = field(default_factory=dict)
+    """The patient as drawn (heart rate, profile, ...), for the source's report."""
+
+
+# ----------------------------------------------------------------------------- names and seeds
+
+
+def mitdb_record_names(n: int) -> list[str]:
+    """Names of ``n`` MIT-BIH-like records: DS1 and DS2 in turn, every :data:`PACED_EVERY`-th a paced one.
+
+    With the params' DS1/DS2 lists (``preprocess.patient``) the first ``n`` records then split into
+    training and test patients as MIT-BIH's do, and the paced ones are excluded alike.
     """
-    counts = _check_sizes(sizes)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ParamsError(f"data.seed: must be an integer (got {seed!r})")
-    root = np.random.SeedSequence([abs(int(seed)), int(seed < 0)])
-    out: dict[str, Beats] = {}
-    for name, key, child in zip(RAW_FILES, SIZE_KEYS, root.spawn(len(RAW_FILES)), strict=True):
-        rng = np.random.default_rng(child)
-        n = counts[key]
-        if key.startswith("mitbih"):
-            y = rng.permutation(np.repeat(np.arange(len(MITBIH_CLASSES)), class_counts(n)))
-            codes = y
+    if not 1 <= n <= MAX_MITDB_RECORDS:
+        raise ValueError(f"mitdb_record_names: n must be 1 to {MAX_MITDB_RECORDS}, got {n}")
+    ds = (iter(DS1_RECORDS), iter(DS2_RECORDS))
+    paced = iter(_PACED_ORDER)
+    names, plain = [], 0
+    for i in range(n):
+        name = next(paced, None) if (i + 1) % PACED_EVERY == 0 else None
+        if name is None:
+            name = next(ds[plain % 2], None) or next(ds[(plain + 1) % 2])
+            plain += 1
+        names.append(name)
+    return names
+
+
+def _children(seed: int, database: str, n: int) -> list[np.random.SeedSequence]:
+    """One seed per record, so adding records leaves the earlier ones unchanged."""
+    tag = {"mitdb": 1, "ptbdb": 2}[database]
+    return np.random.SeedSequence([abs(int(seed)), int(seed < 0), tag]).spawn(n)
+
+
+# ----------------------------------------------------------------------------- waves
+
+
+@dataclass
+class _Waves:
+    """Gaussian waves to add to a lead: centre (s), amplitude (mV) and width (standard deviation, s)."""
+
+    centre: list[np.ndarray] = field(default_factory=list)
+    amp: list[np.ndarray] = field(default_factory=list)
+    width: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, centre: np.ndarray, amp: np.ndarray, width: np.ndarray) -> None:
+        n = np.broadcast(centre, amp, width).shape
+        self.centre.append(np.broadcast_to(centre, n).astype(np.float64))
+        self.amp.append(np.broadcast_to(amp, n).astype(np.float64))
+        self.width.append(np.broadcast_to(width, n).astype(np.float64))
+
+    def render(self, n_samples: int, fs: float) -> np.ndarray:
+        """The sum of all waves on ``n_samples`` samples at ``fs``, each drawn within ±4 widths."""
+        out = np.zeros(n_samples)
+        centre, amp, width = (np.concatenate(v) for v in (self.centre, self.amp, self.width))
+        keep = amp != 0
+        centre, amp, width = centre[keep] * fs, amp[keep], np.maximum(width[keep] * fs, 0.6)
+        # Render in groups of similar width, so a narrow wave does not get a T wave's window.
+        for lo, hi in ((0, 4), (4, 16), (16, 64), (64, np.inf)):
+            g = (width >= lo) & (width < hi)
+            if not g.any():
+                continue
+            half = int(np.ceil(4 * width[g].max()))
+            idx = np.rint(centre[g]).astype(np.int64)[:, None] + np.arange(-half, half + 1)[None, :]
+            values = amp[g][:, None] * np.exp(-0.5 * ((idx - centre[g][:, None]) / width[g][:, None]) ** 2)
+            inside = (idx >= 0) & (idx < n_samples)
+            out += np.bincount(idx[inside], weights=values[inside], minlength=n_samples)
+        return out
+
+
+def _draw_morphology(rng: np.random.Generator, bbb: bool) -> dict[str, float]:
+    """One patient's sinus beat: wave amplitudes (mV), offsets from the R-peak and widths (s)."""
+    u = rng.uniform
+    m = {
+        "p_amp": u(0.08, 0.22),
+        "pr": u(0.13, 0.2),
+        "p_width": u(0.018, 0.03),
+        "q_amp": -u(0.02, 0.15),
+        "q_width": u(0.007, 0.011),
+        "r_amp": u(0.8, 1.8),
+        "r_width": u(0.008, 0.013),
+        "s_amp": -u(0.1, 0.45),
+        "s_offset": u(0.026, 0.04),
+        "s_width": u(0.008, 0.014),
+        "t_amp": u(0.15, 0.45),
+        "t_width": u(0.04, 0.065),
+        "qt": u(0.36, 0.42),  # QT at R-R 1 s; scaled by sqrt(R-R) (Bazett)
+        "st": 0.0,
+        "r2_amp": 0.0,
+    }
+    if bbb:  # bundle-branch block: a wide, notched QRS that is still a normal (N-class) beat
+        m["r_width"] *= u(1.8, 2.4)
+        m["r2_amp"] = m["r_amp"] * u(0.3, 0.7)
+        m["s_offset"] *= 1.6
+        m["t_amp"] = -abs(m["t_amp"]) * u(0.3, 0.8)
+    return m
+
+
+def _draw_ectopic_focus(rng: np.random.Generator) -> dict[str, float]:
+    """A patient's ventricular focus: wide main deflection of either sign, discordant T."""
+    u = rng.uniform
+    sign = rng.choice([-1.0, 1.0], p=[0.35, 0.65])
+    return {
+        "v_amp": sign * u(1.0, 2.2),
+        "v_width": u(0.025, 0.042),
+        "v2_amp": -sign * u(0.2, 0.7),
+        "v2_offset": u(0.045, 0.07),
+        "v2_width": u(0.025, 0.04),
+        "vt_amp": -sign * u(0.3, 0.7),
+        "vt_offset": u(0.26, 0.34),
+        "vt_width": u(0.06, 0.09),
+    }
+
+
+def _draw_infarction(rng: np.random.Generator, m: dict[str, float]) -> dict[str, float]:
+    """Myocardial infarction signs, at least one of: ST shift, pathological Q wave, T inversion,
+    each from mild (close to a healthy beat) to marked."""
+    u = rng.uniform
+    signs = rng.random(3) < 0.55
+    signs[rng.integers(0, 3)] = True
+    m = dict(m)
+    if signs[0]:
+        m["st"] = rng.choice([-1.0, 1.0], p=[0.35, 0.65]) * u(0.03, 0.3)
+    if signs[1]:
+        m["q_amp"] = -u(0.08, 0.5)
+        m["q_width"] = u(0.01, 0.02)
+        m["r_amp"] *= u(0.45, 0.95)
+    if signs[2]:
+        m["t_amp"] = -u(0.0, 0.35)
+    m["infarction"] = {"st_shift": bool(signs[0]), "q_wave": bool(signs[1]), "t_inversion": bool(signs[2])}
+    return m
+
+
+def _draw_nonspecific(rng: np.random.Generator, m: dict[str, float]) -> dict[str, float]:
+    """What some healthy people's ECGs show too: a flat T wave or a slight ST depression."""
+    m = dict(m)
+    if rng.random() < 0.5:
+        m["t_amp"] = rng.uniform(-0.03, 0.08)
+    else:
+        m["st"] = -rng.uniform(0.02, 0.06)
+    return m
+
+
+# ----------------------------------------------------------------------------- rhythm
+
+
+def _sinus_rr(rng: np.random.Generator, rr0: float, n: int, hrv: float) -> np.ndarray:
+    """Sinus R-R intervals: respiratory sinus arrhythmia plus a slow random walk, around ``rr0``."""
+    t = np.cumsum(np.full(n, rr0))
+    resp = rng.uniform(0.18, 0.33)
+    rsa = hrv * np.sin(2 * np.pi * resp * t + rng.uniform(0, 2 * np.pi))
+    walk = np.zeros(n)
+    noise = rng.normal(0.0, hrv * 0.35, n)
+    for i in range(1, n):
+        walk[i] = 0.97 * walk[i - 1] + noise[i]
+    return rr0 * (1 + rsa + walk + rng.normal(0.0, hrv * 0.2, n))
+
+
+def _rhythm(
+    rng: np.random.Generator,
+    duration: float,
+    rr0: float,
+    hrv: float,
+    rates: tuple[float, float, float],
+    bigeminy_episodes: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Beat times (s), kinds, the R-R before each beat and the times of blocked sinus P waves.
+
+    Ectopic beats replace sinus ones as their kind dictates: an atrial premature beat resets the
+    sinus node; a ventricular one blocks the next sinus beat (compensatory pause); a fusion beat
+    comes at about the sinus time. ``bigeminy_episodes`` adds runs of a PVC after every sinus beat.
+    """
+    p_atrial, p_ventricular, p_fusion = rates
+    n_max = int(duration / (rr0 * 0.5)) + 8
+    sinus = _sinus_rr(rng, rr0, n_max, hrv)
+    draws = rng.random((n_max, 4))
+    coupling = rng.uniform(0.0, 1.0, (n_max, 2))
+    times, kinds, blocked = [], [], []
+    t, k, bigeminy = rng.uniform(0.25, 0.8) - rr0, 0, 0  # the first beat 0.25-0.8 s in
+    while k < n_max - 2:
+        rr = sinus[k]
+        d = draws[k]
+        if bigeminy_episodes and bigeminy == 0 and d[3] < 0.015:
+            bigeminy = int(rng.integers(8, 30))  # an episode of V after every sinus beat
+        if kinds and kinds[-1] == _SINUS and (bigeminy > 0 or d[0] < p_ventricular):
+            bigeminy = max(bigeminy - 1, 0)
+            early = t + rr * (0.5 + 0.28 * coupling[k, 0])
+            if early > duration:
+                break
+            times.append(early)
+            kinds.append(_VENTRICULAR)
+            blocked.append(t + rr)  # the sinus beat it pre-empts: its P wave still shows
+            t += 2 * rr  # full compensatory pause
+            kind = _SINUS
+            k += 2
+        elif kinds and d[1] < p_atrial:
+            t += rr * (0.55 + 0.35 * coupling[k, 1])
+            kind = _ATRIAL
+            k += 1
+        elif kinds and d[2] < p_fusion:
+            t += rr * (0.93 + 0.06 * coupling[k, 1])
+            kind = _FUSION
+            k += 1
         else:
-            label = 0 if key == "ptb_normal" else 1
-            y = np.full(n, label)
-            codes = np.full(n, _PTB_NORMAL + label)
-        out[name] = Beats(X=_render(rng, codes), y=y.astype(np.int64))
+            t += rr
+            kind = _SINUS
+            k += 1
+        if t > duration:
+            break
+        times.append(t)
+        kinds.append(kind)
+    order = np.argsort(times, kind="stable")
+    times_a = np.asarray(times)[order]
+    kinds_a = np.asarray(kinds, dtype=np.int64)[order]
+    rr_before = np.diff(times_a, prepend=times_a[0] - rr0)
+    return times_a, kinds_a, rr_before, np.asarray(blocked)
+
+
+def _paced_rhythm(
+    rng: np.random.Generator, duration: float, rate_bpm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rr = 60.0 / rate_bpm
+    n = int(duration / rr) + 2
+    times = rng.uniform(0.2, 0.7) + rr * np.arange(n) + rng.normal(0, 0.002, n)
+    times = times[times < duration]
+    kinds = np.where(rng.random(times.size) < rng.uniform(0.03, 0.1), _PACED_FUSION, _PACED)
+    return times, kinds, np.diff(times, prepend=times[0] - rr), np.zeros(0)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _beat_waves(
+    rng: np.random.Generator,
+    times: np.ndarray,
+    kinds: np.ndarray,
+    rr_before: np.ndarray,
+    blocked: np.ndarray,
+    m: dict[str, float],
+    focus: dict[str, float],
+) -> _Waves:
+    """Every wave of every beat; shapes blend by how ventricular (or paced) each beat is."""
+    n = times.size
+    u = rng.uniform
+    jitter = 1 + rng.normal(0, 0.04, (n, 6))
+    w = np.zeros(n)  # 0: conducted normally, 1: the ventricular focus
+    w[kinds == _VENTRICULAR] = u(0.9, 1.0, (kinds == _VENTRICULAR).sum())
+    w[kinds == _FUSION] = u(0.3, 0.7, (kinds == _FUSION).sum())
+    paced = np.isin(kinds, (_PACED, _PACED_FUSION))
+    w[kinds == _PACED] = 1.0
+    w[kinds == _PACED_FUSION] = u(0.35, 0.65, (kinds == _PACED_FUSION).sum())
+    normal = 1 - w
+    waves = _Waves()
+
+    # Atrial activity: a sinus P for sinus, fusion and blocked beats; an abnormal one for S.
+    p_time = times - m["pr"] * u(0.95, 1.05, n)
+    p_amp = m["p_amp"] * jitter[:, 0]
+    atrial = kinds == _ATRIAL
+    mode = rng.integers(0, 4, n)  # S: inverted, flat (nodal), biphasic, early and small
+    p_amp = np.where(atrial & (mode == 0), -0.6 * p_amp, p_amp)
+    p_amp = np.where(atrial & (mode == 1), 0.05 * p_amp, p_amp)
+    p_amp = np.where(atrial & (mode == 3), 0.6 * p_amp, p_amp)
+    p_time = np.where(atrial & (mode == 3), p_time - u(0.02, 0.06, n), p_time)
+    p_amp = np.where(np.isin(kinds, (_VENTRICULAR, _PACED, _PACED_FUSION)), 0.0, p_amp)
+    waves.add(p_time, p_amp, m["p_width"])
+    biphasic = atrial & (mode == 2)
+    waves.add(p_time + 0.03, np.where(biphasic, -0.7 * m["p_amp"], 0.0), m["p_width"])
+    if blocked.size:
+        waves.add(blocked - m["pr"], np.full(blocked.size, m["p_amp"]), m["p_width"])
+
+    # Aberrant conduction of some S beats widens their QRS.
+    aberrant = atrial & (rng.random(n) < 0.12)
+    widen = np.where(aberrant, u(1.4, 1.8, n), 1.0)
+
+    # The conducted QRS and T, scaled by (1 - w).
+    qt = m["qt"] * np.sqrt(np.clip(rr_before, 0.3, 2.0))
+    waves.add(times - 0.03 * widen, normal * m["q_amp"] * jitter[:, 1], m["q_width"] * widen)
+    waves.add(times, normal * m["r_amp"] * jitter[:, 2], m["r_width"] * widen)
+    waves.add(times + 0.04 * widen, normal * m["r2_amp"] * jitter[:, 2], m["r_width"] * widen)
+    waves.add(times + m["s_offset"] * widen, normal * m["s_amp"] * jitter[:, 3], m["s_width"] * widen)
+    waves.add(times + qt - 0.1, normal * m["t_amp"] * jitter[:, 4], m["t_width"])
+    if m["st"]:  # an ST shift: overlapping waves that fill the segment between S and T
+        for frac in (0.2, 0.45, 0.7):
+            waves.add(times + m["s_offset"] + frac * (qt - 0.1 - m["s_offset"]), normal * m["st"], 0.025)
+
+    # The ventricular focus (or the pacemaker's): wide QRS and a discordant T, scaled by w.
+    f = focus
+    waves.add(times, w * f["v_amp"] * jitter[:, 5], f["v_width"])
+    waves.add(times + f["v2_offset"], w * f["v2_amp"], f["v2_width"])
+    waves.add(times + f["vt_offset"] * np.sqrt(np.clip(rr_before, 0.3, 2.0)), w * f["vt_amp"], f["vt_width"])
+    if paced.any():  # the pacing spike, 40-60 ms before the paced QRS's centre
+        spike = np.where(paced, u(1.5, 3.0, n), 0.0)
+        waves.add(times - u(0.04, 0.06), spike, 0.0015)
+    return waves
+
+
+def _noise(rng: np.random.Generator, n: int, fs: float, mains_hz: float, level: float) -> np.ndarray:
+    """Baseline wander, mains hum and broadband noise of one recording, scaled by ``level``."""
+    t = np.arange(n) / fs
+    out = np.zeros(n)
+    for _ in range(3):
+        out += (
+            level
+            * rng.uniform(0.02, 0.12)
+            * np.sin(2 * np.pi * rng.uniform(0.05, 0.45) * t + rng.uniform(0, 2 * np.pi))
+        )
+    out += rng.uniform(0.0, 0.012) * np.sin(2 * np.pi * mains_hz * t + rng.uniform(0, 2 * np.pi))
+    out += rng.normal(0.0, level * np.exp(rng.normal(np.log(0.012), 0.5)), n)
     return out
 
 
-def _check_sizes(sizes: Mapping[str, int]) -> dict[str, int]:
-    unknown = sorted(set(sizes) - set(SIZE_KEYS))
-    missing = [k for k in SIZE_KEYS if k not in sizes]
-    if unknown or missing:
-        raise ParamsError(
-            f"data.demo: expected keys {', '.join(SIZE_KEYS)} (missing {missing}, unknown {unknown})"
-        )
-    for key in SIZE_KEYS:
-        value = sizes[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ParamsError(f"data.demo.{key}: must be a whole number >= 0 (got {value!r})")
-    return {k: int(sizes[k]) for k in SIZE_KEYS}
-
-
-def _gauss(amp: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    return amp[:, None] * np.exp(-0.5 * ((_T[None, :] - mu[:, None]) / sigma[:, None]) ** 2)
-
-
-def _plateau(height: np.ndarray, start: np.ndarray, stop: np.ndarray, edge: float = 0.02) -> np.ndarray:
-    t = _T[None, :]
-    return (
-        0.5 * height[:, None] * (np.tanh((t - start[:, None]) / edge) - np.tanh((t - stop[:, None]) / edge))
-    )
-
-
-def _render(rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
-    """Draw one beat per code; all rows at once, so 10k beats cost a fraction of a second."""
-    n = len(codes)
-    if n == 0:
-        return np.zeros((0, BEAT_LENGTH), dtype=np.float32)
+def _record(
+    rng: np.random.Generator,
+    database: str,
+    name: str,
+    patient: str,
+    n_samples: int,
+    fs: float,
+    kind: str,
+    diagnosis: str | None = None,
+) -> SynthRecord:
+    duration = n_samples / fs
     u = rng.uniform
+    bbb = kind != "paced" and database == "mitdb" and rng.random() < 0.15
+    m = _draw_morphology(rng, bbb)
+    if diagnosis == "Myocardial infarction":
+        m = _draw_infarction(rng, m)
+    elif diagnosis == "Healthy control" and rng.random() < 0.3:
+        m = _draw_nonspecific(rng, m)
+    focus = _draw_ectopic_focus(rng)
+    if kind == "paced":
+        rate = float(u(60, 80))
+        times, kinds, rr_before, blocked = _paced_rhythm(rng, duration - 0.5, rate)
+        focus.update(v_amp=u(1.0, 1.8), v_width=u(0.03, 0.04), vt_amp=-u(0.3, 0.6))
+        profile: dict[str, Any] = {"profile": "paced", "pacing_bpm": round(rate, 1)}
+    else:
+        rates = tuple(float(u(lo, hi)) for lo, hi in _RATES.get(kind, ((0.0, 0.005),) * 3))
+        heart_rate = float(u(55, 95)) if database == "mitdb" else float(u(55, 85))
+        hrv = float(u(0.02, 0.07))
+        times, kinds, rr_before, blocked = _rhythm(
+            rng, duration - 0.5, 60.0 / heart_rate, hrv, rates, kind == "ventricular bigeminy"
+        )
+        profile = {"profile": kind, "heart_rate_bpm": round(heart_rate, 1), "hrv": round(hrv, 3)}
+        profile.update(
+            {k: round(r, 3) for k, r in zip(("p_atrial", "p_ventricular", "p_fusion"), rates, strict=True)}
+        )
+    profile["bundle_branch_block"] = bbb
+    if "infarction" in m:
+        profile["infarction"] = m.pop("infarction")
+    waves = _beat_waves(rng, times, kinds, rr_before, blocked, m, focus)
+    # Breathing moves the heart: the whole lead's amplitude follows it a little.
+    t = np.arange(n_samples) / fs
+    breathing = 1 + u(0.02, 0.08) * np.sin(2 * np.pi * u(0.15, 0.35) * t + u(0, 2 * np.pi))
+    gain = u(0.7, 1.3)
+    level = 0.3 if database == "ptbdb" else 1.0  # PTB's recordings are the cleaner ones
+    mains = 50.0 if database == "ptbdb" else 60.0
+    signal = gain * breathing * waves.render(n_samples, fs) + _noise(rng, n_samples, fs, mains, level)
+    symbols = _symbols(rng, kinds, bbb)
+    peaks = np.rint(times * fs).astype(np.int64)
+    return SynthRecord(database, name, patient, fs, signal, peaks, symbols, diagnosis, profile)
 
-    def is_(*which: int) -> np.ndarray:
-        return np.isin(codes, which)
 
-    rr = np.clip(rng.normal(_RR_MEAN[codes], _RR_SD[codes]), *_RR_RANGE)
-    length = np.minimum(np.rint(1.2 * rr * FS).astype(np.int64), BEAT_LENGTH)
+def _symbols(rng: np.random.Generator, kinds: np.ndarray, bbb: bool) -> np.ndarray:
+    """MIT-BIH annotation symbols of the beats."""
+    normal = rng.choice(["L", "R"]) if bbb else "N"
+    table = np.array([normal, "A", "V", "F", "/", "f"], dtype=object)
+    symbols = table[kinds]
+    atrial = np.flatnonzero(kinds == _ATRIAL)
+    other = rng.random(atrial.size)
+    symbols[atrial[other < 0.1]] = "a"
+    symbols[atrial[(other >= 0.1) & (other < 0.18)]] = "J"
+    return symbols
 
-    # How ventricular the current beat is: 0 for a normal QRS, 1 for a PVC.
-    w = np.zeros(n)
-    w[is_(_V)] = u(0.8, 1.0, is_(_V).sum())
-    w[is_(_F)] = u(0.25, 0.75, is_(_F).sum())
-    w[is_(_Q)] = u(0.65, 1.0, is_(_Q).sum())
 
-    def mix(normal: np.ndarray, ventricular: np.ndarray) -> np.ndarray:
-        return (1 - w) * normal + w * ventricular
+# ----------------------------------------------------------------------------- the two databases
 
-    # Current beat: R at t=0 (the row starts on it), S, ST segment, T wave.
-    r_mu = mix(u(-0.004, 0.004, n), u(-0.008, 0.02, n))
-    r_sd = mix(u(0.008, 0.013, n), u(0.026, 0.045, n))
-    s_amp = -mix(u(0.05, 0.35, n), u(0.25, 0.6, n))
-    s_mu = r_mu + mix(u(0.026, 0.04, n), u(0.055, 0.085, n))
-    s_sd = mix(u(0.008, 0.013, n), u(0.022, 0.04, n))
-    qt = 0.4 * np.sqrt(rr)  # Bazett: the T wave moves with the heart rate
-    t_mu = qt - 0.08 + mix(u(-0.02, 0.02, n), u(0.01, 0.05, n))
-    t_amp = mix(u(0.1, 0.4, n), -u(0.3, 0.75, n))
-    t_sd = mix(u(0.035, 0.055, n), u(0.055, 0.09, n))
-    st = rng.normal(0.0, 0.02, n)
 
-    # Next beat: P, Q, R, S at t = rr (normal unless paced).
-    pr = u(0.13, 0.2, n)
-    p_amp = u(0.06, 0.2, n)
-    p_mu = rr - pr
-    p_sd = u(0.018, 0.03, n)
-    q_amp = -u(0.0, 0.1, n)
-    q_sd = u(0.006, 0.01, n)
-    r2_amp = u(0.8, 1.1, n)
-    r2_sd = u(0.008, 0.013, n)
-    s2_amp = -u(0.05, 0.3, n)
-    extra = np.zeros((n, BEAT_LENGTH))
+def mitdb_records(seed: int, n: int, minutes: float) -> Iterator[SynthRecord]:
+    """``n`` MIT-BIH-like records of ``minutes`` each, one at a time (each from its own child seed)."""
+    names = mitdb_record_names(n)
+    n_samples = round(minutes * 60 * MITDB_FS)
+    plain = 0
+    for name, child in zip(names, _children(seed, "mitdb", n), strict=True):
+        if name in PACED_RECORDS:
+            kind = "paced"
+        else:
+            kind = PROFILES[(plain // 2) % len(PROFILES)]  # DS1 and DS2 in turn: each pair shares one
+            plain += 1
+        yield _record(np.random.default_rng(child), "mitdb", name, name, n_samples, MITDB_FS, kind)
 
-    # S: abnormal atrial activity: inverted, absent, biphasic, early; some look normal.
-    m = is_(_S)
-    mode = rng.choice(5, size=n, p=[0.3, 0.25, 0.15, 0.15, 0.15])
-    p_amp = np.where(m & (mode == 0), -u(0.04, 0.14, n), p_amp)
-    p_amp = np.where(m & (mode == 1), u(0.0, 0.03, n), p_amp)
-    biphasic = m & (mode == 2)
-    extra += _gauss(np.where(biphasic, -u(0.05, 0.12, n), 0.0), p_mu + 0.03, p_sd)
-    p_mu = np.where(m & (mode == 3), p_mu - u(0.06, 0.14, n), p_mu)
 
-    # V: the sinus P is usually hidden or dissociated.
-    m = is_(_V)
-    p_amp = np.where(m & (rng.random(n) < 0.75), u(0.0, 0.03, n), p_amp)
-    p_amp = np.where(is_(_F), u(0.02, 0.15, n), p_amp)
-
-    # Q: paced again: pacing spike (on a sample, so it is never missed) before a wide QRS.
-    m = is_(_Q)
-    p_amp = np.where(m, u(0.0, 0.06, n), p_amp)
-    r2_sd = np.where(m, u(0.024, 0.04, n), r2_sd)
-    spike_t = np.rint((rr - u(0.03, 0.06, n)) * FS) / FS
-    extra += _gauss(np.where(m, u(0.4, 1.2, n), 0.0), spike_t, np.full(n, 0.003))
-    extra += _gauss(np.where(m, -u(0.0, 0.15, n), 0.0), spike_t + 1 / FS, np.full(n, 0.004))
-
-    # MI: ST shift, pathological Q, T inversion; at least one, random severity.
-    m = is_(_PTB_MI)
-    signs = rng.random((n, 3)) < 0.55
-    signs[np.arange(n), rng.integers(0, 3, n)] = True
-    has_st, has_q, has_t = (m & signs[:, i] for i in range(3))
-    st = np.where(has_st, rng.choice([-1.0, 1.0], n, p=[0.35, 0.65]) * u(0.06, 0.3, n), st)
-    q_amp = np.where(has_q, -u(0.12, 0.45, n), q_amp)
-    q_sd = np.where(has_q, u(0.011, 0.018, n), q_sd)
-    r2_amp = np.where(has_q, r2_amp * u(0.5, 0.95, n), r2_amp)
-    t_amp = np.where(has_t, -u(0.04, 0.3, n), t_amp)
-
-    wave = (
-        _gauss(np.ones(n), r_mu, r_sd)
-        + _gauss(s_amp, s_mu, s_sd)
-        + _plateau(st, s_mu + 0.02, t_mu)
-        + _gauss(t_amp, t_mu, t_sd)
-        + _gauss(p_amp, p_mu, p_sd)
-        + _gauss(q_amp, rr - 0.03 - (q_sd - 0.008), q_sd)
-        + _gauss(r2_amp, rr, r2_sd)
-        + _gauss(s2_amp, rr + 0.035, u(0.008, 0.013, n))
-        + extra
-    )
-
-    # Recording conditions: gain, white noise, baseline wander and drift.
-    noise_sd = np.clip(np.exp(rng.normal(np.log(0.012), 0.6, n)), 0.002, 0.06)
-    noisy_q = is_(_Q) & (rng.random(n) < 0.2)
-    noise_sd = np.where(noisy_q, u(0.05, 0.12, n), noise_sd)
-    wander = _T[None, :] * u(-0.1, 0.1, n)[:, None] + u(0.0, 0.12, n)[:, None] * np.sin(
-        2 * np.pi * u(0.1, 0.7, n)[:, None] * _T[None, :] + u(0, 2 * np.pi, n)[:, None]
-    )
-    x = u(0.5, 1.5, n)[:, None] * wave + wander + noise_sd[:, None] * rng.standard_normal((n, BEAT_LENGTH))
-
-    valid = np.arange(BEAT_LENGTH)[None, :] < length[:, None]
-    lo = np.where(valid, x, np.inf).min(axis=1, keepdims=True)
-    hi = np.where(valid, x, -np.inf).max(axis=1, keepdims=True)
-    x = np.where(valid, (x - lo) / (hi - lo), 0.0)
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
+def ptbdb_records(seed: int, n: int, minutes: float) -> Iterator[SynthRecord]:
+    """``n`` PTB-like records (``n >= 2``) of ``minutes`` each: healthy controls first, then infarction
+    patients, at least one of each."""
+    n_samples = round(minutes * 60 * PTBDB_FS)
+    healthy = min(max(1, round(HEALTHY_SHARE * n)), n - 1)
+    for i, child in enumerate(_children(seed, "ptbdb", n)):
+        diagnosis = "Healthy control" if i < healthy else "Myocardial infarction"
+        patient = f"patient{i + 1:03d}"
+        rng = np.random.default_rng(child)
+        yield _record(
+            rng,
+            "ptbdb",
+            f"{patient}/s{i + 1:04d}_re",
+            patient,
+            n_samples,
+            PTBDB_FS,
+            "few ectopics",
+            diagnosis,
+        )

@@ -4,10 +4,10 @@ MIT-BIH keeps the Kaggle train/test files (``split: beat``) and carves a
 stratified validation set out of train. PTB ships as two files by class, so
 it gets the paper's stratified 80/20 split, then validation from train.
 ``split: patient`` instead regroups the beats by record (MIT-BIH, de Chazal's
-DS1/DS2 lists) or patient (PTB) using the physionet source's provenance, so
+DS1/DS2 lists) or patient (PTB) using the provenance of the physionet or demo source, so
 no patient is on both sides.
 
-When the source knows R-peak times (physionet: the ``rr_*`` columns of
+When the source knows R-peak times (physionet and demo: the ``rr_*`` columns of
 ``provenance.parquet``), every split also carries its rhythm features ``R``
 (heartbeat/signal/context.py), written as ``R_<split>.npy``; the Kaggle CSVs have none.
 """

@@ -58,10 +58,10 @@ The model decides the classes: 5 outputs are MIT-BIH (N S V F Q), 2 are PTB
 
 PREDICT_EPILOG = """\
 examples:
-  heartbeat predict --model models/resnet_mitbih.keras ../shared/data/mitdb/101
-  heartbeat predict --model models/resnet_mitbih.keras data/raw/mitbih_test.csv -o pred.csv
-  heartbeat predict --model models/export/resnet_mitbih.tflite beats.npy --format json
-  heartbeat predict --model models/mlp_ptb.keras --backend onnx ptb_beats.csv
+  heartbeat predict --model models/resnet_mitbih.keras mitdb/208   # a WFDB record
+  heartbeat predict --model models/resnet_ptb.keras data/raw/ptbdb_normal.csv -o pred.csv
+  heartbeat predict --model models/export/resnet_ptb.tflite beats.npy --format json
+  heartbeat predict --model models/mlp_ptb.keras --backend onnx data/raw/ptbdb_abnormal.csv
 
 backends:
   keras    the .keras file on TensorFlow (the default for .keras)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -136,6 +137,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> str:
         try:
             with _quiet():
                 model.export(str(tmp), format="onnx", verbose=False, input_signature=_signature(model))
+            canonical_onnx(tmp)
             return "keras.export"
         except ImportError as exc:
             errors.append(f"keras: {first_line(exc)} (pip install tf2onnx onnx)")
@@ -148,10 +150,66 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> str:
             fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
             with _quiet():
                 tf2onnx.convert.from_function(fn, input_signature=input_specs(model), output_path=str(tmp))
+            canonical_onnx(tmp)
             return "tf2onnx"
         except Exception as exc:
             errors.append(f"tf2onnx: {first_line(exc)}")
         raise ModelError(f"ONNX conversion failed: {'; '.join(errors)}")
+
+
+_COUNTER = re.compile(r"(__\d+)+")
+"""tf2onnx's process-wide name counter, as it ends a name (``const_fold_opt__337__347``)."""
+
+
+def canonical_onnx(path: str | os.PathLike[str]) -> None:
+    """Rewrite an ONNX file so that one model always gives the same bytes.
+
+    tf2onnx numbers the names it makes (``const_fold_opt__337``, ``unk__350``, the traced
+    ``__inference___call___566``) from counters that depend on what the process converted before
+    and on the order its optimiser visits constants; merging equal constants even keeps either
+    one's name. So two exports of one model differ. Each such name is replaced by one built from
+    where it is first used (``const__12`` for a stored tensor, ``value__40``, ``Unsqueeze__7`` for
+    a node), initializers are put in that order, and the graph's doc string loses the counter;
+    graph inputs and outputs keep their names.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    fixed = {v.name for v in graph.input} | {v.name for v in graph.output}
+    stored = {t.name for t in graph.initializer}
+    first_use: dict[str, int] = {}
+    for node in graph.node:
+        for name in (*node.input, *node.output):
+            if name and name not in fixed:
+                first_use.setdefault(name, len(first_use))
+
+    def rename(name: str) -> str:
+        if name in fixed or name not in first_use or not _COUNTER.search(name):
+            return name
+        return f"{'const' if name in stored else 'value'}__{first_use[name]}"
+
+    for i, node in enumerate(graph.node):
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+        if _COUNTER.search(node.name):
+            node.name = f"{node.op_type}__{i}"
+    initializers = sorted(graph.initializer, key=lambda t: first_use.get(t.name, len(first_use)))
+    for tensor in initializers:
+        tensor.name = rename(tensor.name)
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    for info in graph.value_info:
+        info.name = rename(info.name)
+    dims: dict[str, str] = {}
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param and _COUNTER.search(dim.dim_param):
+                dim.dim_param = dims.setdefault(
+                    dim.dim_param, f"{_COUNTER.sub('', dim.dim_param)}__{len(dims)}"
+                )
+    graph.doc_string = _COUNTER.sub("", re.sub(r"_\d+'", "'", graph.doc_string))
+    onnx.save(model, str(path))
 
 
 @dataclass(frozen=True)

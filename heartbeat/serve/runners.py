@@ -25,23 +25,23 @@ one backend never pays for another. Every load failure becomes a one-line
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from heartbeat.core.beats import BEAT_LENGTH, DATASET_CLASSES
-from heartbeat.core.errors import DataError, HeartbeatError, ModelError, first_line
+from heartbeat.core.errors import DataError, ModelError, first_line
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST
+from heartbeat.core.native import quiet_native_stderr
 from heartbeat.model.calibration import apply_temperature, stored_temperature
 from heartbeat.model.outputs import check_probabilities
 
@@ -60,38 +60,6 @@ ResNet) still fit in cache-friendly chunks. bench/bench_predict.py measures the 
 
 PROGRESS_MIN_BEATS = 5000
 """Below this a prediction takes well under a second and a progress bar is only noise."""
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Hide what C++ libraries write straight to file descriptor 2 while loading.
-
-    TensorFlow 2.21 logs its oneDNN and CPU-feature banners through absl before
-    any setting (TF_CPP_MIN_LOG_LEVEL included) can silence them, and LiteRT
-    announces its XNNPACK delegate; none of it helps a user reading the
-    summary. The text is kept and replayed if loading fails, so no error is lost.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a descriptor
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), fd)
-        try:
-            yield
-        except HeartbeatError:
-            raise  # our own one-line message says it all
-        except BaseException:
-            os.dup2(saved, fd)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
 
 
 def default_threads() -> int:

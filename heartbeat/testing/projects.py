@@ -18,13 +18,14 @@ PROJECT_FILES = (
     "pyproject.toml",
     ".dvc/config",
     ".dvc/.gitignore",
+    ".dvc/plots",
     ".dvcignore",
     ".gitignore",
 )
 """What a project copy holds: the code, the pipeline and its configuration, no data and no outputs."""
 
 TINY_PARAMS = {
-    "data": {"demo": {"mitbih_train": 400, "mitbih_test": 150, "ptb_normal": 120, "ptb_abnormal": 120}},
+    "data": {"demo": {"mitdb_records": 10, "mitdb_minutes": 0.5, "ptbdb_records": 6, "ptbdb_minutes": 0.5}},
     "train_mlp": {"epochs": 2, "batch_size": 64},
     "train_resnet_ptb": {"epochs": 1, "batch_size": 64},
     "train_resnet_mitbih": {"epochs": 1, "batch_size": 64},

@@ -22,13 +22,9 @@ def read_history_csv(text: str) -> list[dict[str, float]]:
 
 
 def ensemble_history(histories: list[list[dict[str, float]]]) -> list[dict[str, float]]:
-    """The members' histories one after the other, ``epoch`` counting on and ``member`` saying whose.
+    """The members' histories one after the other, each with its own epochs and ``member`` (1, 2, ...).
 
-    Why not one row per epoch: members stop early at different epochs, and a running epoch count keeps
-    ``epoch`` a unique x for DVC's linear plot template.
+    Members stop early at different epochs, so they are rows of one long table rather than columns;
+    the plots draw one curve per member (.dvc/plots/history.json, :mod:`heartbeat.evaluate.plots`).
     """
-    rows, offset = [], 0
-    for member, history in enumerate(histories):
-        rows += [{**row, "epoch": row["epoch"] + offset, "member": member} for row in history]
-        offset += len(history)
-    return rows
+    return [{**row, "member": member} for member, history in enumerate(histories, 1) for row in history]

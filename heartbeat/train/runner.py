@@ -58,8 +58,8 @@ def input_plan(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> tuple[str,
         return "resnet", 0
     if tr.R is None or va.R is None:
         log.warning(
-            "%s.rhythm: the prepared data has no R-R features (only the physionet and demo sources have "
-            "them); training a beat-only model",
+            "%s.rhythm: the prepared data has no R-R features (the Kaggle CSVs have no R-peak times; "
+            "the physionet and demo sources do); training a beat-only model",
             stage,
         )
         return "resnet", 0
@@ -131,6 +131,9 @@ class Trained:
     history: list[dict[str, float]]
     temperature: float | None
     info: dict[str, Any]
+    """What models/<name>.json keeps: only what the same params and data reproduce exactly."""
+    seconds: float = 0.0
+    """Training wall time: logged, never written to a tracked file (it differs on every run)."""
 
 
 def fit_stage(
@@ -165,10 +168,7 @@ def fit_stage(
             member = cfg.model_copy(update={"seed": seed})
             model = build(n_classes, plan[1]) if build else build_model(stage, member, n_classes, plan, base)
             results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
-    info: dict[str, Any] = {
-        "train_seconds": round(sum(r.seconds for r in results), 2),
-        "epochs_run": sum(len(r.history) for r in results),
-    }
+    info: dict[str, Any] = {"epochs_run": sum(len(r.history) for r in results)}
     if k == 1:
         result = results[0]
         model, history, temperature = devices.for_saving(result.model), result.history, result.temperature
@@ -188,11 +188,11 @@ def fit_stage(
             proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
             temperature = fit_temperature(np.asarray(va.y), proba)
             log.info("temperature scaling of the ensemble: T = %.3f", temperature)
-    info["params"] = int(model.count_params())
+    info["weight_count"] = int(model.count_params())
     info["rhythm_input"] = takes_rhythm(model)
     if temperature is not None:
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate
-    return Trained(model, history, temperature, info)
+    return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 
 def run_training(name: str, params: str = "params.yaml") -> None:
@@ -220,6 +220,4 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     save_model(trained.model, layout.model_file(name))
     write_text(layout.history_file(name), history_csv(trained.history))
     write_json(layout.train_info_file(name), info)
-    log.info(
-        "saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], info["train_seconds"]
-    )
+    log.info("saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], trained.seconds)
