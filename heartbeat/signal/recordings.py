@@ -147,7 +147,9 @@ def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> 
     signal = signals[choose_lead([s.label for s in signals], lead, where)]
     unit = signal.physical_dimension.strip().lower()
     if unit not in UNITS_TO_MV:
-        raise DataError(f"{where}: signal {signal.label}: unit {signal.physical_dimension!r} is not a voltage")
+        raise DataError(
+            f"{where}: signal {signal.label}: unit {signal.physical_dimension!r} is not a voltage"
+        )
     values = np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
     return Recording(values, float(signal.sampling_frequency), signal.label or "0", where)
 
@@ -173,10 +175,14 @@ def read_table(path: Path, fs: float | None, lead: str | None = None, data: byte
     column = choose_lead(names, lead, where)
     cells = frame.iloc[:, column]
     values = pd.to_numeric(cells.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    text_cells = np.isnan(values) & cells.notna().to_numpy() & (cells.str.strip().str.lower() != "nan").to_numpy()
+    text_cells = (
+        np.isnan(values) & cells.notna().to_numpy() & (cells.str.strip().str.lower() != "nan").to_numpy()
+    )
     if text_cells.any():
         row = int(np.argmax(text_cells)) + 1 + int(has_header)
-        raise DataError(f"{where}: row {row}, column {names[column]}: {cells.iloc[row - 1 - int(has_header)]!r} is not a number")
+        raise DataError(
+            f"{where}: row {row}, column {names[column]}: {cells.iloc[row - 1 - int(has_header)]!r} is not a number"
+        )
     return Recording(values, rate, names[column], where)
 
 
