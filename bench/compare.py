@@ -148,6 +148,10 @@ VARIANTS["patient_net"] = (
         lead_dropout=0.3,
     ),
 )
+VARIANTS["patient_features_only"] = (
+    "ablation: the 40 patient features alone (no window), two Dense 32 layers",
+    VARIANTS["patient_net"][1],
+)
 VARIANTS["patient_net_no_lead_dropout"] = (
     "as patient_net, without lead dropout",
     VARIANTS["patient_net"][1].model_copy(update={"lead_dropout": 0.0}),
@@ -190,7 +194,7 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
         "record": cols["record"].astype(str),
         "R": R,
         "W": cols["window"].astype(np.float32),
-        "P": cols["patient"].astype(np.float32),
+        "P": cols["patient_features"].astype(np.float32),
     }
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -262,12 +266,30 @@ def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) ->
 # ---------------------------------------------------------------- models
 
 
+def features_only(n_classes: int):
+    """The ablation without the window: the patient features through two Dense 32 layers (dropout 0.3)."""
+    import keras
+    from keras import layers
+
+    from heartbeat.signal.patient import PATIENT_COLUMNS
+
+    features = keras.Input(shape=(len(PATIENT_COLUMNS),), name="patient")
+    x = layers.Dense(32, activation="relu")(features)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    return keras.Model(features, layers.Dense(n_classes, activation="softmax")(x), name="features_only")
+
+
 def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
     """One model of the comparison, trained by the pipeline's own stage code (one seed, no ensemble)."""
     from heartbeat.model.architectures import build_cvxtz_cnn, model_inputs
     from heartbeat.train.runner import fit_stage
 
-    build = (lambda n_classes, _width: build_cvxtz_cnn(n_classes)) if model_key == "cnn" else None
+    builders = {
+        "cnn": lambda n_classes, _width: build_cvxtz_cnn(n_classes),
+        "patient_features_only": lambda n_classes, _width: features_only(n_classes),
+    }
+    build = builders.get(model_key)
     cfg = cfg.model_copy(update={"seed": seed, **({"ensemble": 1} if isinstance(cfg, ResNetConfig) else {})})
     trained = fit_stage("train_resnet_mitbih", cfg, splits["train"], splits["val"], 5, build=build)
     model = trained.model
