@@ -13,7 +13,7 @@ from heartbeat.core.entry import run
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES, read_json
 from heartbeat.core.npyfile import load_npy
 from heartbeat.prepare.arrays import save_dataset
-from heartbeat.prepare.preprocess import class_counts, prepare
+from heartbeat.prepare.preprocess import class_counts, prepare, records_of
 
 log = logging.getLogger("heartbeat")
 
@@ -33,6 +33,7 @@ def main() -> None:
         "synthetic": bool(source.get("synthetic")),
         "split": cfg.split,
         "groups": prepared.groups,  # records / patients per split, for split: patient
+        "records": records_of(provenance),  # every record the beats came from, per dataset
     }
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:

@@ -192,6 +192,17 @@ def prepare(
     return Prepared(mitbih=mitbih, ptb=prepared.ptb, groups=prepared.groups)
 
 
+def records_of(provenance: pd.DataFrame | None) -> dict[str, list[str]] | None:
+    """The records the beats came from, per dataset (mitbih, ptb), or None for a source without records."""
+    if provenance is None or "record" not in provenance.columns:
+        return None
+    names = {"mitdb": "mitbih", "ptbdb": "ptb"}
+    out: dict[str, list[str]] = {}
+    for database, rows in provenance.groupby("database"):
+        out[names.get(str(database), str(database))] = sorted(set(rows["record"].astype(str)))
+    return out
+
+
 def class_counts(prepared: Prepared) -> dict[str, dict[str, dict[str, int]]]:
     """Beats per class name in every split, for ``data/prepared/counts.json``."""
     out: dict[str, dict[str, dict[str, int]]] = {}

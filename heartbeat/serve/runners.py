@@ -98,6 +98,9 @@ class Runner:
     temperature: float | None = None
     """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
     :func:`predict_proba`; None when the model was not calibrated."""
+    trained_on: dict | None = None
+    """What trained the model (its sidecar json's ``trained_on``: source, synthetic or not, records and
+    split); None when the model came without a sidecar."""
 
     @property
     def rhythm(self) -> bool:
@@ -429,7 +432,9 @@ def load_runner(
     Any other mismatch is a :class:`ModelError`.
     """
     runner = _load_runner(Path(path), backend, threads, precision)
-    runner.temperature = _temperature_for(Path(path))
+    sidecar = _sidecar_for(Path(path))
+    runner.temperature = stored_temperature(sidecar) if sidecar is not None else None
+    runner.trained_on = _trained_on(sidecar)
     if runner.temperature is not None:
         log.info(
             "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
@@ -437,20 +442,29 @@ def load_runner(
     return runner
 
 
-def _temperature_for(p: Path) -> float | None:
-    """The temperature stored beside the ``.keras`` model ``p`` is, or was exported from.
-
-    For a file in ``models/export/``, only while its export is up to date with the
-    ``.keras`` file (the manifest's hash): a retrained model has a new temperature.
-    """
+def _sidecar_for(p: Path) -> Path | None:
+    """The ``.keras`` model whose sidecar (``<name>.json``: temperature, training data) describes ``p``:
+    ``p`` itself, or for a file in ``models/export/`` the model it was exported from, only while that
+    export is up to date with it (the manifest's hash): a retrained model has a new sidecar."""
     if p.suffix.lower() == ".keras":
-        return stored_temperature(p)
+        return p
     if p.parent.name != EXPORT_DIR:
         return None
     keras_path = p.parent.parent / f"{p.name.split('.')[0]}.keras"
     if not keras_path.is_file() or exported_for(keras_path, SUFFIX_BACKEND.get(p.suffix.lower(), "")) is None:
         return None
-    return stored_temperature(keras_path)
+    return keras_path
+
+
+def _trained_on(keras_path: Path | None) -> dict | None:
+    """The ``trained_on`` record of a model's sidecar json, or None when there is none to trust."""
+    if keras_path is None:
+        return None
+    try:
+        found = json.loads(keras_path.with_suffix(".json").read_text(encoding="utf-8")).get("trained_on")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _load_runner(

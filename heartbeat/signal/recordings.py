@@ -48,6 +48,9 @@ class Recording:
     """Beat annotations (samples, symbols) of a WFDB record with a ``.atr`` file."""
     comments: list[str] = field(default_factory=list)
     """WFDB header comments (a PTB record's diagnosis)."""
+    second: np.ndarray | None = None
+    """The recording's other lead, same rate and length, for the two-lead inputs
+    (heartbeat/signal/patient.py); None when it has one lead."""
 
 
 def choose_lead(names: Sequence[str], lead: str | None, where: str) -> int:
@@ -124,10 +127,12 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
     names = [str(n) for n in (header.sig_name or [])]
     chosen = names[choose_lead(names, lead, where)]
     signal = records.read_lead(base, header, chosen, where)
+    other = records.second_lead(header, chosen)
+    second = None if other is None else records.read_lead(base, header, other, where)
     ann = None
     if annotations and base.with_name(base.name + ".atr").is_file():
-        ann = records.read_beat_annotations(base, where)
-    return Recording(signal, float(header.fs), chosen, where, ann, list(header.comments or []))
+        ann = records.read_beat_annotations(base, where, int(header.sig_len))
+    return Recording(signal, float(header.fs), chosen, where, ann, list(header.comments or []), second)
 
 
 def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> Recording:
@@ -186,17 +191,12 @@ def read_table(path: Path, fs: float | None, lead: str | None = None, data: byte
     return Recording(values, rate, names[column], where)
 
 
-def read_array(path: Path, fs: float | None, data: bytes | None = None) -> Recording:
-    """A 1-D ``.npy`` array of samples; ``fs`` is required."""
-    where = str(path)
+def signal_array(x: np.ndarray, fs: float | None, where: str | Path) -> Recording:
+    """A 1-D array of samples (one lead, loaded from a ``.npy``); ``fs`` is required."""
+    where = str(where)
     rate = check_fs_arg(fs, where)
-    try:
-        x = np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{where}: not a valid .npy array ({first_line(exc, 120)})") from None
-    if not isinstance(x, np.ndarray) or x.ndim != 1:
-        shape = getattr(x, "shape", "several arrays")
-        raise DataError(f"{where}: expected a 1-D array of samples (one lead), got shape {shape}")
+    if x.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D array of samples (one lead) with --fs, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise DataError(f"{where}: the array has dtype {x.dtype}, expected numbers")
     return Recording(x.astype(np.float64), rate, "0", where)

@@ -16,7 +16,7 @@ from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.model.architectures import (
     build_ensemble,
     build_mlp,
@@ -195,6 +195,20 @@ def fit_stage(
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 
+def trained_on(prepared: dict, dataset: str) -> dict:
+    """What trained a model, for its sidecar and ``heartbeat predict``'s summary: the source, whether
+    the data was synthetic, the split, and the records (the training records, for a patient split)."""
+    groups = (prepared.get("groups") or {}).get(dataset)
+    records = groups.get("train") if groups else (prepared.get("records") or {}).get(dataset)
+    return {
+        "source": prepared.get("source"),
+        "synthetic": bool(prepared.get("synthetic")),
+        "dataset": dataset,
+        "split": prepared.get("split"),
+        "records": {dataset: records} if records else None,
+    }
+
+
 def run_training(name: str, params: str = "params.yaml") -> None:
     """Train model ``name`` (a key of ``MODEL_SPECS``) with its stage's section of ``params`` and save it."""
     spec = MODEL_SPECS[name]
@@ -211,6 +225,7 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     info = {
         "model": name,
         "stage": spec.stage,
+        "trained_on": trained_on(read_json(layout.PREPARED / "info.json", "preprocess"), spec.dataset),
         "device": placement.device,
         "replicas": placement.replicas,
         "global_batch_size": placement.global_batch(cfg.batch_size),
