@@ -273,7 +273,7 @@ def describe(beats, runner, input_path: str) -> dict:
 def training_data(trained_on: dict | None) -> str:
     """One phrase for what trained a model, from its sidecar's ``trained_on``."""
     if not trained_on:
-        return "unknown data (the model has no sidecar json)"
+        return "unknown data (its sidecar json does not say)"
     source = trained_on.get("source", "unknown source")
     if trained_on.get("synthetic"):
         return f"SYNTHETIC {source} data"
