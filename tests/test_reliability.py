@@ -681,7 +681,7 @@ def test_yaml_booleans_and_numbers_that_are_fine_still_parse(tmp_path: Path) -> 
         # Integers beyond int64 (a traceback from numpy or TensorFlow), a layer no memory can hold.
         ("train_mlp", "train_mlp.batch_size", 10**23, "train_mlp.batch_size: is beyond the 64-bit integer"),
         ("train_mlp", "train_mlp.lr_decay_steps", 2**63, "train_mlp.lr_decay_steps: is beyond the 64-bit"),
-        ("fetch", "data.demo.mitbih_train", -(2**64), "data.demo.mitbih_train: is beyond the 64-bit"),
+        ("fetch", "data.demo.mitdb_records", -(2**64), "data.demo.mitdb_records: is beyond the 64-bit"),
         ("train_mlp", "train_mlp.hidden", [2**40], "train_mlp: out of memory building or training the model"),
     ],
 )
