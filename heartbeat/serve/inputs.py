@@ -35,9 +35,6 @@ KINDS: tuple[str, ...] = ("auto", "csv", "npy", "wfdb", "edf", "signal")
 PEAK_MODES: tuple[str, ...] = ("auto", "annotations", "detector", "paper")
 """Where a recording's R-peaks come from: its ``.atr`` annotations, wfdb's XQRS (``detector``), or the
 paper's threshold detector (``paper``); ``auto`` takes annotations where there are any."""
-MIN_RR_S, MAX_RR_S = 0.25, 2.5
-"""A median R-R outside these (240 and 24 beats per minute) is not a heart at rest or at work: the
-lead is not an ECG, or ``--fs`` is wrong."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +117,8 @@ def read_input(
     data = read_stream(path) if is_stream(path) else None
     if kind == "auto":
         kind = detect_kind(p, data, fs)
+        if kind == "csv":
+            _not_a_signal(p, data)
     if kind == "csv":
         if fs is not None:
             raise DataError(
@@ -143,6 +142,22 @@ def read_input(
     if kind == "edf":
         return from_recording(recordings.read_edf(name, lead, data), peaks, "edf")
     return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal")
+
+
+def _not_a_signal(path: Path, data: bytes | None) -> None:
+    """A table with a few columns and no ``--fs`` is a signal given without its rate, not beats: say so,
+    rather than that its rows are too short."""
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    lines = data.lstrip(b"\xef\xbb\xbf").splitlines()
+    first = lines[0].decode("utf-8", errors="replace") if lines else ""
+    columns = max(len(first.split(sep)) for sep in (",", "\t", ";"))
+    if 0 < columns < BEAT_LENGTH:
+        raise DataError(
+            f"{display_name(path)}: {columns} column(s) per row: a signal, not Kaggle-format beats (187 samples "
+            "per row); pass its sampling rate with --fs HZ"
+        )
 
 
 def read_npy(
@@ -240,7 +255,7 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:
             mode, found = "paper", None
         else:
             mode, found = "detector", detect.r_peaks(rec.signal, rec.fs)
-            _check_rhythm(rec, found)
+            recordings.check_detected(rec, found)
         options = {"polarity": "auto"} if found is None else {}
         beats = cut_record(rec.signal, rec.fs, found, symbols, second=rec.second, **options)
     except DataError as exc:  # the segmenter's checks do not know which input they are about
@@ -267,20 +282,3 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:
         window=beats.window,
         patient=beats.patient,
     )
-
-
-def _check_rhythm(rec, peaks: np.ndarray) -> None:
-    """Refuse a lead whose detected beats cannot be a heart's: too few, or a median R-R no heart has
-    (the lead is not an ECG, or ``--fs`` is wrong by a large factor)."""
-    seconds = rec.signal.size / rec.fs
-    if peaks.size < 2:
-        raise DataError(
-            f"lead {rec.lead}: found {peaks.size} heartbeat(s) in {seconds:.1f} s; it does not look like an ECG "
-            "(check --lead and --fs)"
-        )
-    rr = float(np.median(np.diff(peaks))) / rec.fs
-    if not MIN_RR_S <= rr <= MAX_RR_S:
-        raise DataError(
-            f"lead {rec.lead}: the detected beats come every {rr:.2f} s ({60 / rr:.0f} per minute), which no "
-            f"heart does; it is not an ECG, or --fs {rec.fs:g} is wrong"
-        )

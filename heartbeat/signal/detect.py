@@ -21,6 +21,8 @@ from heartbeat.signal.checks import check_fs, check_signal
 
 TOLERANCE_S = 0.150
 """A detection within this distance of an annotated beat counts as a hit (AAMI EC57)."""
+MIN_DETECTOR_FS = 50.0
+"""XQRS band-passes 5-20 Hz; below 50 Hz that band is not there to find."""
 SNAP_S = 0.05
 """How far ``correct_peaks`` may move a detection onto the QRS extremum."""
 SNAP_WINDOW_S = 0.15
@@ -34,6 +36,8 @@ def r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     from wfdb import processing
 
     fs = check_fs(fs)
+    if fs < MIN_DETECTOR_FS:
+        raise DataError(f"the R-peak detector needs at least {MIN_DETECTOR_FS:g} Hz, the lead has {fs:g} Hz")
     x = check_signal(signal)
     wfdb_log = logging.getLogger("wfdb")
     level = wfdb_log.level

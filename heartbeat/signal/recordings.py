@@ -20,14 +20,24 @@ import numpy as np
 
 from heartbeat.core.errors import DataError, first_line
 from heartbeat.signal import records
-from heartbeat.signal.checks import MAX_FS, MIN_FS
+from heartbeat.signal.checks import MAX_FS
 
 DEFAULT_LEADS: tuple[str, ...] = ("MLII", "II", "V5")
 """Tried in order, case-insensitively: MIT-BIH's MLII (the training lead), PTB's lead ii, then V5,
 the physionet source's fallback for the MIT-BIH records that lack MLII."""
 
+MIN_SIGNAL_FS = 50.0
+"""The lowest rate a user's signal may have: the R-peak detector's 5-20 Hz band needs it, and beats
+are resampled to 125 Hz."""
 MIN_SECONDS = 3.0
 """Shorter than this a lead holds too few beats for an R-R interval on each side of a beat."""
+MIN_RR_S, MAX_RR_S = 0.25, 2.5
+"""A median R-R outside these (240 and 24 beats per minute) is not a heart at rest or at work: the
+lead is not an ECG, or ``--fs`` is wrong."""
+MIN_LIKENESS = 0.4
+"""A heart's beats look alike: the median correlation of each detected QRS (±0.2 s) with their median
+is above 0.8 in every shared MIT-BIH record (0.56 in the first minutes of 207, a flutter episode),
+and about 0.25 for the "beats" a detector finds in noise."""
 CLIPPED_SHARE = 0.01
 """A lead with more than this share of its samples stuck at its extreme values was clipped by the
 recorder (a saturated amplifier): the QRS tops are cut off, and the beats would be misread."""
@@ -82,8 +92,10 @@ def check_fs_arg(fs: float | None, where: str) -> float:
     """A sampling rate the user gave (``--fs``): required for inputs that do not carry one."""
     if fs is None:
         raise DataError(f"{where}: this input has no sampling rate; pass --fs HZ (e.g. --fs 250)")
-    if not np.isfinite(fs) or not MIN_FS <= fs <= MAX_FS:
-        raise DataError(f"{where}: --fs {fs:g} is outside {MIN_FS:g}..{MAX_FS:g} Hz")
+    if not np.isfinite(fs) or not MIN_SIGNAL_FS <= fs <= MAX_FS:
+        raise DataError(
+            f"{where}: --fs {fs:g} is outside {MIN_SIGNAL_FS:g}..{MAX_FS:g} Hz; give the signal's sampling rate"
+        )
     return float(fs)
 
 
@@ -113,6 +125,40 @@ def check_lead(rec: Recording) -> Recording:
             f"{x.min():g} and {x.max():g}; the recorder saturated, record again with a lower gain"
         )
     return rec
+
+
+def check_detected(rec: Recording, peaks: np.ndarray) -> None:
+    """Refuse a lead whose detected beats cannot be a heart's: too few, a median R-R no heart has
+    (the lead is not an ECG, or ``--fs`` is wrong by a large factor), or beats that do not look alike
+    (noise, a signal that is not an ECG)."""
+    from heartbeat.signal.patient import centred_windows, remove_baseline
+    from heartbeat.signal.segment import TARGET_FS, resample
+
+    what = f"{rec.where}: lead {rec.lead}"
+    seconds = rec.signal.size / rec.fs
+    if peaks.size < 3:
+        raise DataError(
+            f"{what}: found {peaks.size} heartbeat(s) in {seconds:.1f} s; it does not look like an ECG "
+            "(check --lead and --fs)"
+        )
+    rr = float(np.median(np.diff(peaks))) / rec.fs
+    if not MIN_RR_S <= rr <= MAX_RR_S:
+        raise DataError(
+            f"{what}: the detected beats come every {rr:.2f} s ({60 / rr:.0f} per minute), which no heart "
+            f"does; it is not an ECG, or --fs {rec.fs:g} is wrong"
+        )
+    x = remove_baseline(resample(rec.signal, rec.fs))
+    half = round(0.2 * TARGET_FS)
+    W = centred_windows(x, np.rint(peaks * (TARGET_FS / rec.fs)).astype(np.int64), half, half)
+    W -= W.mean(axis=1, keepdims=True)
+    T = np.median(W, axis=0)
+    corr = (W @ T) / (np.linalg.norm(W, axis=1) * np.linalg.norm(T) + 1e-12)
+    likeness = float(np.median(corr))
+    if likeness < MIN_LIKENESS:
+        raise DataError(
+            f"{what}: the {peaks.size:,} detected beats do not look alike (median correlation {likeness:.2f} "
+            f"with their median, below {MIN_LIKENESS}); it does not look like an ECG, or it is mostly noise"
+        )
 
 
 # ---------------------------------------------------------------- readers
@@ -159,10 +205,13 @@ def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> 
     return Recording(values, float(signal.sampling_frequency), signal.label or "0", where)
 
 
-def read_table(path: Path, fs: float | None, lead: str | None = None, data: bytes | None = None) -> Recording:
+def read_table(
+    path: str | Path, fs: float | None, lead: str | None = None, data: bytes | None = None
+) -> Recording:
     """A CSV or TSV of samples, one column per lead, with or without a header row; ``fs`` is required."""
     import pandas as pd
 
+    path = Path(path)
     where = str(path)
     rate = check_fs_arg(fs, where)
     raw = data if data is not None else _read_bytes(path)
@@ -178,17 +227,26 @@ def read_table(path: Path, fs: float | None, lead: str | None = None, data: byte
         raise DataError(f"{where}: the table has no rows of samples")
     names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
     column = choose_lead(names, lead, where)
+    values = _column(frame, column, names, has_header, where)
+    others = [i for i in range(len(names)) if i != column]
+    second = _column(frame, others[0], names, has_header, where) if others else None
+    return Recording(values, rate, names[column], where, second=second)
+
+
+def _column(frame, column: int, names: list[str], has_header: bool, where: str) -> np.ndarray:
+    """One column's samples; a cell that is not a number names its row (empty cells are gaps)."""
+    import pandas as pd
+
     cells = frame.iloc[:, column]
-    values = pd.to_numeric(cells.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    text_cells = (
-        np.isnan(values) & cells.notna().to_numpy() & (cells.str.strip().str.lower() != "nan").to_numpy()
-    )
-    if text_cells.any():
-        row = int(np.argmax(text_cells)) + 1 + int(has_header)
+    stripped = cells.str.strip()
+    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
+    text = np.isnan(values) & cells.notna().to_numpy() & (stripped.str.lower() != "nan").to_numpy()
+    if text.any():
+        row = int(np.argmax(text))
         raise DataError(
-            f"{where}: row {row}, column {names[column]}: {cells.iloc[row - 1 - int(has_header)]!r} is not a number"
+            f"{where}: row {row + 1 + int(has_header)}, column {names[column]}: {cells.iloc[row]!r} is not a number"
         )
-    return Recording(values, rate, names[column], where)
+    return values
 
 
 def signal_array(x: np.ndarray, fs: float | None, where: str | Path) -> Recording:
