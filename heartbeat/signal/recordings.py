@@ -39,8 +39,9 @@ MIN_LIKENESS = 0.4
 is above 0.8 in every shared MIT-BIH record (0.56 in the first minutes of 207, a flutter episode),
 and about 0.25 for the "beats" a detector finds in noise."""
 CLIPPED_SHARE = 0.01
-"""A lead with more than this share of its samples stuck at its extreme values was clipped by the
-recorder (a saturated amplifier): the QRS tops are cut off, and the beats would be misread."""
+"""A lead with more than this share of its samples stuck at an extreme value was clipped by the
+recorder (a saturated amplifier): the QRS tops are cut off, and the beats would be misread. An
+extreme that is also the lead's median is its flat baseline (a synthetic or filtered lead), not a rail."""
 UNITS_TO_MV: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "": 1.0}
 """Physical units an EDF signal may be stored in, to millivolts (MIT-BIH's unit)."""
 
@@ -118,11 +119,13 @@ def check_lead(rec: Recording) -> Recording:
         )
     if np.ptp(x) == 0:
         raise DataError(f"{what} is flat (every sample is {x[0]:g}); is the electrode connected?")
-    at_rail = (x == x.max()) | (x == x.min())
+    rails = [v for v in (x.min(), x.max()) if v != np.median(x)]
+    at_rail = np.isin(x, rails)
     if at_rail.mean() > CLIPPED_SHARE:
         raise DataError(
-            f"{what} is clipped: {at_rail.mean():.1%} of its samples sit at its extreme values "
-            f"{x.min():g} and {x.max():g}; the recorder saturated, record again with a lower gain"
+            f"{what} is clipped: {at_rail.mean():.1%} of its samples sit at its extreme "
+            f"value{'s' if len(rails) > 1 else ''} {' and '.join(f'{v:g}' for v in rails)}; "
+            "the recorder saturated, record again with a lower gain"
         )
     return rec
 
