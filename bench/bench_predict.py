@@ -2,8 +2,8 @@
 
 Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold]
 
-Measures, on an array the size of the MIT-BIH test split (21,892 beats: the
-prepared test split of ``--root`` tiled to that size, or synthetic beats):
+Measures, on the prepared ``--splits`` of ``--root`` (every array the model takes), tiled to at
+least the size of the MIT-BIH test split (21,892 beats), or on synthetic beats:
 
 * the baseline, ``model.predict(X)`` at Keras' default batch of 32, which is
   what a user writes first;
@@ -35,17 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
+from heartbeat.prepare.arrays import SIDE_ARRAYS, Split
+
 N_BEATS = 21_892
 DEFAULT_RECORD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb" / "101"
 
 
-def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
-    """(X tiled to N_BEATS, the un-tiled test X, its labels, where it came from)."""
+def load_data(root: Path, dataset: str, splits: list[str]) -> tuple[Split, Split, str]:
+    """(the beats to time, tiled to N_BEATS; the un-tiled beats to check quality on; where they came
+    from). All of a split's arrays come along, so models with rhythm, window or patient inputs run."""
+    from heartbeat.prepare.arrays import load_split
+
     folder = root / "data" / "prepared" / dataset
-    if (folder / "X_test.npy").is_file():
-        X = np.load(folder / "X_test.npy")
-        y = np.load(folder / "y_test.npy")
-        where = f"{folder}/X_test.npy ({len(X):,} beats, tiled)"
+    if all((folder / f"X_{name}.npy").is_file() for name in splits):
+        parts = [load_split(folder, name) for name in splits]
+        check = concat(parts)
+        where = f"{folder}/ {'+'.join(splits)} ({len(check.y):,} beats)"
     else:
         from heartbeat.core.config import DemoConfig
         from heartbeat.fetch.demo import demo_beats
@@ -53,18 +58,33 @@ def load_data(root: Path, dataset: str) -> tuple[np.ndarray, np.ndarray | None, 
         demo = demo_beats(
             DemoConfig(mitdb_records=6, mitdb_minutes=20, ptbdb_records=2, ptbdb_minutes=0.5), 0
         )
-        X, y = demo["mitbih_test.csv"].X, demo["mitbih_test.csv"].y
-        where = "synthetic demo beats (tiled)"
-    reps = -(-N_BEATS // len(X))
-    return np.ascontiguousarray(np.tile(X, (reps, 1))[:N_BEATS], np.float32), X, y, where
+        check = Split(demo["mitbih_test.csv"].X, demo["mitbih_test.csv"].y)
+        where = "synthetic demo beats"
+    timed = check.take(np.arange(max(N_BEATS, len(check.y))) % len(check.y))
+    return timed, check, where
 
 
-def calibration(root: Path, dataset: str, fallback: np.ndarray) -> np.ndarray:
-    from heartbeat.serve.export import calibration_beats
+def concat(parts: list[Split]) -> Split:
+    """One split of several, array by array (an array only when every part has it)."""
+    arrays = {}
+    for kind in ("X", "y", *SIDE_ARRAYS):
+        values = [getattr(p, kind) for p in parts]
+        arrays[kind] = None if any(v is None for v in values) else np.concatenate(values)
+    return Split(**arrays)
 
-    path = root / "data" / "prepared" / dataset / "X_train.npy"
-    source = np.load(path, mmap_mode="r") if path.is_file() else fallback
-    return calibration_beats(source, 1000, 0)
+
+def sides(split: Split) -> dict[str, np.ndarray | None]:
+    """The keyword arrays :func:`heartbeat.serve.runners.predict_proba` takes besides the beats."""
+    return {"rhythm": split.R, "window": split.W, "patient": split.P}
+
+
+def calibration(root: Path, dataset: str, fallback: Split, inputs: tuple[str, ...], width: int):
+    from heartbeat.prepare.arrays import load_split
+    from heartbeat.serve.export import calibration_beats, calibration_samples
+
+    folder = root / "data" / "prepared" / dataset
+    source = load_split(folder, "train") if (folder / "X_train.npy").is_file() else fallback
+    return calibration_samples(inputs, calibration_beats(source, 1000, 0), dataset, width)
 
 
 def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
@@ -73,12 +93,23 @@ def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
     return f1(y, proba)
 
 
-def cold_start(model: Path, record: Path, backend: str, threads: int) -> float:
-    """Seconds for a fresh process to segment ``record`` and print its predictions."""
-    exe = Path(sys.executable).with_name("heartbeat")
-    cmd = [str(exe), "predict", "-q", "-m", str(model), "--threads", str(threads), str(record)]
+def cold_start(model: Path | None, record: Path, backend: str, threads: int) -> float:
+    """Seconds for a fresh ``heartbeat predict`` process (of this checkout) to segment ``record`` and
+    print its predictions; ``model`` None is the default, the pretrained model."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "heartbeat.serve.cli",
+        "predict",
+        "-q",
+        "--threads",
+        str(threads),
+        str(record),
+    ]
+    if model is not None:
+        cmd[5:5] = ["-m", str(model)]
     if backend != "auto":
-        cmd[3:3] = ["--backend", backend]
+        cmd[5:5] = ["--backend", backend]
     start = time.perf_counter()
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
@@ -97,11 +128,17 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also time cold starts on one MIT-BIH record")
     parser.add_argument("--record", type=Path, default=DEFAULT_RECORD)
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
+    parser.add_argument(
+        "--splits",
+        default="test",
+        help="prepared splits to check quality on, e.g. train,val,test: every beat of a physionet run",
+    )
     args = parser.parse_args()
 
     import keras
     import tensorflow as tf
 
+    from heartbeat.model.architectures import model_inputs
     from heartbeat.model.saving import load_model
     from heartbeat.serve.convert import parity, tflite_bytes
     from heartbeat.serve.runners import (
@@ -119,21 +156,28 @@ def main() -> None:
     keras_path = args.root / "models" / f"{args.model}.keras"
     model = load_model(keras_path)
     dataset = "mitbih" if model.outputs[0].shape[-1] == 5 else "ptb"
-    X, X_test, y_test, where = load_data(args.root, dataset)
+    timed, check, where = load_data(args.root, dataset, args.splits.split(","))
+    y_test = check.y
 
     with quiet_native_stderr():
         ours = {"keras": load_keras(keras_path, threads)}
         for backend in ("tflite", "onnx"):
             ours[backend] = load_runner(keras_path, backend, threads)
         quant = {}
+        inputs, width = ours["keras"].inputs, ours["keras"].rhythm_width
+        samples = calibration(args.root, dataset, check, inputs, width)
         for variant in ("dynamic", "int8"):
-            content = tflite_bytes(model, variant, calibration(args.root, dataset, X_test))
+            try:
+                content = tflite_bytes(model, variant, samples)
+            except Exception as exc:  # a converter that cannot quantise this network: say so, go on
+                print(f"# tflite {variant}: conversion failed: {str(exc).splitlines()[0][:200]}")
+                continue
             quant[variant] = load_tflite(Path(f"{args.model}.{variant}.tflite"), threads, content=content)
 
-    configs: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {}
+    configs: dict[str, tuple[Callable[[Split], np.ndarray], str]] = {}
 
-    def keras_predict(batch: int) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda x: model.predict(x, batch_size=batch, verbose=0)
+    def keras_predict(batch: int) -> Callable[[Split], np.ndarray]:
+        return lambda d: model.predict(model_inputs(model, d), batch_size=batch, verbose=0)
 
     configs["keras model.predict, batch 32 (default)"] = (keras_predict(32), "fp32")
     for batch in (256, 1024, 4096):
@@ -141,21 +185,21 @@ def main() -> None:
     for backend, runner in ours.items():
         for batch in (256, 1024, 4096):
             configs[f"predict --backend {backend}, batch {batch}"] = (
-                lambda x, r=runner, b=batch: predict_proba(r, x, b, progress=False),
+                lambda d, r=runner, b=batch: predict_proba(r, d.X, b, progress=False, **sides(d)),
                 f"fp32 ({runner.source or 'as loaded'})" if backend != "keras" else "fp32",
             )
     for variant, runner in quant.items():
         for batch in (256, 1024):
             configs[f"tflite {variant}-quantised, batch {batch}"] = (
-                lambda x, r=runner, b=batch: predict_proba(r, x, b, progress=False),
+                lambda d, r=runner, b=batch: predict_proba(r, d.X, b, progress=False, **sides(d)),
                 variant,
             )
 
-    reference = predict_proba(ours["keras"], X_test, 1024, progress=False)
+    reference = predict_proba(ours["keras"], check.X, 1024, progress=False, **sides(check))
     ref_f1 = macro_f1(y_test, reference)
     quality: dict[str, str] = {}
     for name, (fn, _) in configs.items():
-        proba = fn(X_test)  # also the warm-up
+        proba = fn(check)  # also the warm-up
         check = parity(reference, proba)
         quality[name] = (
             f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"
@@ -165,7 +209,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, (fn, _) in configs.items():
             start = time.perf_counter()
-            fn(X)
+            fn(timed)
             times[name].append(time.perf_counter() - start)
 
     if not args.no_bf16:
@@ -174,8 +218,11 @@ def main() -> None:
         bf16 = load_keras(keras_path, threads)
         for batch in (256, 1024):
             name = f"keras bf16 (oneDNN AMP), batch {batch}"
-            configs[name] = (lambda x, b=batch: predict_proba(bf16, x, b, progress=False), "bf16")
-            proba = configs[name][0](X_test)
+            configs[name] = (
+                lambda d, b=batch: predict_proba(bf16, d.X, b, progress=False, **sides(d)),
+                "bf16",
+            )
+            proba = configs[name][0](check)
             check = parity(reference, proba)
             quality[name] = (
                 f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"
@@ -183,16 +230,17 @@ def main() -> None:
             times[name] = []
             for _ in range(args.rounds):
                 start = time.perf_counter()
-                configs[name][0](X)
+                configs[name][0](timed)
                 times[name].append(time.perf_counter() - start)
 
     base = statistics.median(times["keras model.predict, batch 32 (default)"])
     base_best = min(times["keras model.predict, batch 32 (default)"])
-    print(f"# {N_BEATS:,} beats from {where}; model {keras_path} ({model.count_params():,} params)")
+    n_timed = len(timed.y)
+    print(f"# {n_timed:,} beats timed, from {where}; model {keras_path} ({model.count_params():,} params)")
     print(
         f"# {threads} threads; {args.rounds} interleaved rounds; TF {tf.__version__}, Keras {keras.__version__}"
     )
-    print(f"# quality on the {len(X_test):,}-beat test split vs fp32 Keras: agreement, max|Δp|, Δ macro-F1")
+    print(f"# quality on the {len(y_test):,} beats vs fp32 Keras: agreement, max|Δp|, Δ macro-F1")
     print(f"# load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("# × base: baseline median / median, and baseline best / best, both from this run")
     print(
@@ -202,7 +250,7 @@ def main() -> None:
     for name, ts in times.items():
         med, best = statistics.median(ts), min(ts)
         print(
-            f"{name:44s} {med:9.3f} {best:7.3f} {N_BEATS / med:9,.0f} {base / med:7.2f} {base_best / best:7.2f}"
+            f"{name:44s} {med:9.3f} {best:7.3f} {n_timed / med:9,.0f} {base / med:7.2f} {base_best / best:7.2f}"
             f"   {quality[name]}"
         )
 
@@ -212,14 +260,15 @@ def main() -> None:
             return
         print(f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, median of 3")
         export_dir = args.root / "models" / "export"
-        cases = {"keras (.keras)": (keras_path, "auto")}
+        cases: dict[str, tuple[Path | None, str]] = {"keras (.keras)": (keras_path, "auto")}
         for kind in ("tflite", "onnx"):
             exported = export_dir / f"{args.model}.{kind}"
             if exported.is_file():
                 cases[f"{kind} (exported .{kind})"] = (exported, "auto")
+        cases["default: no --model (the pretrained model's TFLite)"] = (None, "auto")
         for label, (path, backend) in cases.items():
             runs = [cold_start(path, args.record, backend, threads) for _ in range(3)]
-            print(f"{label:44s} {statistics.median(runs):9.2f} s")
+            print(f"{label:52s} {statistics.median(runs):6.2f} s  (best {min(runs):.2f} s)")
 
 
 if __name__ == "__main__":

@@ -130,8 +130,34 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
         _RS.model_copy(update={"template": True}),
     ),
 }
+VARIANTS["patient_net"] = (
+    "network for new patients: two-lead window + 40 features against the patient, √-balanced loss, "
+    "stop on val loss, lead dropout 0.3",
+    ResNetConfig(
+        epochs=30,
+        batch_size=128,
+        patience=6,
+        architecture="patient_net",
+        class_weight="sqrt",
+        monitor="val_loss",
+        filters=32,
+        kernel_size=7,
+        blocks=2,
+        dense=32,
+        dropout=0.3,
+        lead_dropout=0.3,
+    ),
+)
+VARIANTS["patient_features_only"] = (
+    "ablation: the 40 patient features alone (no window), two Dense 32 layers",
+    VARIANTS["patient_net"][1],
+)
+VARIANTS["patient_net_no_lead_dropout"] = (
+    "as patient_net, without lead dropout",
+    VARIANTS["patient_net"][1].model_copy(update={"lead_dropout": 0.0}),
+)
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
-OURS_DEFAULT = "rhythm_sqrt_f1_tpl"
+OURS_DEFAULT = "patient_net"
 AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
 """Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
 
@@ -155,7 +181,7 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
     """
     if cache is not None and cache.is_file():
         with np.load(cache) as f:
-            return {k: f[k] for k in ("X", "y", "record", "R")}
+            return {k: f[k] for k in ("X", "y", "record", "R", "W", "P")}
     from heartbeat.fetch.physionet import collect_beats
 
     cfg = PhysionetConfig(mirror=str(mirror), mitdb_version="")
@@ -167,6 +193,8 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
         "y": cols["label"].astype(np.int64),
         "record": cols["record"].astype(str),
         "R": R,
+        "W": cols["window"].astype(np.float32),
+        "P": cols["patient_features"].astype(np.float32),
     }
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +203,18 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
 
 
 def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
-    return Split(X=data["X"][idx], y=data["y"][idx], R=data["R"][idx])
+    return Split(X=data["X"][idx], y=data["y"][idx], R=data["R"][idx], W=data["W"][idx], P=data["P"][idx])
+
+
+def one_lead(split: Split) -> Split:
+    """``split`` as a one-lead recording gives it: lead 1 in place of lead 2 (heartbeat/signal/patient.py)."""
+    from heartbeat.signal.patient import second_lead_columns
+
+    two, one = second_lead_columns()
+    W, P = np.array(split.W, copy=True), np.array(split.P, copy=True)
+    W[..., 1] = W[..., 0]
+    P[:, two] = P[:, one]
+    return Split(X=split.X, y=split.y, R=split.R, W=W, P=P)
 
 
 def _cap(y: np.ndarray, idx: np.ndarray, max_beats: int | None) -> np.ndarray:
@@ -227,17 +266,39 @@ def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) ->
 # ---------------------------------------------------------------- models
 
 
+def features_only(n_classes: int):
+    """The ablation without the window: the patient features through two Dense 32 layers (dropout 0.3)."""
+    import keras
+    from keras import layers
+
+    from heartbeat.signal.patient import PATIENT_COLUMNS
+
+    features = keras.Input(shape=(len(PATIENT_COLUMNS),), name="patient")
+    x = layers.Dense(32, activation="relu")(features)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(32, activation="relu")(x)
+    return keras.Model(features, layers.Dense(n_classes, activation="softmax")(x), name="features_only")
+
+
 def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
     """One model of the comparison, trained by the pipeline's own stage code (one seed, no ensemble)."""
     from heartbeat.model.architectures import build_cvxtz_cnn, model_inputs
     from heartbeat.train.runner import fit_stage
 
-    build = (lambda n_classes, _width: build_cvxtz_cnn(n_classes)) if model_key == "cnn" else None
+    builders = {
+        "cnn": lambda n_classes, _width: build_cvxtz_cnn(n_classes),
+        "patient_features_only": lambda n_classes, _width: features_only(n_classes),
+    }
+    build = builders.get(model_key)
     cfg = cfg.model_copy(update={"seed": seed, **({"ensemble": 1} if isinstance(cfg, ResNetConfig) else {})})
     trained = fit_stage("train_resnet_mitbih", cfg, splits["train"], splits["val"], 5, build=build)
     model = trained.model
     val_p = model.predict(model_inputs(model, splits["val"]), batch_size=1024, verbose=0)
     test_p = model.predict(model_inputs(model, splits["test"]), batch_size=1024, verbose=0)
+    extra = {}
+    if any(i.name == "window" for i in model.inputs):
+        one = model.predict(model_inputs(model, one_lead(splits["test"])), batch_size=1024, verbose=0)
+        extra["test_proba_one_lead"] = one.tolist()
     if save is not None:
         save.parent.mkdir(parents=True, exist_ok=True)
         model.save(save)
@@ -248,6 +309,7 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
         "params": int(model.count_params()),
         "val_proba": val_p.tolist(),
         "test_proba": test_p.tolist(),
+        **extra,
     }
 
 
@@ -426,6 +488,65 @@ def cv_table(results: dict, splits: list[str], models: list[str], seeds: list[in
     return "\n".join(lines) + "\n"
 
 
+def pooled_metrics(y: np.ndarray, proba: np.ndarray) -> dict:
+    """The inter-patient figures of the literature over N, S, V, F: macro-F1, and per class
+    sensitivity (Se), positive predictivity (+P) and F1 (Q has a handful of beats here)."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    pred = np.argmax(proba, axis=1)
+    labels = [0, 1, 2, 3]
+    ppv, se, f1, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    out = {
+        "accuracy": float(np.mean(pred == y)),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+    }
+    for i, c in enumerate(MITBIH_CLASSES[:4]):
+        out[f"se_{c}"], out[f"ppv_{c}"], out[f"f1_{c}"] = float(se[i]), float(ppv[i]), float(f1[i])
+    return out
+
+
+def pooled_table(results: dict, splits: list[str], models: list[str], seeds: list[int]) -> str:
+    """The pooled grouped cross-validation: each seed's test predictions of all folds together (every
+    DS1 record tested once), scored once; mean ± sample std over seeds, and the seeds' ensemble."""
+    folds = [s for s in splits if s.startswith("patient")]
+    if len(folds) < 2 or not all("test_y" in results.get(f"{f}/info", {}) for f in folds):
+        return ""
+    y = np.concatenate([np.asarray(results[f"{f}/info"]["test_y"]) for f in folds])
+    lines = [
+        f"**patient split, pooled grouped cross-validation** ({len(folds)} folds over the DS1 records, every "
+        "record tested once; macro-F1 over N, S, V, F; Se / +P per class; mean ± sample std over seeds)",
+        "",
+        "| model | seeds | macro-F1 | F1 N | F1 S | F1 V | F1 F | Se / +P S | Se / +P V | Se / +P F |",
+        "|---" * 10 + "|",
+    ]
+    for model in models:
+        for key, label in (("test_proba", ""), ("test_proba_one_lead", ", one lead")):
+            runs = {s: [results.get(f"{f}/{model}/{s}", {}) for f in folds] for s in seeds}
+            runs = {s: r for s, r in runs.items() if all(key in x for x in r)}
+            if not runs:
+                continue
+            probas = {s: np.concatenate([np.asarray(x[key]) for x in r]) for s, r in runs.items()}
+            m = [pooled_metrics(y, p) for p in probas.values()]
+            rows = [(f"{MODEL_TITLES[model]}{label}", str(len(m)), m)]
+            if len(probas) > 1:
+                rows.append(
+                    (
+                        f"{MODEL_TITLES[model]}{label}, ensemble of the seeds",
+                        "1",
+                        [pooled_metrics(y, np.mean(list(probas.values()), axis=0))],
+                    )
+                )
+            for title, n, mm in rows:
+                cells = [_ms([x["macro_f1"] for x in mm])]
+                cells += [_ms([x[f"f1_{c}"] for x in mm]) for c in "NSVF"]
+                cells += [
+                    f"{_ms([x[f'se_{c}'] for x in mm], digits=2)} / {_ms([x[f'ppv_{c}'] for x in mm], digits=2)}"
+                    for c in "SVF"
+                ]
+                lines.append(f"| {title} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def confusion_tables(results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str) -> str:
     """Test-set confusion matrices (rows: true class, columns: predicted) of the first seed, and of
     the seed ensemble of ``ours``."""
@@ -565,6 +686,7 @@ def main() -> None:
     data["R"] = np.hstack([data["R"][:, : len(RR_COLUMNS)], template_features(data["X"], data["record"])])
     for split in args.splits:
         splits, info = make_split(data, split, args.max_beats)
+        info["test_y"] = splits["test"].y.tolist()
         results[f"{split}/info"] = info
         log.info("%s split: %s", split, json.dumps(info))
         for seed in args.seeds:
@@ -609,6 +731,8 @@ def main() -> None:
         table(results, args.splits, args.models, args.seeds, args.ours)
         + "\n"
         + cv_table(results, args.splits, args.models, args.seeds)
+        + "\n"
+        + pooled_table(results, args.splits, args.models, args.seeds)
         + "\n"
         + transfer_table(results, args.seeds)
     )

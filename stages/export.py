@@ -35,7 +35,7 @@ def main() -> None:
     if "int8" in cfg.quantize:
         for ds in datasets:
             train = load_split(layout.PREPARED / ds, "train", mmap=True)
-            calibration[ds] = calibration_beats(train.X, cfg.calibration_beats, cfg.seed)
+            calibration[ds] = calibration_beats(train, cfg.calibration_beats, cfg.seed)
     report: dict = {"formats": list(cfg.formats), "quantize": list(cfg.quantize), "models": {}}
     manifest: dict = {"models": {}}
     previous_dir = layout.MODELS / EXPORT_DIR
@@ -58,8 +58,7 @@ def main() -> None:
                 name,
                 source,
                 out,
-                test.X,
-                test.y,
+                test,
                 formats=cfg.formats,
                 quantize=cfg.quantize,
                 calibration=calibration.get(spec.dataset),

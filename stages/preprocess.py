@@ -11,8 +11,9 @@ from heartbeat.core.beatcsv import read_beats_csv
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES, read_json
+from heartbeat.core.npyfile import load_npy
 from heartbeat.prepare.arrays import save_dataset
-from heartbeat.prepare.preprocess import class_counts, prepare
+from heartbeat.prepare.preprocess import class_counts, prepare, records_of
 
 log = logging.getLogger("heartbeat")
 
@@ -23,13 +24,16 @@ def main() -> None:
     raw = {name: read_beats_csv(layout.RAW / name, FILE_CLASSES[name]) for name in RAW_FILES}
     prov_path = layout.RAW / "provenance.parquet"
     provenance = pd.read_parquet(prov_path) if prov_path.is_file() else None
-    prepared = prepare(raw, cfg, provenance)
+    windows_path = layout.RAW / layout.WINDOWS_FILE
+    windows = load_npy(windows_path, mmap=True) if windows_path.is_file() else None
+    prepared = prepare(raw, cfg, provenance, windows)
     counts = class_counts(prepared)
     info = {
         "source": source.get("source"),
         "synthetic": bool(source.get("synthetic")),
         "split": cfg.split,
         "groups": prepared.groups,  # records / patients per split, for split: patient
+        "records": records_of(provenance),  # every record the beats came from, per dataset
     }
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:

@@ -22,6 +22,7 @@ from heartbeat.core.errors import ParamsError
 from heartbeat.model.architectures import build_mlp, build_resnet
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split, save_dataset
+from heartbeat.testing.projects import write_prepared_info
 from heartbeat.train import devices
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.runner import run_training
@@ -181,6 +182,7 @@ def test_training_stage_mirrored_equals_none(tmp_path: Path, monkeypatch: pytest
     tr, va = _data(200, seed=1)
     for name in ("none", "mirrored"):
         save_dataset(tmp_path / name / "data/prepared/ptb", {"train": tr, "val": va})
+        write_prepared_info(tmp_path / name)
     info_none, hist_none, w_none = _stage_run(tmp_path / "none", "none", monkeypatch)
     info_mir, hist_mir, w_mir = _stage_run(tmp_path / "mirrored", "mirrored", monkeypatch)
     assert hist_mir == hist_none

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from heartbeat.core.config import DemoConfig, ExportConfig, parse_section
 from heartbeat.core.errors import ModelError, ParamsError
 from heartbeat.fetch.demo import demo_beats
+from heartbeat.prepare.arrays import Split
 from heartbeat.serve.convert import parity
 from heartbeat.serve.export import Thresholds, calibration_beats, export_model
 
@@ -49,10 +51,9 @@ def exported(tmp_path_factory, keras_model, data) -> tuple[Path, dict]:
         "resnet_mitbih",
         keras_model,
         out,
-        test.X,
-        test.y,
+        Split(test.X, test.y),
         quantize=("dynamic", "int8"),
-        calibration=calibration_beats(train.X, 200, 0),
+        calibration=calibration_beats(Split(train.X, train.y), 200, 0),
         thresholds=Thresholds(min_agreement=0.999, max_abs_diff=1e-4, max_f1_change=0.002),
     )
     return out, figures
@@ -113,8 +114,7 @@ def test_a_failing_gate_is_an_error(tmp_path, keras_model, data) -> None:
             "resnet_mitbih",
             keras_model,
             tmp_path,
-            test.X[:50],
-            test.y[:50],
+            Split(test.X[:50], test.y[:50]),
             formats=("tflite",),
             thresholds=Thresholds(max_abs_diff=1e-12),
         )
@@ -126,8 +126,7 @@ def test_quantised_variant_not_shipped_below_its_gate(tmp_path, keras_model, dat
         "resnet_mitbih",
         keras_model,
         tmp_path,
-        test.X[:50],
-        test.y[:50],
+        Split(test.X[:50], test.y[:50]),
         formats=(),
         quantize=("dynamic",),
         thresholds=Thresholds(min_agreement=1.01),  # unreachable: nothing may ship
@@ -220,3 +219,55 @@ def test_precision_picks_only_a_shipped_quantised_variant(tmp_path, keras_model,
     with pytest.raises(ModelError, match="needs the tflite backend"):
         load_runner(models / "resnet_mitbih.keras", backend="onnx", precision="dynamic")
     assert figures["tflite_dynamic"]["bytes"] > 0
+
+
+@pytest.mark.parametrize("kind", ["rhythm6", "rhythm9", "patient"])
+def test_multi_input_models_are_exported_and_run_on_every_backend(tmp_path, data, kind) -> None:
+    """A beat + context model, and the two-lead window + patient model, go through the same gates as a
+    beat-only one, and their TFLite and ONNX files take the same inputs, in whatever order the converter
+    chose (found by name)."""
+    from heartbeat.model.architectures import build_patient_net, build_resnet
+    from heartbeat.model.saving import save_model
+    from heartbeat.serve.runners import load_runner, predict_proba
+    from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE, second_lead_columns
+
+    keras.utils.set_random_seed(0)
+    test, train = data["mitbih_test.csv"], data["mitbih_train.csv"]
+    rng = np.random.default_rng(0)
+
+    def sides(n: int) -> dict:
+        return {
+            "R": rng.uniform(0, 2, (n, 9)).astype(np.float32),
+            "W": rng.normal(0, 0.3, (n, *WINDOW_SHAPE)).astype(np.float32),
+            "P": rng.uniform(-1, 1, (n, len(PATIENT_COLUMNS))).astype(np.float32),
+        }
+
+    if kind == "patient":
+        two, one = second_lead_columns()
+        model = build_patient_net(
+            5, WINDOW_SHAPE, len(PATIENT_COLUMNS), 8, 7, 1, 8, 0.3, 0.3, (two.tolist(), one.tolist()), seed=0
+        )
+    else:
+        model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=int(kind[-1]))
+    path = tmp_path / "resnet_mitbih.keras"
+    save_model(model, path)
+    test_split = Split(test.X, test.y, **sides(len(test.y)))
+    figures = export_model(
+        "resnet_mitbih",
+        path,
+        tmp_path,
+        test_split,
+        quantize=("dynamic", "int8"),
+        calibration=calibration_beats(Split(train.X, train.y, **sides(len(train.y))), 200, 0),
+    )
+    for fmt in ("tflite", "onnx"):
+        assert figures[fmt]["argmax_agreement"] >= 0.999 and figures[fmt]["max_abs_prob_diff"] <= 1e-4
+    assert {"tflite_dynamic", "tflite_int8"} <= set(figures)
+    given = {"rhythm": test_split.R, "window": test_split.W, "patient": test_split.P}
+    expected = predict_proba(load_runner(path, "keras"), test.X, **given)
+    for backend in ("tflite", "onnx"):
+        runner = load_runner(tmp_path / f"resnet_mitbih.{backend}", backend)
+        assert runner.inputs == (("window", "patient") if kind == "patient" else ("beat", "rhythm"))
+        np.testing.assert_allclose(predict_proba(runner, test.X, **given), expected, atol=1e-4)
+        with pytest.raises(Exception, match="only a recording"):
+            predict_proba(runner, test.X)

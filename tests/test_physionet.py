@@ -36,6 +36,7 @@ from heartbeat.fetch.physionet import fetch_physionet, mirror_cache
 from heartbeat.signal import records
 from heartbeat.signal import segment as sg
 from heartbeat.signal.context import RR_COLUMNS
+from heartbeat.signal.patient import PATIENT_COLUMNS
 from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -100,7 +101,11 @@ def test_writes_the_four_files_provenance_and_report(fetched: tuple[Path, Path])
     dest, _ = fetched
     prov = pd.read_parquet(dest / "provenance.parquet")
     assert tuple(prov.columns) == PROVENANCE_COLUMNS
-    assert PROVENANCE_COLUMNS[-6:] == RR_COLUMNS
+    assert PROVENANCE_COLUMNS[-len(PATIENT_COLUMNS) :] == PATIENT_COLUMNS
+    assert PROVENANCE_COLUMNS[-len(PATIENT_COLUMNS) - 6 : -len(PATIENT_COLUMNS)] == RR_COLUMNS
+    windows = np.load(dest / "windows.npy")
+    assert windows.shape == (len(prov), 125, 2) and np.isfinite(windows).all()
+    assert np.isfinite(prov[list(PATIENT_COLUMNS)].to_numpy()).all()
     for name in RAW_FILES:
         beats = read_beats_csv(dest / name, FILE_CLASSES[name])
         assert beats.X.shape[1] == BEAT_LENGTH and len(beats) > 0
@@ -167,9 +172,11 @@ def test_split_is_stratified_and_seeded(fetched: tuple[Path, Path]) -> None:
 
 
 def test_a_record_has_the_same_context_for_training_and_for_predict(fetched: tuple[Path, Path]) -> None:
-    """The context matrix preprocess builds from the fetched files, and the one ``heartbeat predict``
-    builds from the record itself, are the same numbers for every beat of the record."""
-    from heartbeat.prepare.preprocess import context_of_files
+    """The inputs preprocess builds from the fetched files (the context matrix, each beat's two-lead
+    window and its features against the patient), and the ones ``heartbeat predict`` builds from the
+    record itself, are the same numbers for every beat of the record."""
+    from heartbeat.core.npyfile import load_npy
+    from heartbeat.prepare.preprocess import context_of_files, patient_of_files
     from heartbeat.serve.inputs import read_record
 
     dest, _ = fetched
@@ -177,6 +184,7 @@ def test_a_record_has_the_same_context_for_training_and_for_predict(fetched: tup
     prov = pd.read_parquet(dest / "provenance.parquet")
     X = np.concatenate([read_beats_csv(dest / name, FILE_CLASSES[name]).X for name in files])
     training = context_of_files(prov, files, X)
+    windows, features = patient_of_files(prov, load_npy(dest / "windows.npy"), files, len(X))
     rows = pd.concat([prov[prov["file"] == name].sort_values("row") for name in files], ignore_index=True)
     for record in MIT_RECORDS:
         mine = rows.index[rows["record"] == record].to_numpy()
@@ -184,6 +192,8 @@ def test_a_record_has_the_same_context_for_training_and_for_predict(fetched: tup
         predict = read_record(SHARED / "mitdb" / record, peaks="annotations")
         np.testing.assert_array_equal(rows["sample"].to_numpy()[mine], predict.sample)
         np.testing.assert_array_equal(training[mine], predict.context)
+        np.testing.assert_array_equal(windows[mine], predict.window)
+        np.testing.assert_array_equal(features[mine], predict.patient)
 
 
 def test_rerun_uses_the_cache_and_gives_identical_files(

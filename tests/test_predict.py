@@ -123,7 +123,9 @@ def test_npy_input_and_json_output(capsys, tmp_path, models, demo) -> None:
     np.save(path, X)
     code, out, _ = run_cli(capsys, "-m", models["resnet_mitbih"], path, "--format", "json")
     assert code == 0
-    rows = json.loads(out)
+    data = json.loads(out)
+    assert {"model", "trained_on", "input", "beats"} <= set(data)
+    rows = data["beats"]
     assert len(rows) == 30
     assert set(rows[0]) == {"beat", "predicted", *(f"p_{c}" for c in MITBIH_CLASSES)}
 
@@ -190,7 +192,7 @@ def test_real_record_without_mlii_falls_back_or_fails_by_name(capsys, models) ->
     assert code == 0 and "lead V5" in err
     code, _, err = run_cli(capsys, "-m", models["resnet_mitbih"], MITDB / "102", "--lead", "MLII")
     assert code == 2
-    assert "no usable lead" in one_line_error(err) and "V5, V2" in err
+    assert "--lead MLII: no such lead" in one_line_error(err) and "V5, V2" in err
 
 
 # ---------------------------------------------------------------- backends
@@ -257,7 +259,7 @@ ROW = ",".join(["0.5"] * BEAT_LENGTH)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (",".join(["0.5"] * 100) + "\n", "100 columns"),
+        (",".join(["0.5"] * 100) + "\n", "100 column(s) per row"),
         (ROW + "\n" + ",".join(["0.5"] * 186) + ",nan\n", "not a finite number"),
         ("", "empty"),
         (ROW + ",7\n", "label"),  # a label outside the 5 MIT-BIH classes
@@ -334,7 +336,7 @@ def test_model_with_two_inputs_is_refused(capsys, tmp_path, demo) -> None:
     data = tmp_path / "beats.npy"
     np.save(data, demo["mitbih_test.csv"].X[:3])
     code, _, err = run_cli(capsys, "-m", tmp_path / "two.keras", data)
-    assert code == 2 and "takes 2 inputs" in one_line_error(err)
+    assert code == 2 and "takes 2 input(s)" in one_line_error(err)
 
 
 def test_record_with_no_usable_lead(capsys, tmp_path, models) -> None:
@@ -415,10 +417,12 @@ def test_rhythm_model_takes_its_rr_features_from_the_record(capsys, tmp_path, de
     data = tmp_path / "beats.npy"
     np.save(data, demo["mitbih_test.csv"].X[:3])
     code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", data)
-    assert code == 2 and "only a WFDB record" in one_line_error(err)
-    code, _, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", "tflite")
-    assert code == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].endswith("not exported to tflite; use --backend keras")
+    assert code == 2 and "only a recording" in one_line_error(err)
+    for backend in ("tflite", "onnx"):  # converted on the fly, the context matrix as second input
+        code, out, err = run_cli(capsys, "-m", tmp_path / "rhythm.keras", record, "--backend", backend, "-q")
+        assert code == 0, err
+        converted = pd.read_csv(io.StringIO(out))[[f"p_{c}" for c in "NSVFQ"]].to_numpy()
+        np.testing.assert_allclose(converted, expected, atol=1e-4)
 
 
 def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> None:

@@ -36,6 +36,7 @@ from heartbeat.signal.context import (
     rr_features,
     template_features,
 )
+from heartbeat.testing.projects import write_prepared_info
 from heartbeat.train.fit import (
     ValMacroF1,
     class_weights,
@@ -375,7 +376,7 @@ def test_rhythm_resnet_and_transfer_from_it() -> None:
     assert takes_rhythm(model) and [t.name for t in model.inputs] == ["beat", "rhythm"]
     data = _split(4, 0, n_classes=5, rhythm=True)
     assert model.predict(model_inputs(model, data), verbose=0).shape == (4, 5)
-    with pytest.raises(DataError, match="rhythm features"):
+    with pytest.raises(DataError, match="takes 'rhythm' input, which the data has none of"):
         model_inputs(model, Split(data.X, data.y))
     transfer = build_transfer(model, 2, "all_conv")
     assert not takes_rhythm(transfer) and transfer.predict(data.X, verbose=0).shape == (4, 2)
@@ -406,6 +407,7 @@ def _stage(
         tr = Split(tr.X, tr.y, np.hstack([tr.R, np.ones((len(tr.y), pad), np.float32)]))
         va = Split(va.X, va.y, np.hstack([va.R, np.ones((len(va.y), pad), np.float32)]))
     save_dataset(folder / "data/prepared/mitbih", {"train": tr, "val": va})
+    write_prepared_info(folder)
     section = {"epochs": 1, "batch_size": 32, **TINY, **options}
     (folder / "params.yaml").write_text(
         yaml.safe_dump({"train_resnet_mitbih": section, "train": {"device": "cpu"}})
@@ -530,6 +532,7 @@ def test_transfer_from_an_ensemble_is_transfer_from_its_first_member(
     for folder, base in (("ens", build_ensemble(members, "e")), ("one", members[0])):
         root = tmp_path / folder
         save_dataset(root / "data/prepared/ptb", {"train": _split(64, 0, 2), "val": _split(32, 1, 2)})
+        write_prepared_info(root)
         save_model(base, root / "models/resnet_mitbih.keras")
         section = {"epochs": 1, "batch_size": 32, "freeze": "none"}
         (root / "params.yaml").write_text(

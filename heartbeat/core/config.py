@@ -210,8 +210,17 @@ class MLPConfig(TrainConfig):
 
 
 class ResNetConfig(TrainConfig):
-    """The ``train_resnet_*`` sections: the paper's 1-D ResNet."""
+    """The ``train_resnet_*`` sections: the paper's 1-D ResNet, or the network for new patients."""
 
+    architecture: Literal["resnet", "patient_net"] = Field(
+        "resnet",
+        description="resnet: the paper's ResNet on the 187-sample beat | patient_net: a two-lead window "
+        "around each beat and 40 features against its own patient (physionet and demo sources; the "
+        "paper's ResNet, with a warning, on data without them)",
+    )
+    lead_dropout: float = Field(
+        0.3, ge=0, lt=1, description="patient_net: share of training beats given lead 1 in place of lead 2"
+    )
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

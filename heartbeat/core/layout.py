@@ -47,6 +47,10 @@ FILE_CLASSES: dict[str, tuple[int, ...]] = {
 }
 """The labels each raw file may hold."""
 
+WINDOWS_FILE = "windows.npy"
+"""Beside provenance.parquet in data/raw (sources that cut beats from records): each beat's two-lead
+window (heartbeat/signal/patient.py), one per provenance row, in its order."""
+
 EXPORT_DIR = "export"
 """Exported files live in ``<models>/export/`` next to the ``.keras`` they came from."""
 MANIFEST = "manifest.json"

@@ -105,3 +105,66 @@ def save_png(fig: Figure, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+CLASS_COLOURS = ("#2f7d32", "#d97706", "#c62828", "#7b1fa2", "#1565c0", "#6b7280")
+"""One colour per class in label order (N S V F Q; normal abnormal), the same in every figure."""
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes (no software stamp, so the same figure gives the same bytes)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def recording_figure(
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray,
+    proba: np.ndarray,
+    class_names: tuple[str, ...],
+    beats: np.ndarray,
+    seconds: float = 20.0,
+    examples: int = 3,
+) -> Figure:
+    """The start of a recording with each beat marked in its predicted class's colour, the whole
+    recording's class of every beat over time, and a few example beats of each predicted class:
+    for people who would rather look than read the table."""
+    pred = np.argmax(proba, axis=1)
+    present = [c for c in range(len(class_names)) if (pred == c).any()]
+    fig = plt.figure(figsize=(11, 6.2), dpi=100)
+    grid = fig.add_gridspec(3, max(len(present), 1), height_ratios=[1.3, 0.45, 1.0], hspace=0.55)
+    ax = fig.add_subplot(grid[0, :])
+    shown = int(min(signal.size, seconds * fs))
+    t = np.arange(shown) / fs
+    ax.plot(t, signal[:shown], color="#374151", linewidth=0.7)
+    inside = peaks < shown
+    for c in present:
+        at = peaks[inside & (pred == c)]
+        ax.scatter(
+            at / fs,
+            signal[at],
+            s=22,
+            color=CLASS_COLOURS[c % len(CLASS_COLOURS)],
+            label=class_names[c],
+            zorder=3,
+        )
+    ax.set_title(f"first {shown / fs:.0f} s, each beat in its predicted class's colour")
+    ax.set_xlabel("time (s)")
+    ax.legend(loc="upper right", ncols=len(present), fontsize=8)
+    timeline = fig.add_subplot(grid[1, :])
+    timeline.scatter(peaks / fs / 60, pred, s=4, c=[CLASS_COLOURS[c % len(CLASS_COLOURS)] for c in pred])
+    timeline.set_yticks(range(len(class_names)), class_names)
+    timeline.set_xlabel("time (min)")
+    timeline.set_title("every beat's class over the whole recording")
+    for i, c in enumerate(present):
+        example = fig.add_subplot(grid[2, i])
+        rows = np.flatnonzero(pred == c)
+        for row in rows[np.argsort(-proba[rows, c])][:examples]:
+            example.plot(beats[row], color=CLASS_COLOURS[c % len(CLASS_COLOURS)], linewidth=0.9, alpha=0.8)
+        example.set_title(f"{class_names[c]}: {len(rows):,} beats", fontsize=9)
+        example.set_xticks([])
+        example.set_yticks([])
+    return fig

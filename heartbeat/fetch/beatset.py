@@ -1,4 +1,5 @@
-"""What a source that cuts beats from records writes: the four Kaggle-format CSVs and provenance.parquet.
+"""What a source that cuts beats from records writes: the four Kaggle-format CSVs, provenance.parquet
+and windows.npy.
 
 The physionet source (real PhysioNet records) and the demo source (synthetic records) both end in
 :func:`write_beat_files`, so their ``data/raw`` folders have the same files with the same columns,
@@ -14,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heartbeat.core.atomic import atomic_path
+from heartbeat.core.atomic import atomic_path, write_npy
 from heartbeat.core.beatcsv import write_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.layout import RAW_FILES
+from heartbeat.core.layout import RAW_FILES, WINDOWS_FILE
 from heartbeat.core.splits import split_stratified
 from heartbeat.signal import segment
+from heartbeat.signal.beats import RecordBeats
 from heartbeat.signal.context import RR_COLUMNS
+from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE
 
 PROVENANCE_COLUMNS: tuple[str, ...] = (
     "file",
@@ -32,8 +35,10 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "symbol",
     "label",
     *RR_COLUMNS,
+    *PATIENT_COLUMNS,
 )
-"""The columns of ``provenance.parquet``: one row per written beat, in file then row order."""
+"""The columns of ``provenance.parquet``: one row per written beat, in file then row order. Each row's
+two-lead window is the same row of ``windows.npy``."""
 
 
 @dataclass
@@ -48,6 +53,26 @@ class RecordRows:
     sample: np.ndarray
     symbol: np.ndarray
     rr: dict[str, np.ndarray]
+    window: np.ndarray
+    patient_features: np.ndarray
+
+    @classmethod
+    def of(
+        cls, beats: RecordBeats, database: str, record: str, patient: str, label: np.ndarray
+    ) -> RecordRows:
+        """The rows of one record's cut beats (:func:`heartbeat.signal.beats.cut_record`)."""
+        return cls(
+            database=database,
+            record=record,
+            patient=patient,
+            X=beats.X,
+            label=np.asarray(label, dtype=np.int64),
+            sample=beats.sample,
+            symbol=beats.symbol,
+            rr=beats.rr,
+            window=beats.window,
+            patient_features=beats.patient,
+        )
 
 
 def concat(parts: list[RecordRows]) -> dict[str, np.ndarray]:
@@ -61,6 +86,8 @@ def concat(parts: list[RecordRows]) -> dict[str, np.ndarray]:
         sample=np.zeros(0, np.int64),
         symbol=np.zeros(0, dtype=object),
         rr={k: np.zeros(0) for k in RR_COLUMNS},
+        window=np.zeros((0, *WINDOW_SHAPE), np.float32),
+        patient_features=np.zeros((0, len(PATIENT_COLUMNS)), np.float32),
     )
     parts = [empty, *parts]
     cols = {
@@ -74,6 +101,11 @@ def concat(parts: list[RecordRows]) -> dict[str, np.ndarray]:
     }
     for key in RR_COLUMNS:
         cols[key] = np.concatenate([p.rr[key] for p in parts])
+    cols["window"] = np.concatenate([p.window for p in parts]).astype(np.float32)
+    features = np.concatenate([p.patient_features for p in parts]).astype(np.float32)
+    for i, key in enumerate(PATIENT_COLUMNS):
+        cols[key] = features[:, i]
+    cols["patient_features"] = features
     return cols
 
 
@@ -124,9 +156,10 @@ def write_beat_files(
     for name, (_, rows) in plan.items():
         if rows.size == 0:
             raise empty_error(name)
-    frames, shapes = [], {}
+    frames, shapes, windows = [], {}, []
     for name in RAW_FILES:
         cols, rows = plan[name]
+        windows.append(cols["window"][rows])
         write_beats_csv(dest / name, cols["X"][rows], cols["label"][rows])
         shapes[name] = segment.beat_shape_stats(cols["X"][rows], cols["label"][rows])
         frame = {"file": name, "row": np.arange(rows.size, dtype=np.int64)}
@@ -138,6 +171,7 @@ def write_beat_files(
         provenance[key] = provenance[key].astype(str)
     with atomic_path(dest / "provenance.parquet") as tmp:
         provenance.to_parquet(tmp, index=False)
+    write_npy(dest / WINDOWS_FILE, np.concatenate(windows))
     return {
         "rows": {name: int(plan[name][1].size) for name in RAW_FILES},
         "shape_stats": shapes,

@@ -32,32 +32,14 @@ log = logging.getLogger("heartbeat")
 def mitdb_rows(record: SynthRecord) -> RecordRows:
     """The beats of a MIT-BIH-like record, cut at its annotated R-peaks and labelled by their symbols."""
     beats = cut_record(record.signal, record.fs, record.peaks, record.symbols)
-    return RecordRows(
-        database="mitdb",
-        record=record.name,
-        patient=record.patient,
-        X=beats.X,
-        label=records.aami_labels(beats.symbol),
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "mitdb", record.name, record.patient, records.aami_labels(beats.symbol))
 
 
 def ptbdb_rows(record: SynthRecord) -> RecordRows:
     """The beats of a PTB-like record, at the detector's peaks, labelled by the record's diagnosis."""
     beats = cut_record(record.signal, record.fs, None, polarity="auto")
     label = records.diagnosis_label([f"Reason for admission: {record.diagnosis}"])
-    return RecordRows(
-        database="ptbdb",
-        record=record.name,
-        patient=record.patient,
-        X=beats.X,
-        label=np.full(len(beats), label, dtype=np.int64),
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "ptbdb", record.name, record.patient, np.full(len(beats), label))
 
 
 def demo_rows(cfg: DemoConfig, seed: int) -> tuple[list[RecordRows], list[RecordRows], dict]:

@@ -317,15 +317,24 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     kwargs = _segment_kwargs(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
     score = detect.score_detector(detected.peaks, ref_samples, fs)
+    other = records.second_lead(header, lead)
+    second = None if other is None else _read_lead(db, record, header, other)
     if cfg.peaks == "annotations":
-        beats = cut_record(signal, fs, ref_samples, ref_symbols, **kwargs)
+        beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, **kwargs)
         unmatched = 0
     else:
         match = detect.match_peaks(detected.peaks, ref_samples, fs)
         symbols = np.full(detected.peaks.size, "", dtype=object)
         symbols[match >= 0] = ref_symbols[match[match >= 0]]
         beats = cut_record(
-            signal, fs, None, symbols, keep=match >= 0, polarity=cfg.detector_polarity, **kwargs
+            signal,
+            fs,
+            None,
+            symbols,
+            keep=match >= 0,
+            second=second,
+            polarity=cfg.detector_polarity,
+            **kwargs,
         )
         unmatched = int(detected.index.size - len(beats))
     labels = records.aami_labels(beats.symbol)
@@ -338,16 +347,7 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         "unlabelled_detections": unmatched if cfg.peaks == "detector" else None,
         "detector": score.as_dict(),
     }
-    return RecordRows(
-        database="mitdb",
-        record=record,
-        patient=SAME_SUBJECT.get(record, record),
-        X=beats.X,
-        label=labels,
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "mitdb", record, SAME_SUBJECT.get(record, record), labels)
 
 
 def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
@@ -362,8 +362,12 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         report.skip("ptbdb", record, f"no {cfg.ptbdb_lead} lead (has {', '.join(header.sig_name)})")
         return None
     signal = _read_lead(db, record, header, lead)
+    other = records.second_lead(header, lead)
+    second = None if other is None else _read_lead(db, record, header, other)
     fs = float(header.fs)
-    beats = cut_record(signal, fs, None, polarity=cfg.detector_polarity, **_segment_kwargs(cfg))
+    beats = cut_record(
+        signal, fs, None, second=second, polarity=cfg.detector_polarity, **_segment_kwargs(cfg)
+    )
     report.ptbdb[record] = {
         "lead": lead,
         "inverted_for_detector": beats.segmented.inverted,
@@ -372,16 +376,7 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
         "detected": int(beats.segmented.peaks.size),
         "written": len(beats),
     }
-    return RecordRows(
-        database="ptbdb",
-        record=record,
-        patient=record.split("/")[0],
-        X=beats.X,
-        label=np.full(len(beats), label, dtype=np.int64),
-        sample=beats.sample,
-        symbol=beats.symbol,
-        rr=beats.rr,
-    )
+    return RecordRows.of(beats, "ptbdb", record, record.split("/")[0], np.full(len(beats), label))
 
 
 def _collect(cfg: PhysionetConfig, name: str, cache: Path, report: _Report, reader) -> list[RecordRows]:

@@ -1,10 +1,15 @@
-"""Model-building functions: the MLP baseline, the paper's 1-D ResNet, and the transfer model.
+"""Model-building functions: the MLP baseline, the paper's 1-D ResNet, the transfer model, and the
+network for new patients.
 
 Kachuee et al. 2018, Fig. 2: a Conv1D (32 filters, kernel 5), then five
 residual blocks of [Conv 32 k5, ReLU, Conv 32 k5, add the block input, ReLU,
 MaxPool 5 stride 2], then Dense 32 ReLU, Dense 32 and softmax: 55,013
 parameters for the 5 MIT-BIH classes. The transfer model reuses everything up
 to the second Dense 32 (the "representation") and puts a new softmax on it.
+
+The network for new patients (:func:`build_patient_net`) reads what
+heartbeat/signal/patient.py computes: a two-lead window around each beat and 40 features of the
+beat against its own patient.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from heartbeat.prepare.arrays import Split
 REPRESENTATION_LAYER = "representation"
 RHYTHM_INPUT = "rhythm"
 """Name of the optional second input: the R-R features of heartbeat/signal/context.py."""
+WINDOW_INPUT, PATIENT_INPUT = "window", "patient"
+"""The inputs of :func:`build_patient_net` (heartbeat/signal/patient.py)."""
+INPUT_ARRAYS = {"beat": "X", RHYTHM_INPUT: "R", WINDOW_INPUT: "W", PATIENT_INPUT: "P"}
+"""Which array of a :class:`~heartbeat.prepare.arrays.Split` feeds each named model input."""
 ENSEMBLE_OUTPUT = "mean_probability"
 """Name of the averaging layer that marks a model built by :func:`build_ensemble`."""
 
@@ -83,22 +92,120 @@ def build_resnet(
 
 
 def model_inputs(model: keras.Model, split: Split) -> np.ndarray | list[np.ndarray]:
-    """What ``model`` takes for ``split``: the beats, plus the rhythm features for a two-input model."""
-    X = np.asarray(split.X, dtype=np.float32)
-    if len(model.inputs) == 1:
-        return X
-    if split.R is None:
-        raise DataError(
-            f"model {model.name!r} takes rhythm features, but the data has none (no R_<split>.npy); "
-            "use the physionet source, or a beat-only model (rhythm: false)"
-        )
-    width = int(model.inputs[1].shape[1])
-    if split.R.shape[1] < width:
-        raise DataError(
-            f"model {model.name!r} takes {width} rhythm features, but the data has {split.R.shape[1]}; "
-            "rerun preprocess (dvc repro preprocess) to rebuild R_<split>.npy"
-        )
-    return [X, np.asarray(split.R[:, :width], dtype=np.float32)]
+    """What ``model`` takes for ``split``, input by input: the beats, the rhythm context (its first
+    columns, as many as the model reads), the windows and the patient features."""
+    out = []
+    for tensor in model.inputs:
+        name = tensor.name
+        kind = INPUT_ARRAYS.get(name)
+        array = getattr(split, kind) if kind else None
+        if kind is None:
+            raise ModelError(f"model {model.name!r} has an input {name!r} that no prepared array feeds")
+        if array is None:
+            raise DataError(
+                f"model {model.name!r} takes {name!r} input, which the data has none of ({kind}_<split>.npy): "
+                "only sources that know each beat's record give it (physionet, demo); use a beat-only model"
+            )
+        if name == RHYTHM_INPUT:
+            width = int(tensor.shape[1])
+            if array.shape[1] < width:
+                raise DataError(
+                    f"model {model.name!r} takes {width} rhythm features, but the data has {array.shape[1]}; "
+                    "rerun preprocess (dvc repro preprocess) to rebuild R_<split>.npy"
+                )
+            array = array[:, :width]
+        out.append(np.asarray(array, dtype=np.float32))
+    return out[0] if len(out) == 1 else out
+
+
+@keras.saving.register_keras_serializable(package="heartbeat")
+class LeadDropout(layers.Layer):
+    """In training only, gives a share ``rate`` of the beats lead 1 in place of lead 2 (the window's second
+    channel and the lead-2 patient features), so one model serves one-lead and two-lead recordings
+    (BENCHMARKS.md, "New patients"). At inference it passes its inputs through unchanged."""
+
+    def __init__(
+        self, rate: float, lead2: list[int], lead1: list[int], seed: int | None = None, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.lead2, self.lead1, self.seed = float(rate), list(lead2), list(lead1), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: list, training: bool | None = None) -> list:
+        window, patient = inputs
+        if not training or self.rate <= 0:
+            return [window, patient]
+        ops = keras.ops
+        drop = keras.random.uniform((ops.shape(window)[0], 1), seed=self.seed_generator) < self.rate
+        first = window[:, :, :1]
+        window = ops.where(drop[:, :, None], ops.concatenate([first, first], axis=-1), window)
+        swapped = ops.take(patient, self._source_columns(patient.shape[1]), axis=1)
+        return [window, ops.where(drop, swapped, patient)]
+
+    def _source_columns(self, n: int) -> list[int]:
+        source = list(range(n))
+        for two, one in zip(self.lead2, self.lead1, strict=True):
+            source[two] = one
+        return source
+
+    def compute_output_shape(self, input_shape: list) -> list:
+        return list(input_shape)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "lead2": self.lead2,
+            "lead1": self.lead1,
+            "seed": self.seed,
+        }
+
+
+def build_patient_net(
+    n_classes: int,
+    window_shape: tuple[int, int],
+    n_features: int,
+    filters: int = 32,
+    kernel_size: int = 7,
+    blocks: int = 2,
+    dense: int = 32,
+    dropout: float = 0.3,
+    lead_dropout: float = 0.3,
+    lead_columns: tuple[list[int], list[int]] = ([], []),
+    seed: int | None = None,
+) -> keras.Model:
+    """The network for new patients: a small residual CNN over the two-lead window beside a dense layer
+    over the patient features, joined by one hidden layer.
+
+    Window: Conv ``filters/2`` k7 and max-pooling, then ``blocks`` residual blocks of two Conv ``filters``
+    k7 (a 1×1 projection where the width changes) with max-pooling, global average pooling and Dense
+    ``dense``. Features: Dense ``dense``. Joined: Dense ``dense``, dropout, softmax. 30,613 parameters
+    with the defaults. ``lead_dropout`` is :class:`LeadDropout`'s rate over ``lead_columns``
+    (lead-2 columns, lead-1 columns of the patient features).
+    """
+    window = keras.Input(shape=window_shape, name=WINDOW_INPUT)
+    features = keras.Input(shape=(n_features,), name=PATIENT_INPUT)
+    w, f = window, features
+    if lead_dropout:
+        w, f = LeadDropout(lead_dropout, *lead_columns, seed=seed, name="lead_dropout")([window, features])
+    x = layers.Conv1D(max(filters // 2, 1), kernel_size, padding="same", activation="relu", name="stem")(w)
+    x = layers.MaxPooling1D(2, name="stem_pool")(x)
+    for i in range(blocks):
+        shortcut = x if x.shape[-1] == filters else layers.Conv1D(filters, 1, name=f"block{i}_proj")(x)
+        h = layers.Conv1D(filters, kernel_size, padding="same", activation="relu", name=f"block{i}_conv1")(x)
+        h = layers.Conv1D(filters, kernel_size, padding="same", name=f"block{i}_conv2")(h)
+        h = layers.Add(name=f"block{i}_add")([h, shortcut])
+        h = layers.Activation("relu", name=f"block{i}_relu")(h)
+        x = layers.MaxPooling1D(2, name=f"block{i}_pool")(h)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    x = layers.Dense(dense, activation="relu", name="morphology")(x)
+    r = layers.Dense(dense, activation="relu", name="patient_dense")(f)
+    h = layers.Concatenate(name="join")([x, r])
+    h = layers.Dense(dense, activation="relu", name=REPRESENTATION_LAYER)(h)
+    if dropout:
+        h = layers.Dropout(dropout, name="dropout")(h)
+    outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(h)
+    return keras.Model([window, features], outputs, name="patient_net")
 
 
 def build_cvxtz_cnn(n_classes: int) -> keras.Model:
@@ -123,8 +230,8 @@ def build_cvxtz_cnn(n_classes: int) -> keras.Model:
 
 
 def takes_rhythm(model: keras.Model) -> bool:
-    """Whether ``model`` has the second, R-R input (see :func:`build_resnet`)."""
-    return len(model.inputs) > 1
+    """Whether ``model`` has the R-R rhythm input (see :func:`build_resnet`)."""
+    return any(t.name == RHYTHM_INPUT for t in model.inputs)
 
 
 def build_ensemble(members: list[keras.Model], name: str) -> keras.Model:
@@ -155,7 +262,7 @@ def ensemble_members(model: keras.Model) -> list[keras.Model]:
 
 
 def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
-    """A new softmax head on the representation of a trained ResNet.
+    """A new softmax head on the representation of a trained ResNet (or network for new patients).
 
     ``freeze='all_conv'`` keeps the convolutional feature extractor fixed and
     trains only the dense layers, as the paper does; ``'none'`` fine-tunes all.
@@ -170,8 +277,10 @@ def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Mode
             f"model {base.name!r} has no layer {REPRESENTATION_LAYER!r}; finetune_transfer needs the MIT-BIH ResNet"
         ) from None
     outputs = layers.Dense(n_classes, activation="softmax", name="transfer_softmax", dtype="float32")(rep)
-    # The representation depends on the beat only, so a rhythm ResNet gives a beat-only transfer model.
-    model = keras.Model(base.inputs[0] if takes_rhythm(base) else base.inputs, outputs, name="transfer")
+    # A rhythm ResNet's representation depends on the beat only: its transfer model is beat-only. The
+    # network for new patients keeps both its inputs.
+    inputs = [t for t in base.inputs if t.name != RHYTHM_INPUT]
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name="transfer")
     for layer in model.layers:
         is_conv = isinstance(layer, layers.Conv1D)
         layer.trainable = not (freeze == "all_conv" and is_conv)

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from heartbeat.core.errors import ModelError
 
@@ -46,6 +45,8 @@ def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
     """The ``T`` in ``T_BOUNDS`` that minimises the NLL of ``proba`` on labels ``y`` (searched in log T)."""
     if len(y) == 0:
         return 1.0
+    from scipy.optimize import minimize_scalar  # here, not at the top: heartbeat predict never fits one
+
     res = minimize_scalar(
         lambda logt: nll(y, apply_temperature(proba, float(np.exp(logt)))),
         bounds=tuple(np.log(T_BOUNDS)),

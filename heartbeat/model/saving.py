@@ -18,6 +18,7 @@ import keras
 from heartbeat.core.atomic import atomic_path
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import ModelError
+from heartbeat.signal.patient import WINDOW_SHAPE
 
 # What a .keras archive records about the process that wrote it, pinned so that the same weights
 # give the same bytes: DVC then sees an unchanged file after a rerun that reproduced the model
@@ -75,7 +76,10 @@ def _renumber_shared_objects(node: object, ids: dict[int, int]) -> object:
 
 
 def load_model(path: str | os.PathLike[str], n_classes: int | None = None) -> keras.Model:
-    """Load a trained model and check that it takes 187-sample beats (and has ``n_classes`` outputs)."""
+    """Load a trained model and check that it takes 187-sample beats or two-lead windows (and has
+    ``n_classes`` outputs)."""
+    from heartbeat.model import architectures  # registers LeadDropout before Keras looks it up
+
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{p}: model file not found; train it first (dvc repro)")
@@ -87,8 +91,12 @@ def load_model(path: str | os.PathLike[str], n_classes: int | None = None) -> ke
         detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise ModelError(f"{p}: could not load the model ({detail})") from None
     shape = tuple(model.inputs[0].shape[1:])
-    if shape not in ((BEAT_LENGTH,), (BEAT_LENGTH, 1)):
-        raise ModelError(f"{p}: the model takes input of shape {shape}, expected ({BEAT_LENGTH},) beats")
+    if shape not in ((BEAT_LENGTH,), (BEAT_LENGTH, 1), WINDOW_SHAPE) or (
+        shape == WINDOW_SHAPE and model.inputs[0].name != architectures.WINDOW_INPUT
+    ):
+        raise ModelError(
+            f"{p}: the model takes input of shape {shape}, expected ({BEAT_LENGTH},) beats or {WINDOW_SHAPE} windows"
+        )
     outputs = int(model.outputs[0].shape[-1])
     if n_classes is not None and outputs != n_classes:
         raise ModelError(f"{p}: the model predicts {outputs} classes, expected {n_classes} for this data")

@@ -21,12 +21,25 @@ from heartbeat.core.npyfile import load_npy
 SPLITS = ("train", "val", "test")
 
 
+SIDE_ARRAYS = ("R", "W", "P")
+"""Arrays a split has when its source knows each beat's record (physionet, demo), beside X and y."""
+
+
 @dataclass(frozen=True)
 class Split:
     X: np.ndarray
     y: np.ndarray
     R: np.ndarray | None = None
-    """Rhythm features ``(n, 6)`` (heartbeat/signal/context.py) when the source knows R-peak times, else None."""
+    """Rhythm context ``(n, 9)`` (heartbeat/signal/context.py) when the source knows R-peak times, else None."""
+    W: np.ndarray | None = None
+    """Centred two-lead windows ``(n, 125, 2)`` (heartbeat/signal/patient.py), else None."""
+    P: np.ndarray | None = None
+    """Features against the beat's own patient ``(n, 40)`` (heartbeat/signal/patient.py), else None."""
+
+    def take(self, idx: np.ndarray) -> Split:
+        """The rows ``idx`` of every array."""
+        sides = {k: None if getattr(self, k) is None else getattr(self, k)[idx] for k in SIDE_ARRAYS}
+        return Split(X=self.X[idx], y=self.y[idx], **sides)
 
 
 def save_dataset(folder: Path, splits: dict[str, Split]) -> None:
@@ -34,12 +47,17 @@ def save_dataset(folder: Path, splits: dict[str, Split]) -> None:
     for name, split in splits.items():
         write_npy(folder / f"X_{name}.npy", np.ascontiguousarray(split.X, dtype=np.float32))
         write_npy(folder / f"y_{name}.npy", np.asarray(split.y, dtype=np.int64))
-        if split.R is not None:
-            write_npy(folder / f"R_{name}.npy", np.ascontiguousarray(split.R, dtype=np.float32))
+        for kind in SIDE_ARRAYS:
+            if getattr(split, kind) is not None:
+                write_npy(
+                    folder / f"{kind}_{name}.npy",
+                    np.ascontiguousarray(getattr(split, kind), dtype=np.float32),
+                )
 
 
 def load_split(folder: str | os.PathLike[str], split: str, mmap: bool = False) -> Split:
-    """Load one split; a missing file tells which stage to run. ``R`` is loaded when ``R_<split>.npy`` exists."""
+    """Load one split; a missing file tells which stage to run. ``R``, ``W`` and ``P`` are loaded when
+    their files exist."""
     folder = Path(folder)
     arrays = []
     for kind in ("X", "y"):
@@ -53,10 +71,15 @@ def load_split(folder: str | os.PathLike[str], split: str, mmap: bool = False) -
     X, y = arrays
     if X.ndim != 2 or len(X) != len(y):
         raise DataError(f"{folder}: X_{split} has shape {X.shape} but y_{split} has {y.shape}")
-    R = None
-    r_path = folder / f"R_{split}.npy"
-    if r_path.is_file():
-        R = load_npy(r_path, mmap=mmap)
-        if R.ndim != 2 or len(R) != len(y):
-            raise DataError(f"{folder}: R_{split} has shape {R.shape} but y_{split} has {y.shape}")
-    return Split(X=X, y=y, R=R)
+    sides = {}
+    for kind in SIDE_ARRAYS:
+        path = folder / f"{kind}_{split}.npy"
+        if not path.is_file():
+            sides[kind] = None
+            continue
+        sides[kind] = load_npy(path, mmap=mmap)
+        if sides[kind].ndim < 2 or len(sides[kind]) != len(y):
+            raise DataError(
+                f"{folder}: {kind}_{split} has shape {sides[kind].shape} but y_{split} has {y.shape}"
+            )
+    return Split(X=X, y=y, **sides)

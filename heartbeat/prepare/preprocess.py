@@ -27,6 +27,7 @@ from heartbeat.core.splits import grouped_split, stratified_split
 from heartbeat.prepare.arrays import Split
 from heartbeat.prepare.augment import augment_minority_rows, oversample_index
 from heartbeat.signal.context import RR_COLUMNS, context_matrix
+from heartbeat.signal.patient import PATIENT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,25 @@ def _members(ids: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, list[st
     return {name: sorted(set(ids[idx].tolist())) for name, idx in parts.items()}
 
 
-def _take(X: np.ndarray, y: np.ndarray, idx: np.ndarray, R: np.ndarray | None = None) -> Split:
-    return Split(X=X[idx], y=y[idx], R=None if R is None else R[idx])
-
-
 def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
-    X, y = train.X, train.y
     a = cfg.augment
-    X, y, origin = augment_minority_rows(X, y, a.copies, a.amplitude, a.stretch, cfg.seed)
+    X, y, origin = augment_minority_rows(train.X, train.y, a.copies, a.amplitude, a.stretch, cfg.seed)
     if cfg.rebalance == "oversample":
         idx = oversample_index(y, cfg.seed)
         X, y, origin = X[idx], y[idx], origin[idx]
-    return Split(X=X, y=y, R=None if train.R is None else train.R[origin])
+    # An augmented copy keeps the side data of the beat it was made from.
+    sides = train.take(origin)
+    return Split(X=X, y=y, R=sides.R, W=sides.W, P=sides.P)
+
+
+def _rows(prov: pd.DataFrame, files: tuple[str, ...], n: int) -> pd.DataFrame:
+    """The provenance rows of ``files``, in file then row order (the order of the CSVs' beats)."""
+    rows = pd.concat([prov[prov["file"] == name].sort_values("row") for name in files])
+    if len(rows) != n:
+        raise DataError(
+            f"provenance.parquet: {len(rows)} rows for {', '.join(files)}, but the CSVs hold {n}; refetch"
+        )
+    return rows
 
 
 def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.ndarray) -> np.ndarray | None:
@@ -63,11 +71,7 @@ def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.nd
     """
     if prov is None or not set(RR_COLUMNS) <= set(prov.columns):
         return None
-    rows = pd.concat([prov[prov["file"] == name].sort_values("row") for name in files])
-    if len(rows) != len(X):
-        raise DataError(
-            f"provenance.parquet: {len(rows)} rows for {', '.join(files)}, but the CSVs hold {len(X)}; refetch"
-        )
+    rows = _rows(prov, files, len(X))
     groups = (
         rows["record"].astype(str).to_numpy() if "record" in rows.columns else np.zeros(len(rows), np.int8)
     )
@@ -76,28 +80,46 @@ def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.nd
     return context_matrix(rows, X, groups)
 
 
-def _beat_split(raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame | None = None) -> Prepared:
-    tr, te = raw["mitbih_train.csv"], raw["mitbih_test.csv"]
-    mit_files = ("mitbih_train.csv", "mitbih_test.csv")
-    R = None if prov is None else context_of_files(prov, mit_files, np.concatenate([tr.X, te.X]))
-    R_tr, R_te = (None, None) if R is None else (R[: len(tr.y)], R[len(tr.y) :])
-    keep, val = stratified_split(tr.y, cfg.val_fraction, cfg.seed, "mitbih_train.csv")
-    mitbih = {
-        "train": _take(tr.X, tr.y, keep, R_tr),
-        "val": _take(tr.X, tr.y, val, R_tr),
-        "test": Split(te.X, te.y, R_te),
-    }
-    ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
-    X = np.concatenate([raw[f].X for f in ptb_files])
-    y = np.concatenate([raw[f].y for f in ptb_files])
-    R = context_of_files(prov, ptb_files, X)
-    rest, test = stratified_split(y, cfg.ptb_test_fraction, cfg.seed, "PTB")
-    keep, val = stratified_split(y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
-    ptb = {
-        "train": _take(X, y, rest[keep], R),
-        "val": _take(X, y, rest[val], R),
-        "test": _take(X, y, test, R),
-    }
+def patient_of_files(
+    prov: pd.DataFrame | None, windows: np.ndarray | None, files: tuple[str, ...], n: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The windows and patient features (heartbeat/signal/patient.py) of the rows of ``files``, which the
+    source computed record by record: ``windows`` holds one window per provenance row, the patient
+    features are provenance columns. (None, None) when the source has none."""
+    if prov is None or windows is None or not set(PATIENT_COLUMNS) <= set(prov.columns):
+        return None, None
+    if len(windows) != len(prov):
+        raise DataError(f"windows.npy: {len(windows)} windows for {len(prov)} provenance rows; refetch")
+    rows = _rows(prov, files, n)
+    W = np.asarray(windows)[rows.index.to_numpy()]
+    return W, rows[list(PATIENT_COLUMNS)].to_numpy(dtype=np.float32)
+
+
+def _files(
+    raw: dict[str, Beats], files: tuple[str, ...], prov: pd.DataFrame | None, windows: np.ndarray | None
+) -> Split:
+    """Every beat of ``files`` in file order, with whatever side data the source gave."""
+    X = np.concatenate([raw[f].X for f in files])
+    y = np.concatenate([raw[f].y for f in files])
+    W, P = patient_of_files(prov, windows, files, len(y))
+    return Split(X=X, y=y, R=context_of_files(prov, files, X), W=W, P=P)
+
+
+MITBIH_FILES = ("mitbih_train.csv", "mitbih_test.csv")
+PTB_FILES = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
+
+
+def _beat_split(
+    raw: dict[str, Beats], cfg: PreprocessConfig, prov: pd.DataFrame | None, windows: np.ndarray | None
+) -> Prepared:
+    mit = _files(raw, MITBIH_FILES, prov, windows)
+    n_train = len(raw["mitbih_train.csv"].y)
+    keep, val = stratified_split(mit.y[:n_train], cfg.val_fraction, cfg.seed, "mitbih_train.csv")
+    mitbih = {"train": mit.take(keep), "val": mit.take(val), "test": mit.take(np.arange(n_train, len(mit.y)))}
+    ptb_all = _files(raw, PTB_FILES, prov, windows)
+    rest, test = stratified_split(ptb_all.y, cfg.ptb_test_fraction, cfg.seed, "PTB")
+    keep, val = stratified_split(ptb_all.y[rest], cfg.val_fraction, cfg.seed, "PTB train split")
+    ptb = {"train": ptb_all.take(rest[keep]), "val": ptb_all.take(rest[val]), "test": ptb_all.take(test)}
     return Prepared(mitbih=mitbih, ptb=ptb)
 
 
@@ -110,20 +132,16 @@ def _provenance_column(prov: pd.DataFrame, files: tuple[str, ...], column: str) 
     return np.concatenate(parts)
 
 
-def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: PreprocessConfig) -> Prepared:
+def _patient_split(
+    raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: PreprocessConfig, windows: np.ndarray | None
+) -> Prepared:
     if prov is None:
         raise DataError(
-            "preprocess.split: 'patient' needs record and patient IDs, which the physionet and demo sources "
-            "provide (the Kaggle CSVs have none); use -S data.source=physionet or split: beat"
+            "preprocess.split: 'patient' needs record and patient IDs, which only the physionet and demo "
+            "sources provide (the Kaggle CSVs have none); use -S data.source=physionet or split: beat"
         )
-    mit_files = ("mitbih_train.csv", "mitbih_test.csv")
-    X = np.concatenate([raw[f].X for f in mit_files])
-    y = np.concatenate([raw[f].y for f in mit_files])
-    records = _provenance_column(prov, mit_files, "record")
-    if len(records) != len(y):
-        raise DataError(
-            f"provenance.parquet: {len(records)} MIT-BIH rows, but the CSVs hold {len(y)}; refetch"
-        )
+    mit = _files(raw, MITBIH_FILES, prov, windows)
+    records = _provenance_column(prov, MITBIH_FILES, "record")
     p = cfg.patient
     excluded = np.isin(records, p.exclude_records)
     train_mask = np.isin(records, p.mitbih_train_records) & ~excluded
@@ -136,25 +154,17 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
             "list records you have"
         )
     tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test_mask)
-    R = context_of_files(prov, mit_files, X)
-    keep, val = grouped_split(y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records")
-    mitbih = {
-        "train": _take(X, y, tr_idx[keep], R),
-        "val": _take(X, y, tr_idx[val], R),
-        "test": _take(X, y, te_idx, R),
-    }
-    ptb_files = ("ptbdb_normal.csv", "ptbdb_abnormal.csv")
-    Xp = np.concatenate([raw[f].X for f in ptb_files])
-    yp = np.concatenate([raw[f].y for f in ptb_files])
-    Rp = context_of_files(prov, ptb_files, Xp)
-    patients = _provenance_column(prov, ptb_files, "patient")
-    rest, test = grouped_split(yp, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
-    p_keep, p_val = grouped_split(yp[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients")
-    ptb = {
-        "train": _take(Xp, yp, rest[p_keep], Rp),
-        "val": _take(Xp, yp, rest[p_val], Rp),
-        "test": _take(Xp, yp, test, Rp),
-    }
+    keep, val = grouped_split(
+        mit.y[tr_idx], records[tr_idx], cfg.val_fraction, cfg.seed, "MIT-BIH train records"
+    )
+    mitbih = {"train": mit.take(tr_idx[keep]), "val": mit.take(tr_idx[val]), "test": mit.take(te_idx)}
+    ptb_all = _files(raw, PTB_FILES, prov, windows)
+    patients = _provenance_column(prov, PTB_FILES, "patient")
+    rest, test = grouped_split(ptb_all.y, patients, cfg.ptb_test_fraction, cfg.seed, "PTB patients")
+    p_keep, p_val = grouped_split(
+        ptb_all.y[rest], patients[rest], cfg.val_fraction, cfg.seed, "PTB train patients"
+    )
+    ptb = {"train": ptb_all.take(rest[p_keep]), "val": ptb_all.take(rest[p_val]), "test": ptb_all.take(test)}
     groups = {
         "mitbih": _members(records, {"train": tr_idx[keep], "val": tr_idx[val], "test": te_idx}),
         "ptb": _members(patients, {"train": rest[p_keep], "val": rest[p_val], "test": test}),
@@ -162,15 +172,35 @@ def _patient_split(raw: dict[str, Beats], prov: pd.DataFrame | None, cfg: Prepro
     return Prepared(mitbih=mitbih, ptb=ptb, groups=groups)
 
 
-def prepare(raw: dict[str, Beats], cfg: PreprocessConfig, provenance: pd.DataFrame | None = None) -> Prepared:
-    """Build the splits of both datasets, then rebalance/augment the MIT-BIH training split."""
+def prepare(
+    raw: dict[str, Beats],
+    cfg: PreprocessConfig,
+    provenance: pd.DataFrame | None = None,
+    windows: np.ndarray | None = None,
+) -> Prepared:
+    """Build the splits of both datasets, then rebalance/augment the MIT-BIH training split.
+
+    ``provenance`` and ``windows`` are what a source that cuts beats from records writes beside the
+    CSVs (provenance.parquet, windows.npy); without them the splits hold beats only.
+    """
     if cfg.split == "patient":
-        prepared = _patient_split(raw, provenance, cfg)
+        prepared = _patient_split(raw, provenance, cfg, windows)
     else:
-        prepared = _beat_split(raw, cfg, provenance)
+        prepared = _beat_split(raw, cfg, provenance, windows)
     mitbih = dict(prepared.mitbih)
     mitbih["train"] = _rebalance_train(mitbih["train"], cfg)
     return Prepared(mitbih=mitbih, ptb=prepared.ptb, groups=prepared.groups)
+
+
+def records_of(provenance: pd.DataFrame | None) -> dict[str, list[str]] | None:
+    """The records the beats came from, per dataset (mitbih, ptb), or None for a source without records."""
+    if provenance is None or "record" not in provenance.columns:
+        return None
+    names = {"mitdb": "mitbih", "ptbdb": "ptb"}
+    out: dict[str, list[str]] = {}
+    for database, rows in provenance.groupby("database"):
+        out[names.get(str(database), str(database))] = sorted(set(rows["record"].astype(str)))
+    return out
 
 
 def class_counts(prepared: Prepared) -> dict[str, dict[str, dict[str, int]]]:

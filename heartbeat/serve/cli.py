@@ -32,22 +32,33 @@ PROG = "heartbeat"
 EXIT_BAD_INPUT = 2
 
 PREDICT_DESCRIPTION = """\
-Classify single heartbeats with a trained model and print one row per beat:
-its index (and R-peak sample for a record), the predicted class and the
-probability of every class. A summary of counts per class goes to stderr, with
-accuracy and macro-F1 when the input carries labels.
+Classify single heartbeats and print one row per beat: its index (and, for a
+recording, its R-peak sample and time), the predicted class and the probability
+of every class. A summary of counts per class goes to stderr, with accuracy and
+macro-F1 when the input carries labels.
+
+Without --model it uses the pretrained MIT-BIH model that comes with the
+package (trained on real MIT-BIH records; see its model card,
+heartbeat/serve/pretrained/MODEL_CARD.md): research use, not a medical device.
 
 INPUT is one of:
-  beats.csv        Kaggle-format rows: 187 samples in [0, 1], optionally a label
-                   column (188 columns), no header
-  beats.npy        a float array of shape (n, 187), samples in [0, 1]
-  path/to/record   a WFDB record (record.hea + .dat, optionally .atr), given
-                   without suffix; beats are cut as the physionet source cuts
-                   them (heartbeat/signal/segment.py), R-peaks from the .atr beat
-                   annotations when present (which also gives AAMI labels),
-                   else from the paper's detector
-  -                a CSV or .npy on standard input; it, /dev/stdin and other
-                   pipes (<(...)) are read once, whole, up to 1 GiB
+  path/to/record   a WFDB record (record.hea + .dat, optionally .atr) at any
+                   sampling rate, given without suffix
+  recording.edf    an EDF or EDF+ recording
+  signal.csv       a CSV or TSV of samples, one column per lead, with or
+                   without a header row; needs --fs (and --lead to pick one)
+  signal.npy       a 1-D array of samples; needs --fs
+  beats.csv        Kaggle-format beats: 187 samples in [0, 1] per row,
+                   optionally a label column, no header (no --fs)
+  beats.npy        an array of shape (n, 187), samples in [0, 1]
+  -                any of the files above on standard input; it, /dev/stdin and
+                   other pipes (<(...)) are read once, whole, up to 1 GiB
+
+A recording's beats are cut exactly as the training data was
+(heartbeat/signal/beats.py), at the R-peaks of its .atr annotations when it has
+them (which also gives AAMI labels), else at those wfdb's XQRS detector finds.
+The lead is MLII (else II, else V5) unless --lead names one; a second lead, where
+the recording has one, feeds the model's two-lead inputs.
 
 -o FILE replaces FILE atomically and keeps its permissions; a symlink is
 written through; a device or FIFO (/dev/null, /dev/stdout) is written in place,
@@ -58,7 +69,10 @@ The model decides the classes: 5 outputs are MIT-BIH (N S V F Q), 2 are PTB
 
 PREDICT_EPILOG = """\
 examples:
-  heartbeat predict --model models/resnet_mitbih.keras mitdb/208   # a WFDB record
+  heartbeat predict mitdb/208                                   # the pretrained model
+  heartbeat predict my_ecg.edf --plot my_ecg.png --format json -o beats.json
+  heartbeat predict holter.csv --fs 250 --lead II
+  heartbeat predict --model models/resnet_mitbih.keras mitdb/208   # a model you trained
   heartbeat predict --model models/resnet_ptb.keras data/raw/ptbdb_normal.csv -o pred.csv
   heartbeat predict --model models/export/resnet_ptb.tflite beats.npy --format json
   heartbeat predict --model models/mlp_ptb.keras --backend onnx data/raw/ptbdb_abnormal.csv
@@ -95,6 +109,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of Hz") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of Hz, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from heartbeat.serve.inputs import KINDS, PEAK_MODES
     from heartbeat.serve.runners import BACKENDS, DEFAULT_BATCH, PRECISIONS, PROGRESS_MIN_BEATS
@@ -116,13 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "input",
         metavar="INPUT",
-        help="beats (.csv, .npy; - for standard input) or a WFDB record path without suffix",
+        help="a recording (WFDB record without suffix, .edf, a signal .csv/.tsv/.npy with --fs) or beats "
+        "(.csv, .npy); - for standard input",
     )
     p.add_argument(
         "-m",
         "--model",
-        required=True,
-        help="a trained model: models/<name>.keras, or an exported .tflite/.onnx",
+        help="a trained model: models/<name>.keras, or an exported .tflite/.onnx (default: the pretrained "
+        "MIT-BIH model)",
+    )
+    p.add_argument(
+        "--fs",
+        type=_rate,
+        help="sampling rate in Hz of a signal given as a CSV/TSV or a 1-D .npy (required for those)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw the recording with each beat's class, and a few beats of each class, to this PNG",
     )
     p.add_argument(
         "-b",
@@ -155,14 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lead",
-        help="record lead to use, by name (default: the first of MLII, II, V5 the record has)",
+        help="the lead to use, by name or 0-based column index (default: the first of MLII, II, V5 the "
+        "recording has, or its only one)",
     )
     p.add_argument(
         "--peaks",
         choices=PEAK_MODES,
         default="auto",
-        help="R-peaks of a record: its .atr beat annotations or the paper's detector "
-        "(default: auto, annotations when a .atr exists)",
+        help="R-peaks of a recording: its .atr annotations, wfdb's XQRS detector, or the paper's threshold "
+        "detector (default: auto, annotations when a .atr exists, else the detector)",
     )
     p.add_argument(
         "--dataset",
@@ -206,8 +242,11 @@ def result_table(beats, runner, proba: np.ndarray) -> dict[str, np.ndarray | lis
     return cols
 
 
-def format_rows(cols: dict[str, np.ndarray | list], fmt: str) -> str:
-    """CSV with a header, or a JSON array with one object per beat; probabilities to 6 decimals."""
+def format_rows(cols: dict[str, np.ndarray | list], fmt: str, about: dict | None = None) -> str:
+    """CSV with a header, or a JSON object: ``about`` (the model, its training data, the input) beside
+    ``beats``, one object per beat; probabilities to 6 decimals."""
+    import json
+
     import pandas as pd
 
     frame = pd.DataFrame(cols)
@@ -215,7 +254,38 @@ def format_rows(cols: dict[str, np.ndarray | list], fmt: str) -> str:
         return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
     prob_cols = [c for c in frame.columns if c.startswith("p_")]
     frame[prob_cols] = frame[prob_cols].astype(np.float64).round(6)
-    return frame.to_json(orient="records", double_precision=6) + "\n"
+    beats = json.loads(frame.to_json(orient="records", double_precision=6))
+    return json.dumps({**(about or {}), "beats": beats}, indent=1, ensure_ascii=False) + "\n"
+
+
+def describe(beats, runner, input_path: str) -> dict:
+    """What the JSON output says beside the beats: the model, what trained it, and the input."""
+    source = {"path": str(input_path), "kind": beats.kind}
+    if beats.fs:
+        source |= {"fs": beats.fs, "lead": beats.lead, "r_peaks": beats.peaks}
+    return {
+        "model": {"path": str(runner.path), "backend": runner.backend, "classes": list(runner.class_names)},
+        "trained_on": runner.trained_on,
+        "input": source,
+    }
+
+
+def training_data(trained_on: dict | None) -> str:
+    """One phrase for what trained a model, from its sidecar's ``trained_on``."""
+    if not trained_on:
+        return "unknown data (its sidecar json does not say)"
+    source = trained_on.get("source", "unknown source")
+    if trained_on.get("synthetic"):
+        return f"SYNTHETIC {source} data"
+    records = trained_on.get("records") or {}
+    n = sum(len(v) for v in records.values()) if isinstance(records, dict) else 0
+    split = trained_on.get("split")
+    parts = [f"{source} data"]
+    if n:
+        parts.append(f"{n} records")
+    if split:
+        parts.append(f"{split} split")
+    return ", ".join(parts)
 
 
 def _usable_labels(beats, runner) -> np.ndarray | None:
@@ -277,6 +347,7 @@ def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]
     lines = [
         f"{n:,} beats{where}; model {runner.path.name} on {runner.backend}{via}, "
         f"{runner.threads} threads: {seconds:.2f} s ({rate:,.0f} beats/s)",
+        f"model trained on {training_data(runner.trained_on)}",
         "predicted: "
         + ", ".join(f"{name} {c:,} ({c / n:.1%})" for name, c in zip(names, counts, strict=True)),
     ]
@@ -292,6 +363,17 @@ def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]
             "no accuracy"
         )
     return lines
+
+
+def synthetic_warning(runner) -> str | None:
+    """A warning when the model learnt from synthetic data: its classes mean little on a real ECG."""
+    if not (runner.trained_on or {}).get("synthetic"):
+        return None
+    return (
+        f"{runner.path}: this model was trained on SYNTHETIC data (the demo source); its classes mean "
+        "little on a real ECG. Leave out --model to use the pretrained model, or train on real data "
+        "(dvc exp run -S data.source=physionet)"
+    )
 
 
 def files_read(input_path: str, model_path: str) -> list[Path]:
@@ -312,31 +394,60 @@ def files_read(input_path: str, model_path: str) -> list[Path]:
 # ---------------------------------------------------------------- commands
 
 
+def default_model(backend: str) -> tuple[str, str]:
+    """The pretrained model and the backend to run it on: its TFLite export, which starts without
+    TensorFlow, unless another backend is asked for."""
+    from heartbeat.serve import pretrained
+
+    if not pretrained.MODEL.is_file():
+        raise ModelError(
+            f"{pretrained.MODEL}: the pretrained model is missing from this installation; reinstall the "
+            "package, or pass --model with a model you trained (models/resnet_mitbih.keras)"
+        )
+    return str(pretrained.MODEL), "tflite" if backend == "auto" else backend
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.output import plan_output, write_output
+    from heartbeat.serve.output import plan_output, write_output, write_output_bytes
     from heartbeat.serve.runners import load_runner, predict_proba
 
-    output = plan_output(args.output, files_read(args.input, args.model))  # before any work
-    beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks)
-    runner = load_runner(args.model, args.backend, args.threads, args.precision)
+    model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
+    read = files_read(args.input, model)
+    output = plan_output(args.output, read)  # before any work
+    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
+    if plot is not None and beats.signal is None:
+        raise ParamsError(f"--plot: {args.input} holds beats, not a recording; there is no signal to draw")
+    runner = load_runner(model, backend, args.threads, args.precision)
     if args.dataset and runner.dataset != args.dataset:
         raise ModelError(
-            f"{args.model}: the model predicts {runner.n_classes} classes ({runner.dataset}), "
+            f"{model}: the model predicts {runner.n_classes} classes ({runner.dataset}), "
             f"--dataset {args.dataset} needs a {args.dataset} model"
         )
     check_labels(beats, runner, args.input)
-    warning = dataset_warning(beats, runner, args.input)
-    if warning:
-        log.warning("%s", warning)
+    for warning in (dataset_warning(beats, runner, args.input), synthetic_warning(runner)):
+        if warning:
+            log.warning("%s", warning)
     progress = {"auto": None, "on": True, "off": False}[args.progress]
     start = time.perf_counter()
-    rhythm = beats.context if runner.rhythm else None
     proba = predict_proba(
-        runner, beats.X, args.batch_size, progress=progress and not args.quiet, rhythm=rhythm
+        runner,
+        beats.X,
+        args.batch_size,
+        progress=progress and not args.quiet,
+        rhythm=beats.context,
+        window=beats.window,
+        patient=beats.patient,
     )
     seconds = time.perf_counter() - start
-    write_output(output, format_rows(result_table(beats, runner, proba), args.format))
+    about = describe(beats, runner, args.input) if args.format == "json" else None
+    write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
+    if plot is not None:
+        from heartbeat.evaluate.plots import png_bytes, recording_figure
+
+        figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names, beats.X)
+        write_output_bytes(plot, png_bytes(figure))
     if not args.quiet:
         for line in summary_lines(beats, runner, proba, seconds):
             print(f"{PROG} predict: {line}", file=sys.stderr)

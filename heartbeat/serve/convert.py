@@ -54,14 +54,26 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _input_spec(model: Any) -> list[Any]:
+def input_specs(model: Any) -> list[Any]:
+    """One float32 ``TensorSpec`` per model input (batch dimension free), named as the input is:
+    ``beat``, and ``rhythm`` for a model that also takes the context matrix."""
     import tensorflow as tf
 
-    shape = [None, *model.inputs[0].shape[1:]]
-    return [tf.TensorSpec(shape, tf.float32, name="beat")]
+    return [tf.TensorSpec([None, *t.shape[1:]], tf.float32, name=t.name) for t in model.inputs]
 
 
-def _converter_options(quantize: str | None, calibration: np.ndarray | None) -> dict[str, Any]:
+def _signature(model: Any) -> list[Any]:
+    """The ``input_signature`` Keras' exporters take: a list of specs for one input, and the list of
+    all specs inside a list (one argument, the list of inputs) for several."""
+    specs = input_specs(model)
+    return specs if len(specs) == 1 else [specs]
+
+
+Calibration = np.ndarray | dict[str, np.ndarray]
+"""int8 calibration data: beats for a one-input model, or one array per input name."""
+
+
+def _converter_options(quantize: str | None, calibration: Calibration | None) -> dict[str, Any]:
     import tensorflow as tf
 
     if quantize in (None, "none"):
@@ -71,21 +83,27 @@ def _converter_options(quantize: str | None, calibration: np.ndarray | None) -> 
     if quantize == "float16":
         return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
     if quantize == "int8":
-        if calibration is None or len(calibration) == 0:
+        arrays = calibration if isinstance(calibration, dict) else {"": calibration}
+        if any(a is None or len(a) == 0 for a in arrays.values()):
             raise ModelError("int8 quantisation needs calibration beats (the training split)")
-        beats = np.ascontiguousarray(calibration, dtype=np.float32)
+        arrays = {k: np.ascontiguousarray(a, dtype=np.float32) for k, a in arrays.items()}
+        n = len(next(iter(arrays.values())))
 
-        def representative() -> Iterator[list[np.ndarray]]:
-            for start in range(0, len(beats), 32):
-                yield [beats[start : start + 32]]
+        def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
+            # Several inputs go by name: the converted model orders its inputs by name, not as Keras does.
+            for start in range(0, n, 32):
+                batch = {k: a[start : start + 32] for k, a in arrays.items()}
+                yield batch if isinstance(calibration, dict) else [batch[""]]
 
         return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative}
     raise ModelError(f"unknown quantisation {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")
 
 
-def tflite_bytes(model: Any, quantize: str | None = None, calibration: np.ndarray | None = None) -> bytes:
+def tflite_bytes(model: Any, quantize: str | None = None, calibration: Calibration | None = None) -> bytes:
     """Convert a Keras model to a TFLite flatbuffer (optionally quantised) and return its bytes."""
     options = _converter_options(quantize, calibration)
+    if len(model.inputs) > 1:
+        options["input_signature"] = _signature(model)
     with tempfile.TemporaryDirectory(prefix="heartbeat-tflite-") as tmp:
         target = Path(tmp) / "model.tflite"
         try:
@@ -100,7 +118,7 @@ def export_tflite(
     model: Any,
     path: str | os.PathLike[str],
     quantize: str | None = None,
-    calibration: np.ndarray | None = None,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write ``model`` as a TFLite flatbuffer to ``path``, atomically."""
     content = tflite_bytes(model, quantize, calibration)
@@ -118,7 +136,7 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> str:
     with atomic_path(path) as tmp:
         try:
             with _quiet():
-                model.export(str(tmp), format="onnx", verbose=False, input_signature=_input_spec(model))
+                model.export(str(tmp), format="onnx", verbose=False, input_signature=_signature(model))
             canonical_onnx(tmp)
             return "keras.export"
         except ImportError as exc:
@@ -129,9 +147,9 @@ def export_onnx(model: Any, path: str | os.PathLike[str]) -> str:
             import tensorflow as tf
             import tf2onnx
 
-            fn = tf.function(lambda x: model(x, training=False))
+            fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
             with _quiet():
-                tf2onnx.convert.from_function(fn, input_signature=_input_spec(model), output_path=str(tmp))
+                tf2onnx.convert.from_function(fn, input_signature=input_specs(model), output_path=str(tmp))
             canonical_onnx(tmp)
             return "tf2onnx"
         except Exception as exc:

@@ -25,7 +25,8 @@ from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import ModelError
 from heartbeat.core.hashing import sha256_file
 from heartbeat.evaluate.metrics import macro_f1
-from heartbeat.serve.convert import FORMATS, export_onnx, export_tflite, parity, tflite_bytes
+from heartbeat.prepare.arrays import Split
+from heartbeat.serve.convert import FORMATS, Calibration, export_onnx, export_tflite, parity, tflite_bytes
 
 log = logging.getLogger("heartbeat")
 
@@ -43,11 +44,10 @@ def export_model(
     name: str,
     keras_path: Path,
     out_dir: Path,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
+    test: Split,
     formats: tuple[str, ...] | list[str] = FORMATS,
     quantize: tuple[str, ...] | list[str] = (),
-    calibration: np.ndarray | None = None,
+    calibration: Split | None = None,
     thresholds: Thresholds = Thresholds(),
     batch_size: int = 1024,
 ) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def export_model(
     variants as ``<name>.<variant>.tflite``). Raises :class:`ModelError` when
     an fp32 export fails parity; a converter that does not work is reported
     (``"error"``) rather than fatal, because the other format is still useful.
+    A model with more inputs than the beat is checked and calibrated with the splits' side arrays.
     """
     from heartbeat.model.saving import load_model
     from heartbeat.serve.runners import (
@@ -69,16 +70,13 @@ def export_model(
     )
 
     model = load_model(keras_path)
-    if len(model.inputs) != 1:
-        # Expected, not a fault: the recipe's rhythm model runs with `heartbeat predict --backend keras`.
-        reason = f"the model takes {len(model.inputs)} inputs; only beat-only models are exported"
-        log.info("%s: not exported (%s)", name, reason)
-        return {"skipped": reason}
-    X = check_beats(X_test, f"test split of {name}")
-    y = np.asarray(y_test)
+    X = check_beats(test.X, f"test split of {name}")
+    y = np.asarray(test.y)
+    sides = {"rhythm": test.R, "window": test.W, "patient": test.P}
     # The reference is the keras backend of `heartbeat predict`: the same model call as
     # model.predict, traced once for any batch size instead of once per shape.
-    reference = predict_proba(load_keras(keras_path, default_threads()), X, batch_size, progress=False)
+    keras_runner = load_keras(keras_path, default_threads())
+    reference = predict_proba(keras_runner, X, batch_size, progress=False, **sides)
     ref_f1 = macro_f1(y, reference)
     result: dict[str, Any] = {"keras": {"macro_f1": ref_f1, "n": len(y)}}
     loaders = {"tflite": load_tflite, "onnx": load_onnx}
@@ -94,7 +92,7 @@ def export_model(
             log.warning("%s: %s export failed: %s", name, fmt, exc)
             result[fmt] = {"error": str(exc)}
             continue
-        proba = predict_proba(loaders[fmt](target, 2), X, batch_size, progress=False)
+        proba = predict_proba(loaders[fmt](target, 2), X, batch_size, progress=False, **sides)
         check = parity(reference, proba)
         result[fmt] = {
             **check.as_dict(),
@@ -116,9 +114,12 @@ def export_model(
             check.max_abs_diff,
             check.n,
         )
+    samples = None
+    if calibration is not None:
+        samples = calibration_samples(keras_runner.inputs, calibration, name, keras_runner.rhythm_width)
     for variant in quantize:
         result[f"tflite_{variant}"] = _quantised(
-            name, model, variant, out_dir, X, y, reference, ref_f1, calibration, thresholds, batch_size
+            name, model, variant, out_dir, X, y, reference, ref_f1, samples, thresholds, batch_size, sides
         )
     return result
 
@@ -132,9 +133,10 @@ def _quantised(
     y: np.ndarray,
     reference: np.ndarray,
     ref_f1: float,
-    calibration: np.ndarray | None,
+    calibration: Calibration | None,
     thresholds: Thresholds,
     batch_size: int,
+    sides: dict[str, np.ndarray | None],
 ) -> dict[str, Any]:
     from heartbeat.serve.runners import load_tflite, predict_proba
 
@@ -144,7 +146,7 @@ def _quantised(
         log.warning("%s: %s quantisation failed: %s", name, variant, exc)
         return {"error": str(exc), "shipped": False}
     runner = load_tflite(Path(f"{name}.{variant}.tflite"), 2, content=content)
-    proba = predict_proba(runner, X, batch_size, progress=False)
+    proba = predict_proba(runner, X, batch_size, progress=False, **sides)
     check = parity(reference, proba)
     f1 = macro_f1(y, proba)
     ok = check.agreement >= thresholds.min_agreement and abs(f1 - ref_f1) < thresholds.max_f1_change
@@ -169,11 +171,30 @@ def _quantised(
     return figures
 
 
-def calibration_beats(X_train: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A fixed random sample of training beats to calibrate int8 activation ranges."""
+def calibration_samples(
+    inputs: tuple[str, ...], calibration: Split, name: str, rhythm_width: int = 0
+) -> Calibration:
+    """int8 calibration data for a model with ``inputs``: the beats of a one-input model, else one
+    array per input name, from the calibration split's arrays."""
+    R = None if calibration.R is None else np.asarray(calibration.R)[:, :rhythm_width]
+    arrays = {"beat": calibration.X, "rhythm": R, "window": calibration.W, "patient": calibration.P}
+    missing = [i for i in inputs if arrays[i] is None]
+    if missing:
+        raise ModelError(
+            f"{name}: the model takes {', '.join(missing)}, which the calibration split has none of"
+        )
+    if inputs == ("beat",):
+        return calibration.X
+    return {i: np.asarray(arrays[i]) for i in inputs}
+
+
+def calibration_beats(train: Split, n: int, seed: int) -> Split:
+    """A fixed random sample of training beats (and their context rows) to calibrate int8 activation ranges."""
     rng = np.random.default_rng(seed)
-    take = rng.choice(len(X_train), size=min(n, len(X_train)), replace=False)
-    return np.ascontiguousarray(np.asarray(X_train)[np.sort(take)], dtype=np.float32).reshape(-1, BEAT_LENGTH)
+    take = np.sort(rng.choice(len(train.y), size=min(n, len(train.y)), replace=False))
+    X = np.ascontiguousarray(np.asarray(train.X)[take], dtype=np.float32).reshape(-1, BEAT_LENGTH)
+    picked = train.take(take)
+    return Split(X=X, y=picked.y, R=picked.R, W=picked.W, P=picked.P)
 
 
 def inputs_key(source_sha256: str, params: dict[str, Any], data_dir: Path) -> str:

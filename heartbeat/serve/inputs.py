@@ -1,13 +1,15 @@
-"""Read what a user hands ``heartbeat predict``: a beat CSV, a ``.npy`` array, or a WFDB record.
+"""Read what a user hands ``heartbeat predict``: beats (a Kaggle-format CSV, an ``(n, 187)`` array)
+or a continuous recording (a WFDB record at any rate, EDF/EDF+, a CSV/TSV of signal columns or a
+1-D array, the last two with ``--fs``).
 
-Every reader returns :class:`Beats`: float32 beats ``(n, 187)`` in [0, 1], the
-true labels when the input carries them, and for a record the R-peak sample of
-each beat. Anything unusable is a :class:`DataError` with one line that names
-the file and the problem, which the CLI turns into exit code 2.
-
-WFDB records are read by :mod:`heartbeat.signal.records` and cut by
-:func:`heartbeat.signal.segment.extract_beats`, the code the ``physionet``
-source uses, so a model sees beats cut exactly as in training.
+Every reader returns :class:`Beats`: float32 beats ``(n, 187)`` in [0, 1], the true labels when the
+input carries them, and for a recording the R-peak sample of each beat, its context and the lead
+itself. A recording is read by :mod:`heartbeat.signal.recordings` and cut by
+:func:`heartbeat.signal.beats.cut_record`, the code the physionet and demo sources use, so a model
+sees beats cut exactly as in training. R-peaks come from the record's ``.atr`` annotations where it
+has them, else from wfdb's XQRS detector (:func:`heartbeat.signal.detect.r_peaks`). Anything
+unusable is a :class:`DataError` with one line that names the file and the problem, which the CLI
+turns into exit code 2.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from heartbeat.core.streams import display_name, is_stream, read_stream
 
 log = logging.getLogger("heartbeat")
 
-KINDS: tuple[str, ...] = ("auto", "csv", "npy", "wfdb")
-DEFAULT_LEADS: tuple[str, ...] = ("MLII", "II", "V5")
-"""Tried in order, case-insensitively: MIT-BIH's MLII (the training lead), PTB's lead ii, then V5,
-the physionet source's fallback for the MIT-BIH records that lack MLII."""
-PEAK_MODES: tuple[str, ...] = ("auto", "annotations", "detector")
+KINDS: tuple[str, ...] = ("auto", "csv", "npy", "wfdb", "edf", "signal")
+"""``csv``/``npy``: beats; ``wfdb``, ``edf``: recordings; ``signal``: a CSV/TSV of samples or a 1-D
+``.npy``, with ``--fs``. ``auto`` decides from the name and content, and from whether ``--fs`` is given."""
+PEAK_MODES: tuple[str, ...] = ("auto", "annotations", "detector", "paper")
+"""Where a recording's R-peaks come from: its ``.atr`` annotations, wfdb's XQRS (``detector``), or the
+paper's threshold detector (``paper``); ``auto`` takes annotations where there are any."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,17 @@ class Beats:
     lead: str | None = None
     peaks: str | None = None
     """How R-peaks were found (records only): ``annotations`` or ``detector``."""
+    signal: np.ndarray | None = None
+    """The lead the beats were cut from (recordings only), for ``--plot``."""
+    kind: str | None = None
+    """How the input was read: one of :data:`KINDS` but ``auto``."""
     context: np.ndarray | None = None
     """The ``(n, 9)`` context matrix of a record's beats (R-R and record-template features), as the
     physionet source and preprocess compute it for training; None for beats without a record."""
+    window: np.ndarray | None = None
+    """``(n, 125, 2)`` two-lead windows of a record's beats (heartbeat/signal/patient.py); else None."""
+    patient: np.ndarray | None = None
+    """``(n, 40)`` features of a record's beats against their patient (heartbeat/signal/patient.py)."""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -59,28 +70,31 @@ class Beats:
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def detect_kind(path: Path, data: bytes | None = None) -> str:
-    """``csv``, ``npy`` or ``wfdb`` from the name, falling back to the first bytes (``data``, for
-    an input already read from a pipe, or the file's)."""
-    if data is not None:
-        return "npy" if data.startswith(_NPY_MAGIC) else "csv"
+def detect_kind(path: Path, data: bytes | None = None, fs: float | None = None) -> str:
+    """``csv``, ``npy``, ``wfdb``, ``edf`` or ``signal`` from the name, else the first bytes (``data``,
+    for an input already read from a pipe, or the file's); a table with ``--fs`` is a ``signal``."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".npy":
-        return "npy"
-    if suffix in (".hea", ".dat", ".atr") or (
-        not path.exists() and path.with_name(path.name + ".hea").exists()
-    ):
-        return "wfdb"
-    if path.is_file():
+    if data is None:
+        if suffix in (".hea", ".dat", ".atr") or (
+            not path.exists() and path.with_name(path.name + ".hea").exists()
+        ):
+            return "wfdb"
+        if not path.exists():
+            raise DataError(
+                f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
+                "with mitdb/100.hea next to it)"
+            )
+        if not path.is_file():
+            raise DataError(f"{path}: is not a file")
         with open(path, "rb") as fh:
-            head = fh.read(8)
-        return "npy" if head.startswith(_NPY_MAGIC) else "csv"
-    raise DataError(
-        f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
-        "with mitdb/100.hea next to it)"
-    )
+            data_head = fh.read(256)
+    else:
+        data_head = data[:256]
+    if suffix in (".edf", ".rec") or data_head.startswith(b"0       "):
+        return "edf"
+    if suffix == ".npy" or data_head.startswith(_NPY_MAGIC):
+        return "npy"
+    return "signal" if fs is not None else "csv"
 
 
 def read_input(
@@ -88,21 +102,33 @@ def read_input(
     kind: str = "auto",
     lead: str | None = None,
     peaks: str = "auto",
+    fs: float | None = None,
 ) -> Beats:
     """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`).
 
     ``-`` is standard input; it, and any other pipe (``/dev/stdin``, a process substitution),
     is read once, whole, and parsed from memory: a pipe cannot be opened twice.
     """
+    if kind not in KINDS:
+        raise DataError(f"unknown input kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if peaks not in PEAK_MODES:
+        raise DataError(f"unknown peaks mode {peaks!r}; expected one of {', '.join(PEAK_MODES)}")
     p = Path(path)
     data = read_stream(path) if is_stream(path) else None
     if kind == "auto":
-        kind = detect_kind(p, data)
+        kind = detect_kind(p, data, fs)
+        if kind == "csv":
+            _not_a_signal(p, data)
     if kind == "csv":
+        if fs is not None:
+            raise DataError(
+                f"{display_name(path)}: --fs is for a signal; a beat CSV (187 samples per row) has no "
+                "sampling rate (use --input-kind signal for a CSV of samples)"
+            )
         beats = read_beats_csv(path, labelled=None, data=data)
-        return Beats(X=beats.X, y=beats.y)
+        return Beats(X=beats.X, y=beats.y, kind="csv")
     if kind == "npy":
-        return read_npy(p, data)
+        return read_npy(p, data, fs, lead, peaks)
     if kind == "wfdb":
         if data is not None:
             raise DataError(
@@ -110,11 +136,39 @@ def read_input(
                 "from a pipe; give the record's path"
             )
         return read_record(p, lead=lead, peaks=peaks)
-    raise DataError(f"unknown input kind {kind!r}; expected one of {', '.join(KINDS)}")
+    from heartbeat.signal import recordings
+
+    name = display_name(path)
+    if kind == "edf":
+        return from_recording(recordings.read_edf(name, lead, data), peaks, "edf")
+    return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal")
 
 
-def read_npy(path: Path, data: bytes | None = None) -> Beats:
-    """An ``(n, 187)`` array of beats in [0, 1]; a single ``(187,)`` beat is accepted as one row.
+def _not_a_signal(path: Path, data: bytes | None) -> None:
+    """A table with a few columns and no ``--fs`` is a signal given without its rate, not beats: say so,
+    rather than that its rows are too short."""
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    lines = data.lstrip(b"\xef\xbb\xbf").splitlines()
+    first = lines[0].decode("utf-8", errors="replace") if lines else ""
+    columns = max(len(first.split(sep)) for sep in (",", "\t", ";"))
+    if 0 < columns < BEAT_LENGTH:
+        raise DataError(
+            f"{display_name(path)}: {columns} column(s) per row: a signal, not Kaggle-format beats (187 samples "
+            "per row); pass its sampling rate with --fs HZ"
+        )
+
+
+def read_npy(
+    path: Path,
+    data: bytes | None = None,
+    fs: float | None = None,
+    lead: str | None = None,
+    peaks: str = "auto",
+) -> Beats:
+    """An ``(n, 187)`` array of beats in [0, 1] (a single ``(187,)`` beat is one row), or with ``fs`` a
+    1-D array of samples: one lead of a recording.
 
     ``data`` is the file's content when it was read from a pipe; ``path`` then only names it.
     """
@@ -127,7 +181,16 @@ def read_npy(path: Path, data: bytes | None = None) -> Beats:
         raise DataError(f"{path}: is a folder, expected a .npy file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if X.ndim == 1 and X.shape[0] == BEAT_LENGTH:
+    if fs is not None:
+        from heartbeat.signal import recordings
+
+        return from_recording(recordings.signal_array(X, fs, path), peaks, "signal")
+    if X.ndim == 1 and X.shape[0] != BEAT_LENGTH:
+        raise DataError(
+            f"{path}: a 1-D array of {X.shape[0]} values is a signal, not a beat: pass its sampling rate "
+            "with --fs HZ"
+        )
+    if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != BEAT_LENGTH:
         raise DataError(f"{path}: array has shape {X.shape}, expected (n, {BEAT_LENGTH}): one beat per row")
@@ -147,10 +210,10 @@ def read_npy(path: Path, data: bytes | None = None) -> Beats:
             f"{path}: row {row + 1}, column {col + 1}: value {X[row, col]:.6g} is outside [0, 1]; "
             "beats must be normalised to [0, 1] as in the Kaggle set"
         )
-    return Beats(X=X)
+    return Beats(X=X, kind="npy")
 
 
-# ---------------------------------------------------------------- WFDB records
+# ---------------------------------------------------------------- recordings
 
 
 def _record_base(path: Path) -> Path:
@@ -160,68 +223,62 @@ def _record_base(path: Path) -> Path:
 def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Beats:
     """Segment one WFDB record into beats.
 
-    ``peaks``: ``annotations`` uses the record's ``.atr`` beat annotations (and
-    so yields AAMI labels), ``detector`` runs the paper's R-peak detector,
-    ``auto`` uses annotations when a ``.atr`` file exists. A PTB record whose
-    header names its diagnosis yields PTB labels for every beat.
+    ``peaks``: ``annotations`` uses the record's ``.atr`` beat annotations (and so yields AAMI
+    labels), ``detector`` runs wfdb's XQRS, ``paper`` the paper's threshold detector, ``auto`` uses
+    annotations when a ``.atr`` file exists. A PTB record whose header names its diagnosis yields
+    PTB labels for every beat.
     """
-    if peaks not in PEAK_MODES:
-        raise DataError(f"unknown peaks mode {peaks!r}; expected one of {', '.join(PEAK_MODES)}")
+    from heartbeat.signal import recordings
+
     base = _record_base(path)
-    where = str(base)
-    if not base.with_name(base.name + ".hea").is_file():
-        raise DataError(f"{where}: no WFDB header {base.name}.hea; give the record path without suffix")
-    try:
-        return _cut(base, where, lead, peaks)
-    except DataError as exc:  # the segmenter's checks do not know which record they are about
-        raise about(exc, where) from None
+    if peaks == "annotations" and not base.with_name(base.name + ".atr").is_file():
+        raise DataError(f"{base}: --peaks annotations needs {base.name}.atr next to the header")
+    rec = recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
+    return from_recording(rec, peaks, "wfdb")
 
 
-def _cut(base: Path, where: str, lead: str | None, peaks: str) -> Beats:
-    from heartbeat.signal import records
+def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:
+    """The beats of a :class:`~heartbeat.signal.recordings.Recording`, cut as the sources cut them."""
+    from heartbeat.signal import detect, recordings, records
     from heartbeat.signal.beats import cut_record
 
-    header = records.read_header(base, where)
-    names = [str(n) for n in (header.sig_name or [])]
-    chosen = records.pick_lead(names, (lead,) if lead else DEFAULT_LEADS)
-    if chosen is None:
-        wanted = lead or " or ".join(DEFAULT_LEADS)
-        raise DataError(
-            f"{where}: no usable lead: wanted {wanted}, the record has {', '.join(names) or 'no signals'}; "
-            "pass --lead NAME to choose one (the models were trained on MLII / lead II beats)"
-        )
-    if lead is None and chosen.lower() not in ("mlii", "ii"):
-        log.warning("%s: no MLII or II lead; using %s, a lead the models were not trained on", where, chosen)
-    signal = records.read_lead(base, header, chosen, where)
-    fs = float(header.fs)
-    has_atr = base.with_name(base.name + ".atr").is_file()
-    mode = ("annotations" if has_atr else "detector") if peaks == "auto" else peaks
-    y = None
-    label_dataset = None
-    if mode == "annotations":
-        if not has_atr:
-            raise DataError(f"{where}: --peaks annotations needs {base.name}.atr next to the header")
-        ref, symbols = records.read_beat_annotations(base, where, int(header.sig_len))
-        if ref.size == 0:
-            raise DataError(f"{where}: {base.name}.atr has no beat annotations; use --peaks detector")
-        beats = cut_record(signal, fs, ref, symbols)
-        y = records.aami_labels(beats.symbol)
-        label_dataset = "mitbih"
-    else:
-        beats = cut_record(signal, fs, None, polarity="auto")
-        label = records.diagnosis_label(header.comments)
-        if label is not None:
-            y = np.full(len(beats), label, dtype=np.int64)
-            label_dataset = "ptb"
+    where = rec.where
+    try:
+        recordings.check_lead(rec)
+        symbols, y, label_dataset = None, None, None
+        if rec.annotations is not None and peaks in ("auto", "annotations"):
+            mode = "annotations"
+            found, symbols = rec.annotations
+            if found.size == 0:
+                raise DataError(f"{where}: the annotations hold no beats; use --peaks detector")
+        elif peaks == "paper":
+            mode, found = "paper", None
+        else:
+            mode, found = "detector", detect.r_peaks(rec.signal, rec.fs)
+            recordings.check_detected(rec, found)
+        options = {"polarity": "auto"} if found is None else {}
+        beats = cut_record(rec.signal, rec.fs, found, symbols, second=rec.second, **options)
+    except DataError as exc:  # the segmenter's checks do not know which input they are about
+        raise about(exc, where) from None
     if len(beats) == 0:
-        raise DataError(f"{where}: no beats found in lead {chosen} ({mode}); is it an ECG?")
+        raise DataError(f"{where}: no beats found in lead {rec.lead} ({mode}); is it an ECG?")
+    if mode == "annotations":
+        y, label_dataset = records.aami_labels(beats.symbol), "mitbih"
+    else:
+        label = records.diagnosis_label(rec.comments)
+        if label is not None:
+            y, label_dataset = np.full(len(beats), label, dtype=np.int64), "ptb"
     return Beats(
         X=np.ascontiguousarray(beats.X, dtype=np.float32),
         y=y,
         label_dataset=label_dataset,
         sample=beats.sample,
-        fs=fs,
-        lead=chosen,
+        fs=rec.fs,
+        lead=rec.lead,
         peaks=mode,
+        signal=rec.signal,
+        kind=kind,
         context=beats.context(),
+        window=beats.window,
+        patient=beats.patient,
     )

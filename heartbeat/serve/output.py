@@ -117,7 +117,11 @@ def plan_output(name: str | None, inputs: Iterable[str | os.PathLike[str]] = ())
 
 def write_output(out: Output, text: str) -> None:
     """Write ``text`` as :func:`plan_output` decided; a failure is one :class:`WriteError` line."""
-    data = text.encode("utf-8")
+    write_output_bytes(out, text.encode("utf-8"))
+
+
+def write_output_bytes(out: Output, data: bytes) -> None:
+    """:func:`write_output` for bytes (a PNG)."""
     if out.how == "fd":
         _write_fd(out, data)
     elif out.how == "device":
@@ -145,8 +149,15 @@ def _replace(out: Output, data: bytes) -> None:
 def _write_fd(out: Output, data: bytes) -> None:
     try:
         if out.fd == 1:
-            sys.stdout.write(data.decode("utf-8"))
-            sys.stdout.flush()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:  # a PNG: through the byte stream beneath sys.stdout
+                sys.stdout.flush()
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            else:
+                sys.stdout.write(text)
+                sys.stdout.flush()
         else:
             view = memoryview(data)
             while view:

@@ -90,14 +90,22 @@ class Runner:
     threads: int
     source: str = ""
     """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
-    rhythm: bool = False
-    """The model also takes the R-R rhythm features (heartbeat/signal/context.py): ``run(batch, rhythm)``."""
+    inputs: tuple[str, ...] = ("beat",)
+    """The model's inputs, in the order ``run`` takes them (:data:`SIGNATURES`)."""
     rhythm_width: int = 0
     """How many columns of the context matrix (heartbeat/signal/context.py) the rhythm input takes: 6 (R-R)
-    or 9 (R-R and the record-template features)."""
+    or 9 (R-R and the record-template features); 0 without one."""
     temperature: float | None = None
     """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
     :func:`predict_proba`; None when the model was not calibrated."""
+    trained_on: dict | None = None
+    """What trained the model (its sidecar json's ``trained_on``: source, synthetic or not, records and
+    split); None when the model came without a sidecar."""
+
+    @property
+    def rhythm(self) -> bool:
+        """Whether the model also takes the R-R rhythm context (only a record gives it)."""
+        return "rhythm" in self.inputs
 
     @property
     def dataset(self) -> str:
@@ -108,13 +116,51 @@ class Runner:
         return DATASET_CLASSES[self.dataset]
 
 
-def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
-    """Check a model takes (batch, 187) beats and returns (batch, n) probabilities; return n."""
-    in_shape = tuple(in_shape)
-    if len(in_shape) not in (2, 3) or in_shape[1] != BEAT_LENGTH or (len(in_shape) == 3 and in_shape[2] != 1):
-        raise ModelError(
-            f"{path}: the model takes input of shape {in_shape}, expected (batch, {BEAT_LENGTH})"
-        )
+SIGNATURES: tuple[tuple[str, ...], ...] = (("beat",), ("beat", "rhythm"), ("window", "patient"))
+"""The inputs a heartbeat model may take: 187-sample beats; beats and their R-R rhythm context
+(heartbeat/signal/context.py); or two-lead windows and features against the beat's own patient
+(heartbeat/signal/patient.py)."""
+
+
+def _input_shapes() -> dict[str, set[tuple[int, ...]]]:
+    from heartbeat.signal.context import CONTEXT_COLUMNS, RR_COLUMNS
+    from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE
+
+    return {
+        "beat": {(BEAT_LENGTH,), (BEAT_LENGTH, 1)},
+        "rhythm": {(len(RR_COLUMNS),), (len(CONTEXT_COLUMNS),)},
+        "window": {WINDOW_SHAPE},
+        "patient": {(len(PATIENT_COLUMNS),)},
+    }
+
+
+def _signature(path: Path, names: list[str], shapes: list[tuple]) -> tuple[list[int], tuple[str, ...]]:
+    """Which input is which, by name (converted files keep the names, not Keras' order: TFLite sorts
+    them), checked against :data:`SIGNATURES` and the shapes each input must have. Returns the
+    positions of the inputs in signature order, and the signature."""
+    allowed = _input_shapes()
+    roles = {}
+    for i, name in enumerate(names):
+        found = [r for r in allowed if r in name.lower()]
+        role = found[0] if len(found) == 1 else (names[0] if len(names) == 1 else None)
+        if len(names) == 1 and role not in allowed:
+            role = "beat"  # a one-input model from elsewhere: it must take beats
+        if role is None or tuple(shapes[i][1:]) not in allowed[role]:
+            break
+        roles[role] = i
+    else:
+        for signature in SIGNATURES:
+            if set(signature) == set(roles):
+                return [roles[r] for r in signature], signature
+    described = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes, strict=True))
+    raise ModelError(
+        f"{path}: the model takes {len(names)} input(s) ({described}); heartbeat predict supports "
+        f"beats ({BEAT_LENGTH}), beats with the R-R rhythm context, and two-lead windows with patient features"
+    )
+
+
+def _check_output(path: Path, out_shape: tuple) -> int:
+    """Check a model returns (batch, n) probabilities for a known dataset; return n."""
     n = out_shape[-1] if len(out_shape) == 2 else None
     if not isinstance(n, int | np.integer) or n < 1:
         raise ModelError(f"{path}: the model returns shape {tuple(out_shape)}, expected (batch, classes)")
@@ -125,23 +171,16 @@ def _check_io(path: Path, in_shape: tuple, out_shape: tuple) -> int:
 # ---------------------------------------------------------------- keras
 
 
-def _check_inputs(path: Path, model: object) -> int:
-    """Beat-only models, or beat + rhythm models (heartbeat/model/architectures.py); return the rhythm input's
-    width (0: beat-only)."""
-    from heartbeat.model.architectures import RHYTHM_INPUT
-    from heartbeat.signal.context import CONTEXT_COLUMNS, RR_COLUMNS
-
+def _check_inputs(path: Path, model: object) -> tuple[tuple[str, ...], int]:
+    """A Keras model's signature (:data:`SIGNATURES`) and its rhythm input's width (0: none)."""
     inputs = list(getattr(model, "inputs", []))
     names = [getattr(t, "name", "?") for t in inputs]
-    if len(inputs) == 1:
-        return 0
-    widths = {(len(RR_COLUMNS),), (len(CONTEXT_COLUMNS),)}
-    if len(inputs) == 2 and RHYTHM_INPUT in names[1] and tuple(inputs[1].shape[1:]) in widths:
-        return int(inputs[1].shape[1])
-    raise ModelError(
-        f"{path}: the model takes {len(names)} inputs ({', '.join(names)}); "
-        "heartbeat predict supports beat-only models and beat + R-R rhythm models"
-    )
+    shapes = [(None, *t.shape[1:]) for t in inputs]
+    order, signature = _signature(path, names, shapes)
+    if order != list(range(len(order))):
+        raise ModelError(f"{path}: the model's inputs are in the order {names}, expected {list(signature)}")
+    width = int(inputs[order[1]].shape[1]) if "rhythm" in signature else 0
+    return signature, width
 
 
 def _set_tf_threads(threads: int) -> None:
@@ -161,29 +200,27 @@ def load_keras(path: Path, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    width = _check_inputs(path, model)
-    rhythm = width > 0
-    n = _check_io(path, (None, *model.inputs[0].shape[1:]), tuple(model.outputs[0].shape))
+    signature, width = _check_inputs(path, model)
+    n = _check_output(path, tuple(model.outputs[0].shape))
     import tensorflow as tf
 
-    extra = (1,) * (len(model.inputs[0].shape) - 2)  # a (187, 1) input takes the same beats, reshaped
-    beat_spec = tf.TensorSpec([None, BEAT_LENGTH], tf.float32)
-    if rhythm:
-        n_rr = int(model.inputs[1].shape[1])
-        call = tf.function(
-            lambda x, r: model([tf.reshape(x, (-1, BEAT_LENGTH, *extra)), r], training=False),
-            input_signature=[beat_spec, tf.TensorSpec([None, n_rr], tf.float32)],
-        )
-    else:
-        call = tf.function(
-            lambda x: model(tf.reshape(x, (-1, BEAT_LENGTH, *extra)), training=False),
-            input_signature=[beat_spec],
-        )
+    shapes = [tuple(t.shape[1:]) for t in model.inputs]
+    specs = [
+        tf.TensorSpec([None, *(s if name != "beat" else (BEAT_LENGTH,))], tf.float32)
+        for name, s in zip(signature, shapes, strict=True)
+    ]
 
-    def run(batch: np.ndarray, *side: np.ndarray) -> np.ndarray:
-        return np.asarray(call(batch, *side), dtype=np.float32)
+    def forward(*xs: tf.Tensor) -> tf.Tensor:
+        # a (187, 1) beat input takes the same beats, reshaped
+        xs = [tf.reshape(x, (-1, *s)) for x, s in zip(xs, shapes, strict=True)]
+        return model(xs if len(xs) > 1 else xs[0], training=False)
 
-    return Runner("keras", path, n, run, threads, rhythm=rhythm, rhythm_width=width)
+    call = tf.function(forward, input_signature=specs)
+
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(call(*arrays), dtype=np.float32)
+
+    return Runner("keras", path, n, run, threads, inputs=signature, rhythm_width=width)
 
 
 # ---------------------------------------------------------------- tflite
@@ -218,38 +255,43 @@ def load_tflite(path: Path, threads: int, content: bytes | None = None) -> Runne
         raise
     except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad flatbuffer
         raise ModelError(f"{path}: not a TFLite model ({first_line(exc)})") from None
-    if len(inp) != 1 or len(out) != 1:
-        raise ModelError(f"{path}: the model has {len(inp)} inputs and {len(out)} outputs, expected 1 and 1")
-    in_sig = tuple(int(d) for d in inp[0].get("shape_signature", inp[0]["shape"]))
-    out_sig = tuple(int(d) for d in out[0].get("shape_signature", out[0]["shape"]))
-    n = _check_io(path, in_sig, out_sig)
-    in_index, out_index = inp[0]["index"], out[0]["index"]
-    in_dtype, out_dtype = inp[0]["dtype"], out[0]["dtype"]
-    in_scale, in_zero = inp[0]["quantization"]
+    if len(inp) not in (1, 2) or len(out) != 1:
+        raise ModelError(
+            f"{path}: the model has {len(inp)} inputs and {len(out)} outputs, expected 1 or 2 and 1"
+        )
+    shapes = [tuple(int(d) for d in i.get("shape_signature", i["shape"])) for i in inp]
+    order, signature = _signature(path, [str(i.get("name", "")) for i in inp], shapes)
+    width = shapes[order[1]][1] if "rhythm" in signature else 0
+    n = _check_output(path, tuple(int(d) for d in out[0].get("shape_signature", out[0]["shape"])))
+    details = [inp[i] for i in order]  # in run()'s argument order
+    out_index, out_dtype = out[0]["index"], out[0]["dtype"]
     out_scale, out_zero = out[0]["quantization"]
-    rank = len(in_sig)
     state = {"rows": -1}
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        rows = batch.shape[0]
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        rows = arrays[0].shape[0]
         if rows != state["rows"]:
             # Re-planning costs a few ms; it happens for the first batch and the last, short one.
-            interp.resize_tensor_input(in_index, [rows, BEAT_LENGTH] + [1] * (rank - 2))
+            for d in details:
+                shape = d.get("shape_signature", d["shape"])
+                interp.resize_tensor_input(d["index"], [rows, *(int(s) for s in shape[1:])])
             with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate here
                 interp.allocate_tensors()
             state["rows"] = rows
-        x = batch.reshape((rows, BEAT_LENGTH) + (1,) * (rank - 2))
-        if in_dtype != np.float32:
-            info = np.iinfo(in_dtype)
-            x = np.clip(np.rint(x / in_scale + in_zero), info.min, info.max).astype(in_dtype)
-        interp.set_tensor(in_index, x)
+        for d, a in zip(details, arrays, strict=True):
+            x = a.reshape((rows, *(int(s) for s in d.get("shape_signature", d["shape"])[1:])))
+            if d["dtype"] != np.float32:
+                scale, zero = d["quantization"]
+                info = np.iinfo(d["dtype"])
+                x = np.clip(np.rint(x / scale + zero), info.min, info.max).astype(d["dtype"])
+            interp.set_tensor(d["index"], x)
         interp.invoke()
         y = interp.get_tensor(out_index)
         if out_dtype != np.float32:
             y = (y.astype(np.float32) - out_zero) * out_scale
         return np.array(y, dtype=np.float32)  # a copy: the interpreter reuses its buffer
 
-    return Runner("tflite", path, n, run, threads)
+    return Runner("tflite", path, n, run, threads, inputs=signature, rhythm_width=int(width))
 
 
 # ---------------------------------------------------------------- onnx
@@ -274,22 +316,23 @@ def load_onnx(path: Path, threads: int) -> Runner:
     except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile...
         raise ModelError(f"{path}: not an ONNX model ({first_line(exc)})") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise ModelError(f"{path}: the model has {len(inputs)} inputs, expected 1")
-    in_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
-    out_shape = tuple(d if isinstance(d, int) else None for d in outputs[0].shape)
-    if len(in_shape) < 2 or in_shape[1] != BEAT_LENGTH:
-        raise ModelError(
-            f"{path}: the model takes input of shape {in_shape}, expected (batch, {BEAT_LENGTH})"
-        )
-    n = _check_io(path, in_shape, out_shape)
-    in_name, out_name, rank = inputs[0].name, outputs[0].name, len(in_shape)
+    if len(inputs) not in (1, 2) or len(outputs) < 1:
+        raise ModelError(f"{path}: the model has {len(inputs)} inputs, expected 1 or 2")
+    shapes = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in inputs]
+    order, signature = _signature(path, [i.name for i in inputs], shapes)
+    width = shapes[order[1]][1] if "rhythm" in signature else 0
+    n = _check_output(path, tuple(d if isinstance(d, int) else None for d in outputs[0].shape))
+    names = [inputs[i].name for i in order]
+    tails = [tuple(shapes[i][1:]) for i in order]
+    out_name = outputs[0].name
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        x = batch.reshape((batch.shape[0], BEAT_LENGTH) + (1,) * (rank - 2))
-        return np.asarray(session.run([out_name], {in_name: x})[0], dtype=np.float32)
+    def run(*arrays: np.ndarray) -> np.ndarray:
+        feed = {
+            name: a.reshape((a.shape[0], *tail)) for name, a, tail in zip(names, arrays, tails, strict=True)
+        }
+        return np.asarray(session.run([out_name], feed)[0], dtype=np.float32)
 
-    return Runner("onnx", path, n, run, threads)
+    return Runner("onnx", path, n, run, threads, inputs=signature, rhythm_width=int(width))
 
 
 # ---------------------------------------------------------------- choosing a file and backend
@@ -360,10 +403,7 @@ def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
 
     _set_tf_threads(threads)
     model = load_model(path)
-    if _check_inputs(path, model):
-        raise ModelError(
-            f"{path}: beat + R-R rhythm models are not exported to {backend}; use --backend keras"
-        )
+    _check_inputs(path, model)
     if backend == "tflite":
         runner = load_tflite(path, threads, content=convert.tflite_bytes(model))
     else:
@@ -392,7 +432,9 @@ def load_runner(
     Any other mismatch is a :class:`ModelError`.
     """
     runner = _load_runner(Path(path), backend, threads, precision)
-    runner.temperature = _temperature_for(Path(path))
+    sidecar = _sidecar_for(Path(path))
+    runner.temperature = stored_temperature(sidecar) if sidecar is not None else None
+    runner.trained_on = _trained_on(sidecar)
     if runner.temperature is not None:
         log.info(
             "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
@@ -400,20 +442,29 @@ def load_runner(
     return runner
 
 
-def _temperature_for(p: Path) -> float | None:
-    """The temperature stored beside the ``.keras`` model ``p`` is, or was exported from.
-
-    For a file in ``models/export/``, only while its export is up to date with the
-    ``.keras`` file (the manifest's hash): a retrained model has a new temperature.
-    """
+def _sidecar_for(p: Path) -> Path | None:
+    """The ``.keras`` model whose sidecar (``<name>.json``: temperature, training data) describes ``p``:
+    ``p`` itself, or for a file in ``models/export/`` the model it was exported from, only while that
+    export is up to date with it (the manifest's hash): a retrained model has a new sidecar."""
     if p.suffix.lower() == ".keras":
-        return stored_temperature(p)
+        return p
     if p.parent.name != EXPORT_DIR:
         return None
     keras_path = p.parent.parent / f"{p.name.split('.')[0]}.keras"
     if not keras_path.is_file() or exported_for(keras_path, SUFFIX_BACKEND.get(p.suffix.lower(), "")) is None:
         return None
-    return stored_temperature(keras_path)
+    return keras_path
+
+
+def _trained_on(keras_path: Path | None) -> dict | None:
+    """The ``trained_on`` record of a model's sidecar json, or None when there is none to trust."""
+    if keras_path is None:
+        return None
+    try:
+        found = json.loads(keras_path.with_suffix(".json").read_text(encoding="utf-8")).get("trained_on")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _load_runner(
@@ -506,36 +557,50 @@ def check_beats(X: np.ndarray, where: str = "input") -> np.ndarray:
 
 def predict_proba(
     runner: Runner,
-    X: np.ndarray,
+    X: np.ndarray | None,
     batch_size: int = DEFAULT_BATCH,
     progress: bool | None = None,
     rhythm: np.ndarray | None = None,
+    window: np.ndarray | None = None,
+    patient: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` for beats ``X`` ``(n, 187)``, in batches.
+    """Class probabilities ``(n, n_classes)`` for ``n`` beats, in batches.
 
-    ``rhythm`` is the ``(n, 9)`` context matrix (heartbeat/signal/context.py) of a rhythm model
-    (``runner.rhythm``); the model takes its first ``runner.rhythm_width`` columns.
+    The model takes what its signature says (``runner.inputs``): the beats ``X`` ``(n, 187)``; with
+    them ``rhythm``, the ``(n, 9)`` context matrix (heartbeat/signal/context.py), of which the model
+    reads the first ``runner.rhythm_width`` columns; or ``window`` ``(n, 125, 2)`` and ``patient``
+    ``(n, 40)`` (heartbeat/signal/patient.py). Only a recording gives the last three.
 
     ``progress=None`` shows a tqdm bar on stderr only for inputs of at least
     :data:`PROGRESS_MIN_BEATS` beats when stderr is a terminal.
     """
-    X = check_beats(X)
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
-    n = X.shape[0]
-    side: tuple[np.ndarray, ...] = ()
-    if runner.rhythm:
-        if rhythm is None or rhythm.shape[0] != n:
+    given = {"beat": X, "rhythm": rhythm, "window": window, "patient": patient}
+    arrays = []
+    for name in runner.inputs:
+        array = given[name]
+        if array is None:
+            what = "R-R rhythm features" if name == "rhythm" else f"{name} input"
             raise DataError(
-                f"{runner.path}: the model also takes R-R rhythm features, which only a WFDB record "
-                "(its R-peak times) provides; give a record, or use a beat-only model"
+                f"{runner.path}: the model takes {what}, which only a recording (a WFDB record or a signal "
+                "with its sampling rate) provides; give a recording, or use a beat-only model"
             )
-        if rhythm.shape[1] < runner.rhythm_width:
-            raise DataError(
-                f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
-                f"got {rhythm.shape[1]}; build them with heartbeat.signal.beats.cut_record(...).context()"
-            )
-        side = (np.ascontiguousarray(rhythm[:, : runner.rhythm_width], dtype=np.float32),)
+        if name == "beat":
+            array = check_beats(array)
+        elif name == "rhythm":
+            if array.shape[1] < runner.rhythm_width:
+                raise DataError(
+                    f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
+                    f"got {array.shape[1]}; build them with heartbeat.signal.beats.cut_record(...).context()"
+                )
+            array = array[:, : runner.rhythm_width]
+        arrays.append(np.ascontiguousarray(array, dtype=np.float32))
+    n = len(arrays[0])
+    if n == 0:
+        raise DataError(f"{runner.path}: no beats to predict (0 rows)")
+    if any(len(a) != n for a in arrays):
+        raise DataError(f"{runner.path}: the inputs have {[len(a) for a in arrays]} rows, expected {n} each")
     if progress is None:
         progress = n >= PROGRESS_MIN_BEATS and sys.stderr.isatty()
     out = np.empty((n, runner.n_classes), dtype=np.float32)
@@ -546,7 +611,7 @@ def predict_proba(
     ) as bar:
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            proba = runner.run(X[start:stop], *(r[start:stop] for r in side))
+            proba = runner.run(*(a[start:stop] for a in arrays))
             if proba.shape != (stop - start, runner.n_classes):
                 raise ModelError(
                     f"{runner.path}: the model returned shape {proba.shape} for {stop - start} beats"

@@ -1,4 +1,4 @@
-"""The beats of one record: cut from one lead, labelled when annotations say, with their context.
+"""The beats of one record: cut from its lead, labelled when annotations say, with their context.
 
 One function, :func:`cut_record`, serves every path from a continuous lead to beats: the physionet
 source (training data), the demo source's synthetic records, and ``heartbeat predict`` on a user's
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heartbeat.signal.context import RR_COLUMNS, context_matrix, rr_features
+from heartbeat.signal.patient import patient_inputs
 from heartbeat.signal.segment import Segmented, extract_beats
 
 
@@ -29,6 +30,10 @@ class RecordBeats:
     rr: dict[str, np.ndarray]
     """R-R features of each beat (:data:`heartbeat.signal.context.RR_COLUMNS`), from all the record's
     R-peaks, so the neighbours of a dropped beat still count."""
+    window: np.ndarray
+    """``(n, 125, 2)`` two-lead windows around each beat (heartbeat/signal/patient.py)."""
+    patient: np.ndarray
+    """``(n, 40)`` features of each beat against its own patient (heartbeat/signal/patient.py)."""
     segmented: Segmented
     """The segmenter's own output, for reports (which peaks were found, whether the lead was flipped)."""
 
@@ -48,6 +53,7 @@ def cut_record(
     peaks: np.ndarray | None = None,
     symbols: np.ndarray | None = None,
     keep: np.ndarray | None = None,
+    second: np.ndarray | None = None,
     **segment_options: object,
 ) -> RecordBeats:
     """Cut the beats of one lead: at ``peaks`` (R-peak samples at ``fs``, e.g. annotations), or at the
@@ -55,7 +61,8 @@ def cut_record(
 
     ``symbols`` (one per peak) labels them; ``keep`` (a boolean mask over the peaks) drops some after
     segmentation, as the physionet source does with detections that match no annotation, while their
-    R-R intervals still count for the neighbours. ``segment_options`` go to
+    R-R intervals still count for the neighbours. ``second`` is the record's other lead, where it has
+    one, for the windows and patient features. ``segment_options`` go to
     :func:`heartbeat.signal.segment.extract_beats`.
     """
     seg = extract_beats(signal, fs, peaks, **segment_options)
@@ -70,10 +77,14 @@ def cut_record(
     index = seg.index if keep is None else seg.index[np.asarray(keep, dtype=bool)[seg.index]]
     rows = np.isin(seg.index, index)
     rr = rr_features(all_peaks, fs)
+    leads = [signal] if second is None else [signal, second]
+    window, patient = patient_inputs(leads, fs, all_peaks)
     return RecordBeats(
         X=seg.X[rows],
         sample=all_peaks[index],
         symbol=all_symbols[index].astype(str),
         rr={k: v[index] for k, v in rr.items()},
+        window=window[index],
+        patient=patient[index],
         segmented=seg,
     )

@@ -63,6 +63,17 @@ def pick_lead(names: Sequence[str], wanted: Sequence[str | None]) -> str | None:
     return None
 
 
+def second_lead(header, chosen: str) -> str | None:
+    """The record's other lead beside ``chosen``, for the two-lead inputs (heartbeat/signal/patient.py):
+    the first other signal stored in the same file, so that reading it costs no other download
+    (MIT-BIH's second channel; PTB's lead i). None when the record has one lead."""
+    names = list(header.sig_name)
+    files = list(header.file_name)
+    home = files[names.index(chosen)]
+    others = [n for n, f in zip(names, files, strict=True) if n != chosen and f == home]
+    return others[0] if others else None
+
+
 def read_lead(base: Path, header, lead: str, where: str) -> np.ndarray:
     """Lead ``lead`` of the record in physical units (float64); gaps and flat leads are errors."""
     import wfdb

@@ -16,10 +16,11 @@ from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.model.architectures import (
     build_ensemble,
     build_mlp,
+    build_patient_net,
     build_resnet,
     build_transfer,
     model_inputs,
@@ -29,6 +30,7 @@ from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
+from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE, second_lead_columns
 from heartbeat.train import devices
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
@@ -36,42 +38,73 @@ from heartbeat.train.history import ensemble_history, history_csv
 log = logging.getLogger("heartbeat")
 
 
-def rhythm_width(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> int:
-    """Columns of the context matrix the model's rhythm input takes; 0 for a beat-only model.
+def input_plan(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> tuple[str, int]:
+    """What the stage's model will read: ``("patient_net", 0)``, or ``("resnet", w)`` with the width
+    ``w`` of its rhythm input (0: beat-only).
 
-    A stage that asks for the rhythm input on data without R-R features (the kaggle and local
-    sources) trains beat-only, with a warning.
+    A model asked for inputs the prepared data lacks (only the physionet and demo sources know each
+    beat's record) falls back to the paper's beat-only ResNet, with a warning.
     """
+    if getattr(cfg, "architecture", "resnet") == "patient_net":
+        if all(s.W is not None and s.P is not None for s in (tr, va)):
+            return "patient_net", 0
+        log.warning(
+            "%s.architecture: patient_net needs each beat's window and patient features, which the prepared "
+            "data has none of (only the physionet and demo sources give them); training the paper's ResNet",
+            stage,
+        )
+        return "resnet", 0
     if not getattr(cfg, "rhythm", False):
-        return 0
+        return "resnet", 0
     if tr.R is None or va.R is None:
         log.warning(
             "%s.rhythm: the prepared data has no R-R features (the Kaggle CSVs have no R-peak times; "
             "the physionet and demo sources do); training a beat-only model",
             stage,
         )
-        return 0
-    return input_width(cfg.template)
+        return "resnet", 0
+    return "resnet", input_width(cfg.template)
 
 
 def build_model(
-    stage: str, cfg: TrainConfig, n_classes: int, rhythm: int = 0, base: keras.Model | None = None
+    stage: str,
+    cfg: TrainConfig,
+    n_classes: int,
+    plan: tuple[str, int] = ("resnet", 0),
+    base: keras.Model | None = None,
+    n_features: int = len(PATIENT_COLUMNS),
 ) -> keras.Model:
     """A fresh, untrained model for ``stage`` (seed the run before calling it).
 
-    ``rhythm`` is the width of the rhythm input (:func:`rhythm_width`). ``base`` is the trained
-    MIT-BIH ResNet the transfer stage starts from. It is loaded before the seeding: loading builds
-    layers, which draws random numbers, so a base loaded after it would make the transfer model
-    depend on how many members the base has, not only on their weights.
+    ``plan`` is :func:`input_plan`'s answer. ``base`` is the trained MIT-BIH model the transfer stage
+    starts from. It is loaded before the seeding: loading builds layers, which draws random numbers,
+    so a base loaded after it would make the transfer model depend on how many members the base has,
+    not only on their weights.
     """
     if stage == "train_mlp":
         return build_mlp(n_classes, cfg.hidden, cfg.dropout)
     if stage == "finetune_transfer":
         if base is None:
-            raise ValueError("finetune_transfer needs the trained MIT-BIH ResNet as base")
+            raise ValueError("finetune_transfer needs the trained MIT-BIH model as base")
         return build_transfer(base, n_classes, cfg.freeze)
+    architecture, width = plan
+    if architecture == "patient_net":
+        two, one = second_lead_columns()
+        return build_patient_net(
+            n_classes,
+            WINDOW_SHAPE,
+            n_features,
+            cfg.filters,
+            cfg.kernel_size,
+            cfg.blocks,
+            cfg.dense,
+            cfg.dropout,
+            cfg.lead_dropout,
+            (two.tolist(), one.tolist()),
+            seed=cfg.seed,
+        )
     return build_resnet(
-        n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=rhythm
+        n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=width
     )
 
 
@@ -125,14 +158,15 @@ def fit_stage(
     member_cfg = cfg.model_copy(update={"calibration": "none"}) if k > 1 else cfg
     scope = placement.strategy.scope if placement is not None else contextlib.nullcontext
     replicas = placement.replicas if placement is not None else 1
-    width = rhythm_width(stage, cfg, tr, va)
+    plan = input_plan(stage, cfg, tr, va)
     results = []
     for i, seed in enumerate(seeds):
         if k > 1:
             log.info("ensemble member %d/%d (seed %d)", i + 1, k, seed)
         make_deterministic(seed)
         with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
-            model = build(n_classes, width) if build else build_model(stage, cfg, n_classes, width, base)
+            member = cfg.model_copy(update={"seed": seed})
+            model = build(n_classes, plan[1]) if build else build_model(stage, member, n_classes, plan, base)
             results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
     info: dict[str, Any] = {"epochs_run": sum(len(r.history) for r in results)}
     if k == 1:
@@ -161,6 +195,20 @@ def fit_stage(
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 
+def trained_on(prepared: dict, dataset: str) -> dict:
+    """What trained a model, for its sidecar and ``heartbeat predict``'s summary: the source, whether
+    the data was synthetic, the split, and the records (the training records, for a patient split)."""
+    groups = (prepared.get("groups") or {}).get(dataset)
+    records = groups.get("train") if groups else (prepared.get("records") or {}).get(dataset)
+    return {
+        "source": prepared.get("source"),
+        "synthetic": bool(prepared.get("synthetic")),
+        "dataset": dataset,
+        "split": prepared.get("split"),
+        "records": {dataset: records} if records else None,
+    }
+
+
 def run_training(name: str, params: str = "params.yaml") -> None:
     """Train model ``name`` (a key of ``MODEL_SPECS``) with its stage's section of ``params`` and save it."""
     spec = MODEL_SPECS[name]
@@ -177,6 +225,7 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     info = {
         "model": name,
         "stage": spec.stage,
+        "trained_on": trained_on(read_json(layout.PREPARED / "info.json", "preprocess"), spec.dataset),
         "device": placement.device,
         "replicas": placement.replicas,
         "global_batch_size": placement.global_batch(cfg.batch_size),

@@ -1,0 +1,161 @@
+"""R-peak detection against the MIT-BIH annotations: the detector ``heartbeat predict`` uses on a
+recording without annotations, beside the paper's detector and (``--others``) other libraries.
+
+On every record of ../shared/data/mitdb (lead MLII, V5 where there is none), each detector's output
+is matched to the ``.atr`` beat annotations (beat symbols only): a detection and a beat match when
+each is the other's nearest neighbour within the tolerance (50 ms, and 150 ms as in AAMI EC57). The
+table gives sensitivity (Se), positive predictivity (+P), F1, the three worst records and the median
+seconds per record; ``--rates 250 125`` also runs each detector on the records resampled to those
+rates (detections are mapped back to 360 Hz before matching).
+
+    python bench/bench_detector.py                      # ours and the paper's, at 360 Hz
+    python bench/bench_detector.py --rates 250 125      # and on resampled records
+    pip install neurokit2==0.3.0 sleepecg==0.6.0 && python bench/bench_detector.py --others
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHARED, print_machine, table, write_json
+
+from heartbeat.signal import detect, records, segment
+
+Detector = Callable[[np.ndarray, float], np.ndarray]
+
+
+def paper(signal: np.ndarray, fs: float) -> np.ndarray:
+    """The paper's detector as the physionet source runs it (``peaks: detector``, polarity auto)."""
+    return segment.extract_beats(signal, fs, None, polarity="auto", require_next=False).peaks
+
+
+def others() -> dict[str, Detector]:
+    """Other libraries' detectors, where installed (they are not dependencies of the project)."""
+    found: dict[str, Detector] = {}
+    if importlib.util.find_spec("neurokit2"):
+        import neurokit2 as nk
+
+        def neurokit(signal: np.ndarray, fs: float) -> np.ndarray:
+            clean = nk.ecg_clean(signal, sampling_rate=round(fs), method="neurokit")
+            return np.asarray(nk.ecg_peaks(clean, sampling_rate=round(fs))[1]["ECG_R_Peaks"])
+
+        found["neurokit2 (neurokit)"] = neurokit
+    if importlib.util.find_spec("sleepecg"):
+        import sleepecg
+
+        found["sleepecg"] = lambda signal, fs: np.asarray(sleepecg.detect_heartbeats(signal, fs))
+    return found
+
+
+def score(detector: Detector, rate: float | None, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Totals and per-record F1 at both tolerances, and the seconds each record took."""
+    totals = {tol: [0, 0, 0] for tol in (0.05, 0.15)}
+    per_record, seconds = {}, []
+    for name, (signal, reference) in data.items():
+        x, fs = signal, 360.0
+        if rate is not None and rate != 360:
+            ratio = Fraction(rate / 360).limit_denominator(1000)
+            x, fs = resample_poly(signal, ratio.numerator, ratio.denominator), float(rate)
+        t0 = time.perf_counter()
+        found = np.asarray(detector(x, fs), dtype=np.float64)
+        seconds.append(time.perf_counter() - t0)
+        found = np.rint(found * 360.0 / fs).astype(np.int64)
+        per_record[name] = {}
+        for tol, acc in totals.items():
+            s = detect.score_detector(found, reference, 360.0, tol)
+            acc[0] += s.true_positives
+            acc[1] += s.false_positives
+            acc[2] += s.false_negatives
+            per_record[name][tol] = (
+                2 * s.true_positives / max(1, 2 * s.true_positives + s.false_positives + s.false_negatives)
+            )
+    out = {"seconds_per_record": statistics.median(seconds), "records": per_record}
+    for tol, (tp, fp, fn) in totals.items():
+        out[f"{int(tol * 1000)}ms"] = {
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "se": tp / max(1, tp + fn),
+            "ppv": tp / max(1, tp + fp),
+            "f1": 2 * tp / max(1, 2 * tp + fp + fn),
+        }
+    return out
+
+
+def load(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    data = {}
+    for name in (folder / "RECORDS").read_text().split():
+        base = folder / name
+        header = records.read_header(base, name)
+        lead = records.pick_lead(header.sig_name, ("MLII", "V5"))
+        samples, _ = records.read_beat_annotations(base, name)
+        data[name] = (records.read_lead(base, header, lead, name), samples)
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mitdb", type=Path, default=SHARED / "mitdb")
+    parser.add_argument("--rates", type=float, nargs="*", default=[], help="also at these rates (Hz)")
+    parser.add_argument("--others", action="store_true", help="also neurokit2 and sleepecg, if installed")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    if not (args.mitdb / "RECORDS").is_file():
+        raise SystemExit(f"{args.mitdb}: no RECORDS index; the benchmark needs the real MIT-BIH records")
+    print_machine()
+    data = load(args.mitdb)
+    print(f"{len(data)} records, {sum(len(r) for _, r in data.values()):,} annotated beats\n")
+    detectors: dict[str, Detector] = {
+        "xqrs + correct_peaks (heartbeat predict)": detect.r_peaks,
+        "paper": paper,
+    }
+    if args.others:
+        detectors.update(others())
+    results, rows = {}, []
+    for rate in [None, *args.rates]:
+        for name, fn in detectors.items():
+            r = score(fn, rate, data)
+            results[f"{name} @ {rate or 360:g} Hz"] = r
+            worst = sorted(r["records"].items(), key=lambda kv: kv[1][0.05])[:3]
+            rows.append(
+                [
+                    name,
+                    f"{rate or 360:g}",
+                    *(f"{r[t]['se']:.2%} / {r[t]['ppv']:.2%} / {r[t]['f1']:.2%}" for t in ("50ms", "150ms")),
+                    ", ".join(f"{k} {v[0.05]:.1%}" for k, v in worst),
+                    f"{r['seconds_per_record']:.2f}",
+                ]
+            )
+            print(f"{name} @ {rate or 360:g} Hz done", file=sys.stderr)
+    header = [
+        "detector",
+        "Hz",
+        "Se / +P / F1 at 50 ms",
+        "Se / +P / F1 at 150 ms",
+        "worst 3 (F1 at 50 ms)",
+        "s/record",
+    ]
+    print(table(header, rows))
+    write_json(
+        args.json,
+        {
+            k: {**v, "records": {n: {str(t): f for t, f in d.items()} for n, d in v["records"].items()}}
+            for k, v in results.items()
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Each beat against its own patient: the inputs of the model that has to work on patients it never saw.
+
+A network trained on some patients' beats learns their shapes; on a new patient the shapes differ
+while the relations hold: a premature beat comes early *for this patient's rhythm*, an ectopic beat
+looks unlike *this patient's usual beat*. So every input here is taken relative to the record
+itself, with no labels (de Chazal et al. 2004; Llamedo and Martínez 2011; measured on the shared
+DS1 records in BENCHMARKS.md, "New patients"):
+
+* ``window``: ``(n, 125, 2)``, each beat from 0.4 s before its R-peak to 0.6 s after (the P wave,
+  QRS and T), both leads, at 125 Hz, baseline removed, divided by the record's typical QRS amplitude;
+* ``patient``: ``(n, 40)`` features (:data:`PATIENT_COLUMNS`): R-R intervals against the record's
+  median and the local median, local irregularity and prematurity; each beat's P, QRS, ST-T and
+  whole window against the record's median beat, per lead; QRS amplitude against the record's; the
+  previous and next beat's values of a few of them.
+
+One record with one lead gets its first lead twice, the way the model saw 30% of its training beats
+(:class:`heartbeat.model.architectures.LeadDropout`). Every function is pure and works on ONE record:
+its leads and the R-peak samples of all its beats, sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import median_filter
+
+from heartbeat.signal.checks import check_fs
+from heartbeat.signal.segment import TARGET_FS, resample
+
+WINDOW_BEFORE, WINDOW_AFTER = 50, 75
+"""The model's window: R-50 .. R+74 samples at 125 Hz (-0.400 s .. +0.592 s), R-peak at index 50."""
+WIDE = 96
+"""Half-width of the window the template and amplitude features are measured on (±0.77 s)."""
+QRS_HALF = 12
+"""±12 samples at 125 Hz (±96 ms) around the R-peak: where the QRS amplitude is measured."""
+LOCAL_HALF = 10
+"""The local rhythm of a beat: the 20 R-R intervals around it."""
+PREVIOUS = 10
+"""The rhythm just before a beat: the 10 R-R intervals before its own."""
+LEADS = 2
+"""Leads the model takes; a record with one lead repeats it."""
+
+RR_COLUMNS: tuple[str, ...] = (
+    "pre_s",
+    "post_s",
+    "pre_rec",
+    "post_rec",
+    "pre_loc",
+    "post_loc",
+    "pre_prev",
+    "post_pre",
+    "pre_prevpre",
+    "nextpost_post",
+    "loc_rec",
+    "loc_irreg",
+    "pre_z",
+    "post_z",
+)
+"""R-R features: pre/post R-R in seconds, then log2 ratios against the record's median R-R (rec),
+the local median (loc), the previous 10 intervals (prev), each other and the neighbours'; the local
+irregularity; pre/post as robust z-scores of the local rhythm."""
+
+PARTS_S: dict[str, tuple[float, float]] = {
+    "p": (-0.30, -0.064),
+    "qrs": (-0.064, 0.096),
+    "t": (0.096, 0.45),
+    "all": (-0.30, 0.45),
+}
+"""Parts of a beat, in seconds from its R-peak: P wave and PR, QRS, ST-T, and all of it."""
+PART_COLUMNS: tuple[str, ...] = tuple(f"{m}_{p}" for p in PARTS_S for m in ("corr", "rms"))
+NEIGHBOUR_OF: tuple[str, ...] = ("pre_rec", "lead1_rms_all", "lead1_rms_p", "lead1_rms_qrs")
+"""The features whose previous- and next-beat values are inputs too (a run of ectopic beats)."""
+
+PATIENT_COLUMNS: tuple[str, ...] = (
+    *RR_COLUMNS,
+    *(f"lead1_{c}" for c in PART_COLUMNS),
+    *(f"lead2_{c}" for c in PART_COLUMNS),
+    "lead1_qrs_amp",
+    "lead2_qrs_amp",
+    *(f"prev_{c}" for c in NEIGHBOUR_OF),
+    *(f"next_{c}" for c in NEIGHBOUR_OF),
+)
+"""The columns of the ``patient`` input, in order."""
+WINDOW_SHAPE = (WINDOW_BEFORE + WINDOW_AFTER, LEADS)
+
+
+def second_lead_columns() -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the lead-2 columns of :data:`PATIENT_COLUMNS` and of their lead-1 counterparts,
+    for repeating lead 1 where a record has no second lead."""
+    two = [i for i, c in enumerate(PATIENT_COLUMNS) if c.startswith("lead2_")]
+    one = [PATIENT_COLUMNS.index("lead1_" + PATIENT_COLUMNS[i].removeprefix("lead2_")) for i in two]
+    return np.array(two), np.array(one)
+
+
+def remove_baseline(x: np.ndarray, fs: float = TARGET_FS) -> np.ndarray:
+    """Baseline wander removed as de Chazal et al. 2004 do: subtract a 200 ms then a 600 ms median filter."""
+    short, long = round(0.2 * fs) | 1, round(0.6 * fs) | 1
+    return x - median_filter(median_filter(x, short, mode="nearest"), long, mode="nearest")
+
+
+def centred_windows(x: np.ndarray, peaks: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``(n, before + after)``: ``x[p - before : p + after]`` for each peak; outside the lead counts as 0,
+    the isoelectric level of a baseline-free lead."""
+    idx = np.asarray(peaks, dtype=np.int64)[:, None] + np.arange(-before, after)[None, :]
+    inside = (idx >= 0) & (idx < x.size)
+    return np.where(inside, x[np.clip(idx, 0, max(x.size - 1, 0))], 0.0)
+
+
+def record_amplitude(W: np.ndarray, centre: int = WIDE, half: int = QRS_HALF) -> float:
+    """The record's typical QRS amplitude: the median over its beats of the peak-to-peak range within
+    ±``half`` samples of the R-peak (1.0 for a record without any)."""
+    if len(W) == 0:
+        return 1.0
+    seg = W[:, centre - half : centre + half + 1]
+    amp = float(np.median(seg.max(axis=1) - seg.min(axis=1)))
+    return amp if amp > 1e-6 else 1.0
+
+
+def _log_ratio(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    return np.clip(np.log2(np.maximum(a, 1e-3) / np.maximum(b, 1e-3)), -2.0, 2.0)
+
+
+def _windowed_median(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """``median(values[lo[i]:hi[i]])`` for every i, or with ``centre`` the median absolute deviation
+    from ``centre[i]``; NaN where a window is empty. Grouped by window length, one call per length."""
+    out = np.full(lo.size, np.nan)
+    lengths = hi - lo
+    for length in np.unique(lengths[lengths > 0]):
+        rows = np.flatnonzero(lengths == length)
+        windows = sliding_window_view(values, int(length))[lo[rows]]
+        if centre is not None:
+            windows = np.abs(windows - centre[rows, None])
+        out[rows] = np.median(windows, axis=1)
+    return out
+
+
+def rr_features(samples: np.ndarray, fs: float) -> np.ndarray:
+    """``(n, 14)`` R-R features of one record's beats (:data:`RR_COLUMNS`), from its R-peak samples at ``fs``.
+
+    The first beat's missing pre-R-R takes its post-R-R and the last beat's missing post-R-R its
+    pre-R-R; a record with fewer than three beats has no rhythm to compare with and gets zeros.
+    """
+    fs = check_fs(fs)
+    s = np.asarray(samples, dtype=np.float64)
+    n = s.size
+    if n < 3:
+        return np.zeros((n, len(RR_COLUMNS)), dtype=np.float32)
+    rr = np.diff(s) / fs  # rr[j]: from beat j to beat j+1
+    pre = np.concatenate([[rr[0]], rr])
+    post = np.concatenate([rr, [rr[-1]]])
+    rec_med = float(np.median(rr))
+    i = np.arange(n)
+    lo, hi = np.clip(i - LOCAL_HALF, 0, rr.size), np.clip(i + LOCAL_HALF, 0, rr.size)
+    loc_med = _windowed_median(rr, lo, hi)
+    loc_med = np.where(np.isfinite(loc_med), loc_med, rec_med)
+    prev_med = _windowed_median(rr, np.clip(i - 1 - PREVIOUS, 0, rr.size), np.clip(i - 1, 0, rr.size))
+    prev_med = np.where(np.isfinite(prev_med), prev_med, loc_med)
+    step = np.abs(np.diff(rr))
+    irregular = _windowed_median(
+        step, np.clip(i - LOCAL_HALF, 0, step.size), np.clip(i + LOCAL_HALF - 1, 0, step.size)
+    )
+    irregular = np.where(np.isfinite(irregular), irregular, 0.0) / np.maximum(loc_med, 1e-3)
+    # The spread of the local intervals, at least 2% of them (a perfectly regular rhythm).
+    mad = np.nan_to_num(_windowed_median(rr, lo, hi, centre=loc_med), nan=0.0)
+    spread = np.maximum(mad, 0.02 * loc_med)
+    prev_pre = np.concatenate([pre[:1], pre[:-1]])
+    next_post = np.concatenate([post[1:], post[-1:]])
+    columns = (
+        np.clip(pre, 0, 3),
+        np.clip(post, 0, 3),
+        _log_ratio(pre, rec_med),
+        _log_ratio(post, rec_med),
+        _log_ratio(pre, loc_med),
+        _log_ratio(post, loc_med),
+        _log_ratio(pre, prev_med),
+        _log_ratio(post, pre),
+        _log_ratio(pre, prev_pre),
+        _log_ratio(next_post, post),
+        _log_ratio(loc_med, rec_med),
+        np.clip(irregular, 0.0, 2.0),
+        np.clip((pre - loc_med) / spread, -10.0, 10.0) / 5.0,
+        np.clip((post - loc_med) / spread, -10.0, 10.0) / 5.0,
+    )
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def part_features(W: np.ndarray, centre: int = WIDE, fs: float = TARGET_FS) -> np.ndarray:
+    """``(n, 8)`` (:data:`PART_COLUMNS`): each beat's parts against the same parts of the record's median
+    beat: Pearson correlation, and log2 of the RMS difference over the record's median RMS difference
+    (how unusual the beat is for this patient), clipped to [-3, 3]."""
+    W = np.asarray(W, dtype=np.float64)
+    if len(W) == 0:
+        return np.zeros((0, len(PART_COLUMNS)), dtype=np.float32)
+    T = np.median(W, axis=0)
+    out = []
+    for a, b in PARTS_S.values():
+        lo, hi = max(centre + round(a * fs), 0), min(centre + round(b * fs), W.shape[1])
+        S, t = W[:, lo:hi], T[lo:hi]
+        Sc, tc = S - S.mean(axis=1, keepdims=True), t - t.mean()
+        den = np.linalg.norm(Sc, axis=1) * np.linalg.norm(tc)
+        corr = np.where(den > 1e-12, (Sc @ tc) / np.maximum(den, 1e-12), 0.0)
+        rms = np.sqrt(np.mean((S - t) ** 2, axis=1))
+        out += [corr, np.clip(np.log2(np.maximum(rms, 1e-9) / max(float(np.median(rms)), 1e-9)), -3.0, 3.0)]
+    return np.stack(out, axis=1).astype(np.float32)
+
+
+def qrs_amplitude(W: np.ndarray, amp: float, centre: int = WIDE, half: int = QRS_HALF) -> np.ndarray:
+    """``(n,)``: log2 of each beat's QRS peak-to-peak over the record's typical one, clipped to [-3, 3]."""
+    seg = np.asarray(W)[:, centre - half : centre + half + 1]
+    return np.clip(np.log2(np.maximum(seg.max(axis=1) - seg.min(axis=1), 1e-6) / amp), -3.0, 3.0).astype(
+        np.float32
+    )
+
+
+def neighbours(F: np.ndarray) -> np.ndarray:
+    """``(n, 2k)``: the previous and the next beat's row of ``F`` (n, k); the first beat's previous and
+    the last beat's next are its own row."""
+    F = np.asarray(F, dtype=np.float32)
+    if len(F) == 0:
+        return np.zeros((0, 2 * F.shape[1]), dtype=np.float32)
+    return np.hstack([np.concatenate([F[:1], F[:-1]]), np.concatenate([F[1:], F[-1:]])])
+
+
+def patient_inputs(
+    leads: Sequence[np.ndarray], fs: float, samples: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 40)``, float32, one row per
+    R-peak of ``samples`` (at ``fs``, sorted). ``leads`` holds the primary lead (MLII, else V5) and,
+    where the record has one, a second lead, in physical units at ``fs``."""
+    if not 1 <= len(leads) <= LEADS:
+        raise ValueError(f"patient_inputs: expected 1 or {LEADS} leads, got {len(leads)}")
+    samples = np.asarray(samples, dtype=np.int64)
+    windows, parts, amplitudes = [], [], []
+    for lead in leads:
+        x = remove_baseline(resample(lead, fs))
+        peaks = np.clip(np.rint(samples * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
+        W = centred_windows(x, peaks, WIDE, WIDE)
+        amp = record_amplitude(W)
+        windows.append(W[:, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp)
+        parts.append(part_features(W))
+        amplitudes.append(qrs_amplitude(W, amp))
+    if len(leads) == 1:
+        windows, parts, amplitudes = windows * 2, parts * 2, amplitudes * 2
+    rr = rr_features(samples, fs)
+    rms = [PART_COLUMNS.index(c.removeprefix("lead1_")) for c in NEIGHBOUR_OF[1:]]
+    watched = np.column_stack([rr[:, RR_COLUMNS.index("pre_rec")], parts[0][:, rms]])
+    patient = np.hstack(
+        [rr, parts[0], parts[1], amplitudes[0][:, None], amplitudes[1][:, None], neighbours(watched)]
+    )
+    return np.stack(windows, axis=-1).astype(np.float32), patient.astype(np.float32)

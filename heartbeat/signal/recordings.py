@@ -1,0 +1,280 @@
+"""Continuous ECG recordings a user brings: WFDB records, EDF/EDF+, CSV/TSV columns, 1-D NumPy arrays.
+
+Each reader returns a :class:`Recording`: one lead as float64 samples, its sampling rate and name,
+and, for a WFDB record with a ``.atr`` file, its beat annotations. :func:`check_lead` then refuses
+what cannot give trustworthy beats (too short, flat, gaps, clipped) with one line that names the
+file, so nothing downstream ever sees such a lead.
+
+EDF is read with edfio: small (numpy only), maintained, reads and writes EDF and EDF+, and keeps the
+16-bit quantisation error at its ideal half step (BENCHMARKS.md, "EDF").
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from heartbeat.core.errors import DataError, first_line
+from heartbeat.signal import records
+from heartbeat.signal.checks import MAX_FS
+
+DEFAULT_LEADS: tuple[str, ...] = ("MLII", "II", "V5")
+"""Tried in order, case-insensitively: MIT-BIH's MLII (the training lead), PTB's lead ii, then V5,
+the physionet source's fallback for the MIT-BIH records that lack MLII."""
+
+MIN_SIGNAL_FS = 50.0
+"""The lowest rate a user's signal may have: the R-peak detector's 5-20 Hz band needs it, and beats
+are resampled to 125 Hz."""
+MIN_SECONDS = 3.0
+"""Shorter than this a lead holds too few beats for an R-R interval on each side of a beat."""
+MIN_RR_S, MAX_RR_S = 0.25, 2.5
+"""A median R-R outside these (240 and 24 beats per minute) is not a heart at rest or at work: the
+lead is not an ECG, or ``--fs`` is wrong."""
+MIN_LIKENESS = 0.4
+"""A heart's beats look alike: the median correlation of each detected QRS (±0.2 s) with their median
+is above 0.8 in every shared MIT-BIH record (0.56 in the first minutes of 207, a flutter episode),
+and about 0.25 for the "beats" a detector finds in noise."""
+CLIPPED_SHARE = 0.01
+"""A lead with more than this share of its samples stuck at an extreme value was clipped by the
+recorder (a saturated amplifier): the QRS tops are cut off, and the beats would be misread. An
+extreme that is also the lead's median is its flat baseline (a synthetic or filtered lead), not a rail."""
+UNITS_TO_MV: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "": 1.0}
+"""Physical units an EDF signal may be stored in, to millivolts (MIT-BIH's unit)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One lead of a recording, and what the input said about it."""
+
+    signal: np.ndarray
+    fs: float
+    lead: str
+    where: str
+    """The input's name, for messages."""
+    annotations: tuple[np.ndarray, np.ndarray] | None = None
+    """Beat annotations (samples, symbols) of a WFDB record with a ``.atr`` file."""
+    comments: list[str] = field(default_factory=list)
+    """WFDB header comments (a PTB record's diagnosis)."""
+    second: np.ndarray | None = None
+    """The recording's other lead, same rate and length, for the two-lead inputs
+    (heartbeat/signal/patient.py); None when it has one lead."""
+
+
+def choose_lead(names: Sequence[str], lead: str | None, where: str) -> int:
+    """The column to use: ``lead`` by name (case-insensitive) or 0-based index, else the first of
+    :data:`DEFAULT_LEADS` present, else the only column there is."""
+    names = [str(n) for n in names]
+    if lead is not None:
+        found = records.pick_lead(names, (lead,))
+        if found is not None:
+            return names.index(found)
+        if lead.strip().lstrip("-").isdigit():
+            index = int(lead)
+            if 0 <= index < len(names):
+                return index
+            raise DataError(f"{where}: --lead {lead}: there are {len(names)} leads (0..{len(names) - 1})")
+        raise DataError(f"{where}: --lead {lead}: no such lead; the input has {', '.join(names) or 'none'}")
+    found = records.pick_lead(names, DEFAULT_LEADS)
+    if found is not None:
+        return names.index(found)
+    if len(names) == 1:
+        return 0
+    raise DataError(
+        f"{where}: no usable lead: wanted {' or '.join(DEFAULT_LEADS)}, the input has {', '.join(names)}; "
+        "pass --lead NAME or --lead INDEX (the models were trained on MLII / lead II beats)"
+    )
+
+
+def check_fs_arg(fs: float | None, where: str) -> float:
+    """A sampling rate the user gave (``--fs``): required for inputs that do not carry one."""
+    if fs is None:
+        raise DataError(f"{where}: this input has no sampling rate; pass --fs HZ (e.g. --fs 250)")
+    if not np.isfinite(fs) or not MIN_SIGNAL_FS <= fs <= MAX_FS:
+        raise DataError(
+            f"{where}: --fs {fs:g} is outside {MIN_SIGNAL_FS:g}..{MAX_FS:g} Hz; give the signal's sampling rate"
+        )
+    return float(fs)
+
+
+def check_lead(rec: Recording) -> Recording:
+    """Refuse a lead that cannot give trustworthy beats, with one line naming the input and the lead."""
+    x = rec.signal
+    what = f"{rec.where}: lead {rec.lead}"
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise DataError(
+            f"{what} has {int(bad.sum()):,} missing or non-finite samples (the first at {first / rec.fs:.2f} s); "
+            "cut the recording to a stretch without gaps"
+        )
+    seconds = x.size / rec.fs
+    if seconds < MIN_SECONDS:
+        raise DataError(
+            f"{what} is {seconds:.2f} s long ({x.size} samples at {rec.fs:g} Hz); at least {MIN_SECONDS:g} s "
+            "are needed for one beat with its R-R intervals (is --fs right?)"
+        )
+    if np.ptp(x) == 0:
+        raise DataError(f"{what} is flat (every sample is {x[0]:g}); is the electrode connected?")
+    rails = [v for v in (x.min(), x.max()) if v != np.median(x)]
+    at_rail = np.isin(x, rails)
+    if at_rail.mean() > CLIPPED_SHARE:
+        raise DataError(
+            f"{what} is clipped: {at_rail.mean():.1%} of its samples sit at its extreme "
+            f"value{'s' if len(rails) > 1 else ''} {' and '.join(f'{v:g}' for v in rails)}; "
+            "the recorder saturated, record again with a lower gain"
+        )
+    return rec
+
+
+def check_detected(rec: Recording, peaks: np.ndarray) -> None:
+    """Refuse a lead whose detected beats cannot be a heart's: too few, a median R-R no heart has
+    (the lead is not an ECG, or ``--fs`` is wrong by a large factor), or beats that do not look alike
+    (noise, a signal that is not an ECG)."""
+    from heartbeat.signal.patient import centred_windows, remove_baseline
+    from heartbeat.signal.segment import TARGET_FS, resample
+
+    what = f"{rec.where}: lead {rec.lead}"
+    seconds = rec.signal.size / rec.fs
+    if peaks.size < 3:
+        raise DataError(
+            f"{what}: found {peaks.size} heartbeat(s) in {seconds:.1f} s; it does not look like an ECG "
+            "(check --lead and --fs)"
+        )
+    rr = float(np.median(np.diff(peaks))) / rec.fs
+    if not MIN_RR_S <= rr <= MAX_RR_S:
+        raise DataError(
+            f"{what}: the detected beats come every {rr:.2f} s ({60 / rr:.0f} per minute), which no heart "
+            f"does; it is not an ECG, or --fs {rec.fs:g} is wrong"
+        )
+    x = remove_baseline(resample(rec.signal, rec.fs))
+    half = round(0.2 * TARGET_FS)
+    W = centred_windows(x, np.rint(peaks * (TARGET_FS / rec.fs)).astype(np.int64), half, half)
+    W -= W.mean(axis=1, keepdims=True)
+    T = np.median(W, axis=0)
+    corr = (W @ T) / (np.linalg.norm(W, axis=1) * np.linalg.norm(T) + 1e-12)
+    likeness = float(np.median(corr))
+    if likeness < MIN_LIKENESS:
+        raise DataError(
+            f"{what}: the {peaks.size:,} detected beats do not look alike (median correlation {likeness:.2f} "
+            f"with their median, below {MIN_LIKENESS}); it does not look like an ECG, or it is mostly noise"
+        )
+
+
+# ---------------------------------------------------------------- readers
+
+
+def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> Recording:
+    """A WFDB record (``base.hea`` + signal files), at its own rate; its ``.atr`` beats when asked and present."""
+    where = str(base)
+    if not base.with_name(base.name + ".hea").is_file():
+        raise DataError(f"{where}: no WFDB header {base.name}.hea; give the record path without suffix")
+    header = records.read_header(base, where)
+    names = [str(n) for n in (header.sig_name or [])]
+    chosen = names[choose_lead(names, lead, where)]
+    signal = records.read_lead(base, header, chosen, where)
+    other = records.second_lead(header, chosen)
+    second = None if other is None else records.read_lead(base, header, other, where)
+    ann = None
+    if annotations and base.with_name(base.name + ".atr").is_file():
+        ann = records.read_beat_annotations(base, where, int(header.sig_len))
+    return Recording(signal, float(header.fs), chosen, where, ann, list(header.comments or []), second)
+
+
+def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> Recording:
+    """An EDF or EDF+ file (continuous only), the chosen signal converted to millivolts."""
+    import edfio
+
+    where = str(path)
+    try:
+        edf = edfio.read_edf(io.BytesIO(data) if data is not None else path)
+        signals = list(edf.signals)
+    except Exception as exc:  # edfio raises ValueError/IndexError/UnicodeDecodeError on a bad header
+        raise DataError(f"{where}: not a valid EDF file ({first_line(exc, 160)})") from None
+    if not edf.is_continuous:
+        raise DataError(f"{where}: an EDF+D file (with gaps); export a continuous EDF or EDF+C instead")
+    if not signals:
+        raise DataError(f"{where}: the EDF file holds no signals")
+    signal = signals[choose_lead([s.label for s in signals], lead, where)]
+    unit = signal.physical_dimension.strip().lower()
+    if unit not in UNITS_TO_MV:
+        raise DataError(
+            f"{where}: signal {signal.label}: unit {signal.physical_dimension!r} is not a voltage"
+        )
+    values = np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
+    return Recording(values, float(signal.sampling_frequency), signal.label or "0", where)
+
+
+def read_table(
+    path: str | Path, fs: float | None, lead: str | None = None, data: bytes | None = None
+) -> Recording:
+    """A CSV or TSV of samples, one column per lead, with or without a header row; ``fs`` is required."""
+    import pandas as pd
+
+    path = Path(path)
+    where = str(path)
+    rate = check_fs_arg(fs, where)
+    raw = data if data is not None else _read_bytes(path)
+    text = raw[:65536].decode("utf-8", errors="replace")
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    sep = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+    has_header = any(not _is_number(cell) for cell in first.split(sep) if cell.strip())
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, header=0 if has_header else None, dtype=str)
+    except Exception as exc:
+        raise DataError(f"{where}: not a readable CSV/TSV table ({first_line(exc, 160)})") from None
+    if frame.empty:
+        raise DataError(f"{where}: the table has no rows of samples")
+    names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
+    column = choose_lead(names, lead, where)
+    values = _column(frame, column, names, has_header, where)
+    others = [i for i in range(len(names)) if i != column]
+    second = _column(frame, others[0], names, has_header, where) if others else None
+    return Recording(values, rate, names[column], where, second=second)
+
+
+def _column(frame, column: int, names: list[str], has_header: bool, where: str) -> np.ndarray:
+    """One column's samples; a cell that is not a number names its row (empty cells are gaps)."""
+    import pandas as pd
+
+    cells = frame.iloc[:, column]
+    stripped = cells.str.strip()
+    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
+    text = np.isnan(values) & cells.notna().to_numpy() & (stripped.str.lower() != "nan").to_numpy()
+    if text.any():
+        row = int(np.argmax(text))
+        raise DataError(
+            f"{where}: row {row + 1 + int(has_header)}, column {names[column]}: {cells.iloc[row]!r} is not a number"
+        )
+    return values
+
+
+def signal_array(x: np.ndarray, fs: float | None, where: str | Path) -> Recording:
+    """A 1-D array of samples (one lead, loaded from a ``.npy``); ``fs`` is required."""
+    where = str(where)
+    rate = check_fs_arg(fs, where)
+    if x.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D array of samples (one lead) with --fs, got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{where}: the array has dtype {x.dtype}, expected numbers")
+    return Recording(x.astype(np.float64), rate, "0", where)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a file") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

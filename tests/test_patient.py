@@ -1,0 +1,131 @@
+"""The network for new patients: its inputs (each beat against its own patient), the lead dropout that
+lets one model serve one-lead and two-lead recordings, and how the training stage picks it."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+from heartbeat.core.config import ResNetConfig
+from heartbeat.model.architectures import LeadDropout, build_patient_net, model_inputs
+from heartbeat.model.saving import load_model, save_model
+from heartbeat.prepare.arrays import Split
+from heartbeat.signal import patient
+from heartbeat.train.runner import build_model, input_plan
+
+FS = 360.0
+
+
+def record(seconds: float = 60, premature: tuple[int, ...] = (20, 40), seed: int = 0):
+    """A lead with regular beats at 75/min, some premature by 35% (with a compensatory pause), and
+    the premature ones wider; returns (signal, R-peak samples)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * FS)) / FS
+    peaks, at, i = [], 0.6, 0
+    while at < seconds - 0.8:
+        peaks.append(at)
+        step = 0.8 * (0.65 if i + 1 in premature else 1.35 if i in premature else 1.0)
+        at += step
+        i += 1
+    x = np.zeros_like(t)
+    for k, p in enumerate(peaks):
+        width = 0.035 if k in premature else 0.012
+        x += 1.0 * np.exp(-0.5 * ((t - p) / width) ** 2) + 0.2 * np.exp(-0.5 * ((t - p - 0.25) / 0.05) ** 2)
+        if k not in premature:
+            x += 0.1 * np.exp(-0.5 * ((t - p + 0.16) / 0.02) ** 2)  # a P wave before normal beats only
+    return x + rng.normal(0, 0.005, t.size), np.rint(np.array(peaks) * FS).astype(np.int64)
+
+
+def test_patient_inputs_describe_each_beat_against_its_record() -> None:
+    signal, peaks = record()
+    window, features = patient.patient_inputs([signal], FS, peaks)
+    assert window.shape == (len(peaks), *patient.WINDOW_SHAPE) and features.shape == (len(peaks), 40)
+    assert np.isfinite(window).all() and np.isfinite(features).all()
+    col = {c: i for i, c in enumerate(patient.PATIENT_COLUMNS)}
+    early, normal = features[20], features[10]
+    assert early[col["pre_rec"]] < -0.4 < normal[col["pre_rec"]] + 0.45  # premature for this patient
+    assert early[col["post_pre"]] > 0.5  # the compensatory pause
+    assert early[col["lead1_rms_qrs"]] > normal[col["lead1_rms_qrs"]] + 1  # unlike its usual QRS
+    assert early[col["lead1_corr_p"]] < normal[col["lead1_corr_p"]]  # no P wave
+    assert features[19, col["next_pre_rec"]] == pytest.approx(early[col["pre_rec"]])
+    # one lead is given twice, the way lead dropout trains the model
+    two, one = patient.second_lead_columns()
+    np.testing.assert_array_equal(features[:, two], features[:, one])
+    np.testing.assert_array_equal(window[..., 0], window[..., 1])
+
+
+def test_a_second_lead_changes_only_its_own_inputs() -> None:
+    signal, peaks = record()
+    _, one_lead = patient.patient_inputs([signal], FS, peaks)
+    window, both = patient.patient_inputs([signal, -0.4 * signal], FS, peaks)
+    two, _ = patient.second_lead_columns()
+    others = np.setdiff1d(np.arange(40), two)
+    np.testing.assert_array_equal(both[:, others], one_lead[:, others])
+    np.testing.assert_allclose(window[..., 1], -window[..., 0], atol=1e-5)  # each lead at its own scale
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_a_record_with_almost_no_beats(n: int) -> None:
+    signal, peaks = record(10)
+    window, features = patient.patient_inputs([signal], FS, peaks[:n])
+    assert window.shape[0] == features.shape[0] == n and np.isfinite(features).all()
+
+
+def test_lead_dropout_swaps_lead_2_for_lead_1_in_training_only() -> None:
+    two, one = patient.second_lead_columns()
+    layer = LeadDropout(0.5, two.tolist(), one.tolist(), seed=0)
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(64, *patient.WINDOW_SHAPE)).astype(np.float32)
+    P = rng.normal(size=(64, 40)).astype(np.float32)
+    w, p = (np.asarray(a) for a in layer([W, P], training=True))
+    dropped = np.all(w[..., 1] == w[..., 0], axis=1)
+    assert 15 < dropped.sum() < 50
+    np.testing.assert_array_equal(p[dropped][:, two], P[dropped][:, one])
+    np.testing.assert_array_equal(w[~dropped], W[~dropped])
+    np.testing.assert_array_equal(p[~dropped], P[~dropped])
+    w, p = (np.asarray(a) for a in layer([W, P], training=False))
+    np.testing.assert_array_equal(w, W)
+    np.testing.assert_array_equal(p, P)
+
+
+def test_the_network_saves_loads_and_transfers(tmp_path) -> None:
+    two, one = patient.second_lead_columns()
+    keras.utils.set_random_seed(0)
+    model = build_patient_net(5, patient.WINDOW_SHAPE, 40, lead_columns=(two.tolist(), one.tolist()), seed=0)
+    assert model.count_params() == 30_613 and [t.name for t in model.inputs] == ["window", "patient"]
+    rng = np.random.default_rng(1)
+    split = Split(
+        X=np.zeros((6, 187), np.float32),
+        y=np.zeros(6, np.int64),
+        W=rng.normal(size=(6, *patient.WINDOW_SHAPE)).astype(np.float32),
+        P=rng.normal(size=(6, 40)).astype(np.float32),
+    )
+    save_model(model, tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras", 5)
+    np.testing.assert_array_equal(
+        loaded.predict(model_inputs(loaded, split), verbose=0),
+        model.predict(model_inputs(model, split), verbose=0),
+    )
+    from heartbeat.model.architectures import build_transfer
+
+    transfer = build_transfer(loaded, 2, "all_conv")
+    assert [t.name for t in transfer.inputs] == ["window", "patient"] and transfer.outputs[0].shape[-1] == 2
+
+
+def test_the_stage_picks_the_network_or_falls_back_with_one_warning(caplog) -> None:
+    cfg = ResNetConfig(architecture="patient_net", kernel_size=7, blocks=2, dropout=0.3)
+    W = np.zeros((4, *patient.WINDOW_SHAPE), np.float32)
+    with_sides = Split(
+        np.zeros((4, 187), np.float32), np.zeros(4, np.int64), W=W, P=np.zeros((4, 40), np.float32)
+    )
+    beats_only = Split(np.zeros((4, 187), np.float32), np.zeros(4, np.int64))
+    assert input_plan("train_resnet_mitbih", cfg, with_sides, with_sides) == ("patient_net", 0)
+    with caplog.at_level(logging.WARNING, logger="heartbeat"):
+        plan = input_plan("train_resnet_mitbih", cfg, beats_only, beats_only)
+    assert plan == ("resnet", 0) and len(caplog.records) == 1
+    assert "patient_net needs each beat's window" in caplog.records[0].getMessage()
+    assert build_model("train_resnet_mitbih", cfg, 5, plan).name == "resnet"
+    assert build_model("train_resnet_mitbih", cfg, 5, ("patient_net", 0)).name == "patient_net"
