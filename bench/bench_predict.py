@@ -156,8 +156,8 @@ def main() -> None:
     keras_path = args.root / "models" / f"{args.model}.keras"
     model = load_model(keras_path)
     dataset = "mitbih" if model.outputs[0].shape[-1] == 5 else "ptb"
-    timed, check, where = load_data(args.root, dataset, args.splits.split(","))
-    y_test = check.y
+    timed, real, where = load_data(args.root, dataset, args.splits.split(","))
+    y_test = real.y
 
     with quiet_native_stderr():
         ours = {"keras": load_keras(keras_path, threads)}
@@ -165,7 +165,7 @@ def main() -> None:
             ours[backend] = load_runner(keras_path, backend, threads)
         quant = {}
         inputs, width = ours["keras"].inputs, ours["keras"].rhythm_width
-        samples = calibration(args.root, dataset, check, inputs, width)
+        samples = calibration(args.root, dataset, real, inputs, width)
         for variant in ("dynamic", "int8"):
             try:
                 content = tflite_bytes(model, variant, samples)
@@ -195,11 +195,11 @@ def main() -> None:
                 variant,
             )
 
-    reference = predict_proba(ours["keras"], check.X, 1024, progress=False, **sides(check))
+    reference = predict_proba(ours["keras"], real.X, 1024, progress=False, **sides(real))
     ref_f1 = macro_f1(y_test, reference)
     quality: dict[str, str] = {}
     for name, (fn, _) in configs.items():
-        proba = fn(check)  # also the warm-up
+        proba = fn(real)  # also the warm-up
         check = parity(reference, proba)
         quality[name] = (
             f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"
@@ -222,7 +222,7 @@ def main() -> None:
                 lambda d, b=batch: predict_proba(bf16, d.X, b, progress=False, **sides(d)),
                 "bf16",
             )
-            proba = configs[name][0](check)
+            proba = configs[name][0](real)
             check = parity(reference, proba)
             quality[name] = (
                 f"{check.agreement:.5f}  {check.max_abs_diff:8.1e}  {macro_f1(y_test, proba) - ref_f1:+.4f}"

@@ -47,10 +47,12 @@ def _quiet() -> Iterator[None]:
     """Keras/tf2onnx print progress to stdout during export; stage logs only need our own lines.
 
     Keras' tf2onnx patch also probes ``np.object``, which numpy 2.4 answers with
-    a FutureWarning that means nothing to a user.
+    a FutureWarning that means nothing to a user; the int8 calibrator runs TensorFlow's own
+    ``tf.lite.Interpreter``, which announces its deprecation, a notice meant for code calling it.
     """
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
         yield
 
 
@@ -89,10 +91,14 @@ def _converter_options(quantize: str | None, calibration: Calibration | None) ->
         arrays = {k: np.ascontiguousarray(a, dtype=np.float32) for k, a in arrays.items()}
         n = len(next(iter(arrays.values())))
 
+        size = min(32, n)
+
         def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
             # Several inputs go by name: the converted model orders its inputs by name, not as Keras does.
-            for start in range(0, n, 32):
-                batch = {k: a[start : start + 32] for k, a in arrays.items()}
+            # Whole batches only: the calibrator resizes one input at a time, and a shorter last batch
+            # left a two-input model's branches at different batch sizes.
+            for start in range(0, n - size + 1, size):
+                batch = {k: a[start : start + size] for k, a in arrays.items()}
                 yield batch if isinstance(calibration, dict) else [batch[""]]
 
         return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative}
