@@ -17,7 +17,6 @@ from heartbeat.core.config import DemoConfig, ExportConfig, parse_section
 from heartbeat.core.errors import ModelError, ParamsError
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.prepare.arrays import Split
-
 from heartbeat.serve.convert import parity
 from heartbeat.serve.export import Thresholds, calibration_beats, export_model
 
