@@ -4,6 +4,9 @@ the manifest that keeps ``heartbeat predict`` from serving a stale export, and t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -272,3 +275,29 @@ def test_multi_input_models_are_exported_and_run_on_every_backend(tmp_path, data
         np.testing.assert_allclose(predict_proba(runner, test.X, **given), expected, atol=1e-4)
         with pytest.raises(Exception, match="only a recording"):
             predict_proba(runner, test.X)
+
+
+def test_an_ensembles_onnx_export_is_byte_deterministic_across_processes(tmp_path) -> None:
+    """An ensemble's members are parallel branches: tf2onnx put them in either order, and kept either
+    member's name on the nodes it merged, from one process to the next."""
+    from heartbeat.model.architectures import build_ensemble, build_resnet
+    from heartbeat.model.saving import save_model
+    from heartbeat.train.fit import make_deterministic
+
+    members = []
+    for seed in (0, 1, 2):
+        make_deterministic(seed)
+        members.append(build_resnet(5, filters=4, blocks=1, dense=8))
+    path = tmp_path / "ensemble.keras"
+    save_model(build_ensemble(members, "ensemble"), path)
+    code = (
+        "import sys; from heartbeat.model.saving import load_model; "
+        "from heartbeat.serve.convert import export_onnx; export_onnx(load_model(sys.argv[1]), sys.argv[2])"
+    )
+    outputs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"ensemble_{hash_seed}.onnx"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        subprocess.run([sys.executable, "-c", code, str(path), str(out)], check=True, env=env, cwd=ROOT)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

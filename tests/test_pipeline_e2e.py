@@ -81,7 +81,11 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
         if spec.dataset == "ptb":
             assert {"roc_auc", "pr_auc"} <= set(metrics)
         else:
-            assert "macro_f1_nsvf" in metrics and info["rhythm_input"] is True  # the shipped recipe runs
+            from heartbeat.model.saving import load_model
+
+            model = load_model(project / f"models/{name}.keras", 5)
+            assert "macro_f1_nsvf" in metrics
+            assert [t.name for t in model.inputs] == ["window", "patient"]  # the shipped recipe runs
         history = (project / f"plots/{name}/history.csv").read_text().splitlines()
         header = "epoch,loss,accuracy,val_loss,val_accuracy"
         if name == "resnet_mitbih":  # params.yaml's default: a 3-seed ensemble, members one after another

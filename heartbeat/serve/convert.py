@@ -167,21 +167,79 @@ _COUNTER = re.compile(r"(__\d+)+")
 """tf2onnx's process-wide name counter, as it ends a name (``const_fold_opt__337__347``)."""
 
 
+def _structural_order(graph: Any) -> list[Any]:
+    """The graph's nodes in a topological order fixed by what they compute, not by their names.
+
+    A node's key hashes its operator, attributes and inputs (a graph input by name, a stored tensor
+    by its bytes, another node's output by that node's key), so equal graphs give equal keys however
+    tf2onnx named and ordered them; among the nodes whose inputs are ready, the smallest key comes
+    first. Parallel branches (an ensemble's members) otherwise come out in either order, and a node
+    tf2onnx merged from the members' equal copies keeps either member's name."""
+    import hashlib
+    import heapq
+
+    from onnx import numpy_helper
+
+    nodes = list(graph.node)
+    value_key = {v.name: f"input:{v.name}" for v in graph.input}
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        digest = hashlib.sha256(array.tobytes() + f"{array.dtype}{array.shape}".encode()).hexdigest()
+        value_key[tensor.name] = f"stored:{digest}"
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
+    keys: dict[int, str] = {}
+
+    def key(i: int) -> str:
+        if i not in keys:
+            node = nodes[i]
+            attributes = sorted(a.SerializeToString() for a in node.attribute)
+            parts = [node.op_type, node.domain, hashlib.sha256(b"".join(attributes)).hexdigest()]
+            for name in node.input:
+                parts.append(
+                    f"{key(producer[name])}:{list(nodes[producer[name]].output).index(name)}"
+                    if name in producer
+                    else value_key.get(name, f"free:{name}")
+                )
+            keys[i] = hashlib.sha256("|".join(parts).encode()).hexdigest()
+        return keys[i]
+
+    waiting = [len({producer[x] for x in node.input if x in producer}) for node in nodes]
+    users: dict[int, set[int]] = {}
+    for i, node in enumerate(nodes):
+        for j in {producer[x] for x in node.input if x in producer}:
+            users.setdefault(j, set()).add(i)
+    ready = [(key(i), i) for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for j in users.get(i, ()):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, (key(j), j))
+    return order if len(order) == len(nodes) else nodes  # a cycle ONNX forbids: leave it be
+
+
 def canonical_onnx(path: str | os.PathLike[str]) -> None:
     """Rewrite an ONNX file so that one model always gives the same bytes.
 
     tf2onnx numbers the names it makes (``const_fold_opt__337``, ``unk__350``, the traced
     ``__inference___call___566``) from counters that depend on what the process converted before
-    and on the order its optimiser visits constants; merging equal constants even keeps either
-    one's name. So two exports of one model differ. Each such name is replaced by one built from
-    where it is first used (``const__12`` for a stored tensor, ``value__40``, ``Unsqueeze__7`` for
-    a node), initializers are put in that order, and the graph's doc string loses the counter;
-    graph inputs and outputs keep their names.
+    and on the order its optimiser visits constants; merging equal constants or nodes keeps either
+    one's name, and parallel branches come out in either order. So two exports of one model differ.
+    The nodes are put in an order fixed by what they compute (:func:`_structural_order`), every
+    node and value is named by that order (``const__12`` for a stored tensor, ``value__40``,
+    ``Conv__7`` for a node), initializers follow their first use, and the graph's doc string loses
+    the counter; graph inputs and outputs keep their names.
     """
     import onnx
 
     model = onnx.load(str(path))
     graph = model.graph
+    ordered = _structural_order(graph)
+    graph.ClearField("node")
+    graph.node.extend(ordered)
     fixed = {v.name for v in graph.input} | {v.name for v in graph.output}
     stored = {t.name for t in graph.initializer}
     first_use: dict[str, int] = {}
@@ -191,22 +249,24 @@ def canonical_onnx(path: str | os.PathLike[str]) -> None:
                 first_use.setdefault(name, len(first_use))
 
     def rename(name: str) -> str:
-        if name in fixed or name not in first_use or not _COUNTER.search(name):
+        if name in fixed or name not in first_use:
             return name
         return f"{'const' if name in stored else 'value'}__{first_use[name]}"
 
     for i, node in enumerate(graph.node):
         node.input[:] = [rename(n) for n in node.input]
         node.output[:] = [rename(n) for n in node.output]
-        if _COUNTER.search(node.name):
-            node.name = f"{node.op_type}__{i}"
+        node.name = f"{node.op_type}__{i}"
     initializers = sorted(graph.initializer, key=lambda t: first_use.get(t.name, len(first_use)))
     for tensor in initializers:
         tensor.name = rename(tensor.name)
     graph.ClearField("initializer")
     graph.initializer.extend(initializers)
-    for info in graph.value_info:
+    infos = sorted(graph.value_info, key=lambda v: first_use.get(v.name, len(first_use)))
+    for info in infos:
         info.name = rename(info.name)
+    graph.ClearField("value_info")
+    graph.value_info.extend(infos)
     dims: dict[str, str] = {}
     for value in (*graph.input, *graph.output, *graph.value_info):
         for dim in value.type.tensor_type.shape.dim:

@@ -152,6 +152,8 @@ def _not_a_signal(path: Path, data: bytes | None) -> None:
             data = fh.read(1 << 16)
     lines = data.lstrip(b"\xef\xbb\xbf").splitlines()
     first = lines[0].decode("utf-8", errors="replace") if lines else ""
+    if not first.strip():
+        return  # an empty file: the CSV reader says so
     columns = max(len(first.split(sep)) for sep in (",", "\t", ";"))
     if 0 < columns < BEAT_LENGTH:
         raise DataError(
