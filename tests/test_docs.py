@@ -18,7 +18,12 @@ import pytest
 from heartbeat.core.layout import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "BENCHMARKS.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "heartbeat/serve/pretrained/MODEL_CARD.md",
+]
 
 TOKEN = r"\{\{?\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}?"
 IN_PROSE = re.compile(rf"(?<![$\\]){TOKEN}")
