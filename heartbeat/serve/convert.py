@@ -22,7 +22,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,38 +187,43 @@ def _structural_order(graph: Any) -> list[Any]:
         digest = hashlib.sha256(array.tobytes() + f"{array.dtype}{array.shape}".encode()).hexdigest()
         value_key[tensor.name] = f"stored:{digest}"
     producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
-    keys: dict[int, str] = {}
-
-    def key(i: int) -> str:
-        if i not in keys:
-            node = nodes[i]
-            attributes = sorted(a.SerializeToString() for a in node.attribute)
-            parts = [node.op_type, node.domain, hashlib.sha256(b"".join(attributes)).hexdigest()]
-            for name in node.input:
-                parts.append(
-                    f"{key(producer[name])}:{list(nodes[producer[name]].output).index(name)}"
-                    if name in producer
-                    else value_key.get(name, f"free:{name}")
-                )
-            keys[i] = hashlib.sha256("|".join(parts).encode()).hexdigest()
-        return keys[i]
-
-    waiting = [len({producer[x] for x in node.input if x in producer}) for node in nodes]
+    parents = [{producer[x] for x in node.input if x in producer} for node in nodes]
     users: dict[int, set[int]] = {}
-    for i, node in enumerate(nodes):
-        for j in {producer[x] for x in node.input if x in producer}:
+    for i, ps in enumerate(parents):
+        for j in ps:
             users.setdefault(j, set()).add(i)
-    ready = [(key(i), i) for i, n in enumerate(waiting) if n == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, i = heapq.heappop(ready)
-        order.append(nodes[i])
-        for j in users.get(i, ()):
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, (key(j), j))
-    return order if len(order) == len(nodes) else nodes  # a cycle ONNX forbids: leave it be
+
+    def topological(rank: Callable[[int], Any]) -> list[int]:
+        waiting = [len(ps) for ps in parents]
+        ready = [(rank(i), i) for i, n in enumerate(waiting) if n == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, i = heapq.heappop(ready)
+            order.append(i)
+            for j in users.get(i, ()):
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    heapq.heappush(ready, (rank(j), j))
+        return order
+
+    keys: dict[int, str] = {}
+    for i in topological(lambda i: i):  # every node after the nodes it reads
+        node = nodes[i]
+        attributes = sorted(a.SerializeToString() for a in node.attribute)
+        parts = [node.op_type, node.domain, hashlib.sha256(b"".join(attributes)).hexdigest()]
+        for name in node.input:
+            j = producer.get(name)
+            parts.append(
+                f"{keys[j]}:{list(nodes[j].output).index(name)}"
+                if j is not None
+                else value_key.get(name, f"free:{name}")
+            )
+        keys[i] = hashlib.sha256("|".join(parts).encode()).hexdigest()
+    if len(keys) != len(nodes):  # a cycle, which ONNX forbids: leave the graph as it is
+        return nodes
+    order = [nodes[i] for i in topological(lambda i: keys[i])]
+    return order
 
 
 def canonical_onnx(path: str | os.PathLike[str]) -> None:
