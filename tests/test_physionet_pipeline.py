@@ -18,6 +18,7 @@ import wfdb
 from heartbeat.core.beatcsv import read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
+from heartbeat.model.saving import load_model
 from heartbeat.signal.context import CONTEXT_COLUMNS
 from heartbeat.signal.records import aami_labels
 from heartbeat.testing.mirrors import build_mirror, serve
@@ -106,6 +107,11 @@ def test_patient_split_shares_no_record_or_patient(project: Path) -> None:
     # the context features (R-R, then against the record's median beat) travel with every split
     R = np.load(project / "data/prepared/mitbih/R_test.npy")
     assert R.shape == (sum(counts["mitbih"]["test"].values()), len(CONTEXT_COLUMNS)) and np.isfinite(R).all()
-    assert json.loads((project / "models/resnet_mitbih.json").read_text())["rhythm_input"] is True
+    # and the shipped network's inputs: two-lead windows and the features against the beat's patient
+    W = np.load(project / "data/prepared/mitbih/W_test.npy")
+    P = np.load(project / "data/prepared/mitbih/P_test.npy")
+    assert W.shape[0] == P.shape[0] == R.shape[0] and np.isfinite(W).all() and np.isfinite(P).all()
+    model = load_model(project / "models/resnet_mitbih.keras", 5)
+    assert [t.name for t in model.inputs] == ["window", "patient"]
     report = json.loads((project / "data/raw/report.json").read_text())
     assert report  # the per-record class counts DVC tracks with data/raw

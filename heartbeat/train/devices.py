@@ -65,6 +65,9 @@ def _grow_memory(gpus: list) -> None:
 
 def setup(cfg: DeviceConfig) -> Placement:
     """Choose the device, the precision policy and the strategy for the ``train`` section ``cfg``."""
+    # Each ensemble member traces its own training functions, which TensorFlow's Python logger
+    # reports as "retracing" after a few: expected here, and nothing a user can act on.
+    tf.get_logger().setLevel(logging.ERROR)
     gpus = tf.config.list_physical_devices("GPU")
     if cfg.device == "gpu" and not gpus:
         build = "a CPU-only TensorFlow build" if not tf.test.is_built_with_cuda() else "no CUDA device found"
