@@ -13,7 +13,7 @@ from heartbeat.core.entry import run
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES, read_json
 from heartbeat.core.npyfile import load_npy
 from heartbeat.prepare.arrays import save_dataset
-from heartbeat.prepare.preprocess import class_counts, prepare, records_of
+from heartbeat.prepare.preprocess import class_counts, prepare, prepared_info, records_of
 
 log = logging.getLogger("heartbeat")
 
@@ -28,13 +28,9 @@ def main() -> None:
     windows = load_npy(windows_path, mmap=True) if windows_path.is_file() else None
     prepared = prepare(raw, cfg, provenance, windows)
     counts = class_counts(prepared)
-    info = {
-        "source": source.get("source"),
-        "synthetic": bool(source.get("synthetic")),
-        "split": cfg.split,
-        "groups": prepared.groups,  # records / patients per split, for split: patient
-        "records": records_of(provenance),  # every record the beats came from, per dataset
-    }
+    info = prepared_info(
+        source.get("source"), source.get("synthetic"), cfg.split, prepared.groups, records_of(provenance)
+    )
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:
         mit_dir = stack.enter_context(atomic_dir(layout.PREPARED / "mitbih"))

@@ -203,6 +203,25 @@ def records_of(provenance: pd.DataFrame | None) -> dict[str, list[str]] | None:
     return out
 
 
+def prepared_info(
+    source: str | None,
+    synthetic: bool,
+    split: str,
+    groups: dict | None = None,
+    records: dict[str, list[str]] | None = None,
+) -> dict:
+    """What ``data/prepared/info.json`` holds: where the beats came from (``source``, whether they
+    are ``synthetic``), the ``split``, the records or patients per split (``groups``, patient split)
+    and every record per dataset; the training stages copy it into each model's sidecar."""
+    return {
+        "source": source,
+        "synthetic": bool(synthetic),
+        "split": split,
+        "groups": groups,
+        "records": records,
+    }
+
+
 def class_counts(prepared: Prepared) -> dict[str, dict[str, dict[str, int]]]:
     """Beats per class name in every split, for ``data/prepared/counts.json``."""
     out: dict[str, dict[str, dict[str, int]]] = {}

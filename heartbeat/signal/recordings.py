@@ -119,7 +119,8 @@ def check_lead(rec: Recording) -> Recording:
         )
     if np.ptp(x) == 0:
         raise DataError(f"{what} is flat (every sample is {x[0]:g}); is the electrode connected?")
-    rails = [v for v in (x.min(), x.max()) if v != np.median(x)]
+    baseline = np.median(x)
+    rails = [v for v in (x.min(), x.max()) if v != baseline]
     at_rail = np.isin(x, rails)
     if at_rail.mean() > CLIPPED_SHARE:
         raise DataError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -106,7 +105,8 @@ def make_project(root: Path, dest: Path, params: dict | None = None, tiny: bool 
 def write_prepared_info(root: Path, source: str = "demo", split: str = "beat") -> None:
     """The ``data/prepared/info.json`` preprocess writes beside its arrays, for tests that save arrays
     of their own and run a training stage on them (the stage records what trained the model)."""
-    folder = root / "data/prepared"
-    folder.mkdir(parents=True, exist_ok=True)
-    info = {"source": source, "synthetic": source == "demo", "split": split, "groups": None, "records": None}
-    (folder / "info.json").write_text(json.dumps(info), encoding="utf-8")
+    from heartbeat.core.atomic import write_json
+    from heartbeat.prepare.preprocess import prepared_info
+
+    (root / "data/prepared").mkdir(parents=True, exist_ok=True)
+    write_json(root / "data/prepared/info.json", prepared_info(source, source == "demo", split))
