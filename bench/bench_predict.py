@@ -1,6 +1,6 @@
 """Beats per second of ``heartbeat predict``'s backends against Keras ``model.predict``, on one machine.
 
-Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold]
+Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold [--cold-pythonpath DIR]]
 
 Measures, on the prepared ``--splits`` of ``--root`` (every array the model takes), tiled to at
 least the size of the MIT-BIH test split (21,892 beats), or on synthetic beats:
@@ -93,9 +93,12 @@ def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
     return f1(y, proba)
 
 
-def cold_start(model: Path | None, record: Path, backend: str, threads: int) -> float:
+def cold_start(
+    model: Path | None, record: Path, backend: str, threads: int, pythonpath: Path | None = None
+) -> float:
     """Seconds for a fresh ``heartbeat predict`` process (of this checkout) to segment ``record`` and
-    print its predictions; ``model`` None is the default, the pretrained model."""
+    print its predictions; ``model`` None is the default, the pretrained model. ``pythonpath`` goes
+    first on the child's PYTHONPATH (another version of a dependency, installed with ``--target``)."""
     cmd = [
         sys.executable,
         "-m",
@@ -110,8 +113,11 @@ def cold_start(model: Path | None, record: Path, backend: str, threads: int) -> 
         cmd[5:5] = ["-m", str(model)]
     if backend != "auto":
         cmd[5:5] = ["--backend", backend]
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     start = time.perf_counter()
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"cold start failed: {' '.join(cmd)}: {done.stderr.strip()}")
     return time.perf_counter() - start
@@ -127,6 +133,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: all cores this process may use")
     parser.add_argument("--cold", action="store_true", help="also time cold starts on one MIT-BIH record")
     parser.add_argument("--record", type=Path, default=DEFAULT_RECORD)
+    parser.add_argument(
+        "--cold-pythonpath",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --cold: also time the default start with DIR first on PYTHONPATH (e.g. "
+        "`pip install --target DIR scipy==X`), interleaved with the installed versions",
+    )
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
     parser.add_argument(
         "--splits",
@@ -258,17 +272,26 @@ def main() -> None:
         if not (args.record.with_suffix(".hea")).is_file():
             print(f"# cold start skipped: {args.record}.hea not found")
             return
-        print(f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, median of 3")
+        rounds = max(3, args.rounds)
+        print(
+            f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, "
+            f"median of {rounds} interleaved rounds"
+        )
         export_dir = args.root / "models" / "export"
-        cases: dict[str, tuple[Path | None, str]] = {"keras (.keras)": (keras_path, "auto")}
+        cases: dict[str, tuple[Path | None, Path | None]] = {"keras (.keras)": (keras_path, None)}
         for kind in ("tflite", "onnx"):
             exported = export_dir / f"{args.model}.{kind}"
             if exported.is_file():
-                cases[f"{kind} (exported .{kind})"] = (exported, "auto")
-        cases["default: no --model (the pretrained model's TFLite)"] = (None, "auto")
-        for label, (path, backend) in cases.items():
-            runs = [cold_start(path, args.record, backend, threads) for _ in range(3)]
-            print(f"{label:52s} {statistics.median(runs):6.2f} s  (best {min(runs):.2f} s)")
+                cases[f"{kind} (exported .{kind})"] = (exported, None)
+        cases["default: no --model (the pretrained model's TFLite)"] = (None, None)
+        for extra in args.cold_pythonpath:
+            cases[f"default, with {extra} first on PYTHONPATH"] = (None, extra)
+        runs: dict[str, list[float]] = {label: [] for label in cases}
+        for _ in range(rounds):
+            for label, (path, extra) in cases.items():
+                runs[label].append(cold_start(path, args.record, "auto", threads, extra))
+        for label, ts in runs.items():
+            print(f"{label:52s} {statistics.median(ts):6.2f} s  (best {min(ts):.2f} s)")
 
 
 if __name__ == "__main__":
