@@ -130,9 +130,9 @@ VARIANTS: dict[str, tuple[str, ResNetConfig]] = {
         _RS.model_copy(update={"template": True}),
     ),
 }
-VARIANTS["patient_net"] = (
-    "network for new patients: two-lead window + 40 features against the patient, √-balanced loss, "
-    "stop on val loss, lead dropout 0.3",
+VARIANTS["patient_net_b128"] = (
+    "network for new patients as first shipped: two-lead window + 40 features against the patient, "
+    "√-balanced loss, stop on val loss, lead dropout 0.3, batch 128",
     ResNetConfig(
         epochs=30,
         batch_size=128,
@@ -148,13 +148,22 @@ VARIANTS["patient_net"] = (
         lead_dropout=0.3,
     ),
 )
+_B512 = VARIANTS["patient_net_b128"][1].model_copy(
+    update={"batch_size": 512, "lr": 0.002, "lr_decay_steps": 2500}
+)
+VARIANTS["patient_net"] = (
+    "network for new patients: two-lead window + 40 features against the patient, √-balanced loss, "
+    "stop on val loss, lead dropout 0.3, window branch dropout 0.5, batch 512",
+    _B512.model_copy(update={"branch_dropout": 0.5}),
+)
+VARIANTS["patient_net_no_branch_dropout"] = ("as patient_net, without window branch dropout", _B512)
 VARIANTS["patient_features_only"] = (
-    "ablation: the 40 patient features alone (no window), two Dense 32 layers",
-    VARIANTS["patient_net"][1],
+    "ablation: the 40 patient features alone (no window), two Dense 32 layers, batch 128",
+    VARIANTS["patient_net_b128"][1],
 )
 VARIANTS["patient_net_no_lead_dropout"] = (
-    "as patient_net, without lead dropout",
-    VARIANTS["patient_net"][1].model_copy(update={"lead_dropout": 0.0}),
+    "as patient_net_b128, without lead dropout",
+    VARIANTS["patient_net_b128"][1].model_copy(update={"lead_dropout": 0.0}),
 )
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
 OURS_DEFAULT = "patient_net"

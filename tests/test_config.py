@@ -30,6 +30,21 @@ def test_committed_params_are_valid() -> None:
         stage_params(section, ROOT / "params.yaml")
 
 
+def test_the_shipped_recipe_is_the_one_bench_compare_measures() -> None:
+    """BENCHMARKS.md's figures for the shipped MIT-BIH recipe come from bench/compare.py's ``patient_net``
+    variant: it must train what params.yaml ships (one network per seed; ``epochs`` is compare's own)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "bench" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    ours = compare.VARIANTS[compare.OURS_DEFAULT][1].model_dump()
+    shipped = stage_params("train_resnet_mitbih", ROOT / "params.yaml").model_dump()
+    for key in ("seed", "ensemble", "epochs"):
+        ours.pop(key), shipped.pop(key)
+    assert ours == shipped
+
+
 @pytest.mark.parametrize(
     ("section", "change", "message"),
     [

@@ -91,6 +91,23 @@ def test_lead_dropout_swaps_lead_2_for_lead_1_in_training_only() -> None:
     np.testing.assert_array_equal(p, P)
 
 
+def test_branch_dropout_drops_the_whole_window_branch_in_training_only() -> None:
+    keras.utils.set_random_seed(0)
+    model = build_patient_net(5, patient.WINDOW_SHAPE, 40, lead_dropout=0.0, seed=0, branch_dropout=0.5)
+    assert model.count_params() == 30_613  # no weights of its own
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(256, *patient.WINDOW_SHAPE)).astype(np.float32)
+    P = rng.normal(size=(256, 40)).astype(np.float32)
+    morphology = keras.Model(model.inputs, model.get_layer("window_dropout").output)
+    trained = np.asarray(morphology([W, P], training=True))
+    dropped = np.all(trained == 0, axis=1)
+    assert 90 < dropped.sum() < 166  # whole beats, about half of them
+    served = np.asarray(morphology([W, P], training=False))
+    kept = keras.Model(model.inputs, model.get_layer("morphology").output)([W, P], training=False)
+    np.testing.assert_array_equal(served, np.asarray(kept))  # inference: the window branch as it is
+    np.testing.assert_allclose(trained[~dropped], 2 * served[~dropped], rtol=1e-5)
+
+
 def test_the_network_saves_loads_and_transfers(tmp_path) -> None:
     two, one = patient.second_lead_columns()
     keras.utils.set_random_seed(0)

@@ -221,6 +221,13 @@ class ResNetConfig(TrainConfig):
     lead_dropout: float = Field(
         0.3, ge=0, lt=1, description="patient_net: share of training beats given lead 1 in place of lead 2"
     )
+    branch_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="patient_net: share of training beats whose window branch is dropped, so that the "
+        "features against the patient must classify them alone",
+    )
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

@@ -173,6 +173,7 @@ def build_patient_net(
     lead_dropout: float = 0.3,
     lead_columns: tuple[list[int], list[int]] = ([], []),
     seed: int | None = None,
+    branch_dropout: float = 0.0,
 ) -> keras.Model:
     """The network for new patients: a small residual CNN over the two-lead window beside a dense layer
     over the patient features, joined by one hidden layer.
@@ -181,7 +182,10 @@ def build_patient_net(
     k7 (a 1×1 projection where the width changes) with max-pooling, global average pooling and Dense
     ``dense``. Features: Dense ``dense``. Joined: Dense ``dense``, dropout, softmax. 30,613 parameters
     with the defaults. ``lead_dropout`` is :class:`LeadDropout`'s rate over ``lead_columns``
-    (lead-2 columns, lead-1 columns of the patient features).
+    (lead-2 columns, lead-1 columns of the patient features). ``branch_dropout`` zeroes the whole
+    window branch for that share of the training beats: a new patient's beats often look unlike any
+    seen in training, so the features against the patient's own rhythm and median beat must be able
+    to classify a beat alone.
     """
     window = keras.Input(shape=window_shape, name=WINDOW_INPUT)
     features = keras.Input(shape=(n_features,), name=PATIENT_INPUT)
@@ -199,6 +203,8 @@ def build_patient_net(
         x = layers.MaxPooling1D(2, name=f"block{i}_pool")(h)
     x = layers.GlobalAveragePooling1D(name="gap")(x)
     x = layers.Dense(dense, activation="relu", name="morphology")(x)
+    if branch_dropout:
+        x = layers.Dropout(branch_dropout, noise_shape=(None, 1), seed=seed, name="window_dropout")(x)
     r = layers.Dense(dense, activation="relu", name="patient_dense")(f)
     h = layers.Concatenate(name="join")([x, r])
     h = layers.Dense(dense, activation="relu", name=REPRESENTATION_LAYER)(h)

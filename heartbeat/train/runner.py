@@ -102,6 +102,7 @@ def build_model(
             cfg.lead_dropout,
             (two.tolist(), one.tolist()),
             seed=cfg.seed,
+            branch_dropout=cfg.branch_dropout,
         )
     return build_resnet(
         n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=width
