@@ -1,6 +1,7 @@
 """Beats per second of ``heartbeat predict``'s backends against Keras ``model.predict``, on one machine.
 
-Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold [--cold-pythonpath DIR]]
+Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold | --cold-only]
+       [--cold-pythonpath DIR]
 
 Measures, on the prepared ``--splits`` of ``--root`` (every array the model takes), tiled to at
 least the size of the MIT-BIH test split (21,892 beats), or on synthetic beats:
@@ -132,6 +133,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="default: all cores this process may use")
     parser.add_argument("--cold", action="store_true", help="also time cold starts on one MIT-BIH record")
+    parser.add_argument(
+        "--cold-only", action="store_true", help="only the cold starts (--rounds of them), no throughput"
+    )
     parser.add_argument("--record", type=Path, default=DEFAULT_RECORD)
     parser.add_argument(
         "--cold-pythonpath",
@@ -148,6 +152,11 @@ def main() -> None:
         help="prepared splits to check quality on, e.g. train,val,test: every beat of a physionet run",
     )
     args = parser.parse_args()
+    if args.cold_only:
+        from heartbeat.serve.runners import default_threads
+
+        cold_starts(args, args.threads or default_threads())
+        return
 
     import keras
     import tensorflow as tf
@@ -269,29 +278,37 @@ def main() -> None:
         )
 
     if args.cold:
-        if not (args.record.with_suffix(".hea")).is_file():
-            print(f"# cold start skipped: {args.record}.hea not found")
-            return
-        rounds = max(3, args.rounds)
-        print(
-            f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, "
-            f"median of {rounds} interleaved rounds"
-        )
-        export_dir = args.root / "models" / "export"
-        cases: dict[str, tuple[Path | None, Path | None]] = {"keras (.keras)": (keras_path, None)}
-        for kind in ("tflite", "onnx"):
-            exported = export_dir / f"{args.model}.{kind}"
-            if exported.is_file():
-                cases[f"{kind} (exported .{kind})"] = (exported, None)
-        cases["default: no --model (the pretrained model's TFLite)"] = (None, None)
-        for extra in args.cold_pythonpath:
-            cases[f"default, with {extra} first on PYTHONPATH"] = (None, extra)
-        runs: dict[str, list[float]] = {label: [] for label in cases}
-        for _ in range(rounds):
-            for label, (path, extra) in cases.items():
-                runs[label].append(cold_start(path, args.record, "auto", threads, extra))
-        for label, ts in runs.items():
-            print(f"{label:52s} {statistics.median(ts):6.2f} s  (best {min(ts):.2f} s)")
+        cold_starts(args, threads)
+
+
+def cold_starts(args: argparse.Namespace, threads: int) -> None:
+    """The cold-start table: every way of running ``args.model`` on one record, rounds interleaved."""
+    if not (args.record.with_suffix(".hea")).is_file():
+        print(f"# cold start skipped: {args.record}.hea not found")
+        return
+    rounds = max(3, args.rounds)
+    print(
+        f"\n# cold start: a fresh `heartbeat predict -q` on record {args.record.name}, "
+        f"median of {rounds} interleaved rounds"
+    )
+    export_dir = args.root / "models" / "export"
+    cases: dict[str, tuple[Path | None, Path | None]] = {}
+    keras_path = args.root / "models" / f"{args.model}.keras"
+    if keras_path.is_file():
+        cases["keras (.keras)"] = (keras_path, None)
+    for kind in ("tflite", "onnx"):
+        exported = export_dir / f"{args.model}.{kind}"
+        if exported.is_file():
+            cases[f"{kind} (exported .{kind})"] = (exported, None)
+    cases["default: no --model (the pretrained model's TFLite)"] = (None, None)
+    for extra in args.cold_pythonpath:
+        cases[f"default, with {extra} first on PYTHONPATH"] = (None, extra)
+    runs: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(rounds):
+        for label, (path, extra) in cases.items():
+            runs[label].append(cold_start(path, args.record, "auto", threads, extra))
+    for label, ts in runs.items():
+        print(f"{label:52s} {statistics.median(ts):6.2f} s  (best {min(ts):.2f} s)")
 
 
 if __name__ == "__main__":
