@@ -301,3 +301,18 @@ def test_an_ensembles_onnx_export_is_byte_deterministic_across_processes(tmp_pat
         subprocess.run([sys.executable, "-c", code, str(path), str(out)], check=True, env=env, cwd=ROOT)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_an_export_made_with_other_converters_is_not_reused(tmp_path, monkeypatch) -> None:
+    """The export stage copies a model's previous files when nothing they depend on changed; the
+    converter code and libraries are part of that, or files made by an older tf2onnx or an older
+    canonical_onnx would be carried forward (and differ from a fresh clone's)."""
+    from heartbeat.serve import export
+
+    data = tmp_path / "prepared"
+    data.mkdir()
+    np.save(data / "X_test.npy", np.zeros(3, np.float32))
+    key = export.inputs_key("ab" * 32, {"formats": ["onnx"]}, data)
+    assert key == export.inputs_key("ab" * 32, {"formats": ["onnx"]}, data)
+    monkeypatch.setattr(export, "CONVERTERS", (*export.CONVERTERS, "a-converter-not-installed"))
+    assert export.inputs_key("ab" * 32, {"formats": ["onnx"]}, data) != key

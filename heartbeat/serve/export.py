@@ -197,11 +197,35 @@ def calibration_beats(train: Split, n: int, seed: int) -> Split:
     return Split(X=X, y=picked.y, R=picked.R, W=picked.W, P=picked.P)
 
 
+CONVERTERS = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
+"""The libraries that write and check the exported files: another version may write other bytes."""
+
+
+def converter_fingerprint() -> str:
+    """The code and library versions that make the exported files, so that a previous export made by
+    other code (an older ``canonical_onnx``, another tf2onnx) is converted again, not copied."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from heartbeat.serve import convert
+
+    digest = hashlib.sha256()
+    for path in (Path(convert.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    for package in CONVERTERS:
+        try:
+            digest.update(f"{package}=={version(package)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{package} absent".encode())
+    return digest.hexdigest()
+
+
 def inputs_key(source_sha256: str, params: dict[str, Any], data_dir: Path) -> str:
     """One hash of everything an export of one model depends on: the ``.keras`` file, the
-    export params and the prepared split it is checked (and int8-calibrated) on."""
+    export params, the prepared split it is checked (and int8-calibrated) on, and the converter
+    code and libraries (:func:`converter_fingerprint`)."""
     digest = hashlib.sha256(source_sha256.encode())
     digest.update(json.dumps(params, sort_keys=True).encode())
+    digest.update(converter_fingerprint().encode())
     for f in sorted(data_dir.glob("*.npy")):
         digest.update(f.name.encode())
         digest.update(bytes.fromhex(sha256_file(f)))
