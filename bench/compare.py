@@ -10,9 +10,10 @@ Trains and evaluates, on the same data, splits and seeds, in one run:
   between blocks, GlobalMaxPool, Dense64×2, softmax; Adam 1e-3, batch 32; early stopping on
   validation accuracy (patience 5); ReduceLROnPlateau (×0.1 after 3 epochs);
 * ``ours``: the recipe params.yaml ships for train_resnet_mitbih (``--ours``, default
-  ``rhythm_sqrt_f1_tpl``): the paper's ResNet plus the R-R and record-template rhythm input, a
-  √-balanced loss and early stopping on validation macro-F1; its ``ensemble`` row is the mean of
-  the seeds, as ``ensemble: 3`` ships.
+  ``patient_net``: the two-lead window and 40 features against the patient, one network; a test
+  checks it against params.yaml); its ``ensemble`` row is the mean of the seeds, as
+  ``ensemble: 3`` would make it. The other variants (``VARIANTS``) are the recipes it replaced and
+  its ablations.
 
 Data: the physionet source's beats (annotated R-peaks, lead MLII, V5 for 102/104) of every
 MIT-BIH record in ``--mirror`` (../shared/data/mitdb: de Chazal DS1 + the 4 paced records).
