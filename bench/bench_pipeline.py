@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_dvc import bench_project, make_project, repro, stage_table, training_table
+from bench_dvc import bench_project, full_repro, make_project
 from common import TempDir, print_machine, write_json
 
 from heartbeat.testing.projects import deep_update
@@ -70,12 +70,8 @@ def main() -> None:
     with TempDir("heartbeat-bench-pipeline-") as tmp:
         if not args.no_baseline:
             baseline = make_project(tmp / "baseline", deep_update(copy.deepcopy(FULL), BASELINE))
-            total, stages, _ = repro(baseline)
-            results["baseline"] = {"params": BASELINE, "full": {"seconds": total, "stages": stages}}
-            print("\n### Full `dvc repro`, baseline: the 3-seed ResNet ensemble (`BASELINE`)\n")
-            print(stage_table(stages, total))
-            print()
-            print(training_table(baseline))
+            full = full_repro(baseline, "baseline: the 3-seed ResNet ensemble (`BASELINE`)")
+            results["baseline"] = {"params": BASELINE, "full": full}
         project = make_project(tmp / "project", FULL)
         results.update(
             bench_project(

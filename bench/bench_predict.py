@@ -142,7 +142,7 @@ def main() -> None:
         type=Path,
         action="append",
         default=[],
-        help="with --cold: also time the default start with DIR first on PYTHONPATH (e.g. "
+        help="with --cold or --cold-only: also time the default start with DIR first on PYTHONPATH (e.g. "
         "`pip install --target DIR scipy==X`), interleaved with the installed versions",
     )
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
