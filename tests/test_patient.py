@@ -17,6 +17,7 @@ from heartbeat.signal import patient
 from heartbeat.train.runner import build_model, input_plan
 
 FS = 360.0
+N_FEATURES = len(patient.PATIENT_COLUMNS)
 
 
 def record(seconds: float = 60, premature: tuple[int, ...] = (20, 40), seed: int = 0):
@@ -42,7 +43,7 @@ def record(seconds: float = 60, premature: tuple[int, ...] = (20, 40), seed: int
 def test_patient_inputs_describe_each_beat_against_its_record() -> None:
     signal, peaks = record()
     window, features = patient.patient_inputs([signal], FS, peaks)
-    assert window.shape == (len(peaks), *patient.WINDOW_SHAPE) and features.shape == (len(peaks), 40)
+    assert window.shape == (len(peaks), *patient.WINDOW_SHAPE) and features.shape == (len(peaks), N_FEATURES)
     assert np.isfinite(window).all() and np.isfinite(features).all()
     col = {c: i for i, c in enumerate(patient.PATIENT_COLUMNS)}
     early, normal = features[20], features[10]
@@ -51,6 +52,9 @@ def test_patient_inputs_describe_each_beat_against_its_record() -> None:
     assert early[col["lead1_rms_qrs"]] > normal[col["lead1_rms_qrs"]] + 1  # unlike its usual QRS
     assert early[col["lead1_corr_p"]] < normal[col["lead1_corr_p"]]  # no P wave
     assert features[19, col["next_pre_rec"]] == pytest.approx(early[col["pre_rec"]])
+    # ... and against the record's own spread: far out for the premature beat, near the middle for others
+    assert early[col["pre_rec_rz"]] < -1 and abs(normal[col["pre_rec_rz"]]) < 0.2
+    assert early[col["lead1_rms_qrs_rz"]] > 1
     # one lead is given twice, the way lead dropout trains the model
     two, one = patient.second_lead_columns()
     np.testing.assert_array_equal(features[:, two], features[:, one])
@@ -62,9 +66,25 @@ def test_a_second_lead_changes_only_its_own_inputs() -> None:
     _, one_lead = patient.patient_inputs([signal], FS, peaks)
     window, both = patient.patient_inputs([signal, -0.4 * signal], FS, peaks)
     two, _ = patient.second_lead_columns()
-    others = np.setdiff1d(np.arange(40), two)
+    others = np.setdiff1d(np.arange(N_FEATURES), two)
     np.testing.assert_array_equal(both[:, others], one_lead[:, others])
     np.testing.assert_allclose(window[..., 1], -window[..., 0], atol=1e-5)  # each lead at its own scale
+
+
+def test_record_standardised_measures_each_column_against_its_record() -> None:
+    rng = np.random.default_rng(0)
+    F = rng.normal(size=(200, 3))
+    F[:, 1] = 5.0 * F[:, 0] + 3.0  # the same values in another unit, about another centre
+    F[:, 2] = 0.0
+    Z = patient.record_standardised(F)
+    np.testing.assert_allclose(np.median(Z, axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(Z[:, 0], Z[:, 1], atol=1e-5)  # the unit and centre do not matter
+    np.testing.assert_array_equal(Z[:, 2], 0.0)  # no spread: measured against the floor
+    F[0, 0] = 1e6  # one wild value moves neither the centre nor the spread of the others
+    Z2 = patient.record_standardised(F)
+    assert Z2[0, 0] == patient.Z_CLIP / patient.Z_SCALE
+    np.testing.assert_allclose(Z2[1:, 0], Z[1:, 0], atol=0.02)
+    assert patient.record_standardised(np.zeros((0, 3))).shape == (0, 3)
 
 
 @pytest.mark.parametrize("n", [0, 1, 2])
@@ -79,7 +99,7 @@ def test_lead_dropout_swaps_lead_2_for_lead_1_in_training_only() -> None:
     layer = LeadDropout(0.5, two.tolist(), one.tolist(), seed=0)
     rng = np.random.default_rng(0)
     W = rng.normal(size=(64, *patient.WINDOW_SHAPE)).astype(np.float32)
-    P = rng.normal(size=(64, 40)).astype(np.float32)
+    P = rng.normal(size=(64, N_FEATURES)).astype(np.float32)
     w, p = (np.asarray(a) for a in layer([W, P], training=True))
     dropped = np.all(w[..., 1] == w[..., 0], axis=1)
     assert 15 < dropped.sum() < 50
@@ -93,11 +113,13 @@ def test_lead_dropout_swaps_lead_2_for_lead_1_in_training_only() -> None:
 
 def test_branch_dropout_drops_the_whole_window_branch_in_training_only() -> None:
     keras.utils.set_random_seed(0)
-    model = build_patient_net(5, patient.WINDOW_SHAPE, 40, lead_dropout=0.0, seed=0, branch_dropout=0.5)
-    assert model.count_params() == 30_613  # no weights of its own
+    model = build_patient_net(
+        5, patient.WINDOW_SHAPE, N_FEATURES, lead_dropout=0.0, seed=0, branch_dropout=0.5
+    )
+    assert model.count_params() == 31_893  # no weights of its own
     rng = np.random.default_rng(2)
     W = rng.normal(size=(256, *patient.WINDOW_SHAPE)).astype(np.float32)
-    P = rng.normal(size=(256, 40)).astype(np.float32)
+    P = rng.normal(size=(256, N_FEATURES)).astype(np.float32)
     morphology = keras.Model(model.inputs, model.get_layer("window_dropout").output)
     trained = np.asarray(morphology([W, P], training=True))
     dropped = np.all(trained == 0, axis=1)
@@ -111,14 +133,16 @@ def test_branch_dropout_drops_the_whole_window_branch_in_training_only() -> None
 def test_the_network_saves_loads_and_transfers(tmp_path) -> None:
     two, one = patient.second_lead_columns()
     keras.utils.set_random_seed(0)
-    model = build_patient_net(5, patient.WINDOW_SHAPE, 40, lead_columns=(two.tolist(), one.tolist()), seed=0)
-    assert model.count_params() == 30_613 and [t.name for t in model.inputs] == ["window", "patient"]
+    model = build_patient_net(
+        5, patient.WINDOW_SHAPE, N_FEATURES, lead_columns=(two.tolist(), one.tolist()), seed=0
+    )
+    assert model.count_params() == 31_893 and [t.name for t in model.inputs] == ["window", "patient"]
     rng = np.random.default_rng(1)
     split = Split(
         X=np.zeros((6, 187), np.float32),
         y=np.zeros(6, np.int64),
         W=rng.normal(size=(6, *patient.WINDOW_SHAPE)).astype(np.float32),
-        P=rng.normal(size=(6, 40)).astype(np.float32),
+        P=rng.normal(size=(6, N_FEATURES)).astype(np.float32),
     )
     save_model(model, tmp_path / "m.keras")
     loaded = load_model(tmp_path / "m.keras", 5)
@@ -136,7 +160,7 @@ def test_the_stage_picks_the_network_or_falls_back_with_one_warning(caplog) -> N
     cfg = ResNetConfig(architecture="patient_net", kernel_size=7, blocks=2, dropout=0.3)
     W = np.zeros((4, *patient.WINDOW_SHAPE), np.float32)
     with_sides = Split(
-        np.zeros((4, 187), np.float32), np.zeros(4, np.int64), W=W, P=np.zeros((4, 40), np.float32)
+        np.zeros((4, 187), np.float32), np.zeros(4, np.int64), W=W, P=np.zeros((4, N_FEATURES), np.float32)
     )
     beats_only = Split(np.zeros((4, 187), np.float32), np.zeros(4, np.int64))
     assert input_plan("train_resnet_mitbih", cfg, with_sides, with_sides) == ("patient_net", 0)

@@ -8,10 +8,11 @@ DS1 records in BENCHMARKS.md, "New patients"):
 
 * ``window``: ``(n, 125, 2)``, each beat from 0.4 s before its R-peak to 0.6 s after (the P wave,
   QRS and T), both leads, at 125 Hz, baseline removed, divided by the record's typical QRS amplitude;
-* ``patient``: ``(n, 40)`` features (:data:`PATIENT_COLUMNS`): R-R intervals against the record's
-  median and the local median, local irregularity and prematurity; each beat's P, QRS, ST-T and
-  whole window against the record's median beat, per lead; QRS amplitude against the record's; the
-  previous and next beat's values of a few of them.
+* ``patient``: ``(n, 80)`` features (:data:`PATIENT_COLUMNS`): 40 of the beat (:data:`BEAT_COLUMNS`):
+  R-R intervals against the record's median and the local median, local irregularity and
+  prematurity; each beat's P, QRS, ST-T and whole window against the record's median beat, per
+  lead; QRS amplitude against the record's; the previous and next beat's values of a few of them.
+  Then each of the 40 as a robust z-score over the record (:func:`record_standardised`).
 
 One record with one lead gets its first lead twice, the way the model saw 30% of its training beats
 (:class:`heartbeat.model.architectures.LeadDropout`). Every function is pure and works on ONE record:
@@ -73,7 +74,7 @@ PART_COLUMNS: tuple[str, ...] = tuple(f"{m}_{p}" for p in PARTS_S for m in ("cor
 NEIGHBOUR_OF: tuple[str, ...] = ("pre_rec", "lead1_rms_all", "lead1_rms_p", "lead1_rms_qrs")
 """The features whose previous- and next-beat values are inputs too (a run of ectopic beats)."""
 
-PATIENT_COLUMNS: tuple[str, ...] = (
+BEAT_COLUMNS: tuple[str, ...] = (
     *RR_COLUMNS,
     *(f"lead1_{c}" for c in PART_COLUMNS),
     *(f"lead2_{c}" for c in PART_COLUMNS),
@@ -82,7 +83,14 @@ PATIENT_COLUMNS: tuple[str, ...] = (
     *(f"prev_{c}" for c in NEIGHBOUR_OF),
     *(f"next_{c}" for c in NEIGHBOUR_OF),
 )
-"""The columns of the ``patient`` input, in order."""
+"""The 40 features of a beat, before they are standardised over its record."""
+STANDARDISED = "_rz"
+"""Suffix of a feature's robust z-score over its record (:func:`record_standardised`)."""
+PATIENT_COLUMNS: tuple[str, ...] = (*BEAT_COLUMNS, *(f"{c}{STANDARDISED}" for c in BEAT_COLUMNS))
+"""The columns of the ``patient`` input, in order: the 40 features, then each one's z-score over the record."""
+Z_SCALE, Z_FLOOR, Z_CLIP = 5.0, 1e-2, 10.0
+"""A z-score is clipped to ±``Z_CLIP`` and divided by ``Z_SCALE`` (inputs within ±2); a feature whose
+spread over the record is below ``Z_FLOOR`` is measured against that floor."""
 WINDOW_SHAPE = (WINDOW_BEFORE + WINDOW_AFTER, LEADS)
 
 
@@ -225,10 +233,28 @@ def neighbours(F: np.ndarray) -> np.ndarray:
     return np.hstack([np.concatenate([F[:1], F[:-1]]), np.concatenate([F[1:], F[-1:]])])
 
 
+def record_standardised(F: np.ndarray) -> np.ndarray:
+    """``(n, k)``: every column of one record's features ``F`` as a robust z-score over the record:
+    (value - median) / (1.4826 × median absolute deviation), clipped and scaled (:data:`Z_SCALE`).
+
+    What is unusual differs from patient to patient: in atrial fibrillation no beat has a P wave and
+    every R-R interval is irregular, so a beat without a P wave that comes early is that patient's
+    normal beat, while in sinus rhythm it is a premature supraventricular one. Against the record's
+    own spread the first scores near 0 and the second far from it.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    if len(F) == 0:
+        return np.zeros(F.shape, dtype=np.float32)
+    centre = np.median(F, axis=0)
+    spread = 1.4826 * np.median(np.abs(F - centre), axis=0)
+    Z = (F - centre) / np.maximum(spread, Z_FLOOR)
+    return (np.clip(Z, -Z_CLIP, Z_CLIP) / Z_SCALE).astype(np.float32)
+
+
 def patient_inputs(
     leads: Sequence[np.ndarray], fs: float, samples: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 40)``, float32, one row per
+    """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 80)``, float32, one row per
     R-peak of ``samples`` (at ``fs``, sorted). ``leads`` holds the primary lead (MLII, else V5) and,
     where the record has one, a second lead, in physical units at ``fs``."""
     if not 1 <= len(leads) <= LEADS:
@@ -248,7 +274,8 @@ def patient_inputs(
     rr = rr_features(samples, fs)
     rms = [PART_COLUMNS.index(c.removeprefix("lead1_")) for c in NEIGHBOUR_OF[1:]]
     watched = np.column_stack([rr[:, RR_COLUMNS.index("pre_rec")], parts[0][:, rms]])
-    patient = np.hstack(
+    beat = np.hstack(
         [rr, parts[0], parts[1], amplitudes[0][:, None], amplitudes[1][:, None], neighbours(watched)]
     )
+    patient = np.hstack([beat, record_standardised(beat)])
     return np.stack(windows, axis=-1).astype(np.float32), patient.astype(np.float32)
