@@ -10,7 +10,7 @@ Trains and evaluates, on the same data, splits and seeds, in one run:
   between blocks, GlobalMaxPool, Dense64×2, softmax; Adam 1e-3, batch 32; early stopping on
   validation accuracy (patience 5); ReduceLROnPlateau (×0.1 after 3 epochs);
 * ``ours``: the recipe params.yaml ships for train_resnet_mitbih (``--ours``, default
-  ``patient_net``: the two-lead window and 40 features against the patient, one network; a test
+  ``patient_net``: the two-lead window and 80 features against the patient, one network; a test
   checks it against params.yaml); its ``ensemble`` row is the mean of the seeds, as
   ``ensemble: 3`` would make it. The other variants (``VARIANTS``) are the recipes it replaced and
   its ablations.
@@ -152,12 +152,29 @@ VARIANTS["patient_net_b128"] = (
 _B512 = VARIANTS["patient_net_b128"][1].model_copy(
     update={"batch_size": 512, "lr": 0.002, "lr_decay_steps": 2500}
 )
-VARIANTS["patient_net"] = (
-    "network for new patients: two-lead window + 40 features against the patient, √-balanced loss, "
-    "stop on val loss, lead dropout 0.3, window branch dropout 0.5, batch 512",
+VARIANTS["patient_net_previous"] = (
+    "the recipe patient_net replaces: two-lead window + 40 features against the patient, √-balanced "
+    "loss, stop on val loss, lead dropout 0.3, window branch dropout 0.5, batch 512, dense 32",
     _B512.model_copy(update={"branch_dropout": 0.5}),
 )
-VARIANTS["patient_net_no_branch_dropout"] = ("as patient_net, without window branch dropout", _B512)
+VARIANTS["patient_net"] = (
+    "network for new patients: two-lead window + 40 features against the patient and their z-scores "
+    "over the record, √-balanced loss, stop on val loss, lead dropout 0.3, window branch dropout 0.5, "
+    "batch 512, dense 64",
+    VARIANTS["patient_net_previous"][1].model_copy(update={"dense": 64}),
+)
+VARIANTS["patient_net_no_record_z"] = (
+    "as patient_net, without the z-scores over the record",
+    VARIANTS["patient_net"][1],
+)
+VARIANTS["patient_net_dense32"] = (
+    "as patient_net, dense 32",
+    VARIANTS["patient_net_previous"][1],
+)
+VARIANTS["patient_net_no_branch_dropout"] = (
+    "as patient_net_previous, without window branch dropout",
+    _B512,
+)
 VARIANTS["patient_features_only"] = (
     "ablation: the 40 patient features alone (no window), two Dense 32 layers, batch 128",
     VARIANTS["patient_net_b128"][1],
@@ -168,6 +185,16 @@ VARIANTS["patient_net_no_lead_dropout"] = (
 )
 """Candidates for (c), ablated on one seed; ``--ours`` names the one params.yaml ships."""
 OURS_DEFAULT = "patient_net"
+WITHOUT_RECORD_Z = {
+    "patient_net_no_record_z",
+    "patient_net_previous",
+    "patient_net_no_branch_dropout",
+    "patient_net_b128",
+    "patient_features_only",
+    "patient_net_no_lead_dropout",
+}
+"""Variants shown the 40 patient features without their z-scores over the record (those columns
+zeroed): the recipe ``patient_net`` replaces and the ablations measured on it."""
 AUGMENT = {"rhythm_sqrt_f1_aug": AugmentConfig(copies=2), "rhythm_sqrt_f1_wide_aug": AugmentConfig(copies=2)}
 """Variants trained on the training split plus the preprocess stage's augmentation (``preprocess.augment``)."""
 
@@ -274,6 +301,19 @@ def augmented(splits: dict[str, Split], aug: AugmentConfig | None, seed: int) ->
 
 
 # ---------------------------------------------------------------- models
+
+
+def without_record_z(splits: dict[str, Split]) -> dict[str, Split]:
+    """``splits`` with the z-score columns of the patient features zeroed: the 40 features alone
+    (a zero input carries nothing; the weights it would meet never change the output)."""
+    from heartbeat.signal.patient import BEAT_COLUMNS
+
+    def cut(split: Split) -> Split:
+        P = np.array(split.P, copy=True)
+        P[:, len(BEAT_COLUMNS) :] = 0.0
+        return Split(X=split.X, y=split.y, R=split.R, W=split.W, P=P)
+
+    return {k: cut(v) for k, v in splits.items()}
 
 
 def features_only(n_classes: int):
@@ -706,7 +746,8 @@ def main() -> None:
                     continue
                 cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
                 save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
-                run = train_one(model, cfg, augmented(splits, AUGMENT.get(model), seed), seed, save)
+                shown = without_record_z(splits) if model in WITHOUT_RECORD_Z else splits
+                run = train_one(model, cfg, augmented(shown, AUGMENT.get(model), seed), seed, save)
                 yv, yt = splits["val"].y, splits["test"].y
                 run["metrics"] = score(
                     yt, np.asarray(run["test_proba"]), split, yv, np.asarray(run["val_proba"])
