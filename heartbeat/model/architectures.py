@@ -180,8 +180,8 @@ def build_patient_net(
 
     Window: Conv ``filters/2`` k7 and max-pooling, then ``blocks`` residual blocks of two Conv ``filters``
     k7 (a 1×1 projection where the width changes) with max-pooling, global average pooling and Dense
-    ``dense``. Features: Dense ``dense``. Joined: Dense ``dense``, dropout, softmax. 30,613 parameters
-    with the defaults. ``lead_dropout`` is :class:`LeadDropout`'s rate over ``lead_columns``
+    ``dense``. Features: Dense ``dense``. Joined: Dense ``dense``, dropout, softmax. 31,893 parameters
+    with the defaults and the 80 patient features. ``lead_dropout`` is :class:`LeadDropout`'s rate over ``lead_columns``
     (lead-2 columns, lead-1 columns of the patient features). ``branch_dropout`` zeroes the whole
     window branch for that share of the training beats: a new patient's beats often look unlike any
     seen in training, so the features against the patient's own rhythm and median beat must be able
