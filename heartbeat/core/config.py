@@ -215,7 +215,7 @@ class ResNetConfig(TrainConfig):
     architecture: Literal["resnet", "patient_net"] = Field(
         "resnet",
         description="resnet: the paper's ResNet on the 187-sample beat | patient_net: a two-lead window "
-        "around each beat and 40 features against its own patient (physionet and demo sources; the "
+        "around each beat and 80 features against its own patient (physionet and demo sources; the "
         "paper's ResNet, with a warning, on data without them)",
     )
     lead_dropout: float = Field(

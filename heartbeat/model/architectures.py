@@ -8,7 +8,7 @@ parameters for the 5 MIT-BIH classes. The transfer model reuses everything up
 to the second Dense 32 (the "representation") and puts a new softmax on it.
 
 The network for new patients (:func:`build_patient_net`) reads what
-heartbeat/signal/patient.py computes: a two-lead window around each beat and 40 features of the
+heartbeat/signal/patient.py computes: a two-lead window around each beat and 80 features of the
 beat against its own patient.
 """
 

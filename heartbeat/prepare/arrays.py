@@ -34,7 +34,7 @@ class Split:
     W: np.ndarray | None = None
     """Centred two-lead windows ``(n, 125, 2)`` (heartbeat/signal/patient.py), else None."""
     P: np.ndarray | None = None
-    """Features against the beat's own patient ``(n, 40)`` (heartbeat/signal/patient.py), else None."""
+    """Features against the beat's own patient ``(n, 80)`` (heartbeat/signal/patient.py), else None."""
 
     def take(self, idx: np.ndarray) -> Split:
         """The rows ``idx`` of every array."""

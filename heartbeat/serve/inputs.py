@@ -61,7 +61,7 @@ class Beats:
     window: np.ndarray | None = None
     """``(n, 125, 2)`` two-lead windows of a record's beats (heartbeat/signal/patient.py); else None."""
     patient: np.ndarray | None = None
-    """``(n, 40)`` features of a record's beats against their patient (heartbeat/signal/patient.py)."""
+    """``(n, 80)`` features of a record's beats against their patient (heartbeat/signal/patient.py)."""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

@@ -569,7 +569,7 @@ def predict_proba(
     The model takes what its signature says (``runner.inputs``): the beats ``X`` ``(n, 187)``; with
     them ``rhythm``, the ``(n, 9)`` context matrix (heartbeat/signal/context.py), of which the model
     reads the first ``runner.rhythm_width`` columns; or ``window`` ``(n, 125, 2)`` and ``patient``
-    ``(n, 40)`` (heartbeat/signal/patient.py). Only a recording gives the last three.
+    ``(n, 80)`` (heartbeat/signal/patient.py). Only a recording gives the last three.
 
     ``progress=None`` shows a tqdm bar on stderr only for inputs of at least
     :data:`PROGRESS_MIN_BEATS` beats when stderr is a terminal.

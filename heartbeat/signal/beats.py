@@ -33,7 +33,7 @@ class RecordBeats:
     window: np.ndarray
     """``(n, 125, 2)`` two-lead windows around each beat (heartbeat/signal/patient.py)."""
     patient: np.ndarray
-    """``(n, 40)`` features of each beat against its own patient (heartbeat/signal/patient.py)."""
+    """``(n, 80)`` features of each beat against its own patient (heartbeat/signal/patient.py)."""
     segmented: Segmented
     """The segmenter's own output, for reports (which peaks were found, whether the lead was flipped)."""
 
