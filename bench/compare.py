@@ -626,6 +626,44 @@ def confusion_tables(results: dict, splits: list[str], models: list[str], seeds:
     return "\n".join(lines)
 
 
+def per_record_table(
+    results: dict, records: np.ndarray, splits: list[str], model: str, seeds: list[int]
+) -> str:
+    """Where a model's errors across patients are: per test record of the grouped cross-validation,
+    the S and V beats and what they were called, and the N and V beats called S (means over seeds).
+    ``records`` is every beat's record, in the order the data cache holds them."""
+    folds = [s for s in splits if s.startswith("patient") and f"{s}/info" in results]
+    counts: dict[str, np.ndarray] = {}
+    for fold in folds:
+        info = results[f"{fold}/info"]
+        # a patient split's test beats are its test records' beats, in data order (make_split)
+        of_beat = records[np.isin(records, info["test_records"])]
+        y = np.asarray(info["test_y"])
+        for seed in seeds:
+            run = results.get(f"{fold}/{model}/{seed}")
+            if run is None or "test_proba" not in run or len(of_beat) != len(y):
+                continue
+            pred = np.asarray(run["test_proba"]).argmax(axis=1)
+            for record in np.unique(of_beat):
+                m = of_beat == record
+                c = counts.setdefault(str(record), np.zeros((5, 5)))
+                np.add.at(c, (y[m], pred[m]), 1.0 / len(seeds))
+    if not counts:
+        return ""
+    lines = [
+        f"**{MODEL_TITLES[model]}, per test record** (pooled grouped cross-validation; beats, mean over "
+        f"seeds {', '.join(map(str, seeds))})",
+        "",
+        "| record | S | S found | S called N | S called V | V | V found | V called S | N called S | N called V |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in sorted(counts):
+        c = counts[record]
+        cells = (c[1].sum(), c[1, 1], c[1, 0], c[1, 2], c[2].sum(), c[2, 2], c[2, 1], c[0, 1], c[0, 2])
+        lines.append(f"| {record} | " + " | ".join(f"{v:.0f}" for v in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def transfer_table(results: dict, seeds: list[int]) -> str:
     runs = [results[f"transfer/{s}"] for s in seeds if f"transfer/{s}" in results]
     if not runs:
@@ -678,6 +716,14 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument(
         "--confusions", action="store_true", help="also print confusion matrices (first seed)"
+    )
+    parser.add_argument(
+        "--per-record",
+        nargs="+",
+        default=[],
+        choices=tuple(MODEL_TITLES),
+        metavar="MODEL",
+        help="also print where these models' errors are, per test record of the patient folds",
     )
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument(
@@ -789,6 +835,8 @@ def main() -> None:
     )
     if args.confusions:
         text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds, args.ours)
+    for model in args.per_record:
+        text += "\n" + per_record_table(results, data["record"], args.splits, model, args.seeds)
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"
