@@ -30,19 +30,61 @@ def test_committed_params_are_valid() -> None:
         stage_params(section, ROOT / "params.yaml")
 
 
-def test_the_shipped_recipe_is_the_one_bench_compare_measures() -> None:
-    """BENCHMARKS.md's figures for the shipped MIT-BIH recipe come from bench/compare.py's ``patient_net``
-    variant: it must train what params.yaml ships (one network per seed; ``epochs`` is compare's own)."""
+def _bench_compare():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("compare", ROOT / "bench" / "compare.py")
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
+    return compare
+
+
+def test_the_shipped_recipe_is_the_one_bench_compare_measures() -> None:
+    """BENCHMARKS.md's figures for the shipped MIT-BIH recipe come from bench/compare.py's ``patient_net``
+    variant: it must train what params.yaml ships (one network per seed; ``epochs`` is compare's own)."""
+    compare = _bench_compare()
     ours = compare.VARIANTS[compare.OURS_DEFAULT][1].model_dump()
     shipped = stage_params("train_resnet_mitbih", ROOT / "params.yaml").model_dump()
     for key in ("seed", "ensemble", "epochs"):
         ours.pop(key), shipped.pop(key)
     assert ours == shipped
+
+
+def test_bench_compare_counts_each_records_errors_and_hides_the_record_z_scores() -> None:
+    import numpy as np
+
+    from heartbeat.prepare.arrays import Split
+    from heartbeat.signal.patient import BEAT_COLUMNS, PATIENT_COLUMNS
+
+    compare = _bench_compare()
+    # two folds; beats in data order, the test records' beats of each fold in that order
+    records = np.array(["a", "a", "b", "c", "c", "c"])
+    one_hot = np.eye(5)
+    results = {
+        "patient/info": {"test_records": ["a", "b"], "test_y": [1, 0, 2]},
+        "patient_f1/info": {"test_records": ["c"], "test_y": [1, 1, 0]},
+    }
+    for seed in (0, 1):  # the same calls twice: the table shows their mean
+        results[f"patient/m/{seed}"] = {"test_proba": one_hot[[1, 1, 1]].tolist()}
+        results[f"patient_f1/m/{seed}"] = {"test_proba": one_hot[[1, 0, 0]].tolist()}
+    compare.MODEL_TITLES["m"] = "m"
+    table = compare.per_record_table(results, records, ["patient", "patient_f1"], "m", [0, 1])
+    rows = {}
+    for line in table.splitlines()[4:]:
+        record, *cells = (c.strip() for c in line.strip("|").split("|"))
+        rows[record] = [int(c) for c in cells]
+    # S, S found, S called N, S called V, V, V found, V called S, N called S, N called V
+    assert rows == {
+        "a": [1, 1, 0, 0, 0, 0, 0, 1, 0],
+        "b": [0, 0, 0, 0, 1, 0, 1, 0, 0],
+        "c": [2, 1, 1, 0, 0, 0, 0, 0, 0],
+    }
+
+    P = np.ones((3, len(PATIENT_COLUMNS)), np.float32)
+    split = Split(np.zeros((3, 187), np.float32), np.zeros(3, np.int64), W=np.zeros((3, 125, 2)), P=P)
+    cut = compare.without_record_z({"test": split})["test"].P
+    assert (cut[:, : len(BEAT_COLUMNS)] == 1).all() and (cut[:, len(BEAT_COLUMNS) :] == 0).all()
+    assert (P == 1).all()  # the caller's split is left as it was
 
 
 @pytest.mark.parametrize(
