@@ -47,6 +47,7 @@ bench/compare_parallel.sh does) and ``--report-only`` prints the tables without 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -282,6 +283,7 @@ def make_split(
             "train_records": sorted(set(records[tr].tolist())),
             "val_records": sorted(set(records[va].tolist())),
             "test_records": sorted(set(records[test].tolist())),
+            "test_beat_records": records[test].tolist(),  # for --per-record
         }
     tr = _cap(y, tr, max_beats)
     splits = {"train": _subset(data, tr), "val": _subset(data, va), "test": _subset(data, test)}
@@ -311,7 +313,7 @@ def without_record_z(splits: dict[str, Split]) -> dict[str, Split]:
     def cut(split: Split) -> Split:
         P = np.array(split.P, copy=True)
         P[:, len(BEAT_COLUMNS) :] = 0.0
-        return Split(X=split.X, y=split.y, R=split.R, W=split.W, P=P)
+        return dataclasses.replace(split, P=P)
 
     return {k: cut(v) for k, v in splits.items()}
 
@@ -626,22 +628,17 @@ def confusion_tables(results: dict, splits: list[str], models: list[str], seeds:
     return "\n".join(lines)
 
 
-def per_record_table(
-    results: dict, records: np.ndarray, splits: list[str], model: str, seeds: list[int]
-) -> str:
+def per_record_table(results: dict, splits: list[str], model: str, seeds: list[int]) -> str:
     """Where a model's errors across patients are: per test record of the grouped cross-validation,
-    the S and V beats and what they were called, and the N and V beats called S (means over seeds).
-    ``records`` is every beat's record, in the order the data cache holds them."""
+    the S and V beats and what they were called, and the N and V beats called S (means over seeds)."""
     folds = [s for s in splits if s.startswith("patient") and f"{s}/info" in results]
     counts: dict[str, np.ndarray] = {}
     for fold in folds:
         info = results[f"{fold}/info"]
-        # a patient split's test beats are its test records' beats, in data order (make_split)
-        of_beat = records[np.isin(records, info["test_records"])]
-        y = np.asarray(info["test_y"])
+        of_beat, y = np.asarray(info["test_beat_records"]), np.asarray(info["test_y"])
         for seed in seeds:
             run = results.get(f"{fold}/{model}/{seed}")
-            if run is None or "test_proba" not in run or len(of_beat) != len(y):
+            if run is None or "test_proba" not in run:
                 continue
             pred = np.asarray(run["test_proba"]).argmax(axis=1)
             for record in np.unique(of_beat):
@@ -836,7 +833,7 @@ def main() -> None:
     if args.confusions:
         text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds, args.ours)
     for model in args.per_record:
-        text += "\n" + per_record_table(results, data["record"], args.splits, model, args.seeds)
+        text += "\n" + per_record_table(results, args.splits, model, args.seeds)
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"

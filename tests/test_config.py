@@ -57,18 +57,17 @@ def test_bench_compare_counts_each_records_errors_and_hides_the_record_z_scores(
     from heartbeat.signal.patient import BEAT_COLUMNS, PATIENT_COLUMNS
 
     compare = _bench_compare()
-    # two folds; beats in data order, the test records' beats of each fold in that order
-    records = np.array(["a", "a", "b", "c", "c", "c"])
+    # two folds, each with its test beats' records and classes (as make_split writes them)
     one_hot = np.eye(5)
     results = {
-        "patient/info": {"test_records": ["a", "b"], "test_y": [1, 0, 2]},
-        "patient_f1/info": {"test_records": ["c"], "test_y": [1, 1, 0]},
+        "patient/info": {"test_beat_records": ["a", "a", "b"], "test_y": [1, 0, 2]},
+        "patient_f1/info": {"test_beat_records": ["c", "c", "c"], "test_y": [1, 1, 0]},
     }
     for seed in (0, 1):  # the same calls twice: the table shows their mean
         results[f"patient/m/{seed}"] = {"test_proba": one_hot[[1, 1, 1]].tolist()}
         results[f"patient_f1/m/{seed}"] = {"test_proba": one_hot[[1, 0, 0]].tolist()}
     compare.MODEL_TITLES["m"] = "m"
-    table = compare.per_record_table(results, records, ["patient", "patient_f1"], "m", [0, 1])
+    table = compare.per_record_table(results, ["patient", "patient_f1"], "m", [0, 1])
     rows = {}
     for line in table.splitlines()[4:]:
         record, *cells = (c.strip() for c in line.strip("|").split("|"))
