@@ -70,6 +70,7 @@ def test_defaults_are_the_paper_recipe() -> None:
     cfg = ResNetConfig()
     assert (cfg.class_weight, cfg.lr_schedule, cfg.monitor) == ("none", "step", "val_loss")
     assert cfg.label_smoothing == 0 and cfg.calibration == "none" and cfg.rhythm is False
+    assert cfg.focal_gamma == 0
 
 
 @pytest.mark.parametrize(
@@ -79,6 +80,7 @@ def test_defaults_are_the_paper_recipe() -> None:
         ({"monitor": "val_f1"}, "monitor: 'val_f1' is not valid"),
         ({"lr_schedule": "linear"}, "lr_schedule: 'linear' is not valid"),
         ({"label_smoothing": 1.0}, "label_smoothing: input should be less than 1"),
+        ({"focal_gamma": -1}, "focal_gamma: input should be greater than or equal to 0"),
         ({"calibration": "platt"}, "calibration: 'platt' is not valid"),
         ({"rhythm": "maybe"}, "rhythm"),
     ],
@@ -135,6 +137,25 @@ def test_label_smoothing_trains_on_one_hot_targets() -> None:
     assert losses[0.2] != losses[0.0]
 
 
+def test_focal_loss_trains_on_one_hot_targets() -> None:
+    """γ > 0 compiles Keras' focal cross-entropy (alpha 1, so class weights stay class_weight's) and
+    changes training; the loss Keras reports is the focal one."""
+    tr, va = _split(96, 0), _split(32, 1)
+    losses = {}
+    for gamma in (0.0, 2.0):
+        make_deterministic(0)
+        model = _resnet()
+        result = train(model, tr, va, TrainConfig(epochs=1, batch_size=32, patience=0, focal_gamma=gamma))
+        losses[gamma] = result.history[0]["loss"]
+    assert isinstance(model.loss, keras.losses.CategoricalFocalCrossentropy)
+    assert model.loss.alpha == 1.0 and model.loss.gamma == 2.0
+    assert 0 < losses[2.0] < losses[0.0]  # (1 - p)^γ < 1 shrinks every term
+    proba = model.predict(va.X, verbose=0)
+    keras_focal = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=2.0)
+    expected = float(keras_focal(np.eye(3, dtype=np.float32)[va.y], proba))
+    assert result.history[0]["val_loss"] == pytest.approx(expected, rel=1e-4)
+
+
 def test_class_weight_changes_training() -> None:
     tr, va = _split(96, 0), _split(32, 1)
     tr = Split(tr.X, np.where(tr.y == 2, 0, tr.y))  # unbalanced: class 2 only in validation
@@ -167,8 +188,8 @@ def test_early_stopping_on_val_macro_f1() -> None:
     assert 0.0 <= f1 <= 1.0
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_crossentropy_matches_keras(smoothing: float) -> None:
+@pytest.mark.parametrize(("smoothing", "gamma"), [(0.0, 0.0), (0.1, 0.0), (0.0, 2.0), (0.1, 1.5)])
+def test_crossentropy_matches_keras(smoothing: float, gamma: float) -> None:
     from heartbeat.train.fit import crossentropy
 
     rng = np.random.default_rng(0)
@@ -176,9 +197,12 @@ def test_crossentropy_matches_keras(smoothing: float) -> None:
     proba[0] = [1, 0, 0, 0, 0]  # clipped, as Keras clips
     y = rng.integers(0, 5, 200)
     y[0] = 3
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    if gamma:
+        loss = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=gamma, label_smoothing=smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
     expected = float(loss(np.eye(5, dtype=np.float32)[y], proba))
-    assert crossentropy(y, proba, smoothing) == pytest.approx(expected, rel=1e-5)
+    assert crossentropy(y, proba, smoothing, gamma) == pytest.approx(expected, rel=1e-5)
 
 
 def test_val_macro_f1_monitor_validates_once_per_epoch() -> None:
@@ -193,6 +217,16 @@ def test_val_macro_f1_monitor_validates_once_per_epoch() -> None:
     loss, accuracy = model.evaluate(va.X, va.y, batch_size=64, verbose=0)
     assert last["val_loss"] == pytest.approx(loss, rel=1e-4)
     assert last["val_accuracy"] == pytest.approx(accuracy)
+
+
+def test_val_macro_f1_monitor_reports_the_focal_val_loss() -> None:
+    tr, va = _split(96, 0), _split(48, 1)
+    make_deterministic(0)
+    model = _resnet()
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0, monitor="val_macro_f1", focal_gamma=2.0)
+    result = train(model, tr, va, cfg)
+    loss, _ = model.evaluate(va.X, np.eye(3, dtype=np.float32)[va.y], batch_size=64, verbose=0)
+    assert result.history[-1]["val_loss"] == pytest.approx(loss, rel=1e-4)
 
 
 # ---------------------------------------------------------------- calibration

@@ -197,6 +197,13 @@ class TrainConfig(_Strict):
         "val_loss", description="what early stopping, plateau and the restored best epoch follow"
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    focal_gamma: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="focal loss (Lin et al. 2017): each beat's cross-entropy × (1 − p)^γ, p its "
+        "class's probability, so beats already classified well weigh less; 0: plain cross-entropy",
+    )
     calibration: Literal["none", "temperature"] = Field(
         "none", description="temperature: fit one softmax temperature on validation (NLL), used by evaluate"
     )

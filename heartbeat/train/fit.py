@@ -6,7 +6,7 @@ weights, so every run seeds Python, numpy and TensorFlow from the stage's
 across CPU types and TensorFlow builds (float sums in another order).
 
 The quality options of :class:`~heartbeat.core.config.TrainConfig` (class weights,
-label smoothing, the learning-rate schedule, early stopping on validation
+label smoothing, focal loss, the learning-rate schedule, early stopping on validation
 macro-F1, temperature scaling) all default to the paper's recipe.
 """
 
@@ -94,9 +94,10 @@ class ValMacroF1(keras.callbacks.Callback):
     """Adds ``val_macro_f1`` (scikit-learn, over the classes present) to each epoch's logs.
 
     It must come before the callbacks that monitor it (early stopping, plateau). With
-    ``label_smoothing`` set (not None), it also writes ``val_loss`` and ``val_accuracy`` from the same
-    predictions, so that ``fit`` needs no ``validation_data``: one pass over the validation beats
-    per epoch instead of two (bench/bench_train.py).
+    ``label_smoothing`` set (not None), it also writes ``val_loss`` (the training loss: cross-entropy,
+    or focal with ``focal_gamma``) and ``val_accuracy`` from the same predictions, so that ``fit``
+    needs no ``validation_data``: one pass over the validation beats per epoch instead of two
+    (bench/bench_train.py).
     """
 
     def __init__(
@@ -105,10 +106,11 @@ class ValMacroF1(keras.callbacks.Callback):
         y: np.ndarray,
         batch_size: int,
         label_smoothing: float | None = None,
+        focal_gamma: float = 0.0,
     ) -> None:
         super().__init__()
         self.inputs, self.y, self.batch_size = inputs, np.asarray(y), batch_size
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.focal_gamma = label_smoothing, focal_gamma
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         proba = self.model.predict(self.inputs, batch_size=self.batch_size, verbose=0)
@@ -117,19 +119,20 @@ class ValMacroF1(keras.callbacks.Callback):
             return
         logs["val_macro_f1"] = float(f1_score(self.y, pred, average="macro", zero_division=0))
         if self.label_smoothing is not None:
-            logs["val_loss"] = crossentropy(self.y, proba, self.label_smoothing)
+            logs["val_loss"] = crossentropy(self.y, proba, self.label_smoothing, self.focal_gamma)
             logs["val_accuracy"] = float(np.mean(pred == self.y))
 
 
-def crossentropy(y: np.ndarray, proba: np.ndarray, label_smoothing: float = 0.0) -> float:
-    """Keras' categorical cross-entropy of probabilities (clipped at its epsilon), in float64."""
+def crossentropy(
+    y: np.ndarray, proba: np.ndarray, label_smoothing: float = 0.0, focal_gamma: float = 0.0
+) -> float:
+    """Keras' categorical cross-entropy of probabilities (clipped at its epsilon), in float64; with
+    ``focal_gamma`` its focal cross-entropy (``alpha`` 1), each term × (1 − p)^γ."""
     p = np.asarray(proba, dtype=np.float64)
-    log_p = np.log(np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7))
-    n_classes = log_p.shape[1]
-    target = np.take_along_axis(log_p, np.asarray(y)[:, None], axis=1)[:, 0]
-    if not label_smoothing:
-        return float(-np.mean(target))
-    return float(-np.mean((1 - label_smoothing) * target + label_smoothing / n_classes * log_p.sum(axis=1)))
+    p = np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
+    n_classes = p.shape[1]
+    target = (1 - label_smoothing) * np.eye(n_classes)[np.asarray(y)] + label_smoothing / n_classes
+    return float(-np.mean(np.sum(target * (1 - p) ** focal_gamma * np.log(p), axis=1)))
 
 
 def learning_rate(
@@ -161,13 +164,25 @@ def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
     return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
 
 
+def one_hot_targets(cfg: TrainConfig) -> bool:
+    """Keras 3's sparse loss has neither label smoothing nor a focal form: with either, labels go in one-hot."""
+    return bool(cfg.label_smoothing or cfg.focal_gamma)
+
+
+def loss_function(cfg: TrainConfig) -> keras.losses.Loss | str:
+    """The training loss: cross-entropy, smoothed with ``label_smoothing``, focal with ``focal_gamma``
+    (``alpha`` 1: the class weights are ``class_weight``'s job)."""
+    if cfg.focal_gamma:
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=1.0, gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing
+        )
+    if cfg.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
 def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1) -> None:
-    # Keras 3's sparse loss has no label smoothing: with smoothing, labels go in one-hot (see train()).
-    loss = (
-        keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-        if cfg.label_smoothing
-        else "sparse_categorical_crossentropy"
-    )
+    loss = loss_function(cfg)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate(cfg, steps_per_epoch)),
         loss=loss,
@@ -191,7 +206,7 @@ def train(
 
     def targets(y: np.ndarray) -> np.ndarray:
         y = np.asarray(y)
-        return np.eye(n_classes, dtype=np.float32)[y] if cfg.label_smoothing else y
+        return np.eye(n_classes, dtype=np.float32)[y] if one_hot_targets(cfg) else y
 
     mode = "min" if cfg.monitor == "val_loss" else "max"
     callbacks: list[keras.callbacks.Callback] = []
@@ -199,7 +214,7 @@ def train(
     # and val_accuracy, and Keras' own validation pass is skipped.
     single_pass = cfg.monitor == "val_macro_f1"
     if single_pass:
-        callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing))
+        callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing, cfg.focal_gamma))
     callbacks.append(EpochLog(cfg.epochs))
     guard = StopOnNonFinite()
     callbacks.append(guard)  # after ValMacroF1, which writes val_loss when Keras does not
