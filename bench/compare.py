@@ -154,22 +154,33 @@ _B512 = VARIANTS["patient_net_b128"][1].model_copy(
     update={"batch_size": 512, "lr": 0.002, "lr_decay_steps": 2500}
 )
 VARIANTS["patient_net_previous"] = (
-    "the recipe patient_net replaces: two-lead window + 40 features against the patient, √-balanced "
+    "the recipe before patient_net_cross_entropy: two-lead window + 40 features against the patient, √-balanced "
     "loss, stop on val loss, lead dropout 0.3, window branch dropout 0.5, batch 512, dense 32",
     _B512.model_copy(update={"branch_dropout": 0.5}),
 )
-VARIANTS["patient_net"] = (
-    "network for new patients: two-lead window + 40 features against the patient and their z-scores "
-    "over the record, √-balanced loss, stop on val loss, lead dropout 0.3, window branch dropout 0.5, "
-    "batch 512, dense 64",
+VARIANTS["patient_net_cross_entropy"] = (
+    "the recipe patient_net replaces: as patient_net, with plain cross-entropy",
     VARIANTS["patient_net_previous"][1].model_copy(update={"dense": 64}),
 )
+VARIANTS["patient_net"] = (
+    "network for new patients: two-lead window + 40 features against the patient and their z-scores "
+    "over the record, √-balanced focal loss (γ 2), stop on val loss, lead dropout 0.3, window branch "
+    "dropout 0.5, batch 512, dense 64, temperature-scaled",
+    VARIANTS["patient_net_cross_entropy"][1].model_copy(
+        update={"focal_gamma": 2.0, "calibration": "temperature"}
+    ),
+)
+for _gamma in (1, 3):
+    VARIANTS[f"patient_net_focal{_gamma}"] = (
+        f"as patient_net, focal γ {_gamma}",
+        VARIANTS["patient_net"][1].model_copy(update={"focal_gamma": float(_gamma)}),
+    )
 VARIANTS["patient_net_no_record_z"] = (
-    "as patient_net, without the z-scores over the record",
-    VARIANTS["patient_net"][1],
+    "as patient_net_cross_entropy, without the z-scores over the record",
+    VARIANTS["patient_net_cross_entropy"][1],
 )
 VARIANTS["patient_net_dense32"] = (
-    "as patient_net, dense 32",
+    "as patient_net_cross_entropy, dense 32",
     VARIANTS["patient_net_previous"][1],
 )
 VARIANTS["patient_net_no_branch_dropout"] = (
