@@ -186,6 +186,9 @@ def main() -> None:
         ours = {"keras": load_keras(keras_path, threads)}
         for backend in ("tflite", "onnx"):
             ours[backend] = load_runner(keras_path, backend, threads)
+            # A stored softmax temperature (calibration: temperature) rescales every backend's
+            # probabilities alike; the comparison is of the networks, so leave it out here.
+            ours[backend].temperature = None
         quant = {}
         inputs, width = ours["keras"].inputs, ours["keras"].rhythm_width
         samples = calibration(args.root, dataset, real, inputs, width)
