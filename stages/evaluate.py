@@ -10,7 +10,8 @@ macro-F1 over N, S, V, F, for PTB ROC- and PR-AUC, and ECE) and ``metrics/detail
 
 A model trained with ``calibration: temperature`` has its temperature in
 ``models/<name>.json``; its probabilities are scaled by it before the metrics
-(accuracy and F1 do not change; ``ece`` does, and ``ece_uncalibrated`` keeps the raw figure).
+(accuracy and F1 do not change; ``ece`` does). The details file keeps the temperature and the
+uncalibrated ECE (``calibration``): a fitted parameter is no metric to compare across runs.
 """
 
 import logging
@@ -67,15 +68,17 @@ def main(models: list[str] | None = None) -> None:
         check_probabilities(proba, str(layout.model_file(name)))
         training = read_json(layout.train_info_file(name), spec.stage)
         temperature = check_temperature(training.get("temperature"), str(layout.train_info_file(name)))
-        calibrated = {}
+        calibration = {}
         if temperature is not None:
-            calibrated = {
-                "temperature": temperature,
-                "ece_uncalibrated": expected_calibration_error(test.y, proba),
+            calibration = {
+                "calibration": {
+                    "temperature": temperature,
+                    "ece_uncalibrated": expected_calibration_error(test.y, proba),
+                }
             }
             proba = apply_temperature(proba, temperature)
         y_pred = np.argmax(proba, axis=1)
-        metrics = {**classification_metrics(test.y, proba, names), **calibrated}
+        metrics = classification_metrics(test.y, proba, names)
         details = {
             "model": name,
             "dataset": spec.dataset,
@@ -86,6 +89,7 @@ def main(models: list[str] | None = None) -> None:
             "test_beats": len(test.y),
             "weighted_f1": weighted_f1(test.y, y_pred, len(names)),
             "per_class": per_class_metrics(test.y, y_pred, names),
+            **calibration,
         }
         history = read_history_csv(layout.history_file(name).read_text(encoding="utf-8"))
         write_json(layout.metrics_file(name), metrics)

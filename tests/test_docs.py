@@ -108,3 +108,14 @@ def test_readme_metrics_are_the_committed_ones() -> None:
             else:
                 assert float(cell) == round(metrics[key], 5), f"{path}: {key}"
     assert max(len(line) for line in lines) < 120, "readable in a 120-column terminal"
+
+
+def test_a_calibrated_models_temperature_is_a_detail_not_a_metric() -> None:
+    """The committed run's MIT-BIH model is temperature-scaled (params.yaml): evaluate applies the
+    temperature training stored and keeps it, with the raw ECE, in the details file."""
+    stored = json.loads((ROOT / "models/resnet_mitbih.json").read_text(encoding="utf-8"))["temperature"]
+    details = json.loads((ROOT / "metrics/details/resnet_mitbih.json").read_text(encoding="utf-8"))
+    metrics = json.loads((ROOT / "metrics/resnet_mitbih.json").read_text(encoding="utf-8"))
+    assert details["calibration"]["temperature"] == stored
+    assert details["calibration"]["ece_uncalibrated"] > metrics["ece"]
+    assert "temperature" not in metrics and "ece_uncalibrated" not in metrics
