@@ -66,6 +66,11 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
         assert METRIC_KEYS <= set(metrics)
         assert all(isinstance(v, float) for v in metrics.values()), "a DVC metrics file holds numbers only"
         details = json.loads((project / f"metrics/details/{name}.json").read_text())
+        calibration = details.pop("calibration", None)
+        if "temperature" in info:  # calibration: temperature (params.yaml's resnet_mitbih)
+            assert calibration["temperature"] == info["temperature"] and calibration["ece_uncalibrated"] >= 0
+        else:
+            assert calibration is None
         assert set(details) == DETAIL_KEYS
         assert details["data_source"] == "demo" and details["synthetic_data"] is True
         assert details["split"] == "beat" and details["dataset"] == spec.dataset
