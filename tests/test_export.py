@@ -232,7 +232,7 @@ def test_multi_input_models_are_exported_and_run_on_every_backend(tmp_path, data
     from heartbeat.model.architectures import build_patient_net, build_resnet
     from heartbeat.model.saving import save_model
     from heartbeat.serve.runners import load_runner, predict_proba
-    from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE, second_lead_columns
+    from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
 
     keras.utils.set_random_seed(0)
     test, train = data["mitbih_test.csv"], data["mitbih_train.csv"]
@@ -247,8 +247,21 @@ def test_multi_input_models_are_exported_and_run_on_every_backend(tmp_path, data
 
     if kind == "patient":
         two, one = second_lead_columns()
-        model = build_patient_net(
-            5, WINDOW_SHAPE, len(PATIENT_COLUMNS), 8, 7, 1, 8, 0.3, 0.3, (two.tolist(), one.tolist()), seed=0
+        model = build_patient_net(  # every training-only layer: lead, branch and window augmentation
+            5,
+            WINDOW_SHAPE,
+            len(PATIENT_COLUMNS),
+            8,
+            7,
+            1,
+            8,
+            0.3,
+            0.3,
+            (two.tolist(), one.tolist()),
+            seed=0,
+            branch_dropout=0.5,
+            augment={"amplitude": 0.2, "wander": 0.1, "noise": 0.02, "stretch": 0.1},
+            centre=WINDOW_BEFORE,
         )
     else:
         model = build_resnet(5, filters=4, blocks=2, dense=8, rhythm_features=int(kind[-1]))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from heartbeat.core.config import ResNetConfig
-from heartbeat.model.architectures import LeadDropout, build_patient_net, model_inputs
+from heartbeat.model.architectures import LeadDropout, WindowAugment, build_patient_net, model_inputs
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split
 from heartbeat.signal import patient
@@ -128,6 +128,76 @@ def test_branch_dropout_drops_the_whole_window_branch_in_training_only() -> None
     kept = keras.Model(model.inputs, model.get_layer("morphology").output)([W, P], training=False)
     np.testing.assert_array_equal(served, np.asarray(kept))  # inference: the window branch as it is
     np.testing.assert_allclose(trained[~dropped], 2 * served[~dropped], rtol=1e-5)
+
+
+def test_a_swapped_lead_does_not_also_drop_the_window_branch() -> None:
+    """Lead and branch dropout draw their own random streams: were they to share one, every beat shown
+    lead 1 for lead 2 would also lose its window branch, and the window branch would never learn it."""
+    two, one = patient.second_lead_columns()
+    model = build_patient_net(
+        5,
+        patient.WINDOW_SHAPE,
+        N_FEATURES,
+        lead_columns=(two.tolist(), one.tolist()),
+        seed=0,
+        lead_dropout=0.3,
+        branch_dropout=0.5,
+    )
+    W = np.stack([np.zeros(patient.WINDOW_SHAPE[0]), np.ones(patient.WINDOW_SHAPE[0])], -1)
+    W = np.repeat(W[None].astype(np.float32), 2000, axis=0)
+    P = np.zeros((2000, N_FEATURES), np.float32)
+    swapped_beats = keras.Model(model.inputs, model.get_layer("lead_dropout").output[0])
+    dropped_beats = keras.Model(
+        model.get_layer("morphology").output, model.get_layer("window_dropout").output
+    )
+    swapped = np.asarray(swapped_beats([W, P], training=True))[:, 0, 1] == 0
+    dropped = np.all(np.asarray(dropped_beats(np.ones((2000, 32), np.float32), training=True)) == 0, axis=1)
+    assert 500 < swapped.sum() < 700 and 900 < dropped.sum() < 1100
+    assert 0.4 < dropped[swapped].mean() < 0.6  # independent: about half, as for any beat
+
+
+def test_window_augment_varies_training_windows_only_and_keeps_the_r_peak_in_place() -> None:
+    rng = np.random.default_rng(0)
+    W = np.zeros((200, *patient.WINDOW_SHAPE), np.float32)
+    W[:, patient.WINDOW_BEFORE, :] = 1.0  # the R-peak
+    W[:, patient.WINDOW_BEFORE + 20, 0] = 0.5  # a T wave, lead 1
+    W += rng.normal(0, 0.001, W.shape).astype(np.float32)
+    centre = patient.WINDOW_BEFORE
+    stretch = WindowAugment(stretch=0.2, centre=centre, seed=0)
+    out = np.asarray(stretch(W, training=True))
+    assert out.shape == W.shape
+    np.testing.assert_array_equal(np.argmax(out[:, :, 1], axis=1), centre)
+    np.testing.assert_allclose(out[:, centre], W[:, centre], atol=1e-6)  # stretched about the R-peak
+    t_wave = np.argmax(out[:, centre + 5 :, 0], axis=1) + 5  # lands within 20 / (1 ± 0.2) samples
+    assert t_wave.min() >= 16 and t_wave.max() <= 25 and len(np.unique(t_wave)) > 3
+    gain = WindowAugment(amplitude=0.2, seed=0)(W, training=True)
+    ratio = np.asarray(gain)[:, centre] / W[:, centre]
+    assert np.all((ratio > 0.8 - 1e-3) & (ratio < 1.2 + 1e-3)) and ratio.std() > 0.05
+    assert not np.allclose(ratio[:, 0], ratio[:, 1])  # each lead its own gain
+    both = WindowAugment(amplitude=0.2, wander=0.1, noise=0.02, stretch=0.1, centre=centre, seed=3)
+    again = WindowAugment(amplitude=0.2, wander=0.1, noise=0.02, stretch=0.1, centre=centre, seed=3)
+    np.testing.assert_array_equal(np.asarray(both(W, training=True)), np.asarray(again(W, training=True)))
+    np.testing.assert_array_equal(np.asarray(both(W, training=False)), W)
+    assert WindowAugment.from_config(both.get_config()).get_config() == both.get_config()
+
+
+def test_the_stage_builds_window_augment_only_when_asked() -> None:
+    plan = ("patient_net", 0)
+    cfg = ResNetConfig(architecture="patient_net", kernel_size=7, blocks=2, dropout=0.3)
+    plain = build_model("train_resnet_mitbih", cfg, 5, plan)
+    assert "window_augment" not in [layer.name for layer in plain.layers]
+    cfg = ResNetConfig.model_validate(
+        {**cfg.model_dump(), "window_augment": {"amplitude": 0.2, "stretch": 0.1}}
+    )
+    augment = build_model("train_resnet_mitbih", cfg, 5, plan)
+    layer = augment.get_layer("window_augment")
+    assert (layer.amplitude, layer.stretch, layer.wander, layer.centre) == (
+        0.2,
+        0.1,
+        0.0,
+        patient.WINDOW_BEFORE,
+    )
+    assert augment.count_params() == plain.count_params()  # no weights of its own
 
 
 def test_the_network_saves_loads_and_transfers(tmp_path) -> None:

@@ -216,6 +216,19 @@ class MLPConfig(TrainConfig):
     dropout: float = Field(0.2, ge=0, lt=1)
 
 
+class WindowAugmentConfig(_Strict):
+    """patient_net: training-time variation of the beat window, as recordings of different patients vary.
+
+    Sizes are in units of the record's QRS amplitude (the window's own scale); 0 turns a kind off."""
+
+    amplitude: float = Field(0.0, ge=0, lt=1, description="gain of each lead × U(1 ± amplitude)")
+    wander: float = Field(
+        0.0, ge=0, le=1, description="baseline offset and slope across the window, each ± wander"
+    )
+    noise: float = Field(0.0, ge=0, le=1, description="Gaussian noise, σ drawn from U(0, noise) per beat")
+    stretch: float = Field(0.0, ge=0, lt=0.5, description="time stretch by U(1 ± stretch) about the R-peak")
+
+
 class ResNetConfig(TrainConfig):
     """The ``train_resnet_*`` sections: the paper's 1-D ResNet, or the network for new patients."""
 
@@ -235,6 +248,7 @@ class ResNetConfig(TrainConfig):
         description="patient_net: share of training beats whose window branch is dropped, so that the "
         "features against the patient must classify them alone",
     )
+    window_augment: WindowAugmentConfig = WindowAugmentConfig()
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

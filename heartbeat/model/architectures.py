@@ -161,6 +161,87 @@ class LeadDropout(layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="heartbeat")
+class WindowAugment(layers.Layer):
+    """In training only, varies each beat's window the way recordings of different patients differ:
+    the gain of each lead (× U(1 ± ``amplitude``)), baseline wander (an offset and a slope across the
+    window, each up to ± ``wander``), electrode noise (Gaussian, σ drawn from U(0, ``noise``) per beat)
+    and heart-rate-dependent widths (time stretch by U(1 ± ``stretch``) about the R-peak at sample
+    ``centre``, linear interpolation). The window is in units of its record's QRS amplitude, so the
+    sizes are fractions of it. At inference it passes the window through unchanged."""
+
+    def __init__(
+        self,
+        amplitude: float = 0.0,
+        wander: float = 0.0,
+        noise: float = 0.0,
+        stretch: float = 0.0,
+        centre: int = 0,
+        seed: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.amplitude, self.wander = float(amplitude), float(wander)
+        self.noise, self.stretch = float(noise), float(stretch)
+        self.centre, self.seed = int(centre), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, window: keras.KerasTensor, training: bool | None = None) -> keras.KerasTensor:
+        if not training:
+            return window
+        ops, random = keras.ops, keras.random
+        n, length, leads = ops.shape(window)[0], window.shape[1], window.shape[2]
+
+        def uniform(shape: tuple, low: float, high: float) -> keras.KerasTensor:
+            return random.uniform(shape, low, high, seed=self.seed_generator)
+
+        if self.stretch:
+            factor = uniform((n, 1), 1 - self.stretch, 1 + self.stretch)
+            position = self.centre + (ops.arange(length, dtype="float32")[None, :] - self.centre) / factor
+            position = ops.clip(position, 0.0, length - 1.0)
+            low = ops.floor(position)
+            frac = (position - low)[:, :, None]
+            low = ops.cast(low, "int32")
+            high = ops.minimum(low + 1, length - 1)
+
+            def gather(index: keras.KerasTensor) -> keras.KerasTensor:
+                return ops.take_along_axis(window, ops.repeat(index[:, :, None], leads, axis=2), axis=1)
+
+            window = gather(low) * (1 - frac) + gather(high) * frac
+        if self.amplitude:
+            window = window * uniform((n, 1, leads), 1 - self.amplitude, 1 + self.amplitude)
+        if self.wander:
+            ramp = ops.linspace(-1.0, 1.0, length)[None, :, None]
+            offset = uniform((n, 1, leads), -self.wander, self.wander)
+            slope = uniform((n, 1, leads), -self.wander, self.wander)
+            window = window + offset + slope * ramp
+        if self.noise:
+            sigma = uniform((n, 1, 1), 0.0, self.noise)
+            window = window + sigma * random.normal((n, length, leads), seed=self.seed_generator)
+        return window
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "amplitude": self.amplitude,
+            "wander": self.wander,
+            "noise": self.noise,
+            "stretch": self.stretch,
+            "centre": self.centre,
+            "seed": self.seed,
+        }
+
+
+def _stream(seed: int | None, k: int) -> int | None:
+    """The seed of a model's ``k``-th random layer. Keras layers given one seed draw one stream: a lead
+    dropout and a branch dropout both seeded ``seed`` would swap the leads of exactly the beats whose
+    window branch is dropped, so the window branch would never see a swapped lead."""
+    return None if seed is None else seed + k
+
+
 def build_patient_net(
     n_classes: int,
     window_shape: tuple[int, int],
@@ -174,6 +255,8 @@ def build_patient_net(
     lead_columns: tuple[list[int], list[int]] = ([], []),
     seed: int | None = None,
     branch_dropout: float = 0.0,
+    augment: dict[str, float] | None = None,
+    centre: int = 0,
 ) -> keras.Model:
     """The network for new patients: a small residual CNN over the two-lead window beside a dense layer
     over the patient features, joined by one hidden layer.
@@ -185,13 +268,16 @@ def build_patient_net(
     (lead-2 columns, lead-1 columns of the patient features). ``branch_dropout`` zeroes the whole
     window branch for that share of the training beats: a new patient's beats often look unlike any
     seen in training, so the features against the patient's own rhythm and median beat must be able
-    to classify a beat alone.
+    to classify a beat alone. ``augment`` holds :class:`WindowAugment`'s sizes (none: no augmentation);
+    ``centre`` is the R-peak's sample in the window.
     """
     window = keras.Input(shape=window_shape, name=WINDOW_INPUT)
     features = keras.Input(shape=(n_features,), name=PATIENT_INPUT)
     w, f = window, features
     if lead_dropout:
         w, f = LeadDropout(lead_dropout, *lead_columns, seed=seed, name="lead_dropout")([window, features])
+    if augment and any(augment.values()):
+        w = WindowAugment(**augment, centre=centre, seed=_stream(seed, 2), name="window_augment")(w)
     x = layers.Conv1D(max(filters // 2, 1), kernel_size, padding="same", activation="relu", name="stem")(w)
     x = layers.MaxPooling1D(2, name="stem_pool")(x)
     for i in range(blocks):
@@ -204,7 +290,9 @@ def build_patient_net(
     x = layers.GlobalAveragePooling1D(name="gap")(x)
     x = layers.Dense(dense, activation="relu", name="morphology")(x)
     if branch_dropout:
-        x = layers.Dropout(branch_dropout, noise_shape=(None, 1), seed=seed, name="window_dropout")(x)
+        x = layers.Dropout(
+            branch_dropout, noise_shape=(None, 1), seed=_stream(seed, 1), name="window_dropout"
+        )(x)
     r = layers.Dense(dense, activation="relu", name="patient_dense")(f)
     h = layers.Concatenate(name="join")([x, r])
     h = layers.Dense(dense, activation="relu", name=REPRESENTATION_LAYER)(h)

@@ -30,7 +30,7 @@ from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
-from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE, second_lead_columns
+from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
 from heartbeat.train import devices
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
@@ -103,6 +103,8 @@ def build_model(
             (two.tolist(), one.tolist()),
             seed=cfg.seed,
             branch_dropout=cfg.branch_dropout,
+            augment=cfg.window_augment.model_dump(),
+            centre=WINDOW_BEFORE,
         )
     return build_resnet(
         n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=width
