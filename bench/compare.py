@@ -70,6 +70,7 @@ from heartbeat.core.config import (  # noqa: E402
     PhysionetConfig,
     ResNetConfig,
     TrainConfig,
+    WindowAugmentConfig,
 )
 from heartbeat.core.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
 from heartbeat.evaluate.metrics import expected_calibration_error  # noqa: E402
@@ -174,6 +175,27 @@ for _gamma in (1, 3):
     VARIANTS[f"patient_net_focal{_gamma}"] = (
         f"as patient_net, focal γ {_gamma}",
         VARIANTS["patient_net"][1].model_copy(update={"focal_gamma": float(_gamma)}),
+    )
+VARIANTS["patient_net_augment"] = (
+    "as patient_net, + window augmentation (lead gain ±20%, baseline wander ±0.1, noise σ ≤ 0.02, "
+    "time stretch ±10%)",
+    VARIANTS["patient_net"][1].model_copy(
+        update={"window_augment": WindowAugmentConfig(amplitude=0.2, wander=0.1, noise=0.02, stretch=0.1)}
+    ),
+)
+for _epochs in (2, 4, 10, 20):
+    VARIANTS[f"patient_net_e{_epochs}"] = (
+        f"as patient_net, {_epochs} epochs without early stopping",
+        VARIANTS["patient_net"][1].model_copy(update={"epochs": _epochs, "patience": 0}),
+    )
+VARIANTS["patient_net_augment_e10"] = (
+    "as patient_net_augment, 10 epochs without early stopping",
+    VARIANTS["patient_net_augment"][1].model_copy(update={"epochs": 10, "patience": 0}),
+)
+for _lr, _name in ((0.001, "lr1"), (0.0005, "lr05")):
+    VARIANTS[f"patient_net_{_name}"] = (
+        f"as patient_net, learning rate {_lr}",
+        VARIANTS["patient_net"][1].model_copy(update={"lr": _lr}),
     )
 VARIANTS["patient_net_no_record_z"] = (
     "as patient_net_cross_entropy, without the z-scores over the record",
@@ -798,7 +820,9 @@ def main() -> None:
                 key = f"{split}/{model}/{seed}"
                 if key in results or args.report_only:
                     continue
-                cfg = configs[model].model_copy(update={"epochs": args.epochs, "seed": seed})
+                # --epochs caps every variant; the ones trained for a fixed length keep theirs below it.
+                epochs = min(args.epochs, configs[model].epochs)
+                cfg = configs[model].model_copy(update={"epochs": epochs, "seed": seed})
                 save = models_dir / f"{split}_{model}_{seed}.keras" if model == args.ours else None
                 shown = without_record_z(splits) if model in WITHOUT_RECORD_Z else splits
                 run = train_one(model, cfg, augmented(shown, AUGMENT.get(model), seed), seed, save)
