@@ -275,7 +275,9 @@ def build_patient_net(
     features = keras.Input(shape=(n_features,), name=PATIENT_INPUT)
     w, f = window, features
     if lead_dropout:
-        w, f = LeadDropout(lead_dropout, *lead_columns, seed=seed, name="lead_dropout")([window, features])
+        w, f = LeadDropout(lead_dropout, *lead_columns, seed=_stream(seed, 0), name="lead_dropout")(
+            [window, features]
+        )
     if augment and any(augment.values()):
         w = WindowAugment(**augment, centre=centre, seed=_stream(seed, 2), name="window_augment")(w)
     x = layers.Conv1D(max(filters // 2, 1), kernel_size, padding="same", activation="relu", name="stem")(w)
