@@ -68,6 +68,7 @@ from heartbeat.core.config import (  # noqa: E402
     PACED_RECORDS,
     AugmentConfig,
     PhysionetConfig,
+    RecordSmoothingConfig,
     ResNetConfig,
     TrainConfig,
     WindowAugmentConfig,
@@ -75,6 +76,7 @@ from heartbeat.core.config import (  # noqa: E402
 from heartbeat.core.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
 from heartbeat.evaluate.metrics import expected_calibration_error  # noqa: E402
 from heartbeat.model.calibration import apply_temperature, fit_temperature  # noqa: E402
+from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal.context import RR_COLUMNS, rhythm_matrix, template_features  # noqa: E402
 
@@ -166,27 +168,32 @@ VARIANTS["patient_net_cross_entropy"] = (
 VARIANTS["patient_net"] = (
     "network for new patients: two-lead window + 40 features against the patient and their z-scores "
     "over the record, √-balanced focal loss (γ 2), stop on val loss, lead dropout 0.3, window branch "
-    "dropout 0.5, batch 512, dense 64, temperature-scaled",
+    "dropout 0.5, batch 512, dense 64, temperature-scaled, smoothed over each record (20 beats, weight 0.5)",
     VARIANTS["patient_net_cross_entropy"][1].model_copy(
-        update={"focal_gamma": 2.0, "calibration": "temperature"}
+        update={
+            "focal_gamma": 2.0,
+            "calibration": "temperature",
+            "record_smoothing": RecordSmoothingConfig(neighbours=20, weight=0.5),
+        }
     ),
 )
+_PN = VARIANTS["patient_net"][1]  # the variants below change it one thing at a time
 for _gamma in (1, 3):
     VARIANTS[f"patient_net_focal{_gamma}"] = (
         f"as patient_net, focal γ {_gamma}",
-        VARIANTS["patient_net"][1].model_copy(update={"focal_gamma": float(_gamma)}),
+        _PN.model_copy(update={"focal_gamma": float(_gamma)}),
     )
 VARIANTS["patient_net_augment"] = (
     "as patient_net, + window augmentation (lead gain ±20%, baseline wander ±0.1, noise σ ≤ 0.02, "
     "time stretch ±10%)",
-    VARIANTS["patient_net"][1].model_copy(
+    _PN.model_copy(
         update={"window_augment": WindowAugmentConfig(amplitude=0.2, wander=0.1, noise=0.02, stretch=0.1)}
     ),
 )
 for _epochs in (2, 4, 10, 20):
     VARIANTS[f"patient_net_e{_epochs}"] = (
         f"as patient_net, {_epochs} epochs without early stopping",
-        VARIANTS["patient_net"][1].model_copy(update={"epochs": _epochs, "patience": 0}),
+        _PN.model_copy(update={"epochs": _epochs, "patience": 0}),
     )
 VARIANTS["patient_net_augment_e10"] = (
     "as patient_net_augment, 10 epochs without early stopping",
@@ -195,7 +202,7 @@ VARIANTS["patient_net_augment_e10"] = (
 for _lr, _name in ((0.001, "lr1"), (0.0005, "lr05")):
     VARIANTS[f"patient_net_{_name}"] = (
         f"as patient_net, learning rate {_lr}",
-        VARIANTS["patient_net"][1].model_copy(update={"lr": _lr}),
+        _PN.model_copy(update={"lr": _lr}),
     )
 VARIANTS["patient_net_no_record_z"] = (
     "as patient_net_cross_entropy, without the z-scores over the record",
@@ -274,7 +281,10 @@ def load_mitdb(mirror: Path, cache: Path | None = None) -> dict[str, np.ndarray]
 
 
 def _subset(data: dict[str, np.ndarray], idx: np.ndarray) -> Split:
-    return Split(X=data["X"][idx], y=data["y"][idx], R=data["R"][idx], W=data["W"][idx], P=data["P"][idx])
+    G = np.unique(data["record"], return_inverse=True)[1][idx]
+    return Split(
+        X=data["X"][idx], y=data["y"][idx], R=data["R"][idx], W=data["W"][idx], P=data["P"][idx], G=G
+    )
 
 
 def one_lead(split: Split) -> Split:
@@ -285,7 +295,7 @@ def one_lead(split: Split) -> Split:
     W, P = np.array(split.W, copy=True), np.array(split.P, copy=True)
     W[..., 1] = W[..., 0]
     P[:, two] = P[:, one]
-    return Split(X=split.X, y=split.y, R=split.R, W=W, P=P)
+    return Split(X=split.X, y=split.y, R=split.R, W=W, P=P, G=split.G)
 
 
 def _cap(y: np.ndarray, idx: np.ndarray, max_beats: int | None) -> np.ndarray:
@@ -399,6 +409,60 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
 
 
 # ---------------------------------------------------------------- metrics
+
+ALONE = "_each_beat_alone"
+
+
+def with_smoothing(
+    results: dict, tests: dict[str, Split], models: list[str], seeds: list[int], configs: dict, ours: str
+) -> tuple[dict, list[str]]:
+    """The stored runs as the pipeline uses them. A model trained with ``record_smoothing`` has its
+    stored test probabilities (the network's own) scaled by the temperature fitted on validation and
+    smoothed over each test record, as evaluate and ``heartbeat predict`` do; the same runs as stored
+    are shown beside it as ``<model>_each_beat_alone``. Returns the results to report and the models."""
+    view, shown = dict(results), []
+    for model in models:
+        shown.append(model)
+        sm = getattr(configs[model], "record_smoothing", None)
+        if sm is None or sm.weight == 0:
+            continue
+        smoothing, alone = RecordSmoothing(sm.neighbours, sm.weight), model + ALONE
+        MODEL_TITLES[alone] = f"{MODEL_TITLES[model]}, each beat alone"
+        shown.append(alone)
+        for split, test in tests.items():
+            probas = []
+            for seed in seeds:
+                run = results.get(f"{split}/{model}/{seed}")
+                if run is None:
+                    continue
+                view[f"{split}/{alone}/{seed}"] = run
+                t = (
+                    run["metrics"].get("temperature", 1.0)
+                    if configs[model].calibration == "temperature"
+                    else 1.0
+                )
+                new = dict(run)
+                for key, shown_test in (("test_proba", test), ("test_proba_one_lead", one_lead(test))):
+                    if key in run:
+                        calibrated = apply_temperature(np.asarray(run[key], dtype=np.float32), t)
+                        new[key] = smooth_over_records(calibrated, shown_test.W, shown_test.G, smoothing)
+                ece = expected_calibration_error(test.y, new["test_proba"])
+                new["metrics"] = {
+                    **score(test.y, new["test_proba"], split),
+                    "temperature": t,
+                    "ece_calibrated": ece,
+                }
+                new["confusion"] = confusion(test.y, new["test_proba"])
+                view[f"{split}/{model}/{seed}"] = new
+                probas.append(new["test_proba"])
+            if model == ours and len(probas) == len(seeds) > 1:
+                mean = np.mean(probas, axis=0)
+                view[_ensemble_key(split, ours, seeds)] = {
+                    "n": len(probas),
+                    "metrics": score(test.y, mean, split),
+                    "confusion": confusion(test.y, mean),
+                }
+    return view, shown
 
 
 def score(y: np.ndarray, proba: np.ndarray, split: str, val_y=None, val_proba=None) -> dict:
@@ -810,8 +874,10 @@ def main() -> None:
     models_dir = args.results.parent / "models"
     # Models take a prefix of the context columns (heartbeat/signal/context.py): R-R first, then the template ones.
     data["R"] = np.hstack([data["R"][:, : len(RR_COLUMNS)], template_features(data["X"], data["record"])])
+    tests = {}
     for split in args.splits:
         splits, info = make_split(data, split, args.max_beats)
+        tests[split] = splits["test"]
         info["test_y"] = splits["test"].y.tolist()
         results[f"{split}/info"] = info
         log.info("%s split: %s", split, json.dumps(info))
@@ -856,19 +922,20 @@ def main() -> None:
                 continue
             results[f"transfer/{seed}"] = transfer_runs(base, ptb, seed, args.epochs)
             store()
+    shown, models = with_smoothing(results, tests, args.models, args.seeds, configs, args.ours)
     text = (
-        table(results, args.splits, args.models, args.seeds, args.ours)
+        table(shown, args.splits, models, args.seeds, args.ours)
         + "\n"
-        + cv_table(results, args.splits, args.models, args.seeds)
+        + cv_table(shown, args.splits, models, args.seeds)
         + "\n"
-        + pooled_table(results, args.splits, args.models, args.seeds)
+        + pooled_table(shown, args.splits, models, args.seeds)
         + "\n"
-        + transfer_table(results, args.seeds)
+        + transfer_table(shown, args.seeds)
     )
     if args.confusions:
-        text += "\n" + confusion_tables(results, args.splits, args.models, args.seeds, args.ours)
+        text += "\n" + confusion_tables(shown, args.splits, models, args.seeds, args.ours)
     for model in args.per_record:
-        text += "\n" + per_record_table(results, args.splits, model, args.seeds)
+        text += "\n" + per_record_table(shown, args.splits, model, args.seeds)
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"

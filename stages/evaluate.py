@@ -12,6 +12,10 @@ A model trained with ``calibration: temperature`` has its temperature in
 ``models/<name>.json``; its probabilities are scaled by it before the metrics
 (accuracy and F1 do not change; ``ece`` does). The details file keeps the temperature and the
 uncalibrated ECE (``calibration``): a fitted parameter is no metric to compare across runs.
+
+A model whose sidecar has ``record_smoothing`` (patient_net) then has its probabilities smoothed
+over each test record (heartbeat/model/smoothing.py), as ``heartbeat predict`` does on a recording;
+the details file keeps what each beat alone scores (``record_smoothing.each_beat_alone``).
 """
 
 import logging
@@ -24,7 +28,7 @@ from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
-from heartbeat.core.errors import ParamsError
+from heartbeat.core.errors import DataError, ParamsError
 from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.evaluate.metrics import (
     classification_metrics,
@@ -36,6 +40,7 @@ from heartbeat.evaluate.metrics import (
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.model.calibration import apply_temperature, check_temperature
 from heartbeat.model.outputs import check_probabilities
+from heartbeat.model.smoothing import SIDECAR_KEY, check_smoothing, smooth_over_records
 from heartbeat.prepare.arrays import load_split
 from heartbeat.train.history import read_history_csv
 
@@ -68,15 +73,26 @@ def main(models: list[str] | None = None) -> None:
         check_probabilities(proba, str(layout.model_file(name)))
         training = read_json(layout.train_info_file(name), spec.stage)
         temperature = check_temperature(training.get("temperature"), str(layout.train_info_file(name)))
-        calibration = {}
+        applied = {}  # what changed the network's probabilities before the metrics
         if temperature is not None:
-            calibration = {
+            applied = {
                 "calibration": {
                     "temperature": temperature,
                     "ece_uncalibrated": expected_calibration_error(test.y, proba),
                 }
             }
             proba = apply_temperature(proba, temperature)
+        smoothing = check_smoothing(training.get(SIDECAR_KEY), str(layout.train_info_file(name)))
+        if smoothing is not None:
+            if test.W is None or test.G is None:
+                raise DataError(
+                    f"{layout.train_info_file(name)}: the model smooths over each recording, but the test "
+                    "split has no windows or record ids; rerun preprocess (dvc repro preprocess)"
+                )
+            # What each beat alone scores, beside the smoothing that ships: the gain it brings.
+            alone = classification_metrics(test.y, proba, names)
+            applied[SIDECAR_KEY] = {**smoothing.as_dict(), "each_beat_alone": alone}
+            proba = smooth_over_records(proba, test.W, test.G, smoothing)
         y_pred = np.argmax(proba, axis=1)
         metrics = classification_metrics(test.y, proba, names)
         details = {
@@ -89,7 +105,7 @@ def main(models: list[str] | None = None) -> None:
             "test_beats": len(test.y),
             "weighted_f1": weighted_f1(test.y, y_pred, len(names)),
             "per_class": per_class_metrics(test.y, y_pred, names),
-            **calibration,
+            **applied,
         }
         history = read_history_csv(layout.history_file(name).read_text(encoding="utf-8"))
         write_json(layout.metrics_file(name), metrics)

@@ -229,6 +229,21 @@ class WindowAugmentConfig(_Strict):
     stretch: float = Field(0.0, ge=0, lt=0.5, description="time stretch by U(1 ± stretch) about the R-peak")
 
 
+class RecordSmoothingConfig(_Strict):
+    """patient_net: blend each beat's probabilities with those of its nearest beats in the same recording
+    (heartbeat/model/smoothing.py); applied by evaluate and ``heartbeat predict``, not in training."""
+
+    neighbours: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="how many of the recording's beats are averaged, the beat itself included",
+    )
+    weight: float = Field(
+        0.0, ge=0, le=1, description="share of the neighbours' mean in the result (0: each beat alone)"
+    )
+
+
 class ResNetConfig(TrainConfig):
     """The ``train_resnet_*`` sections: the paper's 1-D ResNet, or the network for new patients."""
 
@@ -249,6 +264,7 @@ class ResNetConfig(TrainConfig):
         "features against the patient must classify them alone",
     )
     window_augment: WindowAugmentConfig = WindowAugmentConfig()
+    record_smoothing: RecordSmoothingConfig = RecordSmoothingConfig()
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

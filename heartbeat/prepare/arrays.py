@@ -21,8 +21,11 @@ from heartbeat.core.npyfile import load_npy
 SPLITS = ("train", "val", "test")
 
 
-SIDE_ARRAYS = ("R", "W", "P")
+SIDE_ARRAYS = ("R", "W", "P", "G")
 """Arrays a split has when its source knows each beat's record (physionet, demo), beside X and y."""
+
+INTEGER_ARRAYS = ("y", "G")
+"""Written as int64; every other array as float32."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Split:
     """Centred two-lead windows ``(n, 125, 2)`` (heartbeat/signal/patient.py), else None."""
     P: np.ndarray | None = None
     """Features against the beat's own patient ``(n, 80)`` (heartbeat/signal/patient.py), else None."""
+    G: np.ndarray | None = None
+    """The record each beat came from ``(n,)``, as an index into the dataset's sorted records, else None:
+    evaluation smooths a model's probabilities record by record (heartbeat/model/smoothing.py)."""
 
     def take(self, idx: np.ndarray) -> Split:
         """The rows ``idx`` of every array."""
@@ -49,9 +55,9 @@ def save_dataset(folder: Path, splits: dict[str, Split]) -> None:
         write_npy(folder / f"y_{name}.npy", np.asarray(split.y, dtype=np.int64))
         for kind in SIDE_ARRAYS:
             if getattr(split, kind) is not None:
+                dtype = np.int64 if kind in INTEGER_ARRAYS else np.float32
                 write_npy(
-                    folder / f"{kind}_{name}.npy",
-                    np.ascontiguousarray(getattr(split, kind), dtype=np.float32),
+                    folder / f"{kind}_{name}.npy", np.ascontiguousarray(getattr(split, kind), dtype=dtype)
                 )
 
 
@@ -78,7 +84,8 @@ def load_split(folder: str | os.PathLike[str], split: str, mmap: bool = False) -
             sides[kind] = None
             continue
         sides[kind] = load_npy(path, mmap=mmap)
-        if sides[kind].ndim < 2 or len(sides[kind]) != len(y):
+        ndim_ok = sides[kind].ndim == 1 if kind in INTEGER_ARRAYS else sides[kind].ndim >= 2
+        if not ndim_ok or len(sides[kind]) != len(y):
             raise DataError(
                 f"{folder}: {kind}_{split} has shape {sides[kind].shape} but y_{split} has {y.shape}"
             )

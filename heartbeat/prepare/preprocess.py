@@ -50,7 +50,7 @@ def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
         X, y, origin = X[idx], y[idx], origin[idx]
     # An augmented copy keeps the side data of the beat it was made from.
     sides = train.take(origin)
-    return Split(X=X, y=y, R=sides.R, W=sides.W, P=sides.P)
+    return Split(X=X, y=y, R=sides.R, W=sides.W, P=sides.P, G=sides.G)
 
 
 def _rows(prov: pd.DataFrame, files: tuple[str, ...], n: int) -> pd.DataFrame:
@@ -72,12 +72,24 @@ def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.nd
     if prov is None or not set(RR_COLUMNS) <= set(prov.columns):
         return None
     rows = _rows(prov, files, len(X))
-    groups = (
-        rows["record"].astype(str).to_numpy() if "record" in rows.columns else np.zeros(len(rows), np.int8)
-    )
+    return context_matrix(rows, X, _record_names(rows))
+
+
+def _record_names(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's record as ``database/record`` (a record's name alone may recur across databases)."""
+    names = rows["record"].astype(str).to_numpy() if "record" in rows.columns else np.full(len(rows), "")
     if "database" in rows.columns:
-        groups = rows["database"].astype(str).to_numpy() + "/" + groups.astype(str)
-    return context_matrix(rows, X, groups)
+        names = rows["database"].astype(str).to_numpy() + "/" + names
+    return names
+
+
+def record_index(prov: pd.DataFrame | None, files: tuple[str, ...], n: int) -> np.ndarray | None:
+    """The record of each row of ``files`` as an index into their sorted records; None when the source
+    names no records (the Kaggle CSVs)."""
+    if prov is None or "record" not in prov.columns:
+        return None
+    names = _record_names(_rows(prov, files, n))
+    return np.unique(names, return_inverse=True)[1].astype(np.int64)
 
 
 def patient_of_files(
@@ -102,7 +114,7 @@ def _files(
     X = np.concatenate([raw[f].X for f in files])
     y = np.concatenate([raw[f].y for f in files])
     W, P = patient_of_files(prov, windows, files, len(y))
-    return Split(X=X, y=y, R=context_of_files(prov, files, X), W=W, P=P)
+    return Split(X=X, y=y, R=context_of_files(prov, files, X), W=W, P=P, G=record_index(prov, files, len(y)))
 
 
 MITBIH_FILES = ("mitbih_train.csv", "mitbih_test.csv")

@@ -201,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         "detector (default: auto, annotations when a .atr exists, else the detector)",
     )
     p.add_argument(
+        "--each-beat-alone",
+        action="store_true",
+        help="do not blend each beat's probabilities with those of its look-alikes in the recording, as "
+        "a model trained with record_smoothing does by default (the pretrained model: 20 beats, weight 0.5)",
+    )
+    p.add_argument(
         "--dataset",
         choices=("mitbih", "ptb"),
         help="fail unless the model predicts this dataset's classes (5 for mitbih, 2 for ptb)",
@@ -258,8 +264,9 @@ def format_rows(cols: dict[str, np.ndarray | list], fmt: str, about: dict | None
     return json.dumps({**(about or {}), "beats": beats}, indent=1, ensure_ascii=False) + "\n"
 
 
-def describe(beats, runner, input_path: str) -> dict:
-    """What the JSON output says beside the beats: the model, what trained it, and the input."""
+def describe(beats, runner, input_path: str, smoothing=None) -> dict:
+    """What the JSON output says beside the beats: the model, what trained it, the input, and the
+    smoothing over the recording when it was applied."""
     source = {"path": str(input_path), "kind": beats.kind}
     if beats.fs:
         source |= {"fs": beats.fs, "lead": beats.lead, "r_peaks": beats.peaks}
@@ -267,6 +274,7 @@ def describe(beats, runner, input_path: str) -> dict:
         "model": {"path": str(runner.path), "backend": runner.backend, "classes": list(runner.class_names)},
         "trained_on": runner.trained_on,
         "input": source,
+        "record_smoothing": smoothing.as_dict() if smoothing is not None else None,
     }
 
 
@@ -336,7 +344,7 @@ def dataset_warning(beats, runner, where: str) -> str | None:
     return None
 
 
-def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]:
+def summary_lines(beats, runner, proba: np.ndarray, seconds: float, smoothing=None) -> list[str]:
     names = runner.class_names
     pred = proba.argmax(axis=1)
     counts = np.bincount(pred, minlength=len(names))
@@ -348,6 +356,14 @@ def summary_lines(beats, runner, proba: np.ndarray, seconds: float) -> list[str]
         f"{n:,} beats{where}; model {runner.path.name} on {runner.backend}{via}, "
         f"{runner.threads} threads: {seconds:.2f} s ({rate:,.0f} beats/s)",
         f"model trained on {training_data(runner.trained_on)}",
+        *(
+            [
+                f"each beat's probabilities blended (weight {smoothing.weight:g}) with the mean of its "
+                f"{smoothing.neighbours} most alike beats of the recording (--each-beat-alone: not)"
+            ]
+            if smoothing is not None
+            else []
+        ),
         "predicted: "
         + ", ".join(f"{name} {c:,} ({c / n:.1%})" for name, c in zip(names, counts, strict=True)),
     ]
@@ -408,6 +424,7 @@ def default_model(backend: str) -> tuple[str, str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.serve.inputs import read_input
     from heartbeat.serve.output import plan_output, write_output, write_output_bytes
     from heartbeat.serve.runners import load_runner, predict_proba
@@ -440,8 +457,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
         window=beats.window,
         patient=beats.patient,
     )
+    smoothing = None if args.each_beat_alone else runner.smoothing
+    if smoothing is not None and beats.window is not None:
+        proba = smooth_over_records(proba, beats.window, None, smoothing)
+    else:
+        smoothing = None
     seconds = time.perf_counter() - start
-    about = describe(beats, runner, args.input) if args.format == "json" else None
+    about = describe(beats, runner, args.input, smoothing) if args.format == "json" else None
     write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
     if plot is not None:
         from heartbeat.evaluate.plots import png_bytes, recording_figure
@@ -449,7 +471,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names, beats.X)
         write_output_bytes(plot, png_bytes(figure))
     if not args.quiet:
-        for line in summary_lines(beats, runner, proba, seconds):
+        for line in summary_lines(beats, runner, proba, seconds, smoothing):
             print(f"{PROG} predict: {line}", file=sys.stderr)
 
 

@@ -194,7 +194,7 @@ def calibration_beats(train: Split, n: int, seed: int) -> Split:
     take = np.sort(rng.choice(len(train.y), size=min(n, len(train.y)), replace=False))
     X = np.ascontiguousarray(np.asarray(train.X)[take], dtype=np.float32).reshape(-1, BEAT_LENGTH)
     picked = train.take(take)
-    return Split(X=X, y=picked.y, R=picked.R, W=picked.W, P=picked.P)
+    return Split(X=X, y=picked.y, R=picked.R, W=picked.W, P=picked.P, G=picked.G)
 
 
 CONVERTERS = ("tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")

@@ -44,6 +44,7 @@ from heartbeat.core.layout import EXPORT_DIR, MANIFEST
 from heartbeat.core.native import quiet_native_stderr
 from heartbeat.model.calibration import apply_temperature, stored_temperature
 from heartbeat.model.outputs import check_probabilities
+from heartbeat.model.smoothing import RecordSmoothing, stored_smoothing
 
 log = logging.getLogger("heartbeat")
 
@@ -98,6 +99,9 @@ class Runner:
     temperature: float | None = None
     """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
     :func:`predict_proba`; None when the model was not calibrated."""
+    smoothing: RecordSmoothing | None = None
+    """Smoothing over a recording the training stage stored (``record_smoothing``), applied by
+    ``heartbeat predict`` to a recording's beats; None when the model has none."""
     trained_on: dict | None = None
     """What trained the model (its sidecar json's ``trained_on``: source, synthetic or not, records and
     split); None when the model came without a sidecar."""
@@ -434,6 +438,7 @@ def load_runner(
     runner = _load_runner(Path(path), backend, threads, precision)
     sidecar = _sidecar_for(Path(path))
     runner.temperature = stored_temperature(sidecar) if sidecar is not None else None
+    runner.smoothing = stored_smoothing(sidecar) if sidecar is not None else None
     runner.trained_on = _trained_on(sidecar)
     if runner.temperature is not None:
         log.info(

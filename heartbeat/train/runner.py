@@ -18,6 +18,7 @@ from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.model.architectures import (
+    WINDOW_INPUT,
     build_ensemble,
     build_mlp,
     build_patient_net,
@@ -28,6 +29,7 @@ from heartbeat.model.architectures import (
 )
 from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
+from heartbeat.model.smoothing import SIDECAR_KEY
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
 from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
@@ -195,6 +197,9 @@ def fit_stage(
     info["rhythm_input"] = takes_rhythm(model)
     if temperature is not None:
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate
+    smoothing = getattr(cfg, "record_smoothing", None)
+    if smoothing is not None and smoothing.weight > 0 and any(t.name == WINDOW_INPUT for t in model.inputs):
+        info[SIDECAR_KEY] = smoothing.model_dump()  # applied after the temperature by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 

@@ -1,0 +1,116 @@
+"""Smoothing over a recording: each beat's probabilities blended with those of its look-alikes.
+
+A patient's beats of one kind look alike, and the network errs on a new patient beat by beat: a
+few of a bundle-branch block's wide normal beats called V, a few of a patient's own PVCs called S.
+Averaging each beat's probabilities with those of its nearest beats *in the same recording*
+(nearest by the two-lead window the network sees, which holds the beat, its neighbours' T and P
+waves and so its prematurity) lets the patient's other beats of that shape outvote those slips.
+It needs no label, only the recording, so evaluation and ``heartbeat predict`` apply it alike; the
+blend is linear in the probabilities, so a mean of models smoothed is the smoothed mean.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heartbeat.core.errors import DataError, ModelError
+
+SIDECAR_KEY = "record_smoothing"
+"""Where the training stage stores it in ``models/<name>.json``."""
+
+
+@dataclass(frozen=True)
+class RecordSmoothing:
+    neighbours: int
+    """How many of the recording's beats are averaged, the beat itself included."""
+    weight: float
+    """Share of the neighbours' mean in the result: 0 leaves each beat alone, 1 keeps only the mean."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {"neighbours": self.neighbours, "weight": self.weight}
+
+
+def smooth_over_records(
+    proba: np.ndarray,
+    windows: np.ndarray,
+    records: np.ndarray | None,
+    smoothing: RecordSmoothing,
+) -> np.ndarray:
+    """``(1 − weight) × p + weight × mean(p over the beat's nearest beats of its record)``.
+
+    ``proba`` is ``(n, classes)``; ``windows`` ``(n, ...)`` the windows the model took, compared by
+    Euclidean distance; ``records`` ``(n,)`` says which recording each beat is from (None: all from
+    one). A recording with fewer beats than ``neighbours`` averages all of them. Rows still sum to 1.
+    """
+    proba = np.asarray(proba)
+    n = len(proba)
+    if proba.ndim != 2 or len(windows) != n or (records is not None and len(records) != n):
+        got = f"{len(windows)} windows" + (f" and {len(records)} record ids" if records is not None else "")
+        raise DataError(f"record smoothing: {n} rows of probabilities but {got}; expected one per beat")
+    if smoothing.weight == 0 or smoothing.neighbours == 1 or n == 0:
+        return proba.copy()
+    from sklearn.neighbors import NearestNeighbors
+
+    flat = np.asarray(windows, dtype=np.float32).reshape(n, -1)
+    groups = [np.arange(n)] if records is None else [np.flatnonzero(records == r) for r in np.unique(records)]
+    p = proba.astype(np.float64)
+    out = np.empty_like(p)
+    for idx in groups:
+        k = min(smoothing.neighbours, len(idx))
+        if k == 1:
+            out[idx] = p[idx]
+            continue
+        # Asked without the points themselves, kneighbors leaves each beat out: add it back, so that
+        # a beat with exact copies still counts once as itself.
+        _, near = NearestNeighbors(n_neighbors=k - 1).fit(flat[idx]).kneighbors()
+        mean = (p[idx] + p[idx][near].sum(axis=1)) / k
+        out[idx] = (1 - smoothing.weight) * p[idx] + smoothing.weight * mean
+    return out.astype(proba.dtype)
+
+
+def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
+    """A stored smoothing as :class:`RecordSmoothing`, None when there is none (``value`` None).
+
+    Only what the training stage writes is accepted (``{"neighbours": int ≥ 1, "weight": number in
+    [0, 1]}``); anything else is a :class:`ModelError` naming ``where`` and the key.
+    """
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and set(value) == {"neighbours", "weight"}
+    if ok:
+        k, w = value["neighbours"], value["weight"]
+        ok = (
+            isinstance(k, int)
+            and not isinstance(k, bool)
+            and 1 <= k <= 1000
+            and isinstance(w, int | float)
+            and not isinstance(w, bool)
+            and math.isfinite(w)
+            and 0 <= w <= 1
+        )
+    if not ok:
+        raise ModelError(
+            f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not "
+            '{"neighbours": an integer in [1, 1000], "weight": a number in [0, 1]} as training writes it; '
+            "retrain the model (dvc repro) or remove the key"
+        )
+    return RecordSmoothing(neighbours=int(value["neighbours"]), weight=float(value["weight"]))
+
+
+def stored_smoothing(model_path: str | os.PathLike[str]) -> RecordSmoothing | None:
+    """The smoothing the training stage stored beside ``models/<name>.keras`` (its ``.json``), or None
+    (no sidecar, or none recorded there)."""
+    path = Path(model_path).with_suffix(".json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return check_smoothing(data.get(SIDECAR_KEY), str(path))
