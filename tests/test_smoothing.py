@@ -51,6 +51,26 @@ def test_records_are_smoothed_apart_and_a_short_one_averages_all_its_beats() -> 
         np.testing.assert_allclose(alone, 0.5 * p[records == r] + 0.5 * p[records == r].mean(0), rtol=1e-6)
 
 
+def test_a_recording_longer_than_span_is_smoothed_in_equal_stretches() -> None:
+    """11 beats with span 4: three consecutive stretches of 4, 4 and 3 beats, each smoothed alone."""
+    rng = np.random.default_rng(3)
+    windows = rng.normal(size=(11, 20)).astype(np.float32)
+    p = _probabilities(11, 3)
+    s = RecordSmoothing(neighbours=3, weight=0.5, span=4)
+    out = smooth_over_records(p, windows, None, s)
+    for part in (slice(0, 4), slice(4, 8), slice(8, 11)):
+        np.testing.assert_allclose(out[part], smooth_over_records(p[part], windows[part], None, s), rtol=1e-6)
+    whole = smooth_over_records(p, windows, None, RecordSmoothing(3, 0.5, span=11))
+    assert not np.allclose(whole, out)
+
+
+def test_the_span_must_hold_the_neighbours() -> None:
+    from heartbeat.core.config import RecordSmoothingConfig
+
+    with pytest.raises(ValueError, match=r"span \(10\) must be at least neighbours \(20\)"):
+        RecordSmoothingConfig(neighbours=20, weight=0.5, span=10)
+
+
 def test_weight_zero_one_neighbour_and_one_beat_leave_the_probabilities_alone() -> None:
     p = _probabilities(12)
     windows = np.random.default_rng(2).normal(size=(12, 10))
@@ -72,15 +92,17 @@ def test_rows_that_do_not_match_are_an_error_naming_the_counts() -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        {"neighbours": 0, "weight": 0.5},
-        {"neighbours": 20, "weight": 1.5},
-        {"neighbours": 20.5, "weight": 0.5},
-        {"neighbours": True, "weight": 0.5},
-        {"neighbours": 20, "weight": float("nan")},
-        {"neighbours": 20, "weight": "0.5"},
-        {"neighbours": 20},
-        {"neighbours": 20, "weight": 0.5, "extra": 1},
-        [20, 0.5],
+        {"neighbours": 0, "weight": 0.5, "span": 5000},
+        {"neighbours": 20, "weight": 1.5, "span": 5000},
+        {"neighbours": 20.5, "weight": 0.5, "span": 5000},
+        {"neighbours": True, "weight": 0.5, "span": 5000},
+        {"neighbours": 20, "weight": float("nan"), "span": 5000},
+        {"neighbours": 20, "weight": "0.5", "span": 5000},
+        {"neighbours": 20, "weight": 0.5, "span": 10},
+        {"neighbours": 20, "weight": 0.5, "span": 10**9},
+        {"neighbours": 20, "weight": 0.5},
+        {"neighbours": 20, "weight": 0.5, "span": 5000, "extra": 1},
+        [20, 0.5, 5000],
     ],
 )
 def test_a_stored_smoothing_training_cannot_write_is_refused(tmp_path, value) -> None:
@@ -92,8 +114,9 @@ def test_a_stored_smoothing_training_cannot_write_is_refused(tmp_path, value) ->
 
 def test_a_stored_smoothing_is_read_and_none_is_none(tmp_path) -> None:
     sidecar = tmp_path / "m.json"
-    sidecar.write_text(json.dumps({"record_smoothing": {"neighbours": 20, "weight": 0.5}}))
-    assert stored_smoothing(sidecar) == RecordSmoothing(20, 0.5)
+    sidecar.write_text(json.dumps({"record_smoothing": {"neighbours": 20, "weight": 0.5, "span": 900}}))
+    assert stored_smoothing(sidecar) == RecordSmoothing(20, 0.5, 900)
+    assert stored_smoothing(tmp_path / "m.keras") == RecordSmoothing(20, 0.5, 900)  # the model beside it
     sidecar.write_text(json.dumps({"temperature": 0.5}))
     assert stored_smoothing(sidecar) is None
     assert stored_smoothing(tmp_path / "missing.json") is None
@@ -118,7 +141,7 @@ def test_the_stage_stores_smoothing_only_for_a_network_that_takes_windows() -> N
     on = RecordSmoothingConfig(neighbours=7, weight=0.4)
     small = {"epochs": 1, "batch_size": 32, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}
     for arch, smoothing, stored in (
-        ("patient_net", on, {"neighbours": 7, "weight": 0.4}),
+        ("patient_net", on, {"neighbours": 7, "weight": 0.4, "span": 5000}),
         ("patient_net", RecordSmoothingConfig(weight=0.0), None),
         ("resnet", on, None),
     ):
@@ -136,7 +159,7 @@ def test_predict_smooths_a_recording_as_evaluation_does_unless_asked_not_to(caps
     from heartbeat.serve.runners import load_runner, predict_proba
 
     runner = load_runner(pretrained.MODEL, "keras")
-    assert runner.smoothing == RecordSmoothing(neighbours=20, weight=0.5)
+    assert runner.smoothing == RecordSmoothing(neighbours=20, weight=0.5, span=5000)
     path = tmp_path / "lead.npy"
     np.save(path, synthetic_ecg(40, rate_bpm=90))
     beats = read_input(str(path), "auto", fs=250)
@@ -150,7 +173,9 @@ def test_predict_smooths_a_recording_as_evaluation_does_unless_asked_not_to(caps
         assert code == 0, err
         data = json.loads(out)
         outputs[bool(extra)] = pd.read_json(io.StringIO(json.dumps(data["beats"])))[cols].to_numpy()
-        assert data["record_smoothing"] == (None if extra else {"neighbours": 20, "weight": 0.5})
+        assert data["record_smoothing"] == (
+            None if extra else {"neighbours": 20, "weight": 0.5, "span": 5000}
+        )
         assert ("most alike beats of the recording" in err) != bool(extra)
     np.testing.assert_allclose(outputs[False], expected, atol=2e-6)
     np.testing.assert_allclose(outputs[True], raw, atol=2e-6)

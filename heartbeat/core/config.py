@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -242,6 +243,19 @@ class RecordSmoothingConfig(_Strict):
     weight: float = Field(
         0.0, ge=0, le=1, description="share of the neighbours' mean in the result (0: each beat alone)"
     )
+    span: int = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="most beats searched for a beat's neighbours: a longer recording is smoothed in equal "
+        "consecutive stretches no longer than this (a Holter's cost grows linearly, not as its square)",
+    )
+
+    @model_validator(mode="after")
+    def _span_holds_the_neighbours(self) -> RecordSmoothingConfig:
+        if self.span < self.neighbours:
+            raise ValueError(f"span ({self.span}) must be at least neighbours ({self.neighbours})")
+        return self
 
 
 class ResNetConfig(TrainConfig):

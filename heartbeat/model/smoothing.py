@@ -31,9 +31,13 @@ class RecordSmoothing:
     """How many of the recording's beats are averaged, the beat itself included."""
     weight: float
     """Share of the neighbours' mean in the result: 0 leaves each beat alone, 1 keeps only the mean."""
+    span: int = 5000
+    """Most beats searched for a beat's neighbours: a longer recording is cut into equal consecutive
+    stretches no longer than this, so the search grows linearly with a Holter's length, not as its
+    square (a 30-minute MIT-BIH record, at most 3,400 beats, is one stretch)."""
 
     def as_dict(self) -> dict[str, float]:
-        return {"neighbours": self.neighbours, "weight": self.weight}
+        return {"neighbours": self.neighbours, "weight": self.weight, "span": self.span}
 
 
 def smooth_over_records(
@@ -46,7 +50,8 @@ def smooth_over_records(
 
     ``proba`` is ``(n, classes)``; ``windows`` ``(n, ...)`` the windows the model took, compared by
     Euclidean distance; ``records`` ``(n,)`` says which recording each beat is from (None: all from
-    one). A recording with fewer beats than ``neighbours`` averages all of them. Rows still sum to 1.
+    one). A recording with fewer beats than ``neighbours`` averages all of them; one longer than
+    ``span`` is smoothed stretch by stretch. Rows still sum to 1.
     """
     proba = np.asarray(proba)
     n = len(proba)
@@ -59,6 +64,7 @@ def smooth_over_records(
 
     flat = np.asarray(windows, dtype=np.float32).reshape(n, -1)
     groups = [np.arange(n)] if records is None else [np.flatnonzero(records == r) for r in np.unique(records)]
+    groups = [part for g in groups for part in np.array_split(g, -(-len(g) // smoothing.span))]
     p = proba.astype(np.float64)
     out = np.empty_like(p)
     for idx in groups:
@@ -77,18 +83,18 @@ def smooth_over_records(
 def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     """A stored smoothing as :class:`RecordSmoothing`, None when there is none (``value`` None).
 
-    Only what the training stage writes is accepted (``{"neighbours": int ≥ 1, "weight": number in
-    [0, 1]}``); anything else is a :class:`ModelError` naming ``where`` and the key.
+    Only what the training stage writes is accepted (``{"neighbours": int in [1, 1000], "weight":
+    number in [0, 1], "span": int in [neighbours, 10⁶]}``); anything else is a :class:`ModelError` naming ``where`` and the key.
     """
     if value is None:
         return None
-    ok = isinstance(value, dict) and set(value) == {"neighbours", "weight"}
+    ok = isinstance(value, dict) and set(value) == {"neighbours", "weight", "span"}
     if ok:
-        k, w = value["neighbours"], value["weight"]
+        k, w, span = value["neighbours"], value["weight"], value["span"]
         ok = (
-            isinstance(k, int)
-            and not isinstance(k, bool)
+            all(isinstance(i, int) and not isinstance(i, bool) for i in (k, span))
             and 1 <= k <= 1000
+            and k <= span <= 1_000_000
             and isinstance(w, int | float)
             and not isinstance(w, bool)
             and math.isfinite(w)
@@ -97,10 +103,10 @@ def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     if not ok:
         raise ModelError(
             f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not "
-            '{"neighbours": an integer in [1, 1000], "weight": a number in [0, 1]} as training writes it; '
-            "retrain the model (dvc repro) or remove the key"
+            '{"neighbours": an integer in [1, 1000], "weight": a number in [0, 1], "span": an integer in '
+            "[neighbours, 1000000]} as training writes it; retrain the model (dvc repro) or remove the key"
         )
-    return RecordSmoothing(neighbours=int(value["neighbours"]), weight=float(value["weight"]))
+    return RecordSmoothing(int(value["neighbours"]), float(value["weight"]), int(value["span"]))
 
 
 def stored_smoothing(model_path: str | os.PathLike[str]) -> RecordSmoothing | None:
