@@ -43,6 +43,31 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+def _smoothed_by_record(project: Path, model, info: dict, metrics: dict, details: dict) -> None:
+    """evaluate smooths the shipped network's probabilities over each test record with the library's
+    one function, after the temperature, and keeps what each beat alone scores beside."""
+    import numpy as np
+
+    from heartbeat.evaluate.metrics import classification_metrics
+    from heartbeat.model.architectures import model_inputs
+    from heartbeat.model.calibration import apply_temperature
+    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.prepare.arrays import load_split
+
+    assert info["record_smoothing"] == {"neighbours": 20, "weight": 0.5, "span": 5000}  # params.yaml
+    test = load_split(project / "data/prepared/mitbih", "test")
+    assert test.G is not None and len(np.unique(test.G)) > 1  # the beat split mixes records
+    raw = model.predict(model_inputs(model, test), batch_size=1024, verbose=0)  # evaluate's batch
+    proba = apply_temperature(raw, info["temperature"])
+    alone = classification_metrics(test.y, proba, ("N", "S", "V", "F", "Q"))
+    smoothed = smooth_over_records(proba, test.W, test.G, RecordSmoothing(20, 0.5, 5000))
+    ours = classification_metrics(test.y, smoothed, ("N", "S", "V", "F", "Q"))
+    for key in ("accuracy", "macro_f1", "macro_f1_nsvf"):
+        assert (
+            abs(metrics[key] - ours[key]) < 1e-9 and abs(details["each_beat_alone"][key] - alone[key]) < 1e-9
+        )
+
+
 def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
     project = tiny_repro
     for name in (
@@ -71,6 +96,8 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             assert calibration["temperature"] == info["temperature"] and calibration["ece_uncalibrated"] >= 0
         else:
             assert calibration is None
+        smoothing = details.pop("record_smoothing", None)
+        assert (smoothing is None) == ("record_smoothing" not in info)
         assert set(details) == DETAIL_KEYS
         assert details["data_source"] == "demo" and details["synthetic_data"] is True
         assert details["split"] == "beat" and details["dataset"] == spec.dataset
@@ -91,6 +118,7 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             model = load_model(project / f"models/{name}.keras", 5)
             assert "macro_f1_nsvf" in metrics
             assert [t.name for t in model.inputs] == ["window", "patient"]  # the shipped recipe runs
+            _smoothed_by_record(project, model, info, metrics, smoothing)
         history = (project / f"plots/{name}/history.csv").read_text().splitlines()
         header = "epoch,loss,accuracy,val_loss,val_accuracy"
         if name == "resnet_mitbih":  # params.yaml's default: one network, so no member column

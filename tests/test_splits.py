@@ -143,6 +143,9 @@ def test_patient_split_keeps_records_and_patients_apart() -> None:
             groups["test"]
         )
         assert set(groups["val"]).isdisjoint(groups["test"])
+    # each beat's record travels with it, as an index into the sorted records 100..105
+    assert set(prepared.mitbih["test"].G.tolist()) == {4}
+    assert set(prepared.mitbih["train"].G.tolist()) | set(prepared.mitbih["val"].G.tolist()) == {0, 1, 2, 3}
     n_mit = sum(len(s.y) for s in prepared.mitbih.values())
     n_train, n_test = len(raw["mitbih_train.csv"]), len(raw["mitbih_test.csv"])
     assert n_mit == sum(1 for n in (n_train, n_test) for i in range(n) if i % 6 != 5)  # record 105 excluded

@@ -18,13 +18,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
 from heartbeat import __version__
 from heartbeat.core.errors import DataError, HeartbeatError, ModelError, ParamsError
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST
+
+if TYPE_CHECKING:
+    from heartbeat.model.smoothing import RecordSmoothing
 
 log = logging.getLogger("heartbeat")
 
@@ -264,7 +267,7 @@ def format_rows(cols: dict[str, np.ndarray | list], fmt: str, about: dict | None
     return json.dumps({**(about or {}), "beats": beats}, indent=1, ensure_ascii=False) + "\n"
 
 
-def describe(beats, runner, input_path: str, smoothing=None) -> dict:
+def describe(beats, runner, input_path: str, smoothing: RecordSmoothing | None = None) -> dict:
     """What the JSON output says beside the beats: the model, what trained it, the input, and the
     smoothing over the recording when it was applied."""
     source = {"path": str(input_path), "kind": beats.kind}
@@ -344,7 +347,9 @@ def dataset_warning(beats, runner, where: str) -> str | None:
     return None
 
 
-def summary_lines(beats, runner, proba: np.ndarray, seconds: float, smoothing=None) -> list[str]:
+def summary_lines(
+    beats, runner, proba: np.ndarray, seconds: float, smoothing: RecordSmoothing | None = None
+) -> list[str]:
     names = runner.class_names
     pred = proba.argmax(axis=1)
     counts = np.bincount(pred, minlength=len(names))
@@ -359,7 +364,7 @@ def summary_lines(beats, runner, proba: np.ndarray, seconds: float, smoothing=No
         *(
             [
                 f"each beat's probabilities blended (weight {smoothing.weight:g}) with the mean of its "
-                f"{smoothing.neighbours} most alike beats of the recording (--each-beat-alone: not)"
+                f"{smoothing.neighbours} most alike beats of the recording (--each-beat-alone turns it off)"
             ]
             if smoothing is not None
             else []
