@@ -413,48 +413,63 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
 ALONE = "_each_beat_alone"
 
 
+def _smoothed_run(run: dict, test: Split, split: str, calibrate: bool, smoothing: RecordSmoothing) -> dict:
+    """One stored run as the pipeline would report it: its test probabilities scaled by the temperature
+    fitted on its validation records (when the recipe calibrates), then smoothed over each test record."""
+    t = run["metrics"].get("temperature", 1.0) if calibrate else 1.0
+    new = dict(run)
+    for key, shown_test in (("test_proba", test), ("test_proba_one_lead", one_lead(test))):
+        if key in run:
+            calibrated = apply_temperature(np.asarray(run[key], dtype=np.float32), t)
+            new[key] = smooth_over_records(calibrated, shown_test.W, shown_test.G, smoothing)
+    ece = expected_calibration_error(test.y, new["test_proba"])
+    new["metrics"] = {**score(test.y, new["test_proba"], split), "temperature": t, "ece_calibrated": ece}
+    new["confusion"] = confusion(test.y, new["test_proba"])
+    return new
+
+
 def with_smoothing(
-    results: dict, tests: dict[str, Split], models: list[str], seeds: list[int], configs: dict, ours: str
+    results: dict,
+    tests: dict[str, Split],
+    models: list[str],
+    seeds: list[int],
+    configs: dict,
+    ours: str,
+    grid: list[tuple[int, float]] = (),
 ) -> tuple[dict, list[str]]:
     """The stored runs as the pipeline uses them. A model trained with ``record_smoothing`` has its
     stored test probabilities (the network's own) scaled by the temperature fitted on validation and
     smoothed over each test record, as evaluate and ``heartbeat predict`` do; the same runs as stored
-    are shown beside it as ``<model>_each_beat_alone``. Returns the results to report and the models."""
+    are shown beside it as ``<model>_each_beat_alone``, and for ``ours`` the same runs smoothed with
+    each (neighbours, weight) of ``grid``. Returns the results to report and the models."""
     view, shown = dict(results), []
     for model in models:
         shown.append(model)
         sm = getattr(configs[model], "record_smoothing", None)
         if sm is None or sm.weight == 0:
             continue
-        smoothing, alone = RecordSmoothing(sm.neighbours, sm.weight), model + ALONE
+        calibrate = configs[model].calibration == "temperature"
+        settings = {model: RecordSmoothing(sm.neighbours, sm.weight, sm.span)}
+        if model == ours:
+            for k, w in grid:
+                key = f"{model}_k{k}_w{w:g}"
+                settings[key] = RecordSmoothing(k, w, max(sm.span, k))
+                MODEL_TITLES[key] = f"{MODEL_TITLES[model]}; smoothed over {k} beats, weight {w:g}"
+                shown.append(key)
+        alone = model + ALONE
         MODEL_TITLES[alone] = f"{MODEL_TITLES[model]}, each beat alone"
         shown.append(alone)
         for split, test in tests.items():
-            probas = []
             for seed in seeds:
                 run = results.get(f"{split}/{model}/{seed}")
                 if run is None:
                     continue
                 view[f"{split}/{alone}/{seed}"] = run
-                t = (
-                    run["metrics"].get("temperature", 1.0)
-                    if configs[model].calibration == "temperature"
-                    else 1.0
-                )
-                new = dict(run)
-                for key, shown_test in (("test_proba", test), ("test_proba_one_lead", one_lead(test))):
-                    if key in run:
-                        calibrated = apply_temperature(np.asarray(run[key], dtype=np.float32), t)
-                        new[key] = smooth_over_records(calibrated, shown_test.W, shown_test.G, smoothing)
-                ece = expected_calibration_error(test.y, new["test_proba"])
-                new["metrics"] = {
-                    **score(test.y, new["test_proba"], split),
-                    "temperature": t,
-                    "ece_calibrated": ece,
-                }
-                new["confusion"] = confusion(test.y, new["test_proba"])
-                view[f"{split}/{model}/{seed}"] = new
-                probas.append(new["test_proba"])
+                for key, smoothing in settings.items():
+                    view[f"{split}/{key}/{seed}"] = _smoothed_run(run, test, split, calibrate, smoothing)
+            probas = [
+                view[f"{split}/{model}/{s}"]["test_proba"] for s in seeds if f"{split}/{model}/{s}" in results
+            ]
             if model == ours and len(probas) == len(seeds) > 1:
                 mean = np.mean(probas, axis=0)
                 view[_ensemble_key(split, ours, seeds)] = {
@@ -790,6 +805,17 @@ def _devices(lib) -> list:
     return [lib.cuda.get_device_name(0)] if lib.cuda.is_available() else ["cpu"]  # torch
 
 
+def _smoothing_setting(text: str) -> tuple[int, float]:
+    try:
+        k, w = text.split(":")
+        setting = int(k), float(w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NEIGHBOURS:WEIGHT such as 20:0.5, got {text!r}") from None
+    if setting[0] < 1 or not 0 <= setting[1] <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: neighbours must be at least 1 and weight in [0, 1]")
+    return setting
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data")
@@ -825,6 +851,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--merge", type=Path, nargs="+", default=[], help="first add the runs stored in these results files"
+    )
+    parser.add_argument(
+        "--smoothing-grid",
+        type=_smoothing_setting,
+        nargs="+",
+        default=[],
+        metavar="K:W",
+        help="also report OURS's stored runs smoothed over K beats with weight W (e.g. 10:0.5 20:0.3)",
     )
     parser.add_argument(
         "--data-cache",
@@ -922,7 +956,9 @@ def main() -> None:
                 continue
             results[f"transfer/{seed}"] = transfer_runs(base, ptb, seed, args.epochs)
             store()
-    shown, models = with_smoothing(results, tests, args.models, args.seeds, configs, args.ours)
+    shown, models = with_smoothing(
+        results, tests, args.models, args.seeds, configs, args.ours, args.smoothing_grid
+    )
     text = (
         table(shown, args.splits, models, args.seeds, args.ours)
         + "\n"

@@ -86,6 +86,44 @@ def test_bench_compare_counts_each_records_errors_and_hides_the_record_z_scores(
     assert (P == 1).all()  # the caller's split is left as it was
 
 
+def test_bench_compare_reports_a_smoothing_recipe_as_the_pipeline_runs_it() -> None:
+    """A stored run keeps the network's own test probabilities; the report scales them by the run's
+    temperature and smooths them over each test record with the library's function, and shows the
+    stored run itself as ``<model>_each_beat_alone``."""
+    import numpy as np
+
+    from heartbeat.core.config import RecordSmoothingConfig, ResNetConfig
+    from heartbeat.model.calibration import apply_temperature
+    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.prepare.arrays import Split
+
+    compare = _bench_compare()
+    rng = np.random.default_rng(0)
+    n = 30
+    test = Split(
+        X=np.zeros((n, 187), np.float32),
+        y=rng.integers(0, 5, n),
+        W=rng.normal(size=(n, 125, 2)).astype(np.float32),
+        P=np.zeros((n, 80), np.float32),
+        G=np.repeat([0, 1, 2], 10),
+    )
+    proba = rng.dirichlet(np.ones(5), n).astype(np.float32)
+    run = {"test_proba": proba.tolist(), "metrics": {"temperature": 0.5}}
+    cfg = ResNetConfig(
+        calibration="temperature", record_smoothing=RecordSmoothingConfig(neighbours=4, weight=0.5)
+    )
+    compare.MODEL_TITLES["m"] = "m"
+    view, models = compare.with_smoothing(
+        {"patient/m/0": run}, {"patient": test}, ["m"], [0], {"m": cfg}, "m", [(6, 0.3)]
+    )
+    assert models == ["m", "m_k6_w0.3", "m" + compare.ALONE]
+    assert view["patient/m" + compare.ALONE + "/0"] is run
+    calibrated = apply_temperature(proba, 0.5)
+    for key, smoothing in (("m", RecordSmoothing(4, 0.5)), ("m_k6_w0.3", RecordSmoothing(6, 0.3))):
+        expected = smooth_over_records(calibrated, test.W, test.G, smoothing)
+        np.testing.assert_allclose(view[f"patient/{key}/0"]["test_proba"], expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("section", "change", "message"),
     [
