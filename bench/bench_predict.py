@@ -1,7 +1,7 @@
 """Beats per second of ``heartbeat predict``'s backends against Keras ``model.predict``, on one machine.
 
 Usage: python bench/bench_predict.py [--root DIR] [--model NAME] [--rounds N] [--cold | --cold-only]
-       [--cold-pythonpath DIR]
+       [--cold-pythonpath DIR] [--smoothing-only BEATS ...]
 
 Measures, on the prepared ``--splits`` of ``--root`` (every array the model takes), tiled to at
 least the size of the MIT-BIH test split (21,892 beats), or on synthetic beats:
@@ -15,7 +15,10 @@ least the size of the MIT-BIH test split (21,892 beats), or on synthetic beats:
   precision, each with its argmax agreement against fp32 Keras and its change in
   test macro-F1 (on the un-tiled test split);
 * with ``--cold``: wall time of a fresh ``heartbeat predict`` process on one
-  MIT-BIH record per backend (time to the first prediction, imports included).
+  MIT-BIH record per backend (time to the first prediction, imports included), against the same
+  with ``--each-beat-alone`` (no smoothing over the recording);
+* with ``--smoothing-only``: the smoothing over one recording of each given length, against the
+  TFLite network on the same beats.
 
 Timing: every configuration runs once per round, rounds interleave all
 configurations (so load from other processes hits them alike), and the table
@@ -95,11 +98,17 @@ def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def cold_start(
-    model: Path | None, record: Path, backend: str, threads: int, pythonpath: Path | None = None
+    model: Path | None,
+    record: Path,
+    backend: str,
+    threads: int,
+    pythonpath: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> float:
     """Seconds for a fresh ``heartbeat predict`` process (of this checkout) to segment ``record`` and
     print its predictions; ``model`` None is the default, the pretrained model. ``pythonpath`` goes
-    first on the child's PYTHONPATH (another version of a dependency, installed with ``--target``)."""
+    first on the child's PYTHONPATH (another version of a dependency, installed with ``--target``);
+    ``extra`` are more options of ``heartbeat predict``."""
     cmd = [
         sys.executable,
         "-m",
@@ -108,6 +117,7 @@ def cold_start(
         "-q",
         "--threads",
         str(threads),
+        *extra,
         str(record),
     ]
     if model is not None:
@@ -145,6 +155,14 @@ def main() -> None:
         help="with --cold or --cold-only: also time the default start with DIR first on PYTHONPATH (e.g. "
         "`pip install --target DIR scipy==X`), interleaved with the installed versions",
     )
+    parser.add_argument(
+        "--smoothing-only",
+        type=int,
+        nargs="+",
+        metavar="BEATS",
+        help="only time the smoothing over a recording (record_smoothing) of this many beats (the test "
+        "split's windows, repeated), with and without its span, against the TFLite network on them",
+    )
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 rows")
     parser.add_argument(
         "--splits",
@@ -152,6 +170,9 @@ def main() -> None:
         help="prepared splits to check quality on, e.g. train,val,test: every beat of a physionet run",
     )
     args = parser.parse_args()
+    if args.smoothing_only:
+        smoothing_times(args)
+        return
     if args.cold_only:
         from heartbeat.serve.runners import default_threads
 
@@ -284,6 +305,40 @@ def main() -> None:
         cold_starts(args, threads)
 
 
+def smoothing_times(args: argparse.Namespace) -> None:
+    """Seconds to smooth one recording of n beats, stretch by stretch (the model's ``span``) and as one
+    stretch, against the TFLite network classifying the same beats: the baseline."""
+    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.serve.runners import default_threads, load_runner, predict_proba
+
+    keras_path = args.root / "models" / f"{args.model}.keras"
+    runner = load_runner(keras_path, "tflite", args.threads or default_threads())
+    if runner.smoothing is None:
+        raise SystemExit(f"{keras_path}: the model stores no record_smoothing")
+    _, real, _ = load_data(args.root, "mitbih", args.splits.split(","))
+    print(f"# smoothing one recording ({runner.smoothing}), median of {args.rounds} rounds")
+    print(
+        f"{'beats':>8s} {'network s':>10s} {'smoothing s':>12s} {'× network':>10s} {'one stretch s':>14s} {'×':>6s}"
+    )
+    for n in args.smoothing_only:
+        take = np.arange(n) % len(real.y)
+        W, P = real.W[take], real.P[take]
+        whole = RecordSmoothing(
+            runner.smoothing.neighbours, runner.smoothing.weight, max(n, runner.smoothing.span)
+        )
+        times: dict[str, list[float]] = {"network": [], "span": [], "whole": []}
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            proba = predict_proba(runner, None, 1024, progress=False, window=W, patient=P)
+            times["network"].append(time.perf_counter() - start)
+            for key, smoothing in (("span", runner.smoothing), ("whole", whole)):
+                start = time.perf_counter()
+                smooth_over_records(proba, W, None, smoothing)
+                times[key].append(time.perf_counter() - start)
+        net, span, one = (statistics.median(times[k]) for k in ("network", "span", "whole"))
+        print(f"{n:8,d} {net:10.2f} {span:12.2f} {span / net:10.2f} {one:14.2f} {one / net:6.2f}")
+
+
 def cold_starts(args: argparse.Namespace, threads: int) -> None:
     """The cold-start table: every way of running ``args.model`` on one record, rounds interleaved."""
     if not (args.record.with_suffix(".hea")).is_file():
@@ -295,23 +350,29 @@ def cold_starts(args: argparse.Namespace, threads: int) -> None:
         f"median of {rounds} interleaved rounds"
     )
     export_dir = args.root / "models" / "export"
-    cases: dict[str, tuple[Path | None, Path | None]] = {}
+    cases: dict[str, tuple[Path | None, Path | None, tuple[str, ...]]] = {}
     keras_path = args.root / "models" / f"{args.model}.keras"
     if keras_path.is_file():
-        cases["keras (.keras)"] = (keras_path, None)
+        cases["keras (.keras)"] = (keras_path, None, ())
     for kind in ("tflite", "onnx"):
         exported = export_dir / f"{args.model}.{kind}"
         if exported.is_file():
-            cases[f"{kind} (exported .{kind})"] = (exported, None)
-    cases["default: no --model (the pretrained model's TFLite)"] = (None, None)
+            cases[f"{kind} (exported .{kind})"] = (exported, None, ())
+    cases["default: no --model (the pretrained model's TFLite)"] = (None, None, ())
+    # The baseline for the smoothing over the recording that the pretrained model stores.
+    cases["default, --each-beat-alone"] = (None, None, ("--each-beat-alone",))
     for extra in args.cold_pythonpath:
-        cases[f"default, with {extra} first on PYTHONPATH"] = (None, extra)
+        cases[f"default, with {extra} first on PYTHONPATH"] = (None, extra, ())
     runs: dict[str, list[float]] = {label: [] for label in cases}
     for _ in range(rounds):
-        for label, (path, extra) in cases.items():
-            runs[label].append(cold_start(path, args.record, "auto", threads, extra))
+        for label, (path, extra, options) in cases.items():
+            runs[label].append(cold_start(path, args.record, "auto", threads, extra, options))
+    base = statistics.median(runs["default, --each-beat-alone"])
     for label, ts in runs.items():
-        print(f"{label:52s} {statistics.median(ts):6.2f} s  (best {min(ts):.2f} s)")
+        ratio = statistics.median(ts) / base
+        print(
+            f"{label:52s} {statistics.median(ts):6.2f} s  (best {min(ts):.2f} s)  {ratio:.2f}x each beat alone"
+        )
 
 
 if __name__ == "__main__":
