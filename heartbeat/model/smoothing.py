@@ -1,8 +1,7 @@
 """Smoothing over a recording: each beat's probabilities blended with those of its look-alikes.
 
 A patient's beats of one kind look alike, and the network errs on a new patient beat by beat: a
-few of a bundle-branch block's wide normal beats called V, a few of a patient's own PVCs called S.
-Averaging each beat's probabilities with those of its nearest beats *in the same recording*
+few of the patient's normal beats called S, a few of its PVCs called S or N. Averaging each beat's probabilities with those of its nearest beats *in the same recording*
 (nearest by the two-lead window the network sees, which holds the beat, its neighbours' T and P
 waves and so its prematurity) lets the patient's other beats of that shape outvote those slips.
 It needs no label, only the recording, so evaluation and ``heartbeat predict`` apply it alike; the
@@ -36,7 +35,7 @@ class RecordSmoothing:
     stretches no longer than this, so the search grows linearly with a Holter's length, not as its
     square (a 30-minute MIT-BIH record, at most 3,400 beats, is one stretch)."""
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, int | float]:
         return {"neighbours": self.neighbours, "weight": self.weight, "span": self.span}
 
 
@@ -84,7 +83,8 @@ def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     """A stored smoothing as :class:`RecordSmoothing`, None when there is none (``value`` None).
 
     Only what the training stage writes is accepted (``{"neighbours": int in [1, 1000], "weight":
-    number in [0, 1], "span": int in [neighbours, 10⁶]}``); anything else is a :class:`ModelError` naming ``where`` and the key.
+    number in [0, 1], "span": int in [neighbours, 10⁶]}``); anything else is a :class:`ModelError`
+    naming ``where`` and the key.
     """
     if value is None:
         return None
