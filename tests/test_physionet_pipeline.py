@@ -113,7 +113,7 @@ def test_patient_split_shares_no_record_or_patient(project: Path) -> None:
     assert W.shape[0] == P.shape[0] == R.shape[0] and np.isfinite(W).all() and np.isfinite(P).all()
     G = np.load(project / "data/prepared/mitbih/G_test.npy")
     assert G.shape == (R.shape[0],) and len(set(G.tolist())) == 1  # all of record 124
-    assert set(details["record_smoothing"]) == {"neighbours", "weight", "each_beat_alone"}
+    assert set(details["record_smoothing"]) == {"neighbours", "weight", "span", "each_beat_alone"}
     model = load_model(project / "models/resnet_mitbih.keras", 5)
     assert [t.name for t in model.inputs] == ["window", "patient"]
     report = json.loads((project / "data/raw/report.json").read_text())
