@@ -15,6 +15,7 @@ transfer_ptb              finetune_transfer     ptb
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,18 @@ def details_file(name: str) -> Path:
 
 def train_info_file(name: str) -> Path:
     return MODELS / f"{name}.json"
+
+
+def model_sidecar(model_path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """The sidecar json beside a model (``models/<name>.json``: temperature, smoothing, training data)
+    and what it holds; ``{}`` when it is missing, unreadable or not a JSON object, since a model may
+    come without one. The one reader of it: callers check the values they take."""
+    path = Path(model_path).with_suffix(".json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path, {}
+    return path, data if isinstance(data, dict) else {}
 
 
 def history_file(name: str) -> Path:

@@ -11,14 +11,13 @@ and predict; expected calibration error (heartbeat/evaluate/metrics.py) measures
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
 from heartbeat.core.errors import ModelError
+from heartbeat.core.layout import model_sidecar
 
 EPS = 1e-12
 T_BOUNDS = (0.05, 20.0)
@@ -83,11 +82,5 @@ def stored_temperature(model_path: str | os.PathLike[str]) -> float | None:
     A sidecar that is missing or not a JSON object holds no temperature; a temperature that is
     there is checked (:func:`check_temperature`).
     """
-    info = Path(model_path).with_suffix(".json")
-    try:
-        data = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return check_temperature(data.get("temperature"), str(info))
+    path, data = model_sidecar(model_path)
+    return check_temperature(data.get("temperature"), str(path))

@@ -14,11 +14,11 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from heartbeat.core.errors import DataError, ModelError
+from heartbeat.core.layout import model_sidecar
 
 SIDECAR_KEY = "record_smoothing"
 """Where the training stage stores it in ``models/<name>.json``."""
@@ -112,11 +112,5 @@ def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
 def stored_smoothing(model_path: str | os.PathLike[str]) -> RecordSmoothing | None:
     """The smoothing the training stage stored beside ``models/<name>.keras`` (its ``.json``), or None
     (no sidecar, or none recorded there)."""
-    path = Path(model_path).with_suffix(".json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
+    path, data = model_sidecar(model_path)
     return check_smoothing(data.get(SIDECAR_KEY), str(path))

@@ -462,11 +462,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
         window=beats.window,
         patient=beats.patient,
     )
-    smoothing = None if args.each_beat_alone else runner.smoothing
-    if smoothing is not None and beats.window is not None:
+    # Only a recording gives the windows to compare its beats by.
+    smoothing = None if args.each_beat_alone or beats.window is None else runner.smoothing
+    if smoothing is not None:
         proba = smooth_over_records(proba, beats.window, None, smoothing)
-    else:
-        smoothing = None
     seconds = time.perf_counter() - start
     about = describe(beats, runner, args.input, smoothing) if args.format == "json" else None
     write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))

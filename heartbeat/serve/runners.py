@@ -40,11 +40,12 @@ import numpy as np
 from heartbeat.core.beats import BEAT_LENGTH, DATASET_CLASSES
 from heartbeat.core.errors import DataError, ModelError, first_line
 from heartbeat.core.hashing import sha256_file
-from heartbeat.core.layout import EXPORT_DIR, MANIFEST
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST, model_sidecar
 from heartbeat.core.native import quiet_native_stderr
-from heartbeat.model.calibration import apply_temperature, stored_temperature
+from heartbeat.model.calibration import apply_temperature, check_temperature
 from heartbeat.model.outputs import check_probabilities
-from heartbeat.model.smoothing import RecordSmoothing, stored_smoothing
+from heartbeat.model.smoothing import SIDECAR_KEY as SMOOTHING_KEY
+from heartbeat.model.smoothing import RecordSmoothing, check_smoothing
 
 log = logging.getLogger("heartbeat")
 
@@ -437,9 +438,12 @@ def load_runner(
     """
     runner = _load_runner(Path(path), backend, threads, precision)
     sidecar = _sidecar_for(Path(path))
-    runner.temperature = stored_temperature(sidecar) if sidecar is not None else None
-    runner.smoothing = stored_smoothing(sidecar) if sidecar is not None else None
-    runner.trained_on = _trained_on(sidecar)
+    if sidecar is not None:  # read once; each value is checked as the stage that wrote it would
+        where, data = model_sidecar(sidecar)
+        runner.temperature = check_temperature(data.get("temperature"), str(where))
+        runner.smoothing = check_smoothing(data.get(SMOOTHING_KEY), str(where))
+        trained = data.get("trained_on")
+        runner.trained_on = trained if isinstance(trained, dict) else None
     if runner.temperature is not None:
         log.info(
             "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
@@ -459,17 +463,6 @@ def _sidecar_for(p: Path) -> Path | None:
     if not keras_path.is_file() or exported_for(keras_path, SUFFIX_BACKEND.get(p.suffix.lower(), "")) is None:
         return None
     return keras_path
-
-
-def _trained_on(keras_path: Path | None) -> dict | None:
-    """The ``trained_on`` record of a model's sidecar json, or None when there is none to trust."""
-    if keras_path is None:
-        return None
-    try:
-        found = json.loads(keras_path.with_suffix(".json").read_text(encoding="utf-8")).get("trained_on")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return found if isinstance(found, dict) else None
 
 
 def _load_runner(
