@@ -23,15 +23,26 @@ from heartbeat.core.config import (
     DataConfig,
     DemoConfig,
     PreprocessConfig,
+    stage_params,
 )
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
 from heartbeat.fetch import fetch_source, validate_raw
 from heartbeat.fetch.beatset import PROVENANCE_COLUMNS
 from heartbeat.fetch.demo import demo_beats, demo_rows, mitdb_rows
-from heartbeat.fetch.synth import MITDB_FS, PTBDB_FS, mitdb_record_names, mitdb_records, ptbdb_records
+from heartbeat.fetch.synth import (
+    ATRIAL_FIBRILLATION,
+    ECTOPY_DOMINATED,
+    MITDB_FS,
+    PTBDB_FS,
+    SynthRecord,
+    mitdb_record_names,
+    mitdb_records,
+    ptbdb_records,
+)
 from heartbeat.prepare.preprocess import prepare
 from heartbeat.signal.beats import cut_record
 from heartbeat.signal.records import SYMBOL_TO_AAMI, aami_labels
+from tests.conftest import ROOT
 
 SMALL = DemoConfig(mitdb_records=10, mitdb_minutes=2, ptbdb_records=6, ptbdb_minutes=1)
 
@@ -39,6 +50,13 @@ SMALL = DemoConfig(mitdb_records=10, mitdb_minutes=2, ptbdb_records=6, ptbdb_min
 @pytest.fixture(scope="module")
 def mit() -> list:
     return list(mitdb_records(0, 10, 2.0))
+
+
+@pytest.fixture(scope="module")
+def shipped() -> list[SynthRecord]:
+    """The MIT-BIH-like records of the demo as params.yaml ships it."""
+    cfg = stage_params("data", ROOT / "params.yaml")
+    return list(mitdb_records(cfg.seed, cfg.demo.mitdb_records, cfg.demo.mitdb_minutes))
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +210,92 @@ def test_learnable_but_not_trivial() -> None:
     assert 0.8 < (pred == y[half:]).mean() < 0.999
     recall = [(pred[y[half:] == c] == c).mean() for c in range(5)]
     assert min(recall) > 0.3, recall
+
+
+def _of(records: list[SynthRecord], profile: str) -> list[SynthRecord]:
+    return [r for r in records if r.profile["profile"] == profile]
+
+
+def _qrs_width(record: SynthRecord, peaks: np.ndarray) -> np.ndarray:
+    """Seconds that each beat's QRS spends above half its largest deflection, within ±100 ms."""
+    half = round(0.1 * MITDB_FS)
+    segments = np.stack(
+        [record.signal[p - half : p + half] for p in peaks if half <= p < record.signal.size - half]
+    )
+    size = np.abs(segments - np.median(segments, axis=1, keepdims=True))
+    return (size > 0.5 * size.max(axis=1, keepdims=True)).sum(axis=1) / MITDB_FS
+
+
+def _p_windows(record: SynthRecord, peaks: np.ndarray) -> np.ndarray:
+    """The lead from 260 to 60 ms before each R-peak, where a sinus P wave lies, its ends levelled."""
+    lo, hi = round(0.26 * MITDB_FS), round(0.06 * MITDB_FS)
+    windows = np.stack([record.signal[p - lo : p - hi] for p in peaks if p >= lo])
+    ramp = np.linspace(0.0, 1.0, windows.shape[1])
+    return windows - (windows[:, :1] + (windows[:, -1:] - windows[:, :1]) * ramp)
+
+
+def test_shipped_demo_has_every_profile_among_training_and_test_patients(shipped: list) -> None:
+    for profile in (ECTOPY_DOMINATED, ATRIAL_FIBRILLATION, "atrial premature", "ventricular bigeminy"):
+        names = {r.name for r in _of(shipped, profile)}
+        assert names & set(DS1_RECORDS) and names & set(DS2_RECORDS), (profile, names)
+
+
+def test_ectopy_dominated_patients_mostly_s_beats_faster_than_sinus_with_a_normal_qrs(shipped: list) -> None:
+    """As MIT-BIH 232: most beats S, at a faster rate than the sinus rhythm, with the sinus QRS; a
+    sinus beat after each long pause. A bigeminy patient's V beats show the QRS measure can fail."""
+    for record in _of(shipped, ECTOPY_DOMINATED):
+        labels = aami_labels(record.symbols)
+        assert set(labels) == {0, 1}
+        assert 0.5 < (labels == 1).mean() < 0.85, (record.name, (labels == 1).mean())
+        rr = np.diff(record.peaks, prepend=0) / MITDB_FS
+        rr_s, rr_n = np.median(rr[1:][labels[1:] == 1]), np.median(rr[1:][labels[1:] == 0])
+        assert rr_s < 0.75 * rr_n and 60 / rr_n < 60, (record.name, rr_s, rr_n)
+        pause = rr > 1.5 * np.median(rr[1:])
+        assert pause.sum() >= 10 and (labels[pause] == 0).mean() > 0.9
+        width_s = np.median(_qrs_width(record, record.peaks[labels == 1]))
+        width_n = np.median(_qrs_width(record, record.peaks[labels == 0]))
+        assert abs(width_s / width_n - 1) < 0.15, (record.name, width_s, width_n)
+    bigeminy = next(r for r in _of(shipped, "ventricular bigeminy") if not r.profile["bundle_branch_block"])
+    labels = aami_labels(bigeminy.symbols)
+    wide = np.median(_qrs_width(bigeminy, bigeminy.peaks[labels == 2]))
+    assert wide > 1.5 * np.median(_qrs_width(bigeminy, bigeminy.peaks[labels == 0]))
+
+
+def test_atrial_fibrillation_patients_n_beats_irregular_without_p_waves(shipped: list) -> None:
+    """Every beat N; in fibrillation the R-R varies far more than a sinus patient's, and the lead
+    before the QRS, averaged over beats, holds no P wave where the patient's sinus beats have one."""
+    sinus_cv = [np.std(np.diff(r.peaks)) / np.mean(np.diff(r.peaks)) for r in _of(shipped, "few ectopics")]
+    for record in _of(shipped, ATRIAL_FIBRILLATION):
+        assert set(aami_labels(record.symbols)) == {0}
+        t = record.peaks / MITDB_FS
+        rr = np.diff(t, prepend=np.nan)
+        fibrillating, sinus = np.zeros(t.size, bool), np.isfinite(rr)
+        for episode in record.profile["episodes"]:
+            inside = (t > episode["start_s"]) & (t < episode["end_s"])
+            fibrillating |= inside & np.isfinite(rr) & (episode["rhythm"] == "AFIB")
+            sinus &= (t < episode["start_s"] - 1) | (t > episode["end_s"] + 2.5)  # not the pause after
+        assert fibrillating.sum() >= 50 and sinus.sum() >= 8
+        cv = np.std(rr[fibrillating]) / np.mean(rr[fibrillating])
+        assert cv > 0.15 and cv > 2 * np.median(sinus_cv), (record.name, cv, sinus_cv)
+        # P waves: each window projected on the sinus beats' mean P window; the previous T wave
+        # stays out of the window after an R-R of 0.6 s
+        late = rr > 0.6
+        sinus_p = _p_windows(record, record.peaks[sinus & late])
+        unit = sinus_p.mean(axis=0) / np.linalg.norm(sinus_p.mean(axis=0))
+        p_sinus = (sinus_p @ unit).mean()
+        p_fibrillating = (_p_windows(record, record.peaks[fibrillating & late]) @ unit).mean()
+        assert p_sinus > 0.1 and abs(p_fibrillating) < 0.5 * p_sinus, (record.name, p_sinus, p_fibrillating)
+
+
+def test_new_profiles_are_seeded_per_record() -> None:
+    """Same seed, same arrays, however many records follow; another seed, another patient."""
+    first, again = list(mitdb_records(0, 16, 1.0)), list(mitdb_records(0, 20, 1.0))
+    new = [i for i, r in enumerate(first) if r.profile["profile"] in (ECTOPY_DOMINATED, ATRIAL_FIBRILLATION)]
+    assert len(new) == 4
+    for i in new:
+        np.testing.assert_array_equal(again[i].signal, first[i].signal)
+        np.testing.assert_array_equal(again[i].peaks, first[i].peaks)
+        np.testing.assert_array_equal(again[i].symbols, first[i].symbols)
+        assert again[i].profile == first[i].profile
+    other = list(mitdb_records(1, 16, 1.0))
+    assert all(not np.array_equal(other[i].peaks, first[i].peaks) for i in new)

@@ -21,9 +21,10 @@ and record features come out exactly as they would from real records:
 
 Every patient has their own heart rate, heart-rate variability (respiratory sinus arrhythmia
 plus a slow random walk), morphology (wave amplitudes, widths, intervals, bundle-branch block for
-some) and recording conditions. Non-paced MIT-BIH patients follow one of five profiles (few
+some) and recording conditions. Non-paced MIT-BIH patients follow one of seven profiles (few
 ectopic beats, frequent atrial premature beats, frequent PVCs with bigeminy, PVCs with fusion,
-mixed), assigned in turn so that both DS1 and DS2 hold every profile:
+mixed, ectopy-dominated, atrial fibrillation), assigned in turn so that both DS1 and DS2 hold every
+profile:
 
 * S (``A``, aberrated ``a``, nodal ``J``): a normal QRS after 55-90 % of the sinus R-R, after an
   abnormal or missing P; the sinus node resets, so the pause after it is not compensatory.
@@ -32,6 +33,18 @@ mixed), assigned in turn so that both DS1 and DS2 hold every profile:
 * F (``F``): a late ventricular beat that fuses with the sinus beat: a blend of the two shapes,
   at about the sinus time, with its P wave.
 * Q (paced ``/`` and fusion ``f``): a pacing spike before a wide QRS at a fixed rate.
+
+Two profiles are there because a patient's usual beat need not be a normal one, nor an irregular
+rhythm an ectopic one:
+
+* ectopy-dominated, as MIT-BIH 232: sinus bradycardia (38-52 bpm) with sinus pauses, broken by runs
+  of one ectopic atrial focus (one abnormal P shape, the sinus QRS) at 1.4-2 times the sinus rate,
+  so that most beats are S (58-72 % on average); the sinus node recovers from each run with a long
+  pause, so a sinus beat follows a pause.
+* atrial fibrillation: sinus stretches and episodes of fibrillation (R-R irregularly irregular, no
+  P waves, f waves on the baseline) or, after the first, flutter (a sawtooth, every 2nd-4th wave
+  conducted); every beat is N (or the patient's L/R), and the record's ``profile`` lists the
+  episodes as MIT-BIH's rhythm annotations name them (``AFIB``, ``AFL``).
 """
 
 from __future__ import annotations
@@ -52,8 +65,22 @@ MAX_MITDB_RECORDS = len(DS1_RECORDS) + len(DS2_RECORDS) + len(PACED_RECORDS)
 """Record names there are: MIT-BIH's 48."""
 PACED_EVERY = 10
 """Every tenth MIT-BIH-like record is a paced patient (MIT-BIH: 4 of 48)."""
-PROFILES: tuple[str, ...] = ("few ectopics", "atrial premature", "ventricular bigeminy", "fusion", "mixed")
-"""Rhythm profiles of the non-paced MIT-BIH-like patients, assigned in this order to DS1/DS2 pairs."""
+ECTOPY_DOMINATED = "ectopy-dominated"
+"""Sinus bradycardia with sinus pauses and frequent runs of ectopic atrial beats: most beats are S."""
+ATRIAL_FIBRILLATION = "atrial fibrillation"
+"""Episodes of atrial fibrillation or flutter between sinus stretches: every beat N, R-R irregular."""
+PROFILES: tuple[str, ...] = (
+    "few ectopics",
+    "atrial premature",
+    "ventricular bigeminy",
+    "fusion",
+    "mixed",
+    ECTOPY_DOMINATED,
+    ATRIAL_FIBRILLATION,
+)
+"""Rhythm profiles of the non-paced MIT-BIH-like patients, assigned in this order to DS1/DS2 pairs:
+16 records or more hold every profile on both sides. The two rhythms without normal beats as the
+usual ones come last, so a small demo (10 records) still has every class on both sides."""
 _PACED_ORDER = ("107", "217", "102", "104")  # the two paced records with an MLII lead first
 HEALTHY_SHARE = 0.4
 """Share of PTB-like patients who are healthy controls (PTB: 52 of 200 patients with these two diagnoses)."""
@@ -68,8 +95,9 @@ _RATES: dict[str, tuple[tuple[float, float], ...]] = {
     "mixed": ((0.06, 0.12), (0.06, 0.12), (0.0, 0.03)),
 }
 
-# Beat kinds of the rhythm model (not labels: the symbols below carry those).
-_SINUS, _ATRIAL, _VENTRICULAR, _FUSION, _PACED, _PACED_FUSION = range(6)
+# Beat kinds of the rhythm model (not labels: the symbols below carry those). _CONDUCTED: a
+# normally conducted beat with no P wave before it (atrial fibrillation or flutter), labelled N.
+_SINUS, _ATRIAL, _VENTRICULAR, _FUSION, _PACED, _PACED_FUSION, _CONDUCTED = range(7)
 
 
 @dataclass(frozen=True)
@@ -317,6 +345,136 @@ def _paced_rhythm(
     return times, kinds, np.diff(times, prepend=times[0] - rr), np.zeros(0)
 
 
+def _atrial_runs(
+    rng: np.random.Generator, duration: float, rr0: float, hrv: float, s_share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sinus bradycardia broken by runs of an ectopic atrial focus, ``s_share`` of the beats on average.
+
+    As in MIT-BIH record 232: a few sinus beats (often one) between runs, some after a sinus pause;
+    a run starts early and goes on at the focus's own, faster rate; when it stops, the suppressed
+    sinus node takes a long pause to recover, so a sinus beat usually follows a pause.
+    """
+    sinus_mean = rng.uniform(1.3, 2.5)  # sinus beats between two runs, on average
+    run_mean = sinus_mean * s_share / (1 - s_share)
+    focus_rr = rr0 * rng.uniform(0.5, 0.72)
+    p_arrest = rng.uniform(0.05, 0.15)
+    n_max = int(duration / (0.5 * rr0)) + 8  # more sinus intervals than the sinus beats can use
+    sinus = _sinus_rr(rng, rr0, n_max, hrv)
+    times, kinds = [], []
+    t, k, after_run = rng.uniform(0.25, 0.8) - rr0, 0, False
+    while t <= duration and k < n_max:
+        for _ in range(1 + rng.poisson(sinus_mean - 1)):
+            if after_run:
+                rr = rr0 * rng.uniform(1.15, 2.0)  # the sinus node recovers from the run
+            elif rng.random() < p_arrest:
+                rr = sinus[k] * rng.uniform(1.5, 2.3)  # a sinus pause
+            else:
+                rr = sinus[k]
+            t, k, after_run = t + rr, k + 1, False
+            times.append(t)
+            kinds.append(_SINUS)
+            if k >= n_max:
+                break
+        steps = (
+            focus_rr * rng.uniform(0.92, 1.08) * (1 + rng.normal(0.0, 0.03, 1 + rng.poisson(run_mean - 1)))
+        )
+        steps[0] = sinus[min(k, n_max - 1)] * rng.uniform(0.6, 0.85)  # the run's premature onset
+        run = t + np.cumsum(steps)
+        times.extend(run.tolist())
+        kinds.extend([_ATRIAL] * run.size)
+        t, after_run = float(run[-1]), True
+    times_a, kinds_a = np.asarray(times), np.asarray(kinds, dtype=np.int64)
+    inside = times_a <= duration
+    times_a, kinds_a = times_a[inside], kinds_a[inside]
+    return times_a, kinds_a, np.diff(times_a, prepend=times_a[0] - rr0), np.zeros(0)
+
+
+def _fibrillation_rhythm(
+    rng: np.random.Generator, duration: float, rr0: float, hrv: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[float, float, float]]]:
+    """Sinus stretches and episodes of atrial fibrillation or flutter: beat times, kinds, the R-R
+    before each beat and the episodes (start, end, flutter cycle in s; cycle 0 for fibrillation).
+
+    In fibrillation the AV node passes the chaotic atrial activity on at random: R-R intervals are
+    irregularly irregular (independent, log-normal around the episode's rate). In flutter every 2nd
+    to 4th flutter wave conducts, so each R-R is a multiple of the flutter cycle. After an episode
+    the sinus node resumes after a pause.
+    """
+    af_rr = rng.uniform(0.45, 0.75)
+    spread = rng.uniform(0.2, 0.35)  # R-R coefficient of variation about the same
+    sinus = _sinus_rr(rng, rr0, int(duration / (0.5 * rr0)) + 8, hrv)
+    times: list[float] = []
+    kinds: list[int] = []
+    episodes: list[tuple[float, float, float]] = []
+    start, fibrillating, k = 0.0, bool(rng.random() < 0.5), 0
+    t = rng.uniform(0.25, 0.8) - rr0
+    while start < duration:
+        end = min(start + (rng.uniform(40, 150) if fibrillating else rng.uniform(15, 50)), duration)
+        if not fibrillating:
+            if times:
+                t = max(t, start - rr0) + rr0 * rng.uniform(1.2, 2.0)  # the sinus node resumes
+                times.append(t)
+                kinds.append(_SINUS)
+            while t + sinus[k] < end:
+                t += sinus[k]
+                k += 1
+                times.append(t)
+                kinds.append(_SINUS)
+        elif episodes and rng.random() < 0.3:  # flutter (not first): waves every ``cycle``, some conducted
+            cycle = rng.uniform(0.19, 0.25)
+            ratios = np.array([2, 3, 4])
+            p = rng.dirichlet(np.ones(3) * 0.7)
+            av = rng.uniform(0.16, 0.26)
+            wave = int(np.ceil((t + 0.3 - start - av) / cycle))  # the first wave that can conduct
+            while start + wave * cycle + av < end:
+                t = start + wave * cycle + av + rng.normal(0.0, 0.004)
+                times.append(t)
+                kinds.append(_CONDUCTED)
+                wave += int(rng.choice(ratios, p=p))
+            episodes.append((start, end, cycle))
+        else:
+            steps = af_rr * rng.lognormal(-0.5 * spread**2, spread, int((end - start) / 0.25) + 8)
+            run = t + np.cumsum(np.maximum(steps, 0.28))
+            run = run[(run > start) & (run < end)]
+            times.extend(run.tolist())
+            kinds.extend([_CONDUCTED] * run.size)
+            t = float(run[-1]) if run.size else t
+            episodes.append((start, end, 0.0))
+        start, fibrillating = end, not fibrillating
+    times_a, kinds_a = np.asarray(times), np.asarray(kinds, dtype=np.int64)
+    inside = (times_a > 0) & (times_a <= duration)
+    times_a, kinds_a = times_a[inside], kinds_a[inside]
+    return times_a, kinds_a, np.diff(times_a, prepend=times_a[0] - rr0), episodes
+
+
+def _atrial_activity(
+    rng: np.random.Generator, n_samples: int, fs: float, episodes: list[tuple[float, float, float]]
+) -> np.ndarray:
+    """The baseline that fibrillation (f waves, 4-9 Hz, irregular in rate and size) or flutter (a
+    sawtooth at the flutter cycle) draws during each episode, in mV."""
+    out = np.zeros(n_samples)
+    for start, end, cycle in episodes:
+        lo, hi = int(start * fs), min(int(end * fs), n_samples)
+        t = np.arange(lo, hi) / fs
+        if cycle:  # flutter: a slow descent, then a quick return, every cycle
+            frac = ((t - start) / cycle) % 1.0
+            wave = np.where(frac < 0.75, 1 - frac / 0.375, -1 + (frac - 0.75) / 0.125)
+            out[lo:hi] = 0.5 * rng.uniform(0.08, 0.2) * wave
+            continue
+        knots = np.arange(start, end + 1.0, 0.5)
+        rate = np.clip(
+            rng.uniform(4.5, 8.0) + np.interp(t, knots, rng.normal(0.0, 0.8, knots.size)), 3.5, 10.0
+        )
+        size = rng.uniform(0.02, 0.1) * np.exp(np.interp(t, knots, rng.normal(0.0, 0.35, knots.size)))
+        phase = 2 * np.pi * np.cumsum(rate) / fs + rng.uniform(0, 2 * np.pi)
+        out[lo:hi] = size * (np.sin(phase) + 0.3 * np.sin(2 * phase + rng.uniform(0, 2 * np.pi)))
+        ramp = min(int(0.3 * fs), (hi - lo) // 2)  # fade in and out over 0.3 s
+        if ramp:
+            out[lo : lo + ramp] *= np.linspace(0.0, 1.0, ramp)
+            out[hi - ramp : hi] *= np.linspace(1.0, 0.0, ramp)
+    return out
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -328,8 +486,13 @@ def _beat_waves(
     blocked: np.ndarray,
     m: dict[str, float],
     focus: dict[str, float],
+    atrial_p: int | None = None,
 ) -> _Waves:
-    """Every wave of every beat; shapes blend by how ventricular (or paced) each beat is."""
+    """Every wave of every beat; shapes blend by how ventricular (or paced) each beat is.
+
+    An S beat's P wave is one of four abnormal shapes, drawn per beat, or ``atrial_p``'s for every
+    S beat (a patient whose S beats come from one ectopic focus).
+    """
     n = times.size
     u = rng.uniform
     jitter = 1 + rng.normal(0, 0.04, (n, 6))
@@ -347,11 +510,13 @@ def _beat_waves(
     p_amp = m["p_amp"] * jitter[:, 0]
     atrial = kinds == _ATRIAL
     mode = rng.integers(0, 4, n)  # S: inverted, flat (nodal), biphasic, early and small
+    if atrial_p is not None:
+        mode[:] = atrial_p
     p_amp = np.where(atrial & (mode == 0), -0.6 * p_amp, p_amp)
     p_amp = np.where(atrial & (mode == 1), 0.05 * p_amp, p_amp)
     p_amp = np.where(atrial & (mode == 3), 0.6 * p_amp, p_amp)
     p_time = np.where(atrial & (mode == 3), p_time - u(0.02, 0.06, n), p_time)
-    p_amp = np.where(np.isin(kinds, (_VENTRICULAR, _PACED, _PACED_FUSION)), 0.0, p_amp)
+    p_amp = np.where(np.isin(kinds, (_VENTRICULAR, _PACED, _PACED_FUSION, _CONDUCTED)), 0.0, p_amp)
     waves.add(p_time, p_amp, m["p_width"])
     biphasic = atrial & (mode == 2)
     waves.add(p_time + 0.03, np.where(biphasic, -0.7 * m["p_amp"], 0.0), m["p_width"])
@@ -418,11 +583,28 @@ def _record(
     elif diagnosis == "Healthy control" and rng.random() < 0.3:
         m = _draw_nonspecific(rng, m)
     focus = _draw_ectopic_focus(rng)
+    atrial_waves, atrial_p = np.zeros(n_samples), None  # fibrillation's or flutter's; S beats' P shape
     if kind == "paced":
         rate = float(u(60, 80))
         times, kinds, rr_before, blocked = _paced_rhythm(rng, duration - 0.5, rate)
         focus.update(v_amp=u(1.0, 1.8), v_width=u(0.03, 0.04), vt_amp=-u(0.3, 0.6))
         profile: dict[str, Any] = {"profile": "paced", "pacing_bpm": round(rate, 1)}
+    elif kind == ECTOPY_DOMINATED:
+        heart_rate, hrv, s_share = float(u(38, 52)), float(u(0.02, 0.05)), float(u(0.58, 0.72))
+        times, kinds, rr_before, blocked = _atrial_runs(rng, duration - 0.5, 60.0 / heart_rate, hrv, s_share)
+        atrial_p = int(rng.integers(0, 4))
+        profile = {"profile": kind, "heart_rate_bpm": round(heart_rate, 1), "hrv": round(hrv, 3)}
+        profile["s_share"] = round(s_share, 3)
+    elif kind == ATRIAL_FIBRILLATION:
+        heart_rate, hrv = float(u(55, 90)), float(u(0.02, 0.07))
+        times, kinds, rr_before, episodes = _fibrillation_rhythm(rng, duration - 0.5, 60.0 / heart_rate, hrv)
+        blocked = np.zeros(0)
+        atrial_waves = _atrial_activity(rng, n_samples, fs, episodes)
+        profile = {"profile": kind, "heart_rate_bpm": round(heart_rate, 1), "hrv": round(hrv, 3)}
+        profile["episodes"] = [
+            {"rhythm": "AFL" if cycle else "AFIB", "start_s": round(a, 2), "end_s": round(b, 2)}
+            for a, b, cycle in episodes
+        ]
     else:
         rates = tuple(float(u(lo, hi)) for lo, hi in _RATES.get(kind, ((0.0, 0.005),) * 3))
         heart_rate = float(u(55, 95)) if database == "mitdb" else float(u(55, 85))
@@ -437,14 +619,15 @@ def _record(
     profile["bundle_branch_block"] = bbb
     if "infarction" in m:
         profile["infarction"] = m.pop("infarction")
-    waves = _beat_waves(rng, times, kinds, rr_before, blocked, m, focus)
+    waves = _beat_waves(rng, times, kinds, rr_before, blocked, m, focus, atrial_p)
     # Breathing moves the heart: the whole lead's amplitude follows it a little.
     t = np.arange(n_samples) / fs
     breathing = 1 + u(0.02, 0.08) * np.sin(2 * np.pi * u(0.15, 0.35) * t + u(0, 2 * np.pi))
     gain = u(0.7, 1.3)
     level = 0.3 if database == "ptbdb" else 1.0  # PTB's recordings are the cleaner ones
     mains = 50.0 if database == "ptbdb" else 60.0
-    signal = gain * breathing * waves.render(n_samples, fs) + _noise(rng, n_samples, fs, mains, level)
+    heart = waves.render(n_samples, fs) + atrial_waves
+    signal = gain * breathing * heart + _noise(rng, n_samples, fs, mains, level)
     symbols = _symbols(rng, kinds, bbb)
     peaks = np.rint(times * fs).astype(np.int64)
     return SynthRecord(database, name, patient, fs, signal, peaks, symbols, diagnosis, profile)
@@ -453,7 +636,7 @@ def _record(
 def _symbols(rng: np.random.Generator, kinds: np.ndarray, bbb: bool) -> np.ndarray:
     """MIT-BIH annotation symbols of the beats."""
     normal = rng.choice(["L", "R"]) if bbb else "N"
-    table = np.array([normal, "A", "V", "F", "/", "f"], dtype=object)
+    table = np.array([normal, "A", "V", "F", "/", "f", normal], dtype=object)
     symbols = table[kinds]
     atrial = np.flatnonzero(kinds == _ATRIAL)
     other = rng.random(atrial.size)
