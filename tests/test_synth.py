@@ -33,6 +33,7 @@ from heartbeat.fetch.synth import (
     ATRIAL_FIBRILLATION,
     ECTOPY_DOMINATED,
     MITDB_FS,
+    PROFILES,
     PTBDB_FS,
     SynthRecord,
     mitdb_record_names,
@@ -235,14 +236,15 @@ def _p_windows(record: SynthRecord, peaks: np.ndarray) -> np.ndarray:
 
 
 def test_shipped_demo_has_every_profile_among_training_and_test_patients(shipped: list) -> None:
-    for profile in (ECTOPY_DOMINATED, ATRIAL_FIBRILLATION, "atrial premature", "ventricular bigeminy"):
+    for profile in PROFILES:
         names = {r.name for r in _of(shipped, profile)}
         assert names & set(DS1_RECORDS) and names & set(DS2_RECORDS), (profile, names)
 
 
 def test_ectopy_dominated_patients_mostly_s_beats_faster_than_sinus_with_a_normal_qrs(shipped: list) -> None:
-    """As MIT-BIH 232: most beats S, at a faster rate than the sinus rhythm, with the sinus QRS; a
-    sinus beat after each long pause. A bigeminy patient's V beats show the QRS measure can fail."""
+    """As MIT-BIH 232: most beats S, at a faster rate than the sinus beats (whose R-R, pauses
+    included, is over 1 s), with the sinus QRS; the long pauses end in sinus beats. A bigeminy
+    patient's V beats show that the QRS measure can fail."""
     for record in _of(shipped, ECTOPY_DOMINATED):
         labels = aami_labels(record.symbols)
         assert set(labels) == {0, 1}
@@ -273,7 +275,7 @@ def test_atrial_fibrillation_patients_n_beats_irregular_without_p_waves(shipped:
         for episode in record.profile["episodes"]:
             inside = (t > episode["start_s"]) & (t < episode["end_s"])
             fibrillating |= inside & np.isfinite(rr) & (episode["rhythm"] == "AFIB")
-            sinus &= (t < episode["start_s"] - 1) | (t > episode["end_s"] + 2.5)  # not the pause after
+            sinus &= (t < episode["start_s"] - 1) | (t > episode["end_s"] + 2.5)  # nor the pause after it
         assert fibrillating.sum() >= 50 and sinus.sum() >= 8
         cv = np.std(rr[fibrillating]) / np.mean(rr[fibrillating])
         assert cv > 0.15 and cv > 2 * np.median(sinus_cv), (record.name, cv, sinus_cv)
