@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"progress bar on stderr (auto: for {PROGRESS_MIN_BEATS:,}+ beats on a terminal)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr, errors only")
+    from heartbeat.serve import score
+
+    score.add_parser(sub)
     return parser
 
 
@@ -488,7 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from heartbeat.core.entry import guarded
 
     args = build_parser().parse_args(argv)
-    commands = {"predict": cmd_predict}
+    from heartbeat.serve.score import cmd_score
+
+    commands = {"predict": cmd_predict, "score": cmd_score}
 
     return guarded(f"{PROG} {args.command}", lambda: commands[args.command](args), exit_code=_exit_code)
 
