@@ -178,7 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and macro-F1 within 0.002 on the test split (see metrics/export.json)",
     )
     p.add_argument(
-        "-f", "--format", choices=("csv", "json"), default="csv", help="output format (default: csv)"
+        "-f",
+        "--format",
+        choices=("csv", "json", "wfdb"),
+        default="csv",
+        help="output format (default: csv); wfdb: a WFDB annotation file of a recording's beats, named "
+        "record.annotator (-o 101.heartbeat), classes as WFDB beat codes N S V F Q",
     )
     p.add_argument(
         "-o",
@@ -276,12 +281,21 @@ def describe(beats, runner, input_path: str, smoothing: RecordSmoothing | None =
     source = {"path": str(input_path), "kind": beats.kind}
     if beats.fs:
         source |= {"fs": beats.fs, "lead": beats.lead, "r_peaks": beats.peaks}
+    source["leads"] = leads_given(beats, runner)
     return {
         "model": {"path": str(runner.path), "backend": runner.backend, "classes": list(runner.class_names)},
         "trained_on": runner.trained_on,
         "input": source,
         "record_smoothing": smoothing.as_dict() if smoothing is not None else None,
     }
+
+
+def leads_given(beats, runner) -> int:
+    """How many leads the model got: 2 when its two-lead input holds a second lead, 1 when it takes
+    one lead or the recording has one (lead 1 then fills both channels, heartbeat/signal/patient.py)."""
+    if "window" not in runner.inputs or beats.window is None:
+        return 1
+    return 1 if np.array_equal(beats.window[..., 0], beats.window[..., 1]) else 2
 
 
 def training_data(trained_on: dict | None) -> str:
@@ -377,10 +391,13 @@ def summary_lines(
     ]
     y = _usable_labels(beats, runner)
     if y is not None:
-        from heartbeat.evaluate.metrics import classification_metrics
+        from heartbeat.evaluate.metrics import macro_f1_present
 
-        m = classification_metrics(y, proba, names)
-        lines.append(f"labelled: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {n:,} beats")
+        f1, present = macro_f1_present(y, pred)
+        lines.append(
+            f"labelled: accuracy {float(np.mean(y == pred)):.4f}, macro-F1 {f1:.4f} over the classes in the "
+            f"labels or predictions ({' '.join(names[i] for i in present)}) on {n:,} beats"
+        )
     elif beats.y is not None:
         lines.append(
             f"the input's labels are {beats.label_dataset} classes, the model predicts {runner.dataset}: "
@@ -433,15 +450,24 @@ def default_model(backend: str) -> tuple[str, str]:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.model.smoothing import smooth_over_records
+    from heartbeat.serve.annotate import annotation_bytes, check_wfdb_output
     from heartbeat.serve.inputs import read_input
     from heartbeat.serve.output import plan_output, write_output, write_output_bytes
     from heartbeat.serve.runners import load_runner, predict_proba
 
+    if args.quiet:  # errors only: no INFO about the model, no warnings
+        log.setLevel(logging.ERROR)
     model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
     read = files_read(args.input, model)
     output = plan_output(args.output, read)  # before any work
     plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    if args.format == "wfdb":
+        check_wfdb_output(args.output)
     beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
+    if args.format == "wfdb" and beats.sample is None:
+        raise ParamsError(
+            f"--format wfdb: {args.input} holds beats, not a recording; there are no times to annotate"
+        )
     if plot is not None and beats.signal is None:
         raise ParamsError(f"--plot: {args.input} holds beats, not a recording; there is no signal to draw")
     runner = load_runner(model, backend, args.threads, args.precision)
@@ -471,7 +497,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
         proba = smooth_over_records(proba, beats.window, None, smoothing)
     seconds = time.perf_counter() - start
     about = describe(beats, runner, args.input, smoothing) if args.format == "json" else None
-    write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
+    if args.format == "wfdb":
+        names = [runner.class_names[int(i)] for i in proba.argmax(axis=1)]
+        write_output_bytes(output, annotation_bytes(beats.sample, names, beats.fs, runner.class_names))
+    else:
+        write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
     if plot is not None:
         from heartbeat.evaluate.plots import png_bytes, recording_figure
 
