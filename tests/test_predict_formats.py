@@ -110,3 +110,26 @@ def test_summary_names_the_classes_of_its_macro_f1(capsys) -> None:
     assert code == 0
     line = next(x for x in err.splitlines() if "macro-F1" in x)
     assert "over the classes in the labels or predictions (N S" in line
+
+
+def test_plot_shows_beats_around_their_r_peak_in_mv_and_keeps_the_legend_off_the_trace() -> None:
+    from heartbeat.evaluate.plots import EXAMPLE_WINDOW_S, png_bytes, recording_figure
+
+    fs = 360.0
+    signal = _synthetic_ecg(fs=fs) * 1.5
+    peaks = np.flatnonzero((np.diff(np.sign(np.diff(signal))) < 0) & (signal[1:-1] > 1.0)) + 1
+    proba = np.zeros((peaks.size, 5))
+    proba[:, 0], proba[::3, 0], proba[::3, 2] = 1.0, 0.0, 1.0
+    fig = recording_figure(signal, fs, peaks, proba, ("N", "S", "V", "F", "Q"))
+    trace, _, *examples = fig.axes
+    assert trace.get_ylabel() == "mV" and examples[0].get_ylabel() == "mV"
+    assert len(examples) == 2  # N and V
+    line = examples[0].get_lines()[0]
+    x, y = line.get_xdata(), line.get_ydata()
+    assert x[0] == pytest.approx(-1000 * EXAMPLE_WINDOW_S[0]) and x[-1] == pytest.approx(
+        1000 * EXAMPLE_WINDOW_S[1]
+    )
+    assert y[np.argmin(np.abs(x))] == pytest.approx(signal.max(), rel=0.01)  # the R-peak at 0 ms, in mV
+    png_bytes(fig)  # draws it: the legend's place is known once drawn
+    legend = trace.get_legend().get_window_extent()
+    assert legend.y0 >= trace.get_window_extent().y1 - 1  # above the axes, not on the trace

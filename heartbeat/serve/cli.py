@@ -505,7 +505,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if plot is not None:
         from heartbeat.evaluate.plots import png_bytes, recording_figure
 
-        figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names, beats.X)
+        figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names)
         write_output_bytes(plot, png_bytes(figure))
     if not args.quiet:
         for line in summary_lines(beats, runner, proba, seconds, smoothing):
