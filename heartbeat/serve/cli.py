@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "input",
         metavar="INPUT",
+        nargs="+",
         help="a recording (WFDB record without suffix, .edf, a signal .csv/.tsv/.npy with --fs) or beats "
-        "(.csv, .npy); - for standard input",
+        "(.csv, .npy); - for standard input; several, a folder or a RECORDS file with --output-dir",
     )
     p.add_argument(
         "-m",
@@ -189,6 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         help="write the rows to this file (atomically, keeping its permissions) instead of stdout",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="many recordings: one output per recording, DIR/<name>.csv (.json, .heartbeat), and "
+        "DIR/summary.csv; the model is loaded once",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="with --output-dir: recordings classified at once (default: 1)",
+    )
+    p.add_argument(
+        "--parallel",
+        choices=("threads", "processes"),
+        default="threads",
+        help="with --jobs: threads sharing one model (default: faster on the 26 MIT-BIH records, "
+        "BENCHMARKS.md) or worker processes, each loading the model once",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="with --output-dir: only every N-th recording of the list, from the I-th (0 <= I < N), "
+        "for a job array (docs/scaling.md)",
     )
     p.add_argument(
         "--input-kind",
@@ -448,45 +475,39 @@ def default_model(backend: str) -> tuple[str, str]:
     return str(pretrained.MODEL), "tflite" if backend == "auto" else backend
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
-    from heartbeat.model.smoothing import smooth_over_records
-    from heartbeat.serve.annotate import annotation_bytes, check_wfdb_output
-    from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.output import plan_output, write_output, write_output_bytes
-    from heartbeat.serve.runners import load_runner, predict_proba
-
-    if args.quiet:  # errors only: no INFO about the model, no warnings
-        log.setLevel(logging.ERROR)
-    model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
-    read = files_read(args.input, model)
-    output = plan_output(args.output, read)  # before any work
-    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
-    if args.format == "wfdb":
-        check_wfdb_output(args.output)
-    beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
-    if args.format == "wfdb" and beats.sample is None:
-        raise ParamsError(
-            f"--format wfdb: {args.input} holds beats, not a recording; there are no times to annotate"
-        )
-    if plot is not None and beats.signal is None:
-        raise ParamsError(f"--plot: {args.input} holds beats, not a recording; there is no signal to draw")
-    runner = load_runner(model, backend, args.threads, args.precision)
-    if args.dataset and runner.dataset != args.dataset:
+def check_model(runner, model: str, dataset: str | None) -> None:
+    """``--dataset``: the model must predict that dataset's classes."""
+    if dataset and runner.dataset != dataset:
         raise ModelError(
             f"{model}: the model predicts {runner.n_classes} classes ({runner.dataset}), "
-            f"--dataset {args.dataset} needs a {args.dataset} model"
+            f"--dataset {dataset} needs a {dataset} model"
         )
-    check_labels(beats, runner, args.input)
-    for warning in (dataset_warning(beats, runner, args.input), synthetic_warning(runner)):
-        if warning:
-            log.warning("%s", warning)
-    progress = {"auto": None, "on": True, "off": False}[args.progress]
-    start = time.perf_counter()
+
+
+def read_beats(path: str, args: argparse.Namespace):
+    """INPUT read as the options say; ``--format wfdb`` needs a recording's beat times."""
+    from heartbeat.serve.inputs import read_input
+
+    beats = read_input(path, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
+    if args.format == "wfdb" and beats.sample is None:
+        raise ParamsError(
+            f"--format wfdb: {path} holds beats, not a recording; there are no times to annotate"
+        )
+    return beats
+
+
+def classify(
+    beats, runner, args: argparse.Namespace, progress: bool | None
+) -> tuple[np.ndarray, RecordSmoothing | None]:
+    """The probabilities of ``beats``, smoothed over the recording as the model's training was."""
+    from heartbeat.model.smoothing import smooth_over_records
+    from heartbeat.serve.runners import predict_proba
+
     proba = predict_proba(
         runner,
         beats.X,
         args.batch_size,
-        progress=progress and not args.quiet,
+        progress=progress,
         rhythm=beats.context,
         window=beats.window,
         patient=beats.patient,
@@ -495,13 +516,53 @@ def cmd_predict(args: argparse.Namespace) -> None:
     smoothing = None if args.each_beat_alone or beats.window is None else runner.smoothing
     if smoothing is not None:
         proba = smooth_over_records(proba, beats.window, None, smoothing)
-    seconds = time.perf_counter() - start
-    about = describe(beats, runner, args.input, smoothing) if args.format == "json" else None
-    if args.format == "wfdb":
+    return proba, smoothing
+
+
+def render(beats, runner, proba: np.ndarray, smoothing, fmt: str, input_path: str) -> bytes:
+    """The output file's bytes: CSV, JSON or a WFDB annotation file."""
+    from heartbeat.serve.annotate import annotation_bytes
+
+    if fmt == "wfdb":
         names = [runner.class_names[int(i)] for i in proba.argmax(axis=1)]
-        write_output_bytes(output, annotation_bytes(beats.sample, names, beats.fs, runner.class_names))
-    else:
-        write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
+        return annotation_bytes(beats.sample, names, beats.fs, runner.class_names)
+    about = describe(beats, runner, input_path, smoothing) if fmt == "json" else None
+    return format_rows(result_table(beats, runner, proba), fmt, about).encode("utf-8")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from heartbeat.serve.annotate import check_wfdb_output
+    from heartbeat.serve.output import plan_output, write_output_bytes
+    from heartbeat.serve.runners import load_runner
+
+    if args.quiet:  # errors only: no INFO about the model, no warnings
+        log.setLevel(logging.ERROR)
+    from heartbeat.serve import batch
+
+    if batch.is_batch(args):
+        batch.run(args)
+        return
+    (path,) = args.input
+    model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
+    read = files_read(path, model)
+    output = plan_output(args.output, read)  # before any work
+    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    if args.format == "wfdb":
+        check_wfdb_output(args.output)
+    beats = read_beats(path, args)
+    if plot is not None and beats.signal is None:
+        raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
+    runner = load_runner(model, backend, args.threads, args.precision)
+    check_model(runner, model, args.dataset)
+    check_labels(beats, runner, path)
+    for warning in (dataset_warning(beats, runner, path), synthetic_warning(runner)):
+        if warning:
+            log.warning("%s", warning)
+    progress = {"auto": None, "on": True, "off": False}[args.progress]
+    start = time.perf_counter()
+    proba, smoothing = classify(beats, runner, args, progress and not args.quiet)
+    seconds = time.perf_counter() - start
+    write_output_bytes(output, render(beats, runner, proba, smoothing, args.format, path))
     if plot is not None:
         from heartbeat.evaluate.plots import png_bytes, recording_figure
 
