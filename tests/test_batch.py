@@ -171,8 +171,10 @@ def test_shards_are_scored_together(capsys, tmp_path, db) -> None:
 def test_refusals_before_any_work(capsys, tmp_path, db) -> None:
     code, _, err = run(capsys, "predict", db / "r1", db / "r2")
     assert code == 2 and "--output-dir" in err
-    code, _, err = run(capsys, "predict", db, "-o", tmp_path / "x.csv")
-    assert code == 2 and "-o" in err
+    for option in ("-o", "--plot"):
+        code, _, err = run(capsys, "predict", db, option, tmp_path / "x.out", "--output-dir", tmp_path / "o")
+        assert code == 2 and f"{option}: names one file" in err
+    assert not (tmp_path / "o").exists()
     signal = tmp_path / "sig.csv"
     np.savetxt(signal, _ecg(10, 0), delimiter=",")
     before = signal.read_bytes()
