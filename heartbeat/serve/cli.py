@@ -57,6 +57,11 @@ INPUT is one of:
   -                any of the files above on standard input; it, /dev/stdin and
                    other pipes (<(...)) are read once, whole, up to 1 GiB
 
+Several recordings, a folder (its RECORDS file, else its WFDB records and .edf
+files) or a RECORDS file, with --output-dir: one output per recording and a
+summary table (DIR/summary.csv); the model is loaded once, --jobs recordings run
+at a time, and a recording that fails gets its error while the others go on.
+
 A recording's beats are cut exactly as the training data was
 (heartbeat/signal/beats.py), at the R-peaks of its .atr annotations when it has
 them (which also gives AAMI labels), else at those wfdb's XQRS detector finds.
@@ -75,6 +80,9 @@ examples:
   heartbeat predict mitdb/208                                   # the pretrained model
   heartbeat predict my_ecg.edf --plot my_ecg.png --format json -o beats.json
   heartbeat predict holter.csv --fs 250 --lead II
+  heartbeat predict mitdb/208 --format wfdb -o 208.heartbeat       # a WFDB annotation file
+  heartbeat predict mitdb --output-dir preds --jobs 2             # every record of a folder
+  heartbeat predict archive --output-dir preds --shard 3/16       # one task of a job array
   heartbeat predict --model models/resnet_mitbih.keras mitdb/208   # a model you trained
   heartbeat predict --model models/resnet_ptb.keras data/raw/ptbdb_normal.csv -o pred.csv
   heartbeat predict --model models/export/resnet_ptb.tflite beats.npy --format json
@@ -91,7 +99,8 @@ backends:
 exit status: 0 ok, 1 the rows could not be written (a full disk, a closed
 pipe), 2 bad input (unreadable or malformed data, a file that is not a model,
 a model with the wrong number of classes, a record with no usable lead, bad
-options, -o naming an input), 130 interrupted."""
+options, -o naming an input; with many recordings: any of them failed), 130
+interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
