@@ -119,23 +119,28 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+EXAMPLE_WINDOW_S = (0.25, 0.45)
+"""Seconds before and after the R-peak that an example beat shows: P wave to T wave at rest."""
+
+
 def recording_figure(
     signal: np.ndarray,
     fs: float,
     peaks: np.ndarray,
     proba: np.ndarray,
     class_names: tuple[str, ...],
-    beats: np.ndarray,
     seconds: float = 20.0,
     examples: int = 3,
+    unit: str = "mV",
 ) -> Figure:
     """The start of a recording with each beat marked in its predicted class's colour, the whole
-    recording's class of every beat over time, and a few example beats of each predicted class:
-    for people who would rather look than read the table."""
+    recording's class of every beat over time, and a few example beats of each predicted class
+    (the recording around their R-peak, in ``unit``): for people who would rather look than read
+    the table."""
     pred = np.argmax(proba, axis=1)
     present = [c for c in range(len(class_names)) if (pred == c).any()]
-    fig = plt.figure(figsize=(11, 6.2), dpi=100)
-    grid = fig.add_gridspec(3, max(len(present), 1), height_ratios=[1.3, 0.45, 1.0], hspace=0.55)
+    fig = plt.figure(figsize=(11, 6.8), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(3, max(len(present), 1), height_ratios=[1.3, 0.5, 1.0])
     ax = fig.add_subplot(grid[0, :])
     shown = int(min(signal.size, seconds * fs))
     t = np.arange(shown) / fs
@@ -151,20 +156,36 @@ def recording_figure(
             label=class_names[c],
             zorder=3,
         )
-    ax.set_title(f"first {shown / fs:.0f} s, each beat in its predicted class's colour")
+    ax.set_title(f"first {shown / fs:.0f} s, each beat in its predicted class's colour", loc="left")
     ax.set_xlabel("time (s)")
-    ax.legend(loc="upper right", ncols=len(present), fontsize=8)
+    ax.set_ylabel(unit)
+    # Above the axes, beside the title: inside them it would cover the trace and its markers.
+    ax.legend(
+        loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=max(len(present), 1), fontsize=8, frameon=False
+    )
     timeline = fig.add_subplot(grid[1, :])
     timeline.scatter(peaks / fs / 60, pred, s=4, c=[CLASS_COLOURS[c % len(CLASS_COLOURS)] for c in pred])
     timeline.set_yticks(range(len(class_names)), class_names)
+    timeline.set_ylim(-0.6, len(class_names) - 0.4)
     timeline.set_xlabel("time (min)")
-    timeline.set_title("every beat's class over the whole recording")
+    timeline.set_title("every beat's class over the whole recording", loc="left")
+    before, after = (round(s * fs) for s in EXAMPLE_WINDOW_S)
+    span = (np.arange(-before, after + 1) / fs) * 1000
+    first = None
     for i, c in enumerate(present):
-        example = fig.add_subplot(grid[2, i])
+        example = fig.add_subplot(grid[2, i], sharey=first)
+        first = first or example
         rows = np.flatnonzero(pred == c)
-        for row in rows[np.argsort(-proba[rows, c])][:examples]:
-            example.plot(beats[row], color=CLASS_COLOURS[c % len(CLASS_COLOURS)], linewidth=0.9, alpha=0.8)
+        whole = rows[(peaks[rows] >= before) & (peaks[rows] + after < signal.size)]
+        for row in whole[np.argsort(-proba[whole, c], kind="stable")][:examples]:
+            segment = signal[peaks[row] - before : peaks[row] + after + 1]
+            example.plot(span, segment, color=CLASS_COLOURS[c % len(CLASS_COLOURS)], linewidth=0.9, alpha=0.8)
+        example.axvline(0, color="#9ca3af", linewidth=0.6, linestyle=":")
         example.set_title(f"{class_names[c]}: {len(rows):,} beats", fontsize=9)
-        example.set_xticks([])
-        example.set_yticks([])
+        example.set_xlabel("ms from R-peak", fontsize=8)
+        example.tick_params(labelsize=7)
+        if i == 0:
+            example.set_ylabel(unit)
+        else:
+            example.tick_params(labelleft=False)
     return fig

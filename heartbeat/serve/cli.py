@@ -57,6 +57,11 @@ INPUT is one of:
   -                any of the files above on standard input; it, /dev/stdin and
                    other pipes (<(...)) are read once, whole, up to 1 GiB
 
+Several recordings, a folder (its RECORDS file, else its WFDB records and .edf
+files) or a RECORDS file, with --output-dir: one output per recording and a
+summary table (DIR/summary.csv); the model is loaded once, --jobs recordings run
+at a time, and a recording that fails gets its error while the others go on.
+
 A recording's beats are cut exactly as the training data was
 (heartbeat/signal/beats.py), at the R-peaks of its .atr annotations when it has
 them (which also gives AAMI labels), else at those wfdb's XQRS detector finds.
@@ -75,6 +80,9 @@ examples:
   heartbeat predict mitdb/208                                   # the pretrained model
   heartbeat predict my_ecg.edf --plot my_ecg.png --format json -o beats.json
   heartbeat predict holter.csv --fs 250 --lead II
+  heartbeat predict mitdb/208 --format wfdb -o 208.heartbeat       # a WFDB annotation file
+  heartbeat predict mitdb --output-dir preds --jobs 2             # every record of a folder
+  heartbeat predict archive --output-dir preds --shard 3/16       # one task of a job array
   heartbeat predict --model models/resnet_mitbih.keras mitdb/208   # a model you trained
   heartbeat predict --model models/resnet_ptb.keras data/raw/ptbdb_normal.csv -o pred.csv
   heartbeat predict --model models/export/resnet_ptb.tflite beats.npy --format json
@@ -91,7 +99,8 @@ backends:
 exit status: 0 ok, 1 the rows could not be written (a full disk, a closed
 pipe), 2 bad input (unreadable or malformed data, a file that is not a model,
 a model with the wrong number of classes, a record with no usable lead, bad
-options, -o naming an input), 130 interrupted."""
+options, -o naming an input; with many recordings: any of them failed), 130
+interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "input",
         metavar="INPUT",
+        nargs="+",
         help="a recording (WFDB record without suffix, .edf, a signal .csv/.tsv/.npy with --fs) or beats "
-        "(.csv, .npy); - for standard input",
+        "(.csv, .npy); - for standard input; several, a folder or a RECORDS file with --output-dir",
     )
     p.add_argument(
         "-m",
@@ -178,12 +188,43 @@ def build_parser() -> argparse.ArgumentParser:
         "and macro-F1 within 0.002 on the test split (see metrics/export.json)",
     )
     p.add_argument(
-        "-f", "--format", choices=("csv", "json"), default="csv", help="output format (default: csv)"
+        "-f",
+        "--format",
+        choices=("csv", "json", "wfdb"),
+        default="csv",
+        help="output format (default: csv); wfdb: a WFDB annotation file of a recording's beats, named "
+        "record.annotator (-o 101.heartbeat), classes as WFDB beat codes N S V F Q",
     )
     p.add_argument(
         "-o",
         "--output",
         help="write the rows to this file (atomically, keeping its permissions) instead of stdout",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="many recordings: one output per recording, DIR/<name>.csv (.json, .heartbeat), and "
+        "DIR/summary.csv; the model is loaded once",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        default=1,
+        help="with --output-dir: recordings classified at once (default: 1)",
+    )
+    p.add_argument(
+        "--parallel",
+        choices=("threads", "processes"),
+        default="threads",
+        help="with --jobs: threads sharing one model (default: faster on the 26 MIT-BIH records, "
+        "BENCHMARKS.md) or worker processes, each loading the model once",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="with --output-dir: only every N-th recording of the list, from the I-th (0 <= I < N), "
+        "for a job array (docs/scaling.md)",
     )
     p.add_argument(
         "--input-kind",
@@ -228,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"progress bar on stderr (auto: for {PROGRESS_MIN_BEATS:,}+ beats on a terminal)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr, errors only")
+    from heartbeat.serve import score
+
+    score.add_parser(sub)
     return parser
 
 
@@ -273,12 +317,21 @@ def describe(beats, runner, input_path: str, smoothing: RecordSmoothing | None =
     source = {"path": str(input_path), "kind": beats.kind}
     if beats.fs:
         source |= {"fs": beats.fs, "lead": beats.lead, "r_peaks": beats.peaks}
+    source["leads"] = leads_given(beats, runner)
     return {
         "model": {"path": str(runner.path), "backend": runner.backend, "classes": list(runner.class_names)},
         "trained_on": runner.trained_on,
         "input": source,
         "record_smoothing": smoothing.as_dict() if smoothing is not None else None,
     }
+
+
+def leads_given(beats, runner) -> int:
+    """How many leads the model got: 2 when its two-lead input holds a second lead, 1 when it takes
+    one lead or the recording has one (lead 1 then fills both channels, heartbeat/signal/patient.py)."""
+    if "window" not in runner.inputs or beats.window is None:
+        return 1
+    return 1 if np.array_equal(beats.window[..., 0], beats.window[..., 1]) else 2
 
 
 def training_data(trained_on: dict | None) -> str:
@@ -374,10 +427,13 @@ def summary_lines(
     ]
     y = _usable_labels(beats, runner)
     if y is not None:
-        from heartbeat.evaluate.metrics import classification_metrics
+        from heartbeat.evaluate.metrics import macro_f1_present
 
-        m = classification_metrics(y, proba, names)
-        lines.append(f"labelled: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {n:,} beats")
+        f1, present = macro_f1_present(y, pred)
+        lines.append(
+            f"labelled: accuracy {float(np.mean(y == pred)):.4f}, macro-F1 {f1:.4f} over the classes in the "
+            f"labels or predictions ({' '.join(names[i] for i in present)}) on {n:,} beats"
+        )
     elif beats.y is not None:
         lines.append(
             f"the input's labels are {beats.label_dataset} classes, the model predicts {runner.dataset}: "
@@ -428,36 +484,39 @@ def default_model(backend: str) -> tuple[str, str]:
     return str(pretrained.MODEL), "tflite" if backend == "auto" else backend
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
-    from heartbeat.model.smoothing import smooth_over_records
-    from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.output import plan_output, write_output, write_output_bytes
-    from heartbeat.serve.runners import load_runner, predict_proba
-
-    model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
-    read = files_read(args.input, model)
-    output = plan_output(args.output, read)  # before any work
-    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
-    beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
-    if plot is not None and beats.signal is None:
-        raise ParamsError(f"--plot: {args.input} holds beats, not a recording; there is no signal to draw")
-    runner = load_runner(model, backend, args.threads, args.precision)
-    if args.dataset and runner.dataset != args.dataset:
+def check_model(runner, model: str, dataset: str | None) -> None:
+    """``--dataset``: the model must predict that dataset's classes."""
+    if dataset and runner.dataset != dataset:
         raise ModelError(
             f"{model}: the model predicts {runner.n_classes} classes ({runner.dataset}), "
-            f"--dataset {args.dataset} needs a {args.dataset} model"
+            f"--dataset {dataset} needs a {dataset} model"
         )
-    check_labels(beats, runner, args.input)
-    for warning in (dataset_warning(beats, runner, args.input), synthetic_warning(runner)):
-        if warning:
-            log.warning("%s", warning)
-    progress = {"auto": None, "on": True, "off": False}[args.progress]
-    start = time.perf_counter()
+
+
+def read_beats(path: str, args: argparse.Namespace):
+    """INPUT read as the options say; ``--format wfdb`` needs a recording's beat times."""
+    from heartbeat.serve.inputs import read_input
+
+    beats = read_input(path, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
+    if args.format == "wfdb" and beats.sample is None:
+        raise ParamsError(
+            f"--format wfdb: {path} holds beats, not a recording; there are no times to annotate"
+        )
+    return beats
+
+
+def classify(
+    beats, runner, args: argparse.Namespace, progress: bool | None
+) -> tuple[np.ndarray, RecordSmoothing | None]:
+    """The probabilities of ``beats``, smoothed over the recording as the model's training was."""
+    from heartbeat.model.smoothing import smooth_over_records
+    from heartbeat.serve.runners import predict_proba
+
     proba = predict_proba(
         runner,
         beats.X,
         args.batch_size,
-        progress=progress and not args.quiet,
+        progress=progress,
         rhythm=beats.context,
         window=beats.window,
         patient=beats.patient,
@@ -466,13 +525,57 @@ def cmd_predict(args: argparse.Namespace) -> None:
     smoothing = None if args.each_beat_alone or beats.window is None else runner.smoothing
     if smoothing is not None:
         proba = smooth_over_records(proba, beats.window, None, smoothing)
+    return proba, smoothing
+
+
+def render(beats, runner, proba: np.ndarray, smoothing, fmt: str, input_path: str) -> bytes:
+    """The output file's bytes: CSV, JSON or a WFDB annotation file."""
+    from heartbeat.serve.annotate import annotation_bytes
+
+    if fmt == "wfdb":
+        names = [runner.class_names[int(i)] for i in proba.argmax(axis=1)]
+        return annotation_bytes(beats.sample, names, beats.fs, runner.class_names)
+    about = describe(beats, runner, input_path, smoothing) if fmt == "json" else None
+    return format_rows(result_table(beats, runner, proba), fmt, about).encode("utf-8")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from heartbeat.serve.annotate import check_wfdb_output
+    from heartbeat.serve.output import plan_output, write_output_bytes
+    from heartbeat.serve.runners import load_runner
+
+    if args.quiet:  # errors only: no INFO about the model, no warnings
+        log.setLevel(logging.ERROR)
+    from heartbeat.serve import batch
+
+    if batch.is_batch(args):
+        batch.run(args)
+        return
+    (path,) = args.input
+    model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
+    read = files_read(path, model)
+    output = plan_output(args.output, read)  # before any work
+    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    if args.format == "wfdb":
+        check_wfdb_output(args.output)
+    beats = read_beats(path, args)
+    if plot is not None and beats.signal is None:
+        raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
+    runner = load_runner(model, backend, args.threads, args.precision)
+    check_model(runner, model, args.dataset)
+    check_labels(beats, runner, path)
+    for warning in (dataset_warning(beats, runner, path), synthetic_warning(runner)):
+        if warning:
+            log.warning("%s", warning)
+    progress = {"auto": None, "on": True, "off": False}[args.progress]
+    start = time.perf_counter()
+    proba, smoothing = classify(beats, runner, args, progress and not args.quiet)
     seconds = time.perf_counter() - start
-    about = describe(beats, runner, args.input, smoothing) if args.format == "json" else None
-    write_output(output, format_rows(result_table(beats, runner, proba), args.format, about))
+    write_output_bytes(output, render(beats, runner, proba, smoothing, args.format, path))
     if plot is not None:
         from heartbeat.evaluate.plots import png_bytes, recording_figure
 
-        figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names, beats.X)
+        figure = recording_figure(beats.signal, beats.fs, beats.sample, proba, runner.class_names)
         write_output_bytes(plot, png_bytes(figure))
     if not args.quiet:
         for line in summary_lines(beats, runner, proba, seconds, smoothing):
@@ -488,7 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from heartbeat.core.entry import guarded
 
     args = build_parser().parse_args(argv)
-    commands = {"predict": cmd_predict}
+    from heartbeat.serve.score import cmd_score
+
+    commands = {"predict": cmd_predict, "score": cmd_score}
 
     return guarded(f"{PROG} {args.command}", lambda: commands[args.command](args), exit_code=_exit_code)
 
