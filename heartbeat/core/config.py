@@ -258,15 +258,37 @@ class RecordSmoothingConfig(_Strict):
         return self
 
 
-class ResNetConfig(TrainConfig):
-    """The ``train_resnet_*`` sections: the paper's 1-D ResNet, or the network for new patients."""
+class TreesConfig(_Strict):
+    """architecture: gbt: scikit-learn's HistGradientBoostingClassifier on the 80 features against the
+    patient (heartbeat/train/classical.py)."""
 
-    architecture: Literal["resnet", "patient_net"] = Field(
+    iterations: int = Field(100, ge=1, le=2000, description="boosting iterations (one tree per class each)")
+    learning_rate: float = Field(0.15, gt=0, le=1)
+    leaves: int = Field(31, ge=2, le=255, description="most leaves of a tree")
+    depth: int = Field(8, ge=1, le=16, description="most levels of a tree (inference walks this many)")
+    min_leaf: int = Field(20, ge=1, description="fewest training beats in a leaf")
+    l2: float = Field(1.0, ge=0, description="L2 regularisation of the leaf values")
+    normal_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="share of the training split's N beats the trees learn from (a seeded random subset; "
+        "every beat of the other classes is kept)",
+    )
+
+
+class ResNetConfig(TrainConfig):
+    """The ``train_resnet_*`` sections: the paper's 1-D ResNet, the network for new patients, or the
+    classical inter-patient methods on the same features."""
+
+    architecture: Literal["resnet", "patient_net", "lda", "gbt"] = Field(
         "resnet",
         description="resnet: the paper's ResNet on the 187-sample beat | patient_net: a two-lead window "
-        "around each beat and 80 features against its own patient (physionet and demo sources; the "
-        "paper's ResNet, with a warning, on data without them)",
+        "around each beat and 80 features against its own patient | lda: linear discriminants on those "
+        "features (de Chazal et al. 2004) | gbt: gradient-boosted trees on them (Shi et al. 2019); the "
+        "last three need the physionet or demo source (the paper's ResNet, with a warning, otherwise)",
     )
+    trees: TreesConfig = TreesConfig()
     lead_dropout: float = Field(
         0.3, ge=0, lt=1, description="patient_net: share of training beats given lead 1 in place of lead 2"
     )

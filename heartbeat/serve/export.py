@@ -59,6 +59,7 @@ def export_model(
     (``"error"``) rather than fatal, because the other format is still useful.
     A model with more inputs than the beat is checked and calibrated with the splits' side arrays.
     """
+    from heartbeat.model.classical import has_trees
     from heartbeat.model.saving import load_model
     from heartbeat.serve.runners import (
         check_beats,
@@ -117,6 +118,12 @@ def export_model(
     samples = None
     if calibration is not None:
         samples = calibration_samples(keras_runner.inputs, calibration, name, keras_runner.rhythm_width)
+    if quantize and has_trees(model):
+        # The converter's quantiser aborts the process on the trees' integer gathers, and their
+        # weights are a few kB: nothing to gain. Each variant is reported as not shipped.
+        reason = "not quantised: the model holds boosted trees (heartbeat/model/classical.py)"
+        log.info("%s: %s", name, reason)
+        return {**result, **{f"tflite_{v}": {"error": reason, "shipped": False} for v in quantize}}
     for variant in quantize:
         result[f"tflite_{variant}"] = _quantised(
             name, model, variant, out_dir, X, y, reference, ref_f1, samples, thresholds, batch_size, sides

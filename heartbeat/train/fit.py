@@ -25,7 +25,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from heartbeat.core.config import TrainConfig
 from heartbeat.core.errors import ParamsError
 from heartbeat.model.architectures import model_inputs
-from heartbeat.model.calibration import fit_temperature
 from heartbeat.prepare.arrays import Split
 from heartbeat.train.history import HISTORY_COLUMNS
 
@@ -46,8 +45,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     best_epoch: int = 0
-    temperature: float | None = None
-    """Softmax temperature fitted on validation (``calibration: temperature``), else None."""
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -264,11 +261,4 @@ def train(
     ]
     monitored = hist.history[cfg.monitor]
     best = int(np.argmax(monitored) if mode == "max" else np.argmin(monitored)) + 1
-    temperature = None
-    if cfg.calibration == "temperature":
-        proba = model.predict(x_val, batch_size=batch, verbose=0)
-        temperature = fit_temperature(np.asarray(val.y), proba)
-        log.info("temperature scaling: T = %.3f (fitted on %d validation beats)", temperature, len(val.y))
-    return TrainResult(
-        model=model, history=history, seconds=seconds, best_epoch=best, temperature=temperature
-    )
+    return TrainResult(model=model, history=history, seconds=seconds, best_epoch=best)

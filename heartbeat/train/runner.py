@@ -14,7 +14,7 @@ import numpy as np
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beats import DATASET_CLASSES
-from heartbeat.core.config import TrainConfig, stage_params
+from heartbeat.core.config import RecordSmoothingConfig, TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.model.architectures import (
@@ -29,31 +29,39 @@ from heartbeat.model.architectures import (
 )
 from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
-from heartbeat.model.smoothing import SIDECAR_KEY
+from heartbeat.model.smoothing import SIDECAR_KEY, RecordSmoothing, smooth_over_records
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
 from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
 from heartbeat.train import devices
+from heartbeat.train.classical import ARCHITECTURES as CLASSICAL
+from heartbeat.train.classical import fit_classical
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
 
 log = logging.getLogger("heartbeat")
 
+PATIENT_ARCHITECTURES = ("patient_net", *CLASSICAL)
+"""Architectures that read the two-lead window and the features against the patient."""
+
 
 def input_plan(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> tuple[str, int]:
-    """What the stage's model will read: ``("patient_net", 0)``, or ``("resnet", w)`` with the width
-    ``w`` of its rhythm input (0: beat-only).
+    """What the stage's model will read: ``(architecture, 0)`` for a model of the window and the
+    features against the patient (patient_net, lda, gbt), or ``("resnet", w)`` with the width ``w`` of
+    its rhythm input (0: beat-only).
 
     A model asked for inputs the prepared data lacks (only the physionet and demo sources know each
     beat's record) falls back to the paper's beat-only ResNet, with a warning.
     """
-    if getattr(cfg, "architecture", "resnet") == "patient_net":
+    architecture = getattr(cfg, "architecture", "resnet")
+    if architecture in PATIENT_ARCHITECTURES:
         if all(s.W is not None and s.P is not None for s in (tr, va)):
-            return "patient_net", 0
+            return architecture, 0
         log.warning(
-            "%s.architecture: patient_net needs each beat's window and patient features, which the prepared "
+            "%s.architecture: %s needs each beat's window and patient features, which the prepared "
             "data has none of (only the physionet and demo sources give them); training the paper's ResNet",
             stage,
+            architecture,
         )
         return "resnet", 0
     if not getattr(cfg, "rhythm", False):
@@ -160,23 +168,30 @@ def fit_stage(
     """
     k = getattr(cfg, "ensemble", 1)
     seeds = [cfg.seed + i for i in range(k)]
-    member_cfg = cfg.model_copy(update={"calibration": "none"}) if k > 1 else cfg
     scope = placement.strategy.scope if placement is not None else contextlib.nullcontext
     replicas = placement.replicas if placement is not None else 1
     plan = input_plan(stage, cfg, tr, va)
     results = []
-    for i, seed in enumerate(seeds):
+    if plan[0] in CLASSICAL and build is None:
+        if k > 1:
+            raise ParamsError(
+                f"{stage}.ensemble: {k} seeds of {plan[0]} would be {k} copies of one model (it is fitted "
+                "without random draws that matter); set ensemble: 1"
+            )
+        make_deterministic(cfg.seed)
+        results.append(fit_classical(plan[0], cfg, tr, va, n_classes))
+    for i, seed in enumerate(seeds if not results else []):
         if k > 1:
             log.info("ensemble member %d/%d (seed %d)", i + 1, k, seed)
         make_deterministic(seed)
         with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
             member = cfg.model_copy(update={"seed": seed})
             model = build(n_classes, plan[1]) if build else build_model(stage, member, n_classes, plan, base)
-            results.append(train(model, tr, va, member_cfg, replicas=replicas, section=stage))
+            results.append(train(model, tr, va, member, replicas=replicas, section=stage))
     info: dict[str, Any] = {"epochs_run": sum(len(r.history) for r in results)}
     if k == 1:
         result = results[0]
-        model, history, temperature = devices.for_saving(result.model), result.history, result.temperature
+        model, history = devices.for_saving(result.model), result.history
         info["best_epoch"] = result.best_epoch
     else:
         model = build_ensemble(
@@ -188,19 +203,41 @@ def fit_stage(
             "epochs_run": [len(r.history) for r in results],
             "best_epoch": [r.best_epoch for r in results],
         }
-        temperature = None
-        if cfg.calibration == "temperature":
-            proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
-            temperature = fit_temperature(np.asarray(va.y), proba)
-            log.info("temperature scaling of the ensemble: T = %.3f", temperature)
     info["weight_count"] = int(model.count_params())
     info["rhythm_input"] = takes_rhythm(model)
-    if temperature is not None:
-        info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate
     smoothing = getattr(cfg, "record_smoothing", None)
-    if smoothing is not None and smoothing.weight > 0 and any(t.name == WINDOW_INPUT for t in model.inputs):
+    if smoothing is None or smoothing.weight == 0 or all(t.name != WINDOW_INPUT for t in model.inputs):
+        smoothing = None
+    temperature = None
+    if cfg.calibration == "temperature":
+        temperature = calibrate(model, va, smoothing)
+        info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate and predict
+    if smoothing is not None:
         info[SIDECAR_KEY] = smoothing.model_dump()  # applied after the temperature by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
+
+
+def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothingConfig | None = None) -> float:
+    """The softmax temperature of the final ``model`` (a network, an ensemble or a classical model),
+    fitted once on the validation split. With ``smoothing`` the probabilities are smoothed over each
+    validation recording after the temperature, as evaluate and predict do, and the temperature is
+    fitted to what comes out of that: smoothing blends probabilities, and so changes how sure they are."""
+    proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
+    then = None
+    if smoothing is not None and va.W is not None and va.G is not None:
+        settings = RecordSmoothing(**smoothing.model_dump())
+
+        def then(p: np.ndarray) -> np.ndarray:
+            return smooth_over_records(p, va.W, va.G, settings)
+
+    temperature = fit_temperature(np.asarray(va.y), proba, then)
+    log.info(
+        "temperature scaling: T = %.3f (fitted on %d validation beats%s)",
+        temperature,
+        len(va.y),
+        ", smoothed over each recording" if then else "",
+    )
+    return temperature
 
 
 def trained_on(prepared: dict, dataset: str) -> dict:
