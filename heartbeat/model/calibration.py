@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,21 +41,31 @@ def nll(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(p)))
 
 
-def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
-    """The ``T`` in ``T_BOUNDS`` that minimises the NLL of ``proba`` on labels ``y`` (searched in log T)."""
+def fit_temperature(
+    y: np.ndarray, proba: np.ndarray, then: Callable[[np.ndarray], np.ndarray] | None = None
+) -> float:
+    """The ``T`` in ``T_BOUNDS`` that minimises the NLL of ``proba`` on labels ``y`` (searched in log T).
+
+    ``then`` is what the model's probabilities go through after the temperature (the smoothing over
+    each recording, which blends them and so changes their confidence): the NLL is measured after it,
+    so the temperature makes the probabilities a user finally sees honest."""
     if len(y) == 0:
         return 1.0
     from scipy.optimize import minimize_scalar  # here, not at the top: heartbeat predict never fits one
 
+    def final(t: float) -> np.ndarray:
+        scaled = apply_temperature(proba, t)
+        return scaled if then is None else then(scaled)
+
     res = minimize_scalar(
-        lambda logt: nll(y, apply_temperature(proba, float(np.exp(logt)))),
+        lambda logt: nll(y, final(float(np.exp(logt)))),
         bounds=tuple(np.log(T_BOUNDS)),
         method="bounded",
         options={"xatol": 1e-4},
     )
     t = float(np.exp(res.x))
     # Keep 1.0 unless the fit really lowers the NLL: a no-op must stay an exact no-op.
-    return t if nll(y, apply_temperature(proba, t)) < nll(y, proba) - 1e-9 else 1.0
+    return t if nll(y, final(t)) < nll(y, final(1.0)) - 1e-9 else 1.0
 
 
 def check_temperature(value: object, where: str) -> float | None:
