@@ -92,6 +92,12 @@ Z_SCALE, Z_FLOOR, Z_CLIP = 5.0, 1e-2, 10.0
 """A z-score is clipped to ±``Z_CLIP`` and divided by ``Z_SCALE`` (inputs within ±2); a feature whose
 spread over the record is below ``Z_FLOOR`` is measured against that floor."""
 WINDOW_SHAPE = (WINDOW_BEFORE + WINDOW_AFTER, LEADS)
+SINUS_SHARE = 0.2
+"""Least share of a recording's beats at one R-R (±``MODE_HALF``) for it to count as the patient's rhythm."""
+STEADY = 0.23
+"""A steady beat's pre-R-R is within ±17% (log2 ±0.23) of the previous beat's."""
+MODE_HALF, MODE_STEP = 0.15, 0.01
+"""Half-width (±11%) and step, in log2 units, of the pre-R-R density of :func:`rhythm_reference`."""
 
 
 def second_lead_columns() -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +122,12 @@ def centred_windows(x: np.ndarray, peaks: np.ndarray, before: int, after: int) -
     return np.where(inside, x[np.clip(idx, 0, max(x.size - 1, 0))], 0.0)
 
 
-def record_amplitude(W: np.ndarray, centre: int = WIDE, half: int = QRS_HALF) -> float:
-    """The record's typical QRS amplitude: the median over its beats of the peak-to-peak range within
-    ±``half`` samples of the R-peak (1.0 for a record without any)."""
+def record_amplitude(
+    W: np.ndarray, centre: int = WIDE, half: int = QRS_HALF, reference: np.ndarray | None = None
+) -> float:
+    """The record's typical QRS amplitude: the median over its beats (the ``reference`` rows, if given)
+    of the peak-to-peak range within ±``half`` samples of the R-peak (1.0 for a record without any)."""
+    W = W if reference is None else W[reference]
     if len(W) == 0:
         return 1.0
     seg = W[:, centre - half : centre + half + 1]
@@ -146,8 +155,11 @@ def _windowed_median(
     return out
 
 
-def rr_features(samples: np.ndarray, fs: float) -> np.ndarray:
+def rr_features(samples: np.ndarray, fs: float, reference: np.ndarray | None = None) -> np.ndarray:
     """``(n, 14)`` R-R features of one record's beats (:data:`RR_COLUMNS`), from its R-peak samples at ``fs``.
+
+    The record's median R-R is that of the ``reference`` beats' pre-R-R (all beats by default); the
+    local medians are always the beat's true neighbours.
 
     The first beat's missing pre-R-R takes its post-R-R and the last beat's missing post-R-R its
     pre-R-R; a record with fewer than three beats has no rhythm to compare with and gets zeros.
@@ -160,7 +172,7 @@ def rr_features(samples: np.ndarray, fs: float) -> np.ndarray:
     rr = np.diff(s) / fs  # rr[j]: from beat j to beat j+1
     pre = np.concatenate([[rr[0]], rr])
     post = np.concatenate([rr, [rr[-1]]])
-    rec_med = float(np.median(rr))
+    rec_med = float(np.median(rr if reference is None else pre[reference]))
     i = np.arange(n)
     lo, hi = np.clip(i - LOCAL_HALF, 0, rr.size), np.clip(i + LOCAL_HALF, 0, rr.size)
     loc_med = _windowed_median(rr, lo, hi)
@@ -196,14 +208,18 @@ def rr_features(samples: np.ndarray, fs: float) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def part_features(W: np.ndarray, centre: int = WIDE, fs: float = TARGET_FS) -> np.ndarray:
+def part_features(
+    W: np.ndarray, centre: int = WIDE, fs: float = TARGET_FS, reference: np.ndarray | None = None
+) -> np.ndarray:
     """``(n, 8)`` (:data:`PART_COLUMNS`): each beat's parts against the same parts of the record's median
     beat: Pearson correlation, and log2 of the RMS difference over the record's median RMS difference
-    (how unusual the beat is for this patient), clipped to [-3, 3]."""
+    (how unusual the beat is for this patient), clipped to [-3, 3]. The median beat and the median RMS
+    difference are those of the ``reference`` rows (all beats by default)."""
     W = np.asarray(W, dtype=np.float64)
     if len(W) == 0:
         return np.zeros((0, len(PART_COLUMNS)), dtype=np.float32)
-    T = np.median(W, axis=0)
+    ref = slice(None) if reference is None else reference
+    T = np.median(W[ref], axis=0)
     out = []
     for a, b in PARTS_S.values():
         lo, hi = max(centre + round(a * fs), 0), min(centre + round(b * fs), W.shape[1])
@@ -212,7 +228,8 @@ def part_features(W: np.ndarray, centre: int = WIDE, fs: float = TARGET_FS) -> n
         den = np.linalg.norm(Sc, axis=1) * np.linalg.norm(tc)
         corr = np.where(den > 1e-12, (Sc @ tc) / np.maximum(den, 1e-12), 0.0)
         rms = np.sqrt(np.mean((S - t) ** 2, axis=1))
-        out += [corr, np.clip(np.log2(np.maximum(rms, 1e-9) / max(float(np.median(rms)), 1e-9)), -3.0, 3.0)]
+        typical = max(float(np.median(rms[ref])), 1e-9)
+        out += [corr, np.clip(np.log2(np.maximum(rms, 1e-9) / typical), -3.0, 3.0)]
     return np.stack(out, axis=1).astype(np.float32)
 
 
@@ -233,9 +250,10 @@ def neighbours(F: np.ndarray) -> np.ndarray:
     return np.hstack([np.concatenate([F[:1], F[:-1]]), np.concatenate([F[1:], F[-1:]])])
 
 
-def record_standardised(F: np.ndarray) -> np.ndarray:
+def record_standardised(F: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """``(n, k)``: every column of one record's features ``F`` as a robust z-score over the record:
-    (value - median) / (1.4826 × median absolute deviation), clipped and scaled (:data:`Z_SCALE`).
+    (value - median) / (1.4826 × median absolute deviation), clipped and scaled (:data:`Z_SCALE`);
+    median and deviation are those of the ``reference`` rows (all beats by default).
 
     What is unusual differs from patient to patient: in atrial fibrillation no beat has a P wave and
     every R-R interval is irregular, so a beat without a P wave that comes early is that patient's
@@ -245,37 +263,85 @@ def record_standardised(F: np.ndarray) -> np.ndarray:
     F = np.asarray(F, dtype=np.float64)
     if len(F) == 0:
         return np.zeros(F.shape, dtype=np.float32)
-    centre = np.median(F, axis=0)
-    spread = 1.4826 * np.median(np.abs(F - centre), axis=0)
+    ref = F if reference is None else F[reference]
+    centre = np.median(ref, axis=0)
+    spread = 1.4826 * np.median(np.abs(ref - centre), axis=0)
     Z = (F - centre) / np.maximum(spread, Z_FLOOR)
     return (np.clip(Z, -Z_CLIP, Z_CLIP) / Z_SCALE).astype(np.float32)
 
 
+def rhythm_reference(
+    samples: np.ndarray, fs: float, among: np.ndarray | None = None, share: float = SINUS_SHARE
+) -> np.ndarray:
+    """The beats that stand for the patient's own rhythm: a boolean mask over the R-peaks ``samples``,
+    chosen among the beats ``among`` (a boolean mask; all by default).
+
+    A recording's median R-R is its usual beat's only while most beats are sinus beats. In a patient
+    whose rhythm is mostly ectopic (runs of atrial ectopy between long sinus cycles) the median R-R
+    is the ectopic one, and every premature beat looks on time. The sinus beats come at the longest
+    R-R that recurs steadily: the reference is the *steady* beats (pre-R-R within ±``STEADY`` (log2)
+    of the previous beat's, which leaves out a premature beat and the pause after it) whose pre-R-R
+    lies within ±``MODE_HALF`` of the longest mode of the steady beats' pre-R-R density that holds at
+    least ``share`` of all beats. All beats when no mode does (bigeminy, trigeminy, fibrillation),
+    or when there are too few beats to tell.
+    """
+    s = np.asarray(samples, dtype=np.float64)
+    among = np.ones(s.size, dtype=bool) if among is None else np.asarray(among, dtype=bool)
+    n = int(among.sum())
+    if n < 10:
+        return among.copy()
+    rr = np.diff(s) / check_fs(fs)
+    pre = np.log2(np.maximum(np.concatenate([[rr[0]], rr]), 1e-3))
+    steady = among & (np.abs(pre - np.concatenate([pre[:1], pre[:-1]])) <= STEADY)
+    if not steady.any():
+        return among.copy()
+    ordered = np.sort(pre[steady])
+    centres = np.arange(ordered[0], ordered[-1] + MODE_STEP, MODE_STEP)
+    mass = np.searchsorted(ordered, centres + MODE_HALF, "right") - np.searchsorted(
+        ordered, centres - MODE_HALF
+    )
+    peak = (mass >= share * n) & (mass >= np.roll(mass, 1)) & (mass >= np.roll(mass, -1))
+    if not peak.any():
+        return among.copy()
+    mode = centres[np.flatnonzero(peak)[-1]]
+    return steady & (np.abs(pre - mode) <= MODE_HALF)
+
+
 def patient_inputs(
-    leads: Sequence[np.ndarray], fs: float, samples: np.ndarray
+    leads: Sequence[np.ndarray], fs: float, samples: np.ndarray, reference: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 80)``, float32, one row per
     R-peak of ``samples`` (at ``fs``, sorted). ``leads`` holds the primary lead (MLII, else V5) and,
-    where the record has one, a second lead, in physical units at ``fs``."""
+    where the record has one, a second lead, in physical units at ``fs``.
+
+    ``reference`` (a boolean mask over the beats; all of them by default) names the beats whose
+    statistics stand for the record: its median R-R, median beat, QRS amplitude and the centres and
+    spreads of the z-scores. Every beat is still measured, against them."""
     if not 1 <= len(leads) <= LEADS:
         raise ValueError(f"patient_inputs: expected 1 or {LEADS} leads, got {len(leads)}")
     samples = np.asarray(samples, dtype=np.int64)
+    if reference is not None:
+        reference = np.asarray(reference, dtype=bool)
+        if reference.shape != samples.shape or not reference.any():
+            raise ValueError(
+                f"patient_inputs: the reference mask must hold {samples.size} booleans, at least one true"
+            )
     windows, parts, amplitudes = [], [], []
     for lead in leads:
         x = remove_baseline(resample(lead, fs))
         peaks = np.clip(np.rint(samples * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
         W = centred_windows(x, peaks, WIDE, WIDE)
-        amp = record_amplitude(W)
+        amp = record_amplitude(W, reference=reference)
         windows.append(W[:, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp)
-        parts.append(part_features(W))
+        parts.append(part_features(W, reference=reference))
         amplitudes.append(qrs_amplitude(W, amp))
     if len(leads) == 1:
         windows, parts, amplitudes = windows * 2, parts * 2, amplitudes * 2
-    rr = rr_features(samples, fs)
+    rr = rr_features(samples, fs, reference)
     rms = [PART_COLUMNS.index(c.removeprefix("lead1_")) for c in NEIGHBOUR_OF[1:]]
     watched = np.column_stack([rr[:, RR_COLUMNS.index("pre_rec")], parts[0][:, rms]])
     beat = np.hstack(
         [rr, parts[0], parts[1], amplitudes[0][:, None], amplitudes[1][:, None], neighbours(watched)]
     )
-    patient = np.hstack([beat, record_standardised(beat)])
+    patient = np.hstack([beat, record_standardised(beat, reference)])
     return np.stack(windows, axis=-1).astype(np.float32), patient.astype(np.float32)

@@ -1,0 +1,435 @@
+"""New patients: leave-one-record-out over the DS1 records, and ectopy-dominated stress variants.
+
+The proxy for the hidden inter-patient test (train on DS1, test on DS2). Every model is trained on
+21 of the 22 DS1 records and tested on the 22nd, for each record and seed, all in one run; the
+tables pool the 22 test records (mean ± std over seeds) and list each record.
+
+Stress variants reproduce a patient whose usual beat is not a normal beat (a rhythm that is mostly
+ectopic): each DS1 record with at least ``--rich`` S (or V) beats has its N beats thinned, evenly in
+time, until the ectopic beats are two thirds of what is left. The R-R intervals stay the record's
+own (the rhythm is real), but everything that stands for the patient (median R-R, median beat, QRS
+amplitude, z-score centres, and the beats that record smoothing draws neighbours from) comes from
+the thinned mix, and the thinned mix is what is scored, by the model trained without that record.
+
+    python bench/new_patients.py --models gbt lda --seeds 0 1 2            # the tables
+    python bench/new_patients.py --models gbt --seeds 0 --records 209 220   # a quick look
+
+Data: the MIT-BIH records in ``--mirror`` (../shared/data/mitdb), beats at the annotated R-peaks as
+the physionet source cuts them (lead MLII, the record's second lead beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from heartbeat.core.beats import MITBIH_CLASSES  # noqa: E402
+from heartbeat.core.config import DS1_RECORDS, PhysionetConfig  # noqa: E402
+from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
+from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
+from heartbeat.prepare.arrays import Split  # noqa: E402
+from heartbeat.signal import records as wfdb_records  # noqa: E402
+from heartbeat.signal.beats import cut_record  # noqa: E402
+from heartbeat.signal.patient import rhythm_reference  # noqa: E402
+
+log = logging.getLogger("new_patients")
+
+NSVF = (0, 1, 2, 3)
+SMOOTHING = RecordSmoothing(neighbours=20, weight=0.5)
+
+
+@dataclass
+class Record:
+    """One record's raw material: leads, annotated R-peaks and their AAMI labels."""
+
+    name: str
+    fs: float
+    leads: list[np.ndarray]
+    peaks: np.ndarray
+    labels: np.ndarray
+    minutes: float
+
+
+def load_records(mirror: Path, names: list[str]) -> list[Record]:
+    cfg = PhysionetConfig()
+    out = []
+    for name in names:
+        base = mirror / name
+        header = wfdb_records.read_header(base, name)
+        lead = wfdb_records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
+        signal = wfdb_records.read_lead(base, header, lead, name)
+        other = wfdb_records.second_lead(header, lead)
+        leads = [signal] if other is None else [signal, wfdb_records.read_lead(base, header, other, name)]
+        peaks, symbols = wfdb_records.read_beat_annotations(base, name, int(header.sig_len))
+        labels = wfdb_records.aami_labels(symbols)
+        out.append(Record(name, float(header.fs), leads, peaks, labels, header.sig_len / header.fs / 60))
+    return out
+
+
+def featurise(rec: Record, reference: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Windows, patient features, labels and the row of each beat in ``rec.peaks``, as the physionet
+    source cuts them (edge beats without a full window are dropped)."""
+    symbols = np.array(["N"] * rec.peaks.size, dtype=object)  # labels travel separately
+    beats = cut_record(
+        rec.leads[0],
+        rec.fs,
+        rec.peaks,
+        symbols,
+        second=rec.leads[1] if len(rec.leads) > 1 else None,
+        reference=reference,
+        window_s=10.0,
+        threshold=0.9,
+        refractory_s=0.2,
+        scaling="beat",
+    )
+    rows = np.searchsorted(rec.peaks, beats.sample)
+    return beats.window, beats.patient, rec.labels[rows], rows
+
+
+def stress_mask(labels: np.ndarray, ectopic: int, share: float = 2 / 3) -> np.ndarray:
+    """The beats a thinned mix keeps: every beat that is not N, and N beats evenly spaced in time so
+    that the ``ectopic`` class makes ``share`` of the mix."""
+    keep = labels != 0
+    n_ectopic = int((labels == ectopic).sum())
+    normal = np.flatnonzero(labels == 0)
+    wanted = round(n_ectopic * (1 - share) / share) - int((keep & (labels != ectopic)).sum())
+    wanted = int(np.clip(wanted, 1, normal.size))
+    keep[normal[np.linspace(0, normal.size - 1, wanted).round().astype(int)]] = True
+    return keep
+
+
+def random_reference(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random beat mix for a training record's reference: a random share (5-100%) of its N beats,
+    evenly in time, and all the others. No labels reach the model; they only pick the mix."""
+    keep = labels != 0
+    normal = np.flatnonzero(labels == 0)
+    if normal.size == 0:
+        return np.ones(labels.size, dtype=bool)
+    n = max(1, round(normal.size * rng.uniform(0.05, 1.0)))
+    keep[normal[np.linspace(0, normal.size - 1, n).round().astype(int)]] = True
+    return keep
+
+
+def references(rec: Record, method: str, among: np.ndarray | None = None) -> np.ndarray | None:
+    """The reference mask of ``method`` for ``rec`` (chosen among ``among``, the beats the recording
+    holds; all of them by default): ``median`` takes them all, ``rhythm`` the beats of the patient's
+    own rhythm (:func:`heartbeat.signal.patient.rhythm_reference`)."""
+    if method == "median":
+        return among
+    return rhythm_reference(rec.peaks, rec.fs, among)
+
+
+@dataclass
+class Prepared:
+    """One record featurised for a reference method: the whole record and its stress variants."""
+
+    split: Split
+    stress: dict[int, Split]
+    """Ectopic class → the thinned mix (scored), with the mix as the reference."""
+    augmented: list[Split]
+    """Training copies with random references (``--augment``)."""
+
+
+def prepare(rec: Record, method: str, augment: int, rich: int, seed: int) -> Prepared:
+    def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
+        W, P, y, rows = featurise(rec, reference)
+        if keep is not None:
+            kept = keep[rows]
+            W, P, y = W[kept], P[kept], y[kept]
+        return Split(X=np.zeros((len(y), 1), np.float32), y=y, W=W, P=P, G=np.zeros(len(y), np.int64))
+
+    stress = {}
+    for ectopic in (1, 2):
+        if (rec.labels == ectopic).sum() >= rich:
+            mix = stress_mask(rec.labels, ectopic)
+            stress[ectopic] = as_split(references(rec, method, mix), mix)
+    rng = np.random.default_rng([seed, int(rec.name)])
+    copies = [as_split(references(rec, method, random_reference(rec.labels, rng))) for _ in range(augment)]
+    return Prepared(as_split(references(rec, method)), stress, copies)
+
+
+def concat(splits: list[Split], groups: bool = True) -> Split:
+    return Split(
+        X=np.concatenate([s.X for s in splits]),
+        y=np.concatenate([s.y for s in splits]),
+        W=np.concatenate([s.W for s in splits]),
+        P=np.concatenate([s.P for s in splits]),
+        G=np.concatenate([np.full(len(s.y), i, np.int64) for i, s in enumerate(splits)]),
+    )
+
+
+def final_proba(model, trained_info: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The network's own probabilities and the final ones (temperature, then smoothing over the record)."""
+    from heartbeat.model.architectures import model_inputs
+    from heartbeat.model.calibration import apply_temperature
+
+    raw = model.predict(model_inputs(model, split), batch_size=1024, verbose=0)
+    proba = raw
+    if trained_info.get("temperature") is not None:
+        proba = apply_temperature(proba, trained_info["temperature"])
+    if trained_info.get("record_smoothing"):
+        proba = smooth_over_records(
+            proba, split.W, split.G, RecordSmoothing(**trained_info["record_smoothing"])
+        )
+    return raw, proba
+
+
+def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: int = 2) -> dict[str, object]:
+    """Train on every record but ``test`` (``val_records`` of them, drawn with ``seed``, for validation)
+    and score ``test`` and its stress variants."""
+    from heartbeat.train.runner import fit_stage
+
+    others = [r for r in sorted(prepared) if r != test]
+    rng = np.random.default_rng([seed, int(test)])
+    val = set(rng.choice(others, size=val_records, replace=False).tolist())
+    train_parts = [prepared[r].split for r in others if r not in val]
+    train_parts += [c for r in others if r not in val for c in prepared[r].augmented]
+    tr = concat(train_parts)
+    va = concat([prepared[r].split for r in sorted(val)])
+    run_cfg = cfg.model_copy(update={"seed": seed})
+    trained = fit_stage("train_resnet_mitbih", run_cfg, tr, va, len(MITBIH_CLASSES))
+    out: dict[str, object] = {
+        "val": sorted(val),
+        "info": {k: trained.info.get(k) for k in ("temperature", "best_epoch")},
+    }
+    raw, proba = final_proba(trained.model, trained.info, prepared[test].split)
+    out["y"] = prepared[test].split.y.tolist()
+    out["pred"] = np.argmax(proba, axis=1).tolist()
+    out["pred_alone"] = np.argmax(raw, axis=1).tolist()
+    out["stress"] = {}
+    for ectopic, split in prepared[test].stress.items():
+        _, p = final_proba(trained.model, trained.info, split)
+        out["stress"][str(ectopic)] = {"y": split.y.tolist(), "pred": np.argmax(p, axis=1).tolist()}
+    return out
+
+
+VARIANTS: dict[str, tuple[str, str, int, dict]] = {
+    # name: (title, reference method, random-reference copies per training record, config changes)
+    "gbt": (
+        "boosted trees on the 80 features (Shi et al. 2019's method)",
+        "median",
+        0,
+        {"architecture": "gbt"},
+    ),
+    "gbt_rhythm": ("gbt, reference from the patient's own rhythm", "rhythm", 0, {"architecture": "gbt"}),
+    "gbt_random": (
+        "gbt, + 2 random-reference copies of each training record",
+        "median",
+        2,
+        {"architecture": "gbt"},
+    ),
+    "gbt_rhythm_random": ("gbt_rhythm + 2 random-reference copies", "rhythm", 2, {"architecture": "gbt"}),
+    "lda": (
+        "linear discriminants on the 80 features (de Chazal et al. 2004's method)",
+        "median",
+        0,
+        {"architecture": "lda"},
+    ),
+    "lda_rhythm": ("lda, reference from the patient's own rhythm", "rhythm", 0, {"architecture": "lda"}),
+    "patient_net": ("the network for new patients", "median", 0, {"architecture": "patient_net"}),
+    "patient_net_rhythm": (
+        "the network, reference from the patient's own rhythm",
+        "rhythm",
+        0,
+        {"architecture": "patient_net"},
+    ),
+}
+
+
+def shipped_config():
+    """params.yaml's ``train_resnet_mitbih`` section, as the stage reads it."""
+    from heartbeat.core.config import stage_params
+
+    return stage_params("train_resnet_mitbih", str(ROOT / "params.yaml"))
+
+
+def _counts(y: np.ndarray, pred: np.ndarray, c: int) -> tuple[int, int, int]:
+    return (
+        int(((pred == c) & (y == c)).sum()),
+        int(((pred == c) & (y != c)).sum()),
+        int(((pred != c) & (y == c)).sum()),
+    )
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def pooled(runs: list[dict], key: str = "pred") -> dict[str, float]:
+    y = np.concatenate([r["y"] for r in runs])
+    pred = np.concatenate([r[key] for r in runs])
+    pc = per_class_metrics(y, pred, MITBIH_CLASSES)
+    out = {"macro_f1_nsvf": float(np.mean([pc[c]["f1"] for c in "NSVF"]))}
+    for c in "SVF":
+        out[f"f1_{c}"], out[f"se_{c}"], out[f"p_{c}"] = (
+            pc[c]["f1"],
+            pc[c]["sensitivity"],
+            pc[c]["positive_predictivity"],
+        )
+    return out
+
+
+def _mean_std(values: list[float]) -> str:
+    v = np.array(values, dtype=float)
+    return f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str, float]) -> str:
+    lines = ["## Leave-one-record-out over DS1 (pooled over the 22 test records; mean ± std over seeds)", ""]
+    lines.append("| model | macro-F1 NSVF | F1 S | F1 V | F1 F | Se / +P S | Se / +P V | seeds |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for model in models:
+        for key, suffix in (("pred", ""), ("pred_alone", ", each beat alone")):
+            per_seed = []
+            for seed in seeds:
+                runs = [results[model][str(seed)][r] for r in sorted(results[model][str(seed)])]
+                if len(runs) == len(minutes):
+                    per_seed.append(pooled(runs, key))
+            if not per_seed:
+                continue
+            col = {k: [p[k] for p in per_seed] for k in per_seed[0]}
+            lines.append(
+                f"| {model}{suffix} | {_mean_std(col['macro_f1_nsvf'])} | {_mean_std(col['f1_S'])} | "
+                f"{_mean_std(col['f1_V'])} | {_mean_std(col['f1_F'])} | {np.mean(col['se_S']):.2f} / "
+                f"{np.mean(col['p_S']):.2f} | {np.mean(col['se_V']):.2f} / {np.mean(col['p_V']):.2f} | {len(per_seed)} |"
+            )
+    lines += [
+        "",
+        "## Stress: ectopy-dominated variants (N thinned until the ectopic beats are 2/3; pooled, mean over seeds)",
+        "",
+    ]
+    lines.append("| model | S-rich: S Se / +P | V-rich: V Se / +P | V-rich: S Se / +P |")
+    lines.append("|---|---|---|---|")
+    for model in models:
+        cells = []
+        for ectopic, cls in (("1", 1), ("2", 2), ("2", 1)):
+            se, pp = [], []
+            for seed in seeds:
+                runs = results[model].get(str(seed), {})
+                ys = [np.array(r["stress"][ectopic]["y"]) for r in runs.values() if ectopic in r["stress"]]
+                ps = [np.array(r["stress"][ectopic]["pred"]) for r in runs.values() if ectopic in r["stress"]]
+                if not ys:
+                    continue
+                tp, fp, fn = _counts(np.concatenate(ys), np.concatenate(ps), cls)
+                se.append(_ratio(tp, tp + fn))
+                pp.append(_ratio(tp, tp + fp))
+            cells.append(f"{np.nanmean(se):.2f} / {np.nanmean(pp):.2f}" if se else "")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    for model in models:
+        lines += [
+            "",
+            f"### {model}: per record (mean over seeds; FA/h: beats of another class called it, per hour)",
+            "",
+        ]
+        lines.append(
+            "| record | beats | S | S Se | S +P | S FA/h | V | V Se | V +P | V FA/h | stress S Se / +P |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for rec in sorted(minutes):
+            cols = {k: [] for k in ("sse", "sp", "sfa", "vse", "vp", "vfa", "tse", "tp")}
+            y = None
+            for seed in seeds:
+                r = results[model].get(str(seed), {}).get(rec)
+                if r is None:
+                    continue
+                y, pred = np.array(r["y"]), np.array(r["pred"])
+                hours = minutes[rec] / 60
+                for c, a, b, fa in ((1, "sse", "sp", "sfa"), (2, "vse", "vp", "vfa")):
+                    tp, fp, fn = _counts(y, pred, c)
+                    cols[a].append(_ratio(tp, tp + fn))
+                    cols[b].append(_ratio(tp, tp + fp))
+                    cols[fa].append(fp / hours)
+                if "1" in r["stress"]:
+                    sy, sp = np.array(r["stress"]["1"]["y"]), np.array(r["stress"]["1"]["pred"])
+                    tp, fp, fn = _counts(sy, sp, 1)
+                    cols["tse"].append(_ratio(tp, tp + fn))
+                    cols["tp"].append(_ratio(tp, tp + fp))
+            if y is None:
+                continue
+
+            def f(k: str, fmt: str = ".2f", cols: dict = cols) -> str:
+                v = [x for x in cols[k] if np.isfinite(x)]
+                return format(np.mean(v), fmt) if v else "–"
+
+            stress = f"{f('tse')} / {f('tp')}" if cols["tse"] else ""
+            lines.append(
+                f"| {rec} | {len(y)} | {(y == 1).sum()} | {f('sse')} | {f('sp')} | {f('sfa', '.1f')} | "
+                f"{(y == 2).sum()} | {f('vse')} | {f('vp')} | {f('vfa', '.1f')} | {stress} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
+    ap.add_argument("--models", nargs="+", default=["gbt", "lda"], choices=sorted(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument(
+        "--records", nargs="+", default=None, help="test only these DS1 records (default: all 22)"
+    )
+    ap.add_argument("--rich", type=int, default=50, help="ectopic beats a record needs for a stress variant")
+    ap.add_argument("--epochs", type=int, default=None, help="cap the network's epochs (bench budget)")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "bench" / "results" / "new_patients",
+        help="folder of finished runs, one JSON file per model: a rerun resumes, and runs of several "
+        "processes (one per model) add up",
+    )
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("heartbeat").setLevel(logging.WARNING)
+
+    results = {}
+    for model in args.models:
+        path = args.results / f"{model}.json"
+        results[model] = json.loads(path.read_text()) if path.is_file() else {}
+    names = list(DS1_RECORDS)
+    recs = {r.name: r for r in load_records(args.mirror, names)}
+    minutes = {n: recs[n].minutes for n in names}
+    if not args.report_only:
+        base = shipped_config()
+        prepared: dict[tuple[str, int, int], dict[str, Prepared]] = {}
+        for model in args.models:
+            _, method, augment, changes = VARIANTS[model]
+            update = dict(changes)
+            if args.epochs and changes.get("architecture") == "patient_net":
+                update["epochs"] = min(base.epochs, args.epochs)
+            cfg = base.model_copy(update=update)
+            for seed in args.seeds:
+                key = (method, augment, seed if augment else 0)
+                if key not in prepared:
+                    prepared[key] = {n: prepare(recs[n], method, augment, args.rich, seed) for n in names}
+                done = results[model].setdefault(str(seed), {})
+                for test in args.records or names:
+                    if test in done:
+                        continue
+                    t0 = time.perf_counter()
+                    done[test] = loro(prepared[key], cfg, test, seed)
+                    log.info("%s seed %d: record %s (%.0f s)", model, seed, test, time.perf_counter() - t0)
+                    args.results.mkdir(parents=True, exist_ok=True)
+                    tmp = args.results / f".{model}.json.tmp"
+                    tmp.write_text(json.dumps(results[model]))
+                    tmp.replace(args.results / f"{model}.json")
+    text = report(results, [m for m in args.models if results[m]], args.seeds, minutes)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
