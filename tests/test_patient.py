@@ -240,3 +240,56 @@ def test_the_stage_picks_the_network_or_falls_back_with_one_warning(caplog) -> N
     assert "patient_net needs each beat's window" in caplog.records[0].getMessage()
     assert build_model("train_resnet_mitbih", cfg, 5, plan).name == "resnet"
     assert build_model("train_resnet_mitbih", cfg, 5, ("patient_net", 0)).name == "patient_net"
+
+
+def _peaks(intervals: list[float], fs: float = FS) -> np.ndarray:
+    return np.rint(np.cumsum([0.5, *intervals]) * fs).astype(np.int64)
+
+
+def test_the_reference_of_a_mostly_ectopic_rhythm_is_its_sinus_beats() -> None:
+    """Runs of fast ectopic beats (0.6 s) between slow sinus cycles (1.2 s): most beats are ectopic,
+    so the median R-R is theirs; the rhythm reference keeps the sinus beats only."""
+    intervals, sinus = [], []
+    for _ in range(30):
+        intervals += [1.2, 1.2, 1.2]  # three sinus beats, the last two steady
+        sinus += [True, True, True]
+        intervals += [0.6] * 4  # a run of four ectopic beats
+        sinus += [False] * 4
+    peaks = _peaks(intervals)
+    ref = patient.rhythm_reference(peaks, FS)
+    is_sinus = np.array([True, *sinus])
+    assert ref.any() and not (ref & ~is_sinus).any()
+    # Against the sinus reference the ectopic beats are premature; against the median they are not.
+    col = patient.RR_COLUMNS.index("pre_rec")
+    median = patient.rr_features(peaks, FS)
+    sinus_ref = patient.rr_features(peaks, FS, ref)
+    ectopic = np.flatnonzero(~is_sinus)[1:]  # a run's beats after its first
+    assert np.allclose(median[ectopic, col], 0, atol=0.05)
+    assert (sinus_ref[ectopic, col] < -0.9).all()
+
+
+def test_the_reference_of_a_sinus_rhythm_or_of_bigeminy_is_every_beat_or_nearly() -> None:
+    rng = np.random.default_rng(0)
+    regular = _peaks(list(0.8 * (1 + 0.03 * rng.standard_normal(200))))
+    ref = patient.rhythm_reference(regular, FS)
+    assert ref.mean() > 0.9
+    # Bigeminy (short, long, short, long): no beat is steady, so no rhythm of its own stands out.
+    bigeminy = _peaks([0.5, 1.1] * 60)
+    assert patient.rhythm_reference(bigeminy, FS).all()
+    assert patient.rhythm_reference(bigeminy[:5], FS).all()  # too few beats to tell
+
+
+def test_patient_features_measure_every_beat_against_the_reference_beats() -> None:
+    signal, peaks = record()
+    _, default = patient.patient_inputs([signal], FS, peaks)
+    _, everyone = patient.patient_inputs([signal], FS, peaks, np.ones(len(peaks), dtype=bool))
+    np.testing.assert_array_equal(default, everyone)
+    # Only the premature beats as reference: now the usual beats stand out.
+    odd = np.zeros(len(peaks), dtype=bool)
+    odd[[20, 40]] = True
+    _, against_odd = patient.patient_inputs([signal], FS, peaks, odd)
+    col = {c: i for i, c in enumerate(patient.PATIENT_COLUMNS)}
+    assert against_odd[10, col["lead1_rms_qrs"]] > default[10, col["lead1_rms_qrs"]] + 1
+    assert abs(against_odd[10, col["pre_rec_rz"]]) > abs(default[10, col["pre_rec_rz"]])
+    with pytest.raises(ValueError, match="reference mask"):
+        patient.patient_inputs([signal], FS, peaks, np.zeros(len(peaks), dtype=bool))

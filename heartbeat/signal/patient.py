@@ -300,7 +300,8 @@ def rhythm_reference(
     mass = np.searchsorted(ordered, centres + MODE_HALF, "right") - np.searchsorted(
         ordered, centres - MODE_HALF
     )
-    peak = (mass >= share * n) & (mass >= np.roll(mass, 1)) & (mass >= np.roll(mass, -1))
+    padded = np.concatenate([[-1], mass, [-1]])
+    peak = (mass >= share * n) & (mass >= padded[:-2]) & (mass >= padded[2:])
     if not peak.any():
         return among.copy()
     mode = centres[np.flatnonzero(peak)[-1]]
