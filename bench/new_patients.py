@@ -231,6 +231,12 @@ VARIANTS: dict[str, tuple[str, str, int, dict]] = {
         {"architecture": "gbt"},
     ),
     "gbt_rhythm_random": ("gbt_rhythm + 2 random-reference copies", "rhythm", 2, {"architecture": "gbt"}),
+    "gbt_window": (
+        "gbt, + every 5th sample of the window",
+        "median",
+        0,
+        {"architecture": "gbt", "trees": {"window_stride": 5}},
+    ),
     "lda": (
         "linear discriminants on the 80 features (de Chazal et al. 2004's method)",
         "median",
@@ -409,7 +415,10 @@ def main(argv: list[str] | None = None) -> None:
             update = dict(changes)
             if args.epochs and changes.get("architecture") == "patient_net":
                 update["epochs"] = min(base.epochs, args.epochs)
-            cfg = base.model_copy(update=update)
+            merged = base.model_dump()
+            for k, v in update.items():
+                merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
+            cfg = type(base).model_validate(merged)
             for seed in args.seeds:
                 key = (method, augment, seed if augment else 0)
                 if key not in prepared:

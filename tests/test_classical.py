@@ -147,3 +147,18 @@ def test_the_trees_learn_from_every_minority_beat_and_a_share_of_the_normal_ones
     assert 250 < np.sum(y[rows] == 0) < 350
     np.testing.assert_array_equal(rows, training_rows(y, 0.3, seed=4))
     np.testing.assert_array_equal(training_rows(y, 1.0, seed=4), np.arange(len(y)))
+
+
+def test_trees_that_also_read_the_window_give_what_scikit_learn_gives(tmp_path) -> None:
+    P, y = _data(800)
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(800, *WINDOW_SHAPE)).astype(np.float32)
+    y[W[:, 60, 1] > 1.5] = 2  # a class the window alone shows
+    X = classical.tree_features(W, P, 5)
+    assert X.shape == (800, N_FEATURES + 25 * 2)
+    np.testing.assert_array_equal(X[:, N_FEATURES + 2 * 12 + 1], W[:, 60, 1])  # sample 60 of lead 2
+    gbt = HistGradientBoostingClassifier(max_iter=15, random_state=0).fit(X, y)
+    model = classical.gbt_model(gbt, 5, WINDOW_SHAPE, N_FEATURES, stride=5)
+    save_model(model, tmp_path / "w.keras")
+    proba = load_model(tmp_path / "w.keras", 5).predict([W, P], verbose=0)
+    np.testing.assert_allclose(proba[:, :4], gbt.predict_proba(X), atol=1e-5)

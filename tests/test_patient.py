@@ -268,15 +268,17 @@ def test_the_reference_of_a_mostly_ectopic_rhythm_is_its_sinus_beats() -> None:
     assert (sinus_ref[ectopic, col] < -0.9).all()
 
 
-def test_the_reference_of_a_sinus_rhythm_or_of_bigeminy_is_every_beat_or_nearly() -> None:
+def test_the_reference_of_a_sinus_rhythm_is_nearly_every_beat_and_of_bigeminy_the_sinus_ones() -> None:
     rng = np.random.default_rng(0)
     regular = _peaks(list(0.8 * (1 + 0.03 * rng.standard_normal(200))))
-    ref = patient.rhythm_reference(regular, FS)
-    assert ref.mean() > 0.9
-    # Bigeminy (short, long, short, long): no beat is steady, so no rhythm of its own stands out.
+    assert patient.rhythm_reference(regular, FS).mean() > 0.95
+    # Bigeminy: a premature beat (0.5 s) after every sinus beat, which follows the pause (1.1 s).
     bigeminy = _peaks([0.5, 1.1] * 60)
-    assert patient.rhythm_reference(bigeminy, FS).all()
+    ref = patient.rhythm_reference(bigeminy, FS)
+    np.testing.assert_array_equal(ref[1:], np.arange(1, len(bigeminy)) % 2 == 0)
     assert patient.rhythm_reference(bigeminy[:5], FS).all()  # too few beats to tell
+    among = np.arange(len(bigeminy)) < 30
+    assert not (patient.rhythm_reference(bigeminy, FS, among) & ~among).any()
 
 
 def test_patient_features_measure_every_beat_against_the_reference_beats() -> None:

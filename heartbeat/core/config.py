@@ -268,6 +268,13 @@ class TreesConfig(_Strict):
     depth: int = Field(8, ge=1, le=16, description="most levels of a tree (inference walks this many)")
     min_leaf: int = Field(20, ge=1, description="fewest training beats in a leaf")
     l2: float = Field(1.0, ge=0, description="L2 regularisation of the leaf values")
+    window_stride: int = Field(
+        0,
+        ge=0,
+        le=125,
+        description="0: the trees read the 80 features only | k: also every k-th sample of the two-lead "
+        "window (its shape, which the features summarise)",
+    )
     normal_share: float = Field(
         0.3,
         gt=0,

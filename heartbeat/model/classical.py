@@ -152,9 +152,42 @@ class TreeEnsemble(layers.Layer):
         }
 
 
-def gbt_model(gbt, n_classes: int, window_shape: tuple[int, int], n_features: int) -> keras.Model:
+@keras.saving.register_keras_serializable(package="heartbeat")
+class WindowSamples(layers.Layer):
+    """Every ``stride``-th sample of both leads of the window, as one flat row per beat: the window's
+    shape for the trees, which take a row of numbers per beat."""
+
+    def __init__(self, stride: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+
+    def call(self, window: keras.KerasTensor) -> keras.KerasTensor:
+        picked = window[:, :: self.stride, :]
+        return keras.ops.reshape(picked, (-1, picked.shape[1] * picked.shape[2]))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], -(-input_shape[1] // self.stride) * input_shape[2])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "stride": self.stride}
+
+
+def tree_features(window: np.ndarray, patient: np.ndarray, stride: int) -> np.ndarray:
+    """What the trees read: the patient features, then (``stride`` > 0) the window's samples, exactly
+    as the Keras model computes them."""
+    patient = np.asarray(patient, dtype=np.float32)
+    if not stride:
+        return patient
+    samples = np.asarray(WindowSamples(stride)(np.asarray(window, dtype=np.float32)))
+    return np.hstack([patient, samples])
+
+
+def gbt_model(
+    gbt, n_classes: int, window_shape: tuple[int, int], n_features: int, stride: int = 0
+) -> keras.Model:
     """A Keras model whose output equals ``gbt.predict_proba`` (a fitted HistGradientBoostingClassifier
-    with more than two classes) to float32 rounding, over all ``n_classes``."""
+    with more than two classes, on :func:`tree_features` with ``stride``) to float32 rounding, over
+    all ``n_classes``."""
     if gbt.n_trees_per_iteration_ < 3:
         raise ValueError("gbt_model: the trees need at least three classes in the training data")
     arrays = tree_arrays(gbt)
@@ -164,7 +197,8 @@ def gbt_model(gbt, n_classes: int, window_shape: tuple[int, int], n_features: in
     baseline[np.asarray(gbt.classes_, dtype=int)] = np.asarray(gbt._baseline_prediction, np.float32).ravel()
     ensemble = TreeEnsemble(n, width, int(arrays["depth"]), n_classes, name="trees", dtype="float32")
     window, patient = _inputs(window_shape, n_features)
-    scores = ensemble(patient)
+    features = patient if not stride else layers.Concatenate()([patient, WindowSamples(stride)(window)])
+    scores = ensemble(features)
     ensemble.set_weights(
         [
             arrays["feature"].ravel(),

@@ -92,12 +92,9 @@ Z_SCALE, Z_FLOOR, Z_CLIP = 5.0, 1e-2, 10.0
 """A z-score is clipped to ±``Z_CLIP`` and divided by ``Z_SCALE`` (inputs within ±2); a feature whose
 spread over the record is below ``Z_FLOOR`` is measured against that floor."""
 WINDOW_SHAPE = (WINDOW_BEFORE + WINDOW_AFTER, LEADS)
-SINUS_SHARE = 0.2
-"""Least share of a recording's beats at one R-R (±``MODE_HALF``) for it to count as the patient's rhythm."""
-STEADY = 0.23
-"""A steady beat's pre-R-R is within ±17% (log2 ±0.23) of the previous beat's."""
-MODE_HALF, MODE_STEP = 0.15, 0.01
-"""Half-width (±11%) and step, in log2 units, of the pre-R-R density of :func:`rhythm_reference`."""
+LATE_QUANTILE, ON_TIME = 0.8, 0.85
+""":func:`rhythm_reference`: a beat is on time when its pre-R-R is at least 85% of the recording's
+80th percentile of pre-R-R (below it, a premature beat)."""
 
 
 def second_lead_columns() -> tuple[np.ndarray, np.ndarray]:
@@ -270,42 +267,26 @@ def record_standardised(F: np.ndarray, reference: np.ndarray | None = None) -> n
     return (np.clip(Z, -Z_CLIP, Z_CLIP) / Z_SCALE).astype(np.float32)
 
 
-def rhythm_reference(
-    samples: np.ndarray, fs: float, among: np.ndarray | None = None, share: float = SINUS_SHARE
-) -> np.ndarray:
+def rhythm_reference(samples: np.ndarray, fs: float, among: np.ndarray | None = None) -> np.ndarray:
     """The beats that stand for the patient's own rhythm: a boolean mask over the R-peaks ``samples``,
     chosen among the beats ``among`` (a boolean mask; all by default).
 
-    A recording's median R-R is its usual beat's only while most beats are sinus beats. In a patient
-    whose rhythm is mostly ectopic (runs of atrial ectopy between long sinus cycles) the median R-R
-    is the ectopic one, and every premature beat looks on time. The sinus beats come at the longest
-    R-R that recurs steadily: the reference is the *steady* beats (pre-R-R within ±``STEADY`` (log2)
-    of the previous beat's, which leaves out a premature beat and the pause after it) whose pre-R-R
-    lies within ±``MODE_HALF`` of the longest mode of the steady beats' pre-R-R density that holds at
-    least ``share`` of all beats. All beats when no mode does (bigeminy, trigeminy, fibrillation),
-    or when there are too few beats to tell.
+    A recording's median R-R and median beat are its usual beat's only while most beats are sinus
+    beats. In a patient whose rhythm is mostly ectopic (runs of atrial ectopy between long sinus
+    cycles, frequent PVCs) the median is an ectopic beat, and every premature beat looks on time and
+    usual. Ectopic beats come early; sinus beats do not. So the reference is the beats that are not
+    premature: those whose pre-R-R is at least ``ON_TIME`` of the recording's ``LATE_QUANTILE``
+    quantile of pre-R-R. With most beats sinus that is nearly all of them; with most beats ectopic it
+    is the sinus ones. All beats when there are too few to tell.
     """
     s = np.asarray(samples, dtype=np.float64)
     among = np.ones(s.size, dtype=bool) if among is None else np.asarray(among, dtype=bool)
-    n = int(among.sum())
-    if n < 10:
+    if among.sum() < 10:
         return among.copy()
     rr = np.diff(s) / check_fs(fs)
-    pre = np.log2(np.maximum(np.concatenate([[rr[0]], rr]), 1e-3))
-    steady = among & (np.abs(pre - np.concatenate([pre[:1], pre[:-1]])) <= STEADY)
-    if not steady.any():
-        return among.copy()
-    ordered = np.sort(pre[steady])
-    centres = np.arange(ordered[0], ordered[-1] + MODE_STEP, MODE_STEP)
-    mass = np.searchsorted(ordered, centres + MODE_HALF, "right") - np.searchsorted(
-        ordered, centres - MODE_HALF
-    )
-    padded = np.concatenate([[-1], mass, [-1]])
-    peak = (mass >= share * n) & (mass >= padded[:-2]) & (mass >= padded[2:])
-    if not peak.any():
-        return among.copy()
-    mode = centres[np.flatnonzero(peak)[-1]]
-    return steady & (np.abs(pre - mode) <= MODE_HALF)
+    pre = np.concatenate([[rr[0]], rr])
+    late = float(np.quantile(pre[among], LATE_QUANTILE))
+    return among & (pre >= ON_TIME * late)
 
 
 def patient_inputs(

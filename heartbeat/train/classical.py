@@ -17,7 +17,7 @@ import numpy as np
 
 from heartbeat.core.config import ResNetConfig
 from heartbeat.model.calibration import nll
-from heartbeat.model.classical import gbt_model, lda_model
+from heartbeat.model.classical import gbt_model, lda_model, tree_features
 from heartbeat.prepare.arrays import Split
 from heartbeat.signal.patient import WINDOW_SHAPE
 from heartbeat.train.fit import TrainResult, class_weights
@@ -67,8 +67,9 @@ def fit_classical(architecture: str, cfg: ResNetConfig, tr: Split, va: Split, n_
     if architecture not in ARCHITECTURES:
         raise ValueError(f"fit_classical: architecture {architecture!r} is not one of {ARCHITECTURES}")
     rows = training_rows(tr.y, cfg.trees.normal_share if architecture == "gbt" else 1.0, cfg.seed)
-    X, y = np.asarray(tr.P, dtype=np.float32)[rows], np.asarray(tr.y)[rows]
-    X_va, y_va = np.asarray(va.P, dtype=np.float32), np.asarray(va.y)
+    stride = cfg.trees.window_stride if architecture == "gbt" else 0
+    X, y = tree_features(tr.W[rows], tr.P[rows], stride), np.asarray(tr.y)[rows]
+    X_va, y_va = tree_features(va.W, va.P, stride), np.asarray(va.y)
     if np.unique(y).size < 3:
         raise ValueError(f"{architecture}: the training split holds fewer than three classes")
     weights = class_weights(y, cfg.class_weight)
@@ -111,7 +112,7 @@ def fit_classical(architecture: str, cfg: ResNetConfig, tr: Split, va: Split, n_
                         _all_classes(p_va, gbt.classes_, n_classes),
                     )
                 )
-        model = gbt_model(gbt, n_classes, WINDOW_SHAPE, X.shape[1])
+        model = gbt_model(gbt, n_classes, WINDOW_SHAPE, np.asarray(tr.P).shape[1], stride)
     seconds = time.perf_counter() - t0
     last = history[-1]
     log.info(
