@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from heartbeat.core.atomic import recover_tree
+from heartbeat.core.atomic import recover_folders
 from heartbeat.core.errors import HeartbeatError
-from heartbeat.core.layout import OUTPUT_ROOTS
+from heartbeat.core.layout import output_folders
 from heartbeat.core.logs import setup
 from heartbeat.core.native import native_log_filter
 
@@ -56,19 +56,21 @@ def guarded(
     return 0
 
 
-def recover_outputs(roots: tuple[os.PathLike[str] | str, ...] = OUTPUT_ROOTS) -> None:
+def recover_outputs(folders: tuple[os.PathLike[str] | str, ...] | None = None) -> None:
     """Remove the temporaries of writers that were killed and finish their folder swaps
-    (:func:`heartbeat.core.atomic.recover`), in every output folder, and say what was done."""
+    (:func:`heartbeat.core.atomic.recover`), in the folders the stages write to
+    (:func:`heartbeat.core.layout.output_folders`), and say what was done, at WARNING: a deletion
+    is never silent."""
     log = logging.getLogger("heartbeat")
-    for root in roots:
+    for folder in output_folders() if folders is None else folders:
         try:
-            done = recover_tree(root)
+            done = recover_folders([folder])
         except OSError as exc:  # never a reason to fail the stage
-            log.warning("%s: could not clean up after an earlier run (%s)", root, exc.strerror or exc)
+            log.warning("%s: could not clean up after an earlier run (%s)", folder, exc.strerror or exc)
             continue
         for path in done:
             if path.name.startswith("."):
-                log.info("removed %s, left behind by an earlier run that was killed", path)
+                log.warning("removed %s, left behind by an earlier run that was killed", path)
             else:
                 log.warning("%s: restored its previous version; an earlier run was killed replacing it", path)
 

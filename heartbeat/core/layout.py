@@ -29,8 +29,7 @@ MODELS = Path("models")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 OUTPUT_ROOTS = (Path("data"), MODELS, METRICS, PLOTS)
-"""The folders every stage output lives under; each stage recovers them at start
-(:func:`heartbeat.core.atomic.recover_tree`) from a writer that was killed."""
+"""The folders every stage output lives under."""
 
 RAW_FILES: tuple[str, ...] = (
     "mitbih_train.csv",
@@ -71,6 +70,14 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "resnet_mitbih": ModelSpec("train_resnet_mitbih", "mitbih", "ResNet, MIT-BIH"),
     "transfer_ptb": ModelSpec("finetune_transfer", "ptb", "Transfer MIT-BIH → PTB"),
 }
+
+
+def output_folders() -> tuple[Path, ...]:
+    """The folders the stages' writers write into (each output's parent), and no other: each stage
+    recovers exactly these at start (:func:`heartbeat.core.atomic.recover_folders`) from a writer
+    that was killed. Folders below them (a user's ``data/mystudy``) are never searched."""
+    per_model = [PLOTS / name for name in MODEL_SPECS]
+    return (Path("data"), PREPARED, MODELS, METRICS, METRICS / "details", PLOTS, *per_model)
 
 
 def model_file(name: str) -> Path:
