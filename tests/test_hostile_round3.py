@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.test_hostile import _rows, tiny_onnx
+from heartbeat.core.errors import DataError
+from tests.conftest import ROOT
+from tests.test_hostile import _one_line, _predict, _record, _rows, tiny_onnx
 
 
 @pytest.fixture
@@ -82,3 +87,235 @@ def test_what_the_writers_make_is_what_recovery_removes(tmp_path) -> None:
         assert f".heartbeat-{os.getpid()}." in tmp.name
     with atomic.atomic_dir(tmp_path / "raw") as tmp:
         assert atomic._ours(atomic._TEMPORARY.match(tmp.name)), tmp.name
+
+
+# ---------------------------------------------------------------- 6.2 no traceback
+
+
+def _edf(path: Path, leads: tuple[str, ...] = ("MLII", "V1"), seconds: int = 30, fs: int = 250) -> Path:
+    """A two-lead EDF with one-second data records, each lead a clean synthetic ECG."""
+    import edfio
+
+    t = np.arange(seconds * fs) / fs
+    phase = (t * 1.2) % 1.0
+    ecg = np.exp(-(((phase - 0.3) / 0.012) ** 2)) + 0.15 * np.exp(-(((phase - 0.6) / 0.06) ** 2))
+    signals = [
+        edfio.EdfSignal(ecg * (1 + i), fs, label=name, physical_dimension="mV", physical_range=(-3, 3))
+        for i, name in enumerate(leads)
+    ]
+    edfio.Edf(signals).write(path)
+    return path
+
+
+def _edf_zero_rate(path: Path) -> Path:
+    """The EDF of :func:`_edf` with MLII stored at 0 samples per data record (V1 unchanged)."""
+    data = _edf(path).read_bytes()
+    header = bytearray(data[: 256 * 3])
+    at = 256 + 2 * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80)  # the first signal's samples per record
+    header[at : at + 8] = b"0       "
+    per_record = 250 * 2
+    body = data[256 * 3 :]
+    records = [body[i : i + 2 * per_record] for i in range(0, len(body), 2 * per_record)]
+    path.write_bytes(bytes(header) + b"".join(r[per_record:] for r in records))
+    return path
+
+
+def _multisegment(folder: Path) -> Path:
+    _record(folder, "seg")
+    (folder / "multi.hea").write_text("multi/2 1 360 21600\nseg 10800\nseg 10800\n")
+    return folder / "multi"
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda d: _edf_zero_rate(d / "z.edf"), r"z\.edf: signal MLII: 0 samples per second"),
+        (lambda d: _multisegment(d / "db"), r"multi: header multi\.hea describes a multi-segment record"),
+    ],
+    ids=["EDF signal of 0 samples per record", "multi-segment WFDB header"],
+)
+def test_damaged_recording_headers_are_one_line(capsys, tmp_path, model, build, expected) -> None:
+    path = build(tmp_path)
+    code, _, err = _predict(capsys, "-m", model, path)
+    assert code == 2
+    assert re.search(expected, _one_line(err)), err
+
+
+def test_a_zero_rate_never_reaches_a_division(tmp_path) -> None:
+    """check_lead divided by the rate: every reader's rate is checked there too."""
+    from heartbeat.core.errors import DataError
+    from heartbeat.signal.recordings import Recording, check_lead
+
+    for fs in (0.0, -250.0, float("nan")):
+        with pytest.raises(DataError, match=r"^x: lead 0: sampling rate .* Hz is outside"):
+            check_lead(Recording(np.ones(100), fs, "0", "x"))
+
+
+def test_a_multisegment_header_in_the_physionet_fetch_is_one_line_and_not_kept(tmp_path) -> None:
+    from heartbeat.testing.mirrors import served
+    from tests.test_hostile import _collect, _mirror
+
+    root = _mirror(tmp_path / "mirror")
+    good = (root / "mitdb" / "100.hea").read_text()
+    (root / "mitdb" / "100.hea").write_text("100/2 1 360 21600\n100_1 10800\n100_2 10800\n")
+    cache = tmp_path / "cache"
+    with served(root) as mirror:
+        with pytest.raises(DataError, match=r"^mitdb record 100: header 100\.hea describes a multi-segment"):
+            _collect(mirror.url, cache)
+        assert not list(cache.rglob("100.hea"))  # not kept: the next run fetches it again
+        (root / "mitdb" / "100.hea").write_text(good)
+        assert len(_collect(mirror.url, cache)) > 20
+
+
+def _pretrained_copy(tmp_path: Path) -> Path:
+    """A copy of the packaged model folder; its TFLite export, up to date with the .keras, reads the
+    .keras's sidecar (temperature, smoothing) and starts without TensorFlow."""
+    from heartbeat.serve.pretrained import MODEL
+
+    shutil.copytree(MODEL.parent, tmp_path / "pre", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "pre" / "export" / "resnet_mitbih.tflite"
+
+
+SIDECAR_DAMAGE = {
+    "not JSON": (b'{"temperature": 0.53', r"not valid JSON"),
+    "latin-1": ('{"model": "r\xe9snet", "temperature": 0.5}'.encode("latin-1"), r"not UTF-8: byte 0xe9"),
+    "a list": (b"[0.53]", r"a JSON list, expected an object"),
+    "a folder": (None, r"a folder, not a file"),
+    "a 5,000-digit number": (b"1" * 5000, r"not usable JSON: Exceeds the limit"),
+    "nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, r"not usable JSON: maximum recursion depth"),
+}
+
+
+@pytest.mark.parametrize("damage", list(SIDECAR_DAMAGE))
+def test_a_damaged_sidecar_is_refused_not_ignored(capsys, tmp_path, damage) -> None:
+    """A damaged sidecar was read as {}: temperature and smoothing dropped without a word, the classes
+    changed; nested 100,000 deep it was a RecursionError traceback."""
+    model = _pretrained_copy(tmp_path)
+    record = _record(tmp_path / "db")
+    code, _, err = _predict(capsys, "-m", model, record)
+    assert code == 0 and "temperature 0.5347" in err, err
+    sidecar = model.parent.parent / "resnet_mitbih.json"
+    content, expected = SIDECAR_DAMAGE[damage]
+    sidecar.unlink()
+    if content is None:
+        sidecar.mkdir()
+    else:
+        sidecar.write_bytes(content)
+    code, out, err = _predict(capsys, "-m", model, record)
+    assert code == 2 and out == "", err
+    line = _one_line(err)
+    assert f"{sidecar}: the model's sidecar is damaged (" in line and re.search(expected, line), line
+
+
+def test_closed_stdout_is_one_line_and_no_rows_are_lost(tmp_path, model, beats_csv) -> None:
+    """``>&-``: sys.stdout is None and writing it was an AttributeError traceback."""
+    for target in ("-", "/dev/stdout"):
+        argv = [sys.executable, "-m", "heartbeat.serve.cli", "predict", "-m", model, beats_csv, "-o", target]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [str(a) for a in argv],
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=None,
+            timeout=120,
+            preexec_fn=lambda: os.close(1),
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 2 and "Traceback" not in err, err
+        assert "standard output is closed" in err or "file descriptor 1 is not open" in err, err
+
+
+def test_closed_stderr_keeps_the_summary_out_of_the_rows(tmp_path, model, beats_csv) -> None:
+    """``2>&-``: print(file=None) wrote the summary into the CSV on stdout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "heartbeat.serve.cli", "predict", "-m", model, beats_csv]
+    done = subprocess.run(
+        [str(a) for a in argv], env=env, stdout=subprocess.PIPE, timeout=120, preexec_fn=lambda: os.close(2)
+    )
+    rows = done.stdout.decode().splitlines()
+    assert done.returncode == 0 and len(rows) == 21, rows
+    assert not [r for r in rows if "heartbeat predict" in r], rows
+
+
+@pytest.mark.parametrize("threads", ["100000", "99999999999999999999"])
+def test_threads_beyond_the_cores_are_capped_with_a_message(capsys, tmp_path, threads) -> None:
+    """--threads 99999999999999999999 blamed the model file ("not a TFLite model"); 100000 took 4 GB."""
+    from heartbeat.serve.runners import default_threads
+
+    code, out, err = _predict(
+        capsys, "-m", _pretrained_copy(tmp_path), "--threads", threads, _record(tmp_path)
+    )
+    assert code == 0, err
+    cores = default_threads()
+    assert f"--threads {threads}: this process may use {cores} CPU core(s); using {cores}" in err
+    assert f"{cores} threads" in err and len(out.splitlines()) > 30
+
+
+# ---------------------------------------------------------------- 6.3 no exit 0 with a wrong result
+
+
+@pytest.mark.parametrize("fs", ["-360", "+360", "3.6e2", "-360(0)"])
+def test_a_rate_wfdb_misreads_is_refused(capsys, tmp_path, model, fs) -> None:
+    """wfdb reads ``-360`` and ``+360`` as its default 250 Hz and ``3.6e2`` as 3.6: the beat times ran past
+    the recording's end, exit 0."""
+    record = _record(tmp_path / "db")
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace(" 360 ", f" {fs} ", 1))
+    code, _, err = _predict(capsys, "-m", model, record)
+    assert code == 2
+    assert f"rec.hea gives the sampling rate '{fs}', which is not a sampling rate" in _one_line(err)
+
+
+def test_a_negative_rate_in_the_physionet_fetch_is_refused_and_not_kept(tmp_path) -> None:
+    from heartbeat.testing.mirrors import served
+    from tests.test_hostile import _collect, _mirror
+
+    root = _mirror(tmp_path / "mirror")
+    header = root / "mitdb" / "100.hea"
+    header.write_text(header.read_text().replace(" 360 ", " -360 ", 1))
+    with served(root) as mirror, pytest.raises(DataError, match=r"^mitdb record 100: header 100\.hea gives"):
+        _collect(mirror.url, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("100.hea"))
+
+
+@pytest.mark.parametrize("cut", ["half its data records", "half a data record"])
+def test_a_truncated_edf_is_an_error(capsys, tmp_path, model, cut) -> None:
+    """Half the records gave exit 0 on half the recording, with only edfio's raw warning lines.
+
+    Decision: an error. A file holding fewer records than its header declares is an incomplete copy;
+    its beat counts and times would pass for the recording's. The message says what is missing."""
+    path = _edf(tmp_path / "t.edf")
+    data = path.read_bytes()
+    keep = 256 * 3 + 15 * 1000 + (500 if cut == "half a data record" else 0)
+    path.write_bytes(data[:keep])
+    code, out, err = _predict(capsys, "-m", model, path)
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert "t.edf: the EDF file is truncated or damaged: " in line
+    if cut == "half its data records":
+        assert "its header declares 30 data records but the file holds 15" in line
+
+
+# ---------------------------------------------------------------- 6.6 the cache keeps only what passed
+
+
+def test_a_header_that_disagrees_with_its_data_is_not_kept(tmp_path) -> None:
+    """``100 1 360 325000`` with a 10,800-sample .dat: the header stayed cached, and every later fetch
+    failed, even after the mirror was fixed."""
+    from heartbeat.testing.mirrors import served
+    from tests.test_hostile import _collect, _mirror
+
+    root = _mirror(tmp_path / "mirror")
+    header = root / "mitdb" / "100.hea"
+    good = header.read_text()
+    header.write_text(good.replace(" 10800", " 325000", 1))
+    cache = tmp_path / "cache"
+    with served(root) as mirror:
+        with pytest.raises(
+            DataError,
+            match=r"^mitdb record 100: .*100\.dat: got 21600 bytes, expected 650000 from the record header",
+        ):
+            _collect(mirror.url, cache)
+        assert not list(cache.rglob("100.hea")) and not list(cache.rglob("100.dat"))
+        header.write_text(good)  # the mirror is fixed: so is the next fetch
+        assert len(_collect(mirror.url, cache)) > 20

@@ -23,6 +23,7 @@ from heartbeat.core.errors import HeartbeatError
 from heartbeat.core.layout import output_folders
 from heartbeat.core.logs import setup
 from heartbeat.core.native import native_log_filter
+from heartbeat.core.streams import reopen_closed_standard_streams
 
 EXIT_INTERRUPTED = 130
 
@@ -42,6 +43,7 @@ def guarded(
     ``exit_code`` maps a :class:`HeartbeatError` to the status to return (the CLI returns 2 for bad
     input); ``interrupted`` is the line printed after Ctrl-C or SIGTERM, which return 130.
     """
+    reopen_closed_standard_streams()  # before logging takes sys.stderr
     setup(name)
     signal.signal(signal.SIGTERM, _on_sigterm)
     with native_log_filter():

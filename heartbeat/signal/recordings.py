@@ -12,6 +12,9 @@ EDF is read with edfio: small (numpy only), maintained, reads and writes EDF and
 from __future__ import annotations
 
 import io
+import logging
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,8 @@ import numpy as np
 from heartbeat.core.errors import DataError, first_line
 from heartbeat.signal import records
 from heartbeat.signal.checks import MAX_FS
+
+log = logging.getLogger("heartbeat")
 
 DEFAULT_LEADS: tuple[str, ...] = ("MLII", "II", "V5")
 """Tried in order, case-insensitively: MIT-BIH's MLII (the training lead), PTB's lead ii, then V5,
@@ -104,6 +109,11 @@ def check_lead(rec: Recording) -> Recording:
     """Refuse a lead that cannot give trustworthy beats, with one line naming the input and the lead."""
     x = rec.signal
     what = f"{rec.where}: lead {rec.lead}"
+    if not (np.isfinite(rec.fs) and MIN_SIGNAL_FS <= rec.fs <= MAX_FS):
+        raise DataError(
+            f"{what}: sampling rate {rec.fs:g} Hz is outside {MIN_SIGNAL_FS:g}..{MAX_FS:g} Hz; the input's "
+            "header is damaged, or --fs is wrong"
+        )
     bad = ~np.isfinite(x)
     if bad.any():
         first = int(np.argmax(bad))
@@ -186,27 +196,81 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
 
 
 def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> Recording:
-    """An EDF or EDF+ file (continuous only), the chosen signal converted to millivolts."""
+    """An EDF or EDF+ file (continuous only), the chosen signal converted to millivolts; the first
+    other voltage signal at the same rate is the second lead (docs/predict.md).
+
+    A file holding fewer (or more) data records than its header declares is refused: it is an
+    incomplete copy, and classifying the part that is there would give counts and times that are not
+    the recording's. (edfio reads it with a warning; a header count of -1, "still recording", is the
+    format's way to say the count is unknown, and is accepted.)
+    """
     import edfio
 
     where = str(path)
     try:
-        edf = edfio.read_edf(io.BytesIO(data) if data is not None else path)
-        signals = list(edf.signals)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            edf = edfio.read_edf(io.BytesIO(data) if data is not None else path)
+            signals = list(edf.signals)
     except Exception as exc:  # edfio raises ValueError/IndexError/UnicodeDecodeError on a bad header
         raise DataError(f"{where}: not a valid EDF file ({first_line(exc, 160)})") from None
+    for warning in caught:
+        _edf_warning(str(warning.message), where)
     if not edf.is_continuous:
         raise DataError(f"{where}: an EDF+D file (with gaps); export a continuous EDF or EDF+C instead")
     if not signals:
         raise DataError(f"{where}: the EDF file holds no signals")
-    signal = signals[choose_lead([s.label for s in signals], lead, where)]
+    chosen = signals[choose_lead([s.label for s in signals], lead, where)]
+    values = _edf_millivolts(chosen, where)
+    others = [
+        s
+        for s in signals
+        if s is not chosen
+        and s.sampling_frequency == chosen.sampling_frequency
+        and s.physical_dimension.strip().lower() in UNITS_TO_MV
+    ]
+    second = _edf_millivolts(others[0], where) if others else None
+    if second is not None and second.size != values.size:
+        second = None
+    return Recording(values, float(chosen.sampling_frequency), chosen.label or "0", where, second=second)
+
+
+_EDF_COUNT = re.compile(r"header indicates (-?\d+) data records, but file contains (\d+) records")
+
+
+def _edf_warning(message: str, where: str) -> None:
+    """edfio's warnings about the file, as our one line: a truncated file is an error, the rest a log line."""
+    count = _EDF_COUNT.search(message)
+    if count is not None and int(count[1]) == -1:
+        return
+    if count is not None or "Incomplete data record" in message:
+        said = (
+            f"its header declares {int(count[1]):,} data records but the file holds {int(count[2]):,}"
+            if count
+            else ("its last data record is incomplete")
+        )
+        raise DataError(
+            f"{where}: the EDF file is truncated or damaged: {said}; copy or export it again (classifying "
+            "the part that is there would give beat counts and times that are not the recording's)"
+        )
+    log.warning("%s: %s", where, first_line(message, 200))
+
+
+def _edf_millivolts(signal, where: str) -> np.ndarray:
+    """One EDF signal in millivolts; a rate of 0 (0 samples per data record) or a unit that is not a
+    voltage is refused."""
     unit = signal.physical_dimension.strip().lower()
     if unit not in UNITS_TO_MV:
         raise DataError(
             f"{where}: signal {signal.label}: unit {signal.physical_dimension!r} is not a voltage"
         )
-    values = np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
-    return Recording(values, float(signal.sampling_frequency), signal.label or "0", where)
+    fs = float(signal.sampling_frequency)
+    if not np.isfinite(fs) or fs <= 0:
+        raise DataError(
+            f"{where}: signal {signal.label}: {fs:g} samples per second (its header gives 0 samples per data "
+            "record); the file is damaged, or pick another signal with --lead"
+        )
+    return np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
 
 
 def read_table(
