@@ -319,3 +319,52 @@ def test_a_header_that_disagrees_with_its_data_is_not_kept(tmp_path) -> None:
         assert not list(cache.rglob("100.hea")) and not list(cache.rglob("100.dat"))
         header.write_text(good)  # the mirror is fixed: so is the next fetch
         assert len(_collect(mirror.url, cache)) > 20
+
+
+# ---------------------------------------------------------------- 6.4 output never lost or mixed
+
+
+@pytest.mark.parametrize(
+    ("plot", "rows", "expected"),
+    [
+        ("out.csv", "out.csv", r"--plot out\.csv: is where the rows go \(out\.csv\)"),
+        ("link.csv", "out.csv", r"--plot link\.csv: is where the rows go"),
+        ("out.csv", "./sub/../out.csv", r"--plot out\.csv: is where the rows go"),
+        ("-", None, r"--plot -: the rows go to standard output"),
+        ("/dev/stdout", None, r"--plot /dev/stdout: is where the rows go"),
+        ("", None, r"--plot: is empty; give a PNG file name"),
+        ("", "out.csv", r"--plot: is empty"),
+        ("rec.hea", None, r"--plot rec\.hea: is one of the inputs"),
+        (".", None, r"--plot \.: is a folder"),
+    ],
+)
+def test_the_plot_never_lands_on_the_rows(capsys, tmp_path, model, monkeypatch, plot, rows, expected) -> None:
+    """--plot naming -o's file left the PNG where the rows should be; --plot - appended a PNG to the CSV on
+    stdout; --plot "" was ignored; plot-path errors named -o."""
+    monkeypatch.chdir(tmp_path)
+    record = _record(tmp_path / "db")
+    monkeypatch.chdir(tmp_path / "db")
+    (tmp_path / "db" / "sub").mkdir()
+    existing = tmp_path / "db" / "out.csv"
+    if plot == "link.csv":
+        existing.write_text("mine\n")
+        (tmp_path / "db" / "link.csv").symlink_to("out.csv")
+    argv = ["-m", model, record.name, "--plot", plot, *(["-o", rows] if rows else [])]
+    code, out, err = _predict(capsys, *argv)
+    assert code == 2 and out == "", err
+    assert re.search(expected, _one_line(err)), err
+    if plot == "link.csv":
+        assert existing.read_text() == "mine\n"
+    else:
+        assert not existing.exists()
+
+
+def test_a_plot_beside_the_rows_file_is_written(capsys, tmp_path, model) -> None:
+    record = _record(tmp_path / "db")
+    code, _, err = _predict(
+        capsys, "-m", model, record, "--plot", tmp_path / "p.png", "-o", tmp_path / "r.csv"
+    )
+    assert code == 0, err
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "r.csv").read_text().count(
+        "\n"
+    ) > 30

@@ -431,13 +431,13 @@ def default_model(backend: str) -> tuple[str, str]:
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.output import plan_output, write_output, write_output_bytes
+    from heartbeat.serve.output import plan_output, plan_plot, write_output, write_output_bytes
     from heartbeat.serve.runners import load_runner, predict_proba
 
     model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
     read = files_read(args.input, model)
     output = plan_output(args.output, read)  # before any work
-    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    plot = plan_plot(args.plot, output, read) if args.plot is not None else None
     beats = read_input(args.input, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
     if plot is not None and beats.signal is None:
         raise ParamsError(f"--plot: {args.input} holds beats, not a recording; there is no signal to draw")
