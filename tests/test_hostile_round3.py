@@ -368,3 +368,32 @@ def test_a_plot_beside_the_rows_file_is_written(capsys, tmp_path, model) -> None
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "r.csv").read_text().count(
         "\n"
     ) > 30
+
+
+@pytest.mark.parametrize(("architecture", "lr"), [("mlp", 1e8), ("mlp", 1e4), ("resnet", 100.0)])
+def test_training_that_diverges_to_a_finite_loss_is_refused(architecture, lr) -> None:
+    """``lr: 1e8`` trained to a finite loss of 6.8e27 and saved the model (every beat one class), exit 0:
+    divergence is more than NaN. These settings give finite losses of 1e14 to 1e26 in epoch 1 (a NaN
+    loss was refused already); the guard refuses a loss far beyond chance, finite or not."""
+    from heartbeat.core.config import TrainConfig
+    from heartbeat.model.architectures import build_mlp
+    from heartbeat.train.fit import TrainingDiverged, train
+    from tests.test_quality_options import _resnet, _split
+
+    tr, va = _split(256, 0), _split(64, 1)
+    model = build_mlp(3, hidden=(16, 8)) if architecture == "mlp" else _resnet()
+    cfg = TrainConfig(epochs=3, batch_size=32, patience=0, lr=lr)
+    with pytest.raises(
+        TrainingDiverged, match=r"^training diverged: the (val )?loss became [0-9.e+]+ \(over 110, "
+    ):
+        train(model, tr, va, cfg, section="train_mlp")
+
+
+def test_a_sane_training_passes_the_divergence_guard() -> None:
+    from heartbeat.core.config import TrainConfig
+    from heartbeat.train.fit import train
+    from tests.test_quality_options import _resnet, _split
+
+    tr, va = _split(256, 0), _split(64, 1)
+    result = train(_resnet(), tr, va, TrainConfig(epochs=2, batch_size=32, patience=0, lr=0.01))
+    assert len(result.history) == 2
