@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from heartbeat.core.errors import ParamsError, first_line
+from heartbeat.model.smoothing import MAX_NEIGHBOURS, MAX_SPAN
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -237,7 +238,7 @@ class RecordSmoothingConfig(_Strict):
     neighbours: int = Field(
         20,
         ge=1,
-        le=1000,
+        le=MAX_NEIGHBOURS,
         description="how many of the recording's beats are averaged, the beat itself included",
     )
     weight: float = Field(
@@ -246,7 +247,7 @@ class RecordSmoothingConfig(_Strict):
     span: int = Field(
         5000,
         ge=1,
-        le=1_000_000,
+        le=MAX_SPAN,
         description="most beats searched for a beat's neighbours: a longer recording is smoothed in equal "
         "consecutive stretches no longer than this (a Holter's cost grows linearly, not as its square)",
     )
