@@ -432,3 +432,64 @@ def test_smoothing_beyond_its_budget_is_refused_in_params_and_in_the_sidecar(tmp
         assert RecordSmoothingConfig(**edge).span == MAX_SPAN
         sidecar.write_text(json.dumps({"record_smoothing": edge}))
         assert stored_smoothing(sidecar).neighbours == MAX_NEIGHBOURS
+
+
+def _table(path: Path, rows: int, sep: str = ",", header: bool = True) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(size=(rows, 3)), 4)
+    lines = ([sep.join(["time", "MLII", "V1"])] if header else []) + [
+        sep.join(f"{v:.4f}" for v in row) for row in x
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path, x
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_signal_table_is_parsed_as_numbers_in_bounded_memory(tmp_path, monkeypatch, sep) -> None:
+    """A 24-hour three-lead CSV (516 MB) passed 4.29 GB and was killed: every cell was a Python string,
+    about 12x the file. Now only the chosen lead and the next are parsed, as float32 numbers, chunk by
+    chunk: what Python allocates stays a small multiple of the decoded columns."""
+    import tracemalloc
+
+    from heartbeat.signal import recordings
+
+    monkeypatch.setattr(recordings, "TABLE_CHUNK_ROWS", 20_000)
+    path, x = _table(tmp_path / "t.csv", 200_000, sep)
+    tracemalloc.start()
+    try:
+        rec = recordings.read_table(path, 250.0, "MLII")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(rec.signal, x[:, 1], atol=1e-4)
+    np.testing.assert_allclose(rec.second, x[:, 0], atol=1e-4)  # the first other column
+    decoded = 2 * x.shape[0] * 4  # two float32 columns
+    assert peak < 5 * decoded, peak / decoded  # 3.1x; every cell as a string was 13x
+
+
+def test_a_bad_cell_deep_in_a_table_names_its_row(tmp_path, monkeypatch) -> None:
+    from heartbeat.signal import recordings
+
+    monkeypatch.setattr(recordings, "TABLE_CHUNK_ROWS", 1000)
+    path, _ = _table(tmp_path / "t.csv", 5000)
+    lines = path.read_text().splitlines()
+    lines[3456] = "1,abc,2"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"t\.csv: row 3457, column MLII: 'abc' is not a number"):
+        recordings.read_table(path, 250.0)
+    lines[3456] = "1,2,True"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"row 3457, column V1: 'True' is not a number"):
+        recordings.read_table(path, 250.0, "V1")
+    recordings.read_table(path, 250.0, "time")  # that column is not read: time and MLII are
+
+
+@pytest.mark.parametrize("blank", [10, 70_000])
+def test_leading_blank_lines_do_not_make_a_table_empty(tmp_path, blank) -> None:
+    """65,536 or more leading blank lines made a CSV "empty": only its first 64 KiB were sniffed."""
+    from heartbeat.signal.recordings import read_table
+
+    path, _ = _table(tmp_path / "t.csv", 100)
+    path.write_text("\n" * blank + path.read_text())
+    rec = read_table(path, 250.0)
+    assert rec.lead == "MLII" and rec.signal.size == 100
