@@ -493,3 +493,20 @@ def test_leading_blank_lines_do_not_make_a_table_empty(tmp_path, blank) -> None:
     path.write_text("\n" * blank + path.read_text())
     rec = read_table(path, 250.0)
     assert rec.lead == "MLII" and rec.signal.size == 100
+
+
+def test_an_npy_larger_than_the_available_memory_is_refused_before_reading(
+    capsys, tmp_path, model, monkeypatch
+) -> None:
+    """A 5 GB .npy whose header matched its size was read whole. The check is against what this
+    process has available; here the machine is made small instead of the file large."""
+    from heartbeat.core import npyfile
+
+    np.save(tmp_path / "lead.npy", np.zeros(200_000, np.float32))  # 800 KB, 2.4 MB with its float64 copy
+    monkeypatch.setattr(npyfile, "available_bytes", lambda: 2_000_000)
+    code, out, err = _predict(capsys, "-m", model, tmp_path / "lead.npy", "--fs", "250")
+    assert code == 2 and out == ""
+    line = _one_line(err)
+    assert "lead.npy: reading this array (800,000 bytes, 3x with its copies) needs more memory than" in line
+    monkeypatch.setattr(npyfile, "available_bytes", lambda: 3_000_000)
+    assert npyfile.load_npy(tmp_path / "lead.npy", work=3.0).shape == (200_000,)

@@ -176,7 +176,7 @@ def read_npy(
     """
     path = display_name(path)
     try:
-        X = load_npy(path, data)
+        X = load_npy(path, data, work=1.0 if fs is None else 3.0)  # a signal: + its float64 copy
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
