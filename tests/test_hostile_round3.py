@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, ParamsError
 from tests.conftest import ROOT
 from tests.test_hostile import _one_line, _predict, _record, _rows, tiny_onnx
 
@@ -510,3 +510,52 @@ def test_an_npy_larger_than_the_available_memory_is_refused_before_reading(
     assert "lead.npy: reading this array (800,000 bytes, 3x with its copies) needs more memory than" in line
     monkeypatch.setattr(npyfile, "available_bytes", lambda: 3_000_000)
     assert npyfile.load_npy(tmp_path / "lead.npy", work=3.0).shape == (200_000,)
+
+
+# ---------------------------------------------------------------- 6.7 smaller
+
+
+@pytest.mark.parametrize(("kind", "fs"), [("wfdb", "250"), ("edf", "360")])
+def test_fs_that_disagrees_with_the_header_is_refused(capsys, tmp_path, model, kind, fs) -> None:
+    """--fs was silently ignored for WFDB and EDF input."""
+    path = _record(tmp_path / "db") if kind == "wfdb" else _edf(tmp_path / "r.edf")
+    code, _, err = _predict(capsys, "-m", model, path, "--fs", fs)
+    assert code == 2
+    assert (
+        f"{path}: --fs {fs} disagrees with the {360 if kind == 'wfdb' else 250} Hz its header gives"
+        in _one_line(err)
+    )
+    code, _, err = _predict(capsys, "-m", model, path, "--fs", "360" if kind == "wfdb" else "250")
+    assert code == 0, err
+
+
+def test_a_damaged_packaged_model_says_to_reinstall_not_to_run_dvc(capsys, tmp_path, monkeypatch) -> None:
+    """A pip user has no export stage to rerun."""
+    from heartbeat.serve import pretrained
+
+    model = _pretrained_copy(tmp_path)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    model.write_bytes(bytes(data))
+    code, _, err = _predict(capsys, "-m", model, _record(tmp_path / "db"))
+    assert code == 2 and "(dvc repro export)" in _one_line(err)  # a project's export: its stage remakes it
+    monkeypatch.setattr(pretrained, "FOLDER", model.parent.parent.resolve())
+    code, _, err = _predict(capsys, "-m", model, _record(tmp_path / "db"))
+    line = _one_line(err)
+    assert (
+        code == 2 and "its sha256 differs" in line and "reinstall the package" in line and "dvc" not in line
+    )
+
+
+def test_yaml_merge_keys_are_params(tmp_path) -> None:
+    """``<<: *defaults`` was reported as "not valid YAML"; the keys a section gives itself win."""
+    from heartbeat.core.config import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "train_mlp: &base\n  epochs: 2\n  lr: 0.01\ntrain_resnet_ptb:\n  <<: *base\n  epochs: 3\n"
+    )
+    assert load_params(path)["train_resnet_ptb"] == {"epochs": 3, "lr": 0.01}
+    path.write_text("train_mlp: &base\n  epochs: 2\ntrain_resnet_ptb:\n  <<: *base\n  lr: 1\n  lr: 2\n")
+    with pytest.raises(ParamsError, match=r"duplicate key: 'lr' at line 6 is already given at line 5"):
+        load_params(path)

@@ -385,11 +385,16 @@ def parse_section(model: type[T], section: str, raw: Any, source: str = "params.
 
 
 class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping, as DVC's YAML reader does."""
+    """PyYAML's safe loader, refusing a key given twice in one mapping, as DVC's YAML reader does.
+
+    Merge keys (``<<: *defaults``) are YAML, and DVC reads them: the keys a mapping gives itself
+    override the merged ones, so only its own keys are compared with each other."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
             try:
                 if key in seen:

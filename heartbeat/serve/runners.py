@@ -385,8 +385,18 @@ def verify_export(path: Path, manifest: dict | None = None) -> None:
     if want is not None and sha256_file(path) != want:
         raise ModelError(
             f"{path}: its sha256 differs from the one in {path.parent / MANIFEST}; the exported file is "
-            "damaged or was replaced; rerun the export stage (dvc repro export)"
+            f"damaged or was replaced; {_remedy(path)}"
         )
+
+
+def _remedy(path: Path) -> str:
+    """What to do about a damaged export: the packaged model's comes with the package (a pip user has
+    no DVC pipeline to rerun); a project's is remade by its export stage."""
+    from heartbeat.serve import pretrained
+
+    if pretrained.FOLDER in Path(os.path.realpath(path)).parents:
+        return "reinstall the package (pip install --force-reinstall heartbeat, or git checkout of the file in a clone) to restore the pretrained model"
+    return "rerun the export stage (dvc repro export)"
 
 
 def exported_for(keras_path: Path, backend: str, precision: str = "fp32") -> Path | None:

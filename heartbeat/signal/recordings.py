@@ -105,6 +105,17 @@ def check_fs_arg(fs: float | None, where: str) -> float:
     return float(fs)
 
 
+def given_rate(rec: Recording, fs: float | None) -> Recording:
+    """``rec``, after checking ``--fs`` against the rate its header gives (WFDB, EDF): an option that
+    disagrees is refused rather than silently ignored, since either the option or the file is wrong."""
+    if fs is not None and not np.isclose(fs, rec.fs, rtol=1e-6, atol=0):
+        raise DataError(
+            f"{rec.where}: --fs {fs:g} disagrees with the {rec.fs:g} Hz its header gives; leave --fs out, "
+            "this input carries its sampling rate"
+        )
+    return rec
+
+
 def check_lead(rec: Recording) -> Recording:
     """Refuse a lead that cannot give trustworthy beats, with one line naming the input and the lead."""
     x = rec.signal
