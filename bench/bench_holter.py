@@ -10,7 +10,8 @@ records), a 1-D ``.npy`` of MLII (the array input takes one lead) and a WFDB rec
 
 Each file then goes through ``heartbeat predict`` (the default pretrained model; ``--fs 250`` for the
 table and the array; rows to a file) in a process of its own, one format after the other; the table
-gives its wall time and its peak resident memory (``ru_maxrss`` of that child, from ``wait4``), the
+gives its wall time and its peak resident memory (``ru_maxrss`` of that child, from ``wait4`` in a small
+launcher process), the
 float32 size of the signal it decodes (two leads, one for the array), and their ratio; and the same
 ratio for the peak above that of a 5-minute recording (the fixed cost of interpreter, runtime and
 model), which is what grows with the recording. The issue's
@@ -21,6 +22,7 @@ to end on 2 cores. The machine is shared, so wall times move with its load (prin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -124,22 +126,34 @@ def _file_bytes(path: Path) -> int:
     return sum(path.with_suffix(ext).stat().st_size for ext in (".hea", ".dat"))
 
 
+_LAUNCHER = (
+    "import json, os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "with open(sys.argv[1], 'w') as fh:\n"
+    "    json.dump({'rc': os.waitstatus_to_exitcode(status), 'maxrss_kib': usage.ru_maxrss}, fh)\n"
+)
+"""Starts the measured process from a small Python of its own: Linux keeps a forked child's peak RSS
+across exec, so a child of this script (holding the recording) would report this script's memory."""
+
+
 def run_predict(path: Path, options: list[str], output: Path) -> dict[str, float | int | str]:
     """One ``heartbeat predict`` in a fresh process: wall seconds, peak RSS (bytes), exit code, last line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [PYTHON, "-m", "heartbeat.serve.cli", "predict", str(path), *options, "-o", str(output)]
+    report = output.with_suffix(".rusage.json")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read().decode("utf-8", errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(
+        [PYTHON, "-c", _LAUNCHER, str(report), *cmd], env=env, cwd=ROOT, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    usage = json.loads(report.read_text()) if report.exists() else {"rc": done.returncode, "maxrss_kib": 0}
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
     beats = sum(1 for _ in open(output)) - 1 if output.exists() else 0
     return {
         "seconds": seconds,
-        "peak_rss": usage.ru_maxrss * 1024,  # KiB on Linux
-        "rc": proc.returncode,
+        "peak_rss": usage["maxrss_kib"] * 1024,
+        "rc": usage["rc"],
         "beats": beats,
         "last": lines[-1] if lines else "",
     }
