@@ -186,9 +186,7 @@ def main() -> None:
         for kind, (path, options, leads) in files.items():
             got = run_predict(path, options, folder / f"{kind}.out.csv")
             decoded = n * leads * 4
-            size = sum(
-                p.stat().st_size for p in folder.glob(path.name + "*") if not p.name.endswith(".out.csv")
-            )
+            size = _file_bytes(path)
             results[kind] = {**got, "decoded_bytes": decoded, "file_bytes": size, "leads": leads}
             ratio = got["peak_rss"] / decoded
             above = (got["peak_rss"] - base["peak_rss"]) / decoded
