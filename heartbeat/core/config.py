@@ -32,8 +32,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
 from heartbeat.core.errors import ParamsError, first_line
-from heartbeat.model.smoothing import MAX_NEIGHBOURS, MAX_SPAN
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -238,7 +238,7 @@ class RecordSmoothingConfig(_Strict):
     neighbours: int = Field(
         20,
         ge=1,
-        le=MAX_NEIGHBOURS,
+        le=SMOOTHING_MAX_NEIGHBOURS,
         description="how many of the recording's beats are averaged, the beat itself included",
     )
     weight: float = Field(
@@ -247,7 +247,7 @@ class RecordSmoothingConfig(_Strict):
     span: int = Field(
         5000,
         ge=1,
-        le=MAX_SPAN,
+        le=SMOOTHING_MAX_SPAN,
         description="most beats searched for a beat's neighbours: a longer recording is smoothed in equal "
         "consecutive stretches no longer than this (a Holter's cost grows linearly, not as its square)",
     )

@@ -17,21 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN, SMOOTHING_WORKING_MEMORY_MB
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.core.layout import model_sidecar
 
 SIDECAR_KEY = "record_smoothing"
 """Where the training stage stores it in ``models/<name>.json``."""
 
-MAX_NEIGHBOURS = 100
-MAX_SPAN = 20_000
-"""The one set of bounds (params.yaml's schema in heartbeat/core/config.py and the sidecar check below
-both use these), chosen for a budget: on a day's Holter (about 100,000 beats) the search costs at most
-4x the default span of 5,000 (it grows linearly with ``span``: BENCHMARKS.md, 4.2 s at 5,000), and a
-stretch's neighbour lists stay under 20,000 x 100 x (8 + 8 + 5 x 8) bytes, about 112 MB. (1,000
-neighbours and a span of 1,000,000 took 4.1 GB and 212 s.)"""
-WORKING_MEMORY_MB = 128
-"""scikit-learn computes distances in blocks of this many MB (its default is 1,024)."""
+MAX_NEIGHBOURS, MAX_SPAN = SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
+"""The one set of bounds, shared with params.yaml's schema (heartbeat/core/budget.py says why)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ def smooth_over_records(
     groups = [part for g in groups for part in np.array_split(g, -(-len(g) // smoothing.span))]
     p = proba.astype(np.float64)
     out = np.empty_like(p)
-    with sklearn.config_context(working_memory=WORKING_MEMORY_MB):
+    with sklearn.config_context(working_memory=SMOOTHING_WORKING_MEMORY_MB):
         _smooth_groups(p, flat, groups, smoothing, out)
     return out.astype(proba.dtype)
 
