@@ -1,6 +1,7 @@
 """A 24-hour two-lead Holter through ``heartbeat predict``, in every input format: wall time and peak memory.
 
 Usage: python bench/bench_holter.py [--hours 24] [--formats csv,tsv,edf,npy,wfdb] [--json FILE]
+       [--before DIR [--before-formats csv,tsv]]
 
 Builds the recording from the shared MIT-BIH records (../shared/data/mitdb): each record whose first
 lead is MLII gives its two leads, resampled from 360 to 250 Hz, and the records are concatenated (in
@@ -137,9 +138,12 @@ _LAUNCHER = (
 across exec, so a child of this script (holding the recording) would report this script's memory."""
 
 
-def run_predict(path: Path, options: list[str], output: Path) -> dict[str, float | int | str]:
-    """One ``heartbeat predict`` in a fresh process: wall seconds, peak RSS (bytes), exit code, last line."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_predict(
+    path: Path, options: list[str], output: Path, code: Path = ROOT
+) -> dict[str, float | int | str]:
+    """One ``heartbeat predict`` (of the ``heartbeat`` package in ``code``) in a fresh process: wall
+    seconds, peak RSS (bytes), exit code, last line."""
+    env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [PYTHON, "-m", "heartbeat.serve.cli", "predict", str(path), *options, "-o", str(output)]
     report = output.with_suffix(".rusage.json")
     t0 = time.perf_counter()
@@ -164,6 +168,13 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="also run the formats of --before-formats with the heartbeat package in this folder (an "
+        "earlier commit's, e.g. from git archive), in the same run",
+    )
+    ap.add_argument("--before-formats", default="csv,tsv")
     args = ap.parse_args()
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     info = print_machine()
@@ -172,7 +183,7 @@ def main() -> None:
     print(
         f"built {len(x):,} samples x 2 leads at {FS} Hz ({len(x) / FS / 3600:.2f} h) in {time.perf_counter() - t0:.0f} s"
     )
-    rows, results = [], {}
+    rows, results, before_rows = [], {}, []
     with TempDir("bench_holter_") as folder:
         np.save(folder / "short.npy", np.ascontiguousarray(x[: BASELINE_MINUTES * 60 * FS, 0]))
         files = write_formats(x, folder, formats)
@@ -208,6 +219,19 @@ def main() -> None:
             print(
                 f"{kind}: {got['seconds']:.1f} s, {got['peak_rss'] / 1e9:.2f} GB, rc {got['rc']}", flush=True
             )
+        before_formats = [f for f in args.before_formats.split(",") if f in files] if args.before else []
+        for kind in before_formats:
+            path, options, leads = files[kind]
+            got = run_predict(path, options, folder / f"{kind}.before.csv", code=args.before)
+            results[f"{kind} before"] = got
+            peak = f"{got['peak_rss'] / 1e9:.2f} GB"
+            before_rows.append(
+                [kind, f"{got['seconds']:.1f} s", peak, f"{got['peak_rss'] / (n * leads * 4):.2f}"]
+            )
+            print(
+                f"{kind} before: {got['seconds']:.1f} s, {peak}, rc {got['rc']}: {got['last'][:120]}",
+                flush=True,
+            )
     header = [
         "format",
         "file",
@@ -222,6 +246,9 @@ def main() -> None:
     ]
     print()
     print(table(header, rows))
+    if before_rows:
+        print(f"\nthe same files with the heartbeat package in {args.before}:\n")
+        print(table(["format", "wall", "peak RSS", "peak / decoded"], before_rows))
     print(f"\ngoals: peak <= {GOAL_BYTES / 1e9:g} GB and <= {GOAL_RATIO:g}x the decoded float32 signal")
     write_json(args.json, {"machine": info, "hours": args.hours, "fs": FS, "results": results})
 
