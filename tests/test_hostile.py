@@ -678,11 +678,11 @@ def test_recovery_spares_a_live_writer(tmp_path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     names = {
-        "live": f".raw.{os.getpid()}.abcdefgh.tmp",
-        "dead": f".raw.{dead.pid}.abcdefgh.tmp",
-        "unnamed (an older version)": ".raw.k3j4h5g6.tmp",
-        "another output's": f".models.{dead.pid}.abcdefgh.tmp",
-        "a file": f".X_test.npy.{dead.pid}.abcdefgh.tmp.npy",
+        "live": f".raw.heartbeat-{os.getpid()}.abcdefgh.tmp",
+        "dead": f".raw.heartbeat-{dead.pid}.abcdefgh.tmp",
+        "unmarked (not provably ours)": ".raw.k3j4h5g6.tmp",
+        "another output's": f".models.heartbeat-{dead.pid}.abcdefgh.tmp",
+        "a file": f".X_test.npy.heartbeat-{dead.pid}.abcdefgh.tmp.npy",
     }
     for key, name in names.items():
         if key == "a file":
@@ -691,7 +691,8 @@ def test_recovery_spares_a_live_writer(tmp_path) -> None:
             (tmp_path / name).mkdir()
     (tmp_path / ".notes.txt").write_text("not ours")
     removed = {p.name for p in recover(tmp_path, "raw")}
-    assert removed == {names["dead"], names["unnamed (an older version)"]}
+    assert removed == {names["dead"]}
     removed = {p.name for p in recover(tmp_path)}
     assert removed == {names["another output's"], names["a file"]}
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], ".notes.txt"])
+    kept = [names["live"], names["unmarked (not provably ours)"], ".notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

@@ -20,7 +20,7 @@ import yaml
 from heartbeat.core.beatcsv import Beats
 from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
-from heartbeat.core.errors import DataError, ParamsError
+from heartbeat.core.errors import DataError, ModelError, ParamsError
 from heartbeat.evaluate.metrics import classification_metrics, expected_calibration_error
 from heartbeat.model.architectures import build_resnet, build_transfer, model_inputs, takes_rhythm
 from heartbeat.model.calibration import apply_temperature, fit_temperature, nll, stored_temperature
@@ -257,8 +257,11 @@ def test_stored_temperature(tmp_path: Path) -> None:
     assert stored_temperature(model) is None
     model.with_suffix(".json").write_text(json.dumps({"temperature": 1.7}))
     assert stored_temperature(model) == 1.7
-    model.with_suffix(".json").write_text("not json")
-    assert stored_temperature(model) is None
+    model.with_suffix(".json").write_text("not json")  # damaged: refused, never read as "no temperature"
+    with pytest.raises(
+        ModelError, match=r"resnet_mitbih\.json: the model's sidecar is damaged \(not valid JSON"
+    ):
+        stored_temperature(model)
 
 
 def test_the_stage_fits_a_temperature_only_when_asked() -> None:

@@ -10,12 +10,14 @@ A write that fails because of the disk (full, over quota, read-only) raises
 the reason, instead of a bare ``OSError`` traceback.
 
 A process killed outright (SIGKILL, the OOM killer, a power cut) cleans up
-nothing. So every temporary's name carries the writer's process id
-(``.<name>.<pid>.<random>.tmp``, ``.<name>.<pid>.<random>.old``), and
+nothing. So every temporary's name carries this writer's marker and its process id
+(``.<name>.heartbeat-<pid>.<random>.tmp``, ``.<name>.heartbeat-<pid>.<random>.old``), and
 :func:`recover` puts things right once that process is gone: temporaries are
 deleted, and a folder swap stopped between its two renames gets its previous
 folder back. Every atomic write recovers its own target first, and every stage
-recovers all the outputs at start (:func:`heartbeat.core.entry.run`).
+recovers the folders the pipeline writes to at start (:func:`heartbeat.core.entry.run`).
+A name without the marker is never ours to delete, however much it looks like a leftover
+(a user's ``.raw.20261201.old`` backup); nor is a marked name in a folder no writer uses.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,28 @@ def write_error(target: Path, exc: OSError) -> WriteError:
     return WriteError(target, (exc.strerror or type(exc).__name__).lower())
 
 
-_TEMPORARY = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.(?P<kind>tmp|old)(?:\.[^.]*)?$")
-"""A temporary of :func:`atomic_path` or :func:`atomic_dir`: ``.<name>.<pid>.<random>.tmp<suffix>`` or
-``.old``; names written before the pid was in them have none, and count as abandoned."""
+MARKER = "heartbeat"
+"""What every temporary's name carries, so that recovery deletes only what this project wrote."""
+
+_TEMPORARY = re.compile(
+    rf"^\.(?P<name>.+)\.{MARKER}-(?P<pid>[1-9][0-9]{{0,9}})\.[a-z0-9_]{{8}}\.(?P<kind>tmp|old)(?P<suffix>\.[^.]+)?$"
+)
+"""A temporary of :func:`atomic_path` or :func:`atomic_dir`: ``.<name>.heartbeat-<pid>.<random>.tmp``
+followed by the target's own suffix, or ``.old``; ``<random>`` is :mod:`tempfile`'s eight characters."""
 
 
 def _prefix(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}."
+    return f".{target.name}.{MARKER}-{os.getpid()}."
+
+
+def _ours(match: re.Match[str] | None) -> bool:
+    """Whether a name matched by :data:`_TEMPORARY` is exactly what our writers make: a ``.tmp``
+    ends with its target's suffix or nothing, an ``.old`` with nothing."""
+    if match is None:
+        return False
+    if match["kind"] == "old":
+        return match["suffix"] is None
+    return match["suffix"] in (None, Path(match["name"]).suffix or None)
 
 
 def _alive(pid: int) -> bool:
@@ -88,9 +105,9 @@ def recover(folder: str | os.PathLike[str], name: str | None = None) -> list[Pat
     done = []
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or (name is not None and match["name"] != name):
+        if not _ours(match) or (name is not None and match["name"] != name):
             continue
-        if match["pid"] is not None and _alive(int(match["pid"])):
+        if _alive(int(match["pid"])):
             continue
         target = folder / match["name"]
         if match["kind"] == "old" and (entry / "x").exists() and not os.path.lexists(target):
@@ -105,12 +122,11 @@ def recover(folder: str | os.PathLike[str], name: str | None = None) -> list[Pat
     return done
 
 
-def recover_tree(root: str | os.PathLike[str]) -> list[Path]:
-    """:func:`recover` in ``root`` and every folder below it."""
+def recover_folders(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """:func:`recover` in each of ``folders``, and nowhere else (no walk below them)."""
     done = []
-    for folder, subfolders, _ in os.walk(root):
+    for folder in folders:
         done += recover(folder)
-        subfolders[:] = [d for d in subfolders if not _TEMPORARY.match(d)]
     return done
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
 from heartbeat.core.errors import ParamsError, first_line
 
 RecordName = Annotated[
@@ -237,7 +238,7 @@ class RecordSmoothingConfig(_Strict):
     neighbours: int = Field(
         20,
         ge=1,
-        le=1000,
+        le=SMOOTHING_MAX_NEIGHBOURS,
         description="how many of the recording's beats are averaged, the beat itself included",
     )
     weight: float = Field(
@@ -246,7 +247,7 @@ class RecordSmoothingConfig(_Strict):
     span: int = Field(
         5000,
         ge=1,
-        le=1_000_000,
+        le=SMOOTHING_MAX_SPAN,
         description="most beats searched for a beat's neighbours: a longer recording is smoothed in equal "
         "consecutive stretches no longer than this (a Holter's cost grows linearly, not as its square)",
     )
@@ -413,11 +414,16 @@ def parse_section(model: type[T], section: str, raw: Any, source: str = "params.
 
 
 class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping, as DVC's YAML reader does."""
+    """PyYAML's safe loader, refusing a key given twice in one mapping, as DVC's YAML reader does.
+
+    Merge keys (``<<: *defaults``) are YAML, and DVC reads them: the keys a mapping gives itself
+    override the merged ones, so only its own keys are compared with each other."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
             try:
                 if key in seen:

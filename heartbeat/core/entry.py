@@ -18,11 +18,12 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from heartbeat.core.atomic import recover_tree
+from heartbeat.core.atomic import recover_folders
 from heartbeat.core.errors import HeartbeatError
-from heartbeat.core.layout import OUTPUT_ROOTS
+from heartbeat.core.layout import output_folders
 from heartbeat.core.logs import setup
 from heartbeat.core.native import native_log_filter
+from heartbeat.core.streams import reopen_closed_standard_streams
 
 EXIT_INTERRUPTED = 130
 
@@ -42,6 +43,7 @@ def guarded(
     ``exit_code`` maps a :class:`HeartbeatError` to the status to return (the CLI returns 2 for bad
     input); ``interrupted`` is the line printed after Ctrl-C or SIGTERM, which return 130.
     """
+    reopen_closed_standard_streams()  # before logging takes sys.stderr
     setup(name)
     signal.signal(signal.SIGTERM, _on_sigterm)
     with native_log_filter():
@@ -56,19 +58,21 @@ def guarded(
     return 0
 
 
-def recover_outputs(roots: tuple[os.PathLike[str] | str, ...] = OUTPUT_ROOTS) -> None:
+def recover_outputs(folders: tuple[os.PathLike[str] | str, ...] | None = None) -> None:
     """Remove the temporaries of writers that were killed and finish their folder swaps
-    (:func:`heartbeat.core.atomic.recover`), in every output folder, and say what was done."""
+    (:func:`heartbeat.core.atomic.recover`), in the folders the stages write to
+    (:func:`heartbeat.core.layout.output_folders`), and say what was done, at WARNING: a deletion
+    is never silent."""
     log = logging.getLogger("heartbeat")
-    for root in roots:
+    for folder in output_folders() if folders is None else folders:
         try:
-            done = recover_tree(root)
+            done = recover_folders([folder])
         except OSError as exc:  # never a reason to fail the stage
-            log.warning("%s: could not clean up after an earlier run (%s)", root, exc.strerror or exc)
+            log.warning("%s: could not clean up after an earlier run (%s)", folder, exc.strerror or exc)
             continue
         for path in done:
             if path.name.startswith("."):
-                log.info("removed %s, left behind by an earlier run that was killed", path)
+                log.warning("removed %s, left behind by an earlier run that was killed", path)
             else:
                 log.warning("%s: restored its previous version; an earlier run was killed replacing it", path)
 

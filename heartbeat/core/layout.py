@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, ModelError, first_line
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
@@ -29,8 +29,7 @@ MODELS = Path("models")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 OUTPUT_ROOTS = (Path("data"), MODELS, METRICS, PLOTS)
-"""The folders every stage output lives under; each stage recovers them at start
-(:func:`heartbeat.core.atomic.recover_tree`) from a writer that was killed."""
+"""The folders every stage output lives under."""
 
 RAW_FILES: tuple[str, ...] = (
     "mitbih_train.csv",
@@ -73,6 +72,14 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 }
 
 
+def output_folders() -> tuple[Path, ...]:
+    """The folders the stages' writers write into (each output's parent), and no other: each stage
+    recovers exactly these at start (:func:`heartbeat.core.atomic.recover_folders`) from a writer
+    that was killed. Folders below them (a user's ``data/mystudy``) are never searched."""
+    per_model = [PLOTS / name for name in MODEL_SPECS]
+    return (Path("data"), PREPARED, MODELS, METRICS, METRICS / "details", PLOTS, *per_model)
+
+
 def model_file(name: str) -> Path:
     return MODELS / f"{name}.keras"
 
@@ -91,16 +98,49 @@ def train_info_file(name: str) -> Path:
     return MODELS / f"{name}.json"
 
 
+MAX_SIDECAR_BYTES = 1 << 20
+"""A sidecar is about 1 KB (temperature, smoothing, what the model learnt from); anything near this is
+not one."""
+
+
 def model_sidecar(model_path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     """The sidecar json beside a model (``models/<name>.json``: temperature, smoothing, training data)
-    and what it holds; ``{}`` when it is missing, unreadable or not a JSON object, since a model may
-    come without one. The one reader of it: callers check the values they take."""
+    and what it holds; ``{}`` when there is none, since a model may come without one. The one reader
+    of it: callers check the values they take.
+
+    A sidecar that is there but damaged (not UTF-8 JSON, not an object, a folder, nested beyond
+    Python's recursion, a number beyond the digit limit, larger than :data:`MAX_SIDECAR_BYTES`) is a
+    :class:`ModelError`: ignoring it would drop the temperature and smoothing without a word, and
+    change the classes."""
     path = Path(model_path).with_suffix(".json")
+
+    def damaged(reason: str) -> ModelError:
+        return ModelError(
+            f"{path}: the model's sidecar is damaged ({reason}); it holds the model's temperature and "
+            "smoothing, without which the classes change: restore it (retrain, or reinstall the package), "
+            "or delete it to use the model uncalibrated"
+        )
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if path.stat().st_size > MAX_SIDECAR_BYTES:
+            raise damaged(f"{path.stat().st_size:,} bytes, a sidecar is about 1 KB")
+        text = path.read_bytes().decode("utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
         return path, {}
-    return path, data if isinstance(data, dict) else {}
+    except IsADirectoryError:
+        raise damaged("a folder, not a file") from None
+    except OSError as exc:
+        raise damaged(f"cannot be read: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        raise damaged(f"not UTF-8: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise damaged(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise damaged(f"not usable JSON: {first_line(exc, 120)}") from None
+    if not isinstance(data, dict):
+        raise damaged(f"a JSON {type(data).__name__}, expected an object")
+    return path, data
 
 
 def history_file(name: str) -> Path:

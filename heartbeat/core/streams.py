@@ -70,3 +70,31 @@ def _read_limited(fh: BinaryIO, name: str, limit: int) -> bytes:
 def display_name(path: str | os.PathLike[str]) -> Path:
     """How messages name an input: ``-`` is standard input."""
     return Path("<stdin>") if str(path) == STDIN else Path(path)
+
+
+_CLOSED_AT_START: set[int] = set()
+
+
+def reopen_closed_standard_streams() -> set[int]:
+    """Open ``/dev/null`` on each standard descriptor (0, 1, 2) the caller closed (``>&-``, ``2>&-``).
+
+    Otherwise the next file opened takes that number, and Python's ``print(file=sys.stderr)`` with
+    ``sys.stderr`` None writes to stdout: the summary lands inside the rows. Returns the descriptors
+    that were closed; :func:`closed_at_start` tells a writer that standard output was one of them.
+    """
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))
+            _CLOSED_AT_START.add(fd)
+    return set(_CLOSED_AT_START)
+
+
+def closed_at_start(fd: int) -> bool:
+    """Whether standard descriptor ``fd`` was closed when the command started."""
+    return fd in _CLOSED_AT_START

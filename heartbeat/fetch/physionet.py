@@ -262,7 +262,13 @@ def _read_lead(db: _Database, record: str, header: wfdb.Record, lead: str) -> np
         # Reading the lead is part of the check: a copy with an invalid sample must not stay cached.
         return records.read_lead(path.parent / Path(record).name, header, lead, f"{db.name} record {record}")
 
-    return _validated(db, folder + file_name, check, expected)[0]
+    try:
+        return _validated(db, folder + file_name, check, expected)[0]
+    except DataError:
+        # The header sized and described this file: when the pair disagrees, either may be the bad
+        # copy, so neither stays cached (a cached header that disagrees would fail every later fetch).
+        db.discard(db.cache / f"{record}.hea")
+        raise
 
 
 def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +281,11 @@ def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarr
         except DataError as exc:
             raise DataError(f"{exc}; the copy on the mirror is truncated or corrupt") from None
 
-    return _validated(db, f"{record}.atr", parse)[0]
+    try:
+        return _validated(db, f"{record}.atr", parse)[0]
+    except DataError:
+        db.discard(db.cache / f"{record}.hea")  # it gave the length the beats are checked against
+        raise
 
 
 # ---------------------------------------------------------------- beats of one record

@@ -90,8 +90,9 @@ def stored_temperature(model_path: str | os.PathLike[str]) -> float | None:
     """The temperature the training stage stored beside ``models/<name>.keras``, or None.
 
     For inference code (``heartbeat predict``): ``apply_temperature(proba, t)`` when it is not None.
-    A sidecar that is missing or not a JSON object holds no temperature; a temperature that is
-    there is checked (:func:`check_temperature`).
+    A missing sidecar holds no temperature, a damaged one is refused
+    (:func:`heartbeat.core.layout.model_sidecar`); a temperature that is there is checked
+    (:func:`check_temperature`).
     """
     path, data = model_sidecar(model_path)
     return check_temperature(data.get("temperature"), str(path))

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN, SMOOTHING_WORKING_MEMORY_MB
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.core.layout import model_sidecar
 
 SIDECAR_KEY = "record_smoothing"
 """Where the training stage stores it in ``models/<name>.json``."""
+
+MAX_NEIGHBOURS, MAX_SPAN = SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
+"""The one set of bounds, shared with params.yaml's schema (heartbeat/core/budget.py says why)."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,23 @@ def smooth_over_records(
         raise DataError(f"record smoothing: {n} rows of probabilities but {got}; expected one per beat")
     if smoothing.weight == 0 or smoothing.neighbours == 1 or n == 0:
         return proba.copy()
-    from sklearn.neighbors import NearestNeighbors
+    import sklearn
 
     flat = np.asarray(windows, dtype=np.float32).reshape(n, -1)
     groups = [np.arange(n)] if records is None else [np.flatnonzero(records == r) for r in np.unique(records)]
     groups = [part for g in groups for part in np.array_split(g, -(-len(g) // smoothing.span))]
     p = proba.astype(np.float64)
     out = np.empty_like(p)
+    with sklearn.config_context(working_memory=SMOOTHING_WORKING_MEMORY_MB):
+        _smooth_groups(p, flat, groups, smoothing, out)
+    return out.astype(proba.dtype)
+
+
+def _smooth_groups(
+    p: np.ndarray, flat: np.ndarray, groups: list[np.ndarray], smoothing: RecordSmoothing, out: np.ndarray
+) -> None:
+    from sklearn.neighbors import NearestNeighbors
+
     for idx in groups:
         k = min(smoothing.neighbours, len(idx))
         if k == 1:
@@ -76,15 +90,14 @@ def smooth_over_records(
         _, near = NearestNeighbors(n_neighbors=k - 1).fit(flat[idx]).kneighbors()
         mean = (p[idx] + p[idx][near].sum(axis=1)) / k
         out[idx] = (1 - smoothing.weight) * p[idx] + smoothing.weight * mean
-    return out.astype(proba.dtype)
 
 
 def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     """A stored smoothing as :class:`RecordSmoothing`, None when there is none (``value`` None).
 
-    Only what the training stage writes is accepted (``{"neighbours": int in [1, 1000], "weight":
-    number in [0, 1], "span": int in [neighbours, 10⁶]}``); anything else is a :class:`ModelError`
-    naming ``where`` and the key.
+    Only what the training stage can write is accepted (``{"neighbours": int in [1, MAX_NEIGHBOURS],
+    "weight": number in [0, 1], "span": int in [neighbours, MAX_SPAN]}``); anything else is a
+    :class:`ModelError` naming ``where`` and the key.
     """
     if value is None:
         return None
@@ -93,8 +106,8 @@ def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
         k, w, span = value["neighbours"], value["weight"], value["span"]
         ok = (
             all(isinstance(i, int) and not isinstance(i, bool) for i in (k, span))
-            and 1 <= k <= 1000
-            and k <= span <= 1_000_000
+            and 1 <= k <= MAX_NEIGHBOURS
+            and k <= span <= MAX_SPAN
             and isinstance(w, int | float)
             and not isinstance(w, bool)
             and math.isfinite(w)
@@ -103,8 +116,9 @@ def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     if not ok:
         raise ModelError(
             f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not "
-            '{"neighbours": an integer in [1, 1000], "weight": a number in [0, 1], "span": an integer in '
-            "[neighbours, 1000000]} as training writes it; retrain the model (dvc repro) or remove the key"
+            f'{{"neighbours": an integer in [1, {MAX_NEIGHBOURS}], "weight": a number in [0, 1], "span": an '
+            f"integer in [neighbours, {MAX_SPAN}]}} as training writes it; retrain the model (dvc repro) or "
+            "remove the key"
         )
     return RecordSmoothing(int(value["neighbours"]), float(value["weight"]), int(value["span"]))
 

@@ -541,7 +541,7 @@ def render(beats, runner, proba: np.ndarray, smoothing, fmt: str, input_path: st
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.serve.annotate import check_wfdb_output
-    from heartbeat.serve.output import plan_output, write_output_bytes
+    from heartbeat.serve.output import plan_output, plan_plot, write_output_bytes
     from heartbeat.serve.runners import load_runner
 
     if args.quiet:  # errors only: no INFO about the model, no warnings
@@ -555,7 +555,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     model, backend = (args.model, args.backend) if args.model else default_model(args.backend)
     read = files_read(path, model)
     output = plan_output(args.output, read)  # before any work
-    plot = plan_output(args.plot, [*read, *([args.output] if args.output else [])]) if args.plot else None
+    plot = plan_plot(args.plot, output, read) if args.plot is not None else None
     if args.format == "wfdb":
         check_wfdb_output(args.output)
     beats = read_beats(path, args)

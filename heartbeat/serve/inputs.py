@@ -135,12 +135,12 @@ def read_input(
                 f"{display_name(path)}: a WFDB record is several files (.hea, .dat, .atr) and cannot be read "
                 "from a pipe; give the record's path"
             )
-        return read_record(p, lead=lead, peaks=peaks)
+        return read_record(p, lead=lead, peaks=peaks, fs=fs)
     from heartbeat.signal import recordings
 
     name = display_name(path)
     if kind == "edf":
-        return from_recording(recordings.read_edf(name, lead, data), peaks, "edf")
+        return from_recording(recordings.given_rate(recordings.read_edf(name, lead, data), fs), peaks, "edf")
     return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal")
 
 
@@ -176,7 +176,7 @@ def read_npy(
     """
     path = display_name(path)
     try:
-        X = load_npy(path, data)
+        X = load_npy(path, data, work=1.0 if fs is None else 3.0)  # a signal: + its float64 copy
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -222,13 +222,13 @@ def _record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".atr") else path
 
 
-def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Beats:
+def read_record(path: Path, lead: str | None = None, peaks: str = "auto", fs: float | None = None) -> Beats:
     """Segment one WFDB record into beats.
 
     ``peaks``: ``annotations`` uses the record's ``.atr`` beat annotations (and so yields AAMI
     labels), ``detector`` runs wfdb's XQRS, ``paper`` the paper's threshold detector, ``auto`` uses
     annotations when a ``.atr`` file exists. A PTB record whose header names its diagnosis yields
-    PTB labels for every beat.
+    PTB labels for every beat. ``fs`` (``--fs``) must agree with the header's rate.
     """
     from heartbeat.signal import recordings
 
@@ -236,7 +236,7 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto") -> Bea
     if peaks == "annotations" and not base.with_name(base.name + ".atr").is_file():
         raise DataError(f"{base}: --peaks annotations needs {base.name}.atr next to the header")
     rec = recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
-    return from_recording(rec, peaks, "wfdb")
+    return from_recording(recordings.given_rate(rec, fs), peaks, "wfdb")
 
 
 def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from heartbeat.core.atomic import WriteError, atomic_path, write_error
 from heartbeat.core.errors import HeartbeatError, ParamsError
+from heartbeat.core.streams import closed_at_start
 
 STDOUT = "-"
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
@@ -70,49 +71,88 @@ def _inputs(paths: Iterable[str | os.PathLike[str]]) -> set[tuple[int, int]]:
     return found
 
 
-def _not_an_input(name: str, st: os.stat_result, inputs: set[tuple[int, int]]) -> None:
+def _not_an_input(name: str, st: os.stat_result, inputs: set[tuple[int, int]], option: str = "-o") -> None:
     if _identity(st) in inputs:
         raise ParamsError(
-            f"-o {name}: is one of the inputs (the same file, through a link or another path); "
-            "writing the rows there would destroy it, choose another output file"
+            f"{option} {name}: is one of the inputs (the same file, through a link or another path); "
+            "writing there would destroy it, choose another output file"
         )
 
 
-def plan_output(name: str | None, inputs: Iterable[str | os.PathLike[str]] = ()) -> Output:
+def plan_output(
+    name: str | None, inputs: Iterable[str | os.PathLike[str]] = (), option: str = "-o"
+) -> Output:
     """Check ``-o name`` against ``inputs`` (paths of every file the command reads) before any work.
 
     Raises :class:`ParamsError` for an output that is an input, a folder, a block device or
-    standard input.
+    standard input; its message names ``option`` (``-o``, ``--plot``).
     """
     if name is None or name == STDOUT:
+        if closed_at_start(1):
+            raise ParamsError(
+                "standard output is closed (>&-), so the rows would be lost; give -o FILE, or - with an open stdout"
+            )
         return Output("standard output", "fd", fd=1)
     if not name:
-        raise ParamsError("-o: is empty; give a file name, or - for standard output")
+        raise ParamsError(f"{option}: is empty; give a file name, or - for standard output")
     known = _inputs(inputs)
     fd_match = _FD_PATH.match(name)
     fd = int(fd_match.group(1)) if fd_match else _STD_PATHS.get(name)
     if fd is not None:
         if fd == 0:
-            raise ParamsError(f"-o {name}: is standard input; give a file name, or - for standard output")
+            raise ParamsError(
+                f"{option} {name}: is standard input; give a file name, or - for standard output"
+            )
         try:
-            _not_an_input(name, os.fstat(fd), known)
+            if closed_at_start(fd):
+                raise OSError(fd, "closed")
+            _not_an_input(name, os.fstat(fd), known, option)
         except OSError:
-            raise ParamsError(f"-o {name}: file descriptor {fd} is not open") from None
+            raise ParamsError(f"{option} {name}: file descriptor {fd} is not open") from None
         return Output(name, "fd", fd=fd)
     try:
         st = os.stat(name)  # through symlinks: what the name ends at
     except FileNotFoundError:
         return Output(name, "file", target=Path(os.path.realpath(name)))
     except OSError as exc:
-        raise ParamsError(f"-o {name}: cannot be used ({exc.strerror or type(exc).__name__})") from None
-    _not_an_input(name, st, known)
+        raise ParamsError(f"{option} {name}: cannot be used ({exc.strerror or type(exc).__name__})") from None
+    _not_an_input(name, st, known, option)
     if stat.S_ISDIR(st.st_mode):
-        raise ParamsError(f"-o {name}: is a folder; give a file name inside it")
+        raise ParamsError(f"{option} {name}: is a folder; give a file name inside it")
     if stat.S_ISBLK(st.st_mode):
-        raise ParamsError(f"-o {name}: is a block device (a disk); refusing to write the rows over it")
+        raise ParamsError(f"{option} {name}: is a block device (a disk); refusing to write the rows over it")
     if not stat.S_ISREG(st.st_mode):
         return Output(name, "device", target=Path(name))
     return Output(name, "file", target=Path(os.path.realpath(name)), mode=stat.S_IMODE(st.st_mode))
+
+
+def plan_plot(name: str, rows: Output, inputs: Iterable[str | os.PathLike[str]] = ()) -> Output:
+    """Check ``--plot name`` as :func:`plan_output` checks ``-o``, and against where the rows go: the
+    PNG may not land on the rows' file or stream (the same name, link or descriptor), nor on standard
+    output while the rows are there; an empty name is an error, not "no plot"."""
+    if not name:
+        raise ParamsError("--plot: is empty; give a PNG file name")
+    if name == STDOUT and rows.how == "fd" and rows.fd == 1:
+        raise ParamsError("--plot -: the rows go to standard output; give the PNG a file name")
+    plot = plan_output(name, inputs, "--plot")
+    same_fd = plot.how == "fd" and rows.how == "fd" and _fd_identity(plot.fd) == _fd_identity(rows.fd)
+    same_file = (
+        plot.target is not None
+        and rows.target is not None
+        and _inputs([rows.target]) & _inputs([plot.target])
+    )
+    if same_fd or same_file or (plot.target is not None and plot.target == rows.target):
+        raise ParamsError(
+            f"--plot {name}: is where the rows go ({rows.name}); give the PNG another file name"
+        )
+    return plot
+
+
+def _fd_identity(fd: int | None) -> tuple[int, int] | int | None:
+    try:
+        return _identity(os.fstat(fd))
+    except (OSError, TypeError):
+        return fd
 
 
 def write_output(out: Output, text: str) -> None:

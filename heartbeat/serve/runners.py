@@ -72,6 +72,20 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def cap_threads(requested: int | None) -> int:
+    """The threads to use: ``requested`` (``--threads``), at most the cores this process may use, with
+    a warning when it asked for more. More threads than cores only add memory (each keeps its
+    buffers: 100,000 passed 4 GB) and switching; a count past int32 is not even a valid setting."""
+    cores = default_threads()
+    if requested is None:
+        return cores
+    if requested > cores:
+        shown = str(requested) if len(str(requested)) <= 24 else f"{str(requested)[:20]}..."
+        log.warning("--threads %s: this process may use %d CPU core(s); using %d", shown, cores, cores)
+        return cores
+    return requested
+
+
 def dataset_for(n_classes: int, where: str = "model") -> str:
     """The dataset a model was trained on follows from its number of outputs (5 MIT-BIH, 2 PTB)."""
     for name, classes in DATASET_CLASSES.items():
@@ -371,8 +385,18 @@ def verify_export(path: Path, manifest: dict | None = None) -> None:
     if want is not None and sha256_file(path) != want:
         raise ModelError(
             f"{path}: its sha256 differs from the one in {path.parent / MANIFEST}; the exported file is "
-            "damaged or was replaced; rerun the export stage (dvc repro export)"
+            f"damaged or was replaced; {_remedy(path)}"
         )
+
+
+def _remedy(path: Path) -> str:
+    """What to do about a damaged export: the packaged model's comes with the package (a pip user has
+    no DVC pipeline to rerun); a project's is remade by its export stage."""
+    from heartbeat.serve import pretrained
+
+    if pretrained.FOLDER in Path(os.path.realpath(path)).parents:
+        return "reinstall the package (pip install --force-reinstall heartbeat, or git checkout of the file in a clone) to restore the pretrained model"
+    return "rerun the export stage (dvc repro export)"
 
 
 def exported_for(keras_path: Path, backend: str, precision: str = "fp32") -> Path | None:
@@ -471,7 +495,7 @@ def _load_runner(
     threads: int | None = None,
     precision: str = "fp32",
 ) -> Runner:
-    threads = threads or default_threads()
+    threads = cap_threads(threads)
     if not p.exists():
         raise ModelError(f"{p}: model file not found; train it first (dvc repro) or check the path")
     if p.is_dir():

@@ -12,6 +12,9 @@ EDF is read with edfio: small (numpy only), maintained, reads and writes EDF and
 from __future__ import annotations
 
 import io
+import logging
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,8 @@ import numpy as np
 from heartbeat.core.errors import DataError, first_line
 from heartbeat.signal import records
 from heartbeat.signal.checks import MAX_FS
+
+log = logging.getLogger("heartbeat")
 
 DEFAULT_LEADS: tuple[str, ...] = ("MLII", "II", "V5")
 """Tried in order, case-insensitively: MIT-BIH's MLII (the training lead), PTB's lead ii, then V5,
@@ -100,10 +105,26 @@ def check_fs_arg(fs: float | None, where: str) -> float:
     return float(fs)
 
 
+def given_rate(rec: Recording, fs: float | None) -> Recording:
+    """``rec``, after checking ``--fs`` against the rate its header gives (WFDB, EDF): an option that
+    disagrees is refused rather than silently ignored, since either the option or the file is wrong."""
+    if fs is not None and not np.isclose(fs, rec.fs, rtol=1e-6, atol=0):
+        raise DataError(
+            f"{rec.where}: --fs {fs:g} disagrees with the {rec.fs:g} Hz its header gives; leave --fs out, "
+            "this input carries its sampling rate"
+        )
+    return rec
+
+
 def check_lead(rec: Recording) -> Recording:
     """Refuse a lead that cannot give trustworthy beats, with one line naming the input and the lead."""
     x = rec.signal
     what = f"{rec.where}: lead {rec.lead}"
+    if not (np.isfinite(rec.fs) and MIN_SIGNAL_FS <= rec.fs <= MAX_FS):
+        raise DataError(
+            f"{what}: sampling rate {rec.fs:g} Hz is outside {MIN_SIGNAL_FS:g}..{MAX_FS:g} Hz; the input's "
+            "header is damaged, or --fs is wrong"
+        )
     bad = ~np.isfinite(x)
     if bad.any():
         first = int(np.argmax(bad))
@@ -186,71 +207,223 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
 
 
 def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> Recording:
-    """An EDF or EDF+ file (continuous only), the chosen signal converted to millivolts."""
+    """An EDF or EDF+ file (continuous only), the chosen signal converted to millivolts; the first
+    other voltage signal at the same rate is the second lead (docs/predict.md).
+
+    A file holding fewer (or more) data records than its header declares is refused: it is an
+    incomplete copy, and classifying the part that is there would give counts and times that are not
+    the recording's. (edfio reads it with a warning; a header count of -1, "still recording", is the
+    format's way to say the count is unknown, and is accepted.)
+    """
     import edfio
 
     where = str(path)
     try:
-        edf = edfio.read_edf(io.BytesIO(data) if data is not None else path)
-        signals = list(edf.signals)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            edf = edfio.read_edf(io.BytesIO(data) if data is not None else path)
+            signals = list(edf.signals)
     except Exception as exc:  # edfio raises ValueError/IndexError/UnicodeDecodeError on a bad header
         raise DataError(f"{where}: not a valid EDF file ({first_line(exc, 160)})") from None
+    for warning in caught:
+        _edf_warning(str(warning.message), where)
     if not edf.is_continuous:
         raise DataError(f"{where}: an EDF+D file (with gaps); export a continuous EDF or EDF+C instead")
     if not signals:
         raise DataError(f"{where}: the EDF file holds no signals")
-    signal = signals[choose_lead([s.label for s in signals], lead, where)]
+    chosen = signals[choose_lead([s.label for s in signals], lead, where)]
+    values = _edf_millivolts(chosen, where)
+    others = [
+        s
+        for s in signals
+        if s is not chosen
+        and s.sampling_frequency == chosen.sampling_frequency
+        and s.physical_dimension.strip().lower() in UNITS_TO_MV
+    ]
+    second = _edf_millivolts(others[0], where) if others else None
+    if second is not None and second.size != values.size:
+        second = None
+    return Recording(values, float(chosen.sampling_frequency), chosen.label or "0", where, second=second)
+
+
+_EDF_COUNT = re.compile(r"header indicates (-?\d+) data records, but file contains (\d+) records")
+
+
+def _edf_warning(message: str, where: str) -> None:
+    """edfio's warnings about the file, as our one line: a truncated file is an error, the rest a log line."""
+    count = _EDF_COUNT.search(message)
+    if count is not None and int(count[1]) == -1:
+        return
+    if count is not None or "Incomplete data record" in message:
+        said = (
+            f"its header declares {int(count[1]):,} data records but the file holds {int(count[2]):,}"
+            if count
+            else ("its last data record is incomplete")
+        )
+        raise DataError(
+            f"{where}: the EDF file is truncated or damaged: {said}; copy or export it again (classifying "
+            "the part that is there would give beat counts and times that are not the recording's)"
+        )
+    log.warning("%s: %s", where, first_line(message, 200))
+
+
+def _edf_millivolts(signal, where: str) -> np.ndarray:
+    """One EDF signal in millivolts; a rate of 0 (0 samples per data record) or a unit that is not a
+    voltage is refused."""
     unit = signal.physical_dimension.strip().lower()
     if unit not in UNITS_TO_MV:
         raise DataError(
             f"{where}: signal {signal.label}: unit {signal.physical_dimension!r} is not a voltage"
         )
-    values = np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
-    return Recording(values, float(signal.sampling_frequency), signal.label or "0", where)
+    fs = float(signal.sampling_frequency)
+    if not np.isfinite(fs) or fs <= 0:
+        raise DataError(
+            f"{where}: signal {signal.label}: {fs:g} samples per second (its header gives 0 samples per data "
+            "record); the file is damaged, or pick another signal with --lead"
+        )
+    return np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
+
+
+TABLE_CHUNK_ROWS = 1 << 20
+"""Rows parsed at a time: a chunk's cells never exist as Python strings, so a 24-hour table costs its
+float32 columns plus one chunk, not every cell as a string (about 12x the file)."""
 
 
 def read_table(
     path: str | Path, fs: float | None, lead: str | None = None, data: bytes | None = None
 ) -> Recording:
-    """A CSV or TSV of samples, one column per lead, with or without a header row; ``fs`` is required."""
-    import pandas as pd
+    """A CSV or TSV of samples, one column per lead, with or without a header row; ``fs`` is required.
 
+    The separator and header come from the first line that is not blank; only the chosen lead and
+    the next one are parsed, as float32 numbers, chunk by chunk (pandas' C parser). A cell that is
+    not a number is found in a second pass, which names its row.
+    """
     path = Path(path)
     where = str(path)
     rate = check_fs_arg(fs, where)
-    raw = data if data is not None else _read_bytes(path)
-    text = raw[:65536].decode("utf-8", errors="replace")
-    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-    sep = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-    has_header = any(not _is_number(cell) for cell in first.split(sep) if cell.strip())
-    try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, header=0 if has_header else None, dtype=str)
-    except Exception as exc:
-        raise DataError(f"{where}: not a readable CSV/TSV table ({first_line(exc, 160)})") from None
-    if frame.empty:
+    first = _first_line(path, data, where)
+    if first is None:
         raise DataError(f"{where}: the table has no rows of samples")
-    names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
+    sep = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+    cells = first.split(sep)
+    has_header = any(not _is_number(cell) for cell in cells if cell.strip())
+    names = [c.strip() for c in cells] if has_header else [str(i) for i in range(len(cells))]
     column = choose_lead(names, lead, where)
-    values = _column(frame, column, names, has_header, where)
     others = [i for i in range(len(names)) if i != column]
-    second = _column(frame, others[0], names, has_header, where) if others else None
-    return Recording(values, rate, names[column], where, second=second)
+    wanted = [column, *others[:1]]
+    values = _parse_columns(path, data, sep, has_header, wanted, names, where)
+    if values[0].size == 0:
+        raise DataError(f"{where}: the table has no rows of samples")
+    return Recording(values[0], rate, names[column], where, second=values[1] if len(values) > 1 else None)
 
 
-def _column(frame, column: int, names: list[str], has_header: bool, where: str) -> np.ndarray:
-    """One column's samples; a cell that is not a number names its row (empty cells are gaps)."""
+def _source(path: Path, data: bytes | None) -> io.BytesIO | Path:
+    return io.BytesIO(data) if data is not None else path
+
+
+def _first_line(path: Path, data: bytes | None, where: str) -> str | None:
+    """The first line that is not blank (a byte-order mark dropped), read line by line, past any number
+    of blank lines (pandas skips them too)."""
+    try:
+        fh = io.BytesIO(data) if data is not None else open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{where}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{where}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise DataError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    with fh:
+        for raw in fh:
+            line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
+            if line.strip():
+                return line
+    return None
+
+
+def _parse_columns(
+    path: Path,
+    data: bytes | None,
+    sep: str,
+    has_header: bool,
+    wanted: list[int],
+    names: list[str],
+    where: str,
+) -> list[np.ndarray]:
+    """Columns ``wanted`` (in that order) as float64 arrays, parsed as float32 chunk by chunk."""
     import pandas as pd
 
-    cells = frame.iloc[:, column]
-    stripped = cells.str.strip()
-    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
-    text = np.isnan(values) & cells.notna().to_numpy() & (stripped.str.lower() != "nan").to_numpy()
-    if text.any():
-        row = int(np.argmax(text))
+    options = {"sep": sep, "header": 0 if has_header else None, "usecols": wanted, "encoding": "utf-8-sig"}
+    at = [sorted(wanted).index(col) for col in wanted]  # usecols keeps the file's column order
+    parts: list[list[np.ndarray]] = [[] for _ in wanted]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # 1e39 overflows float32 to inf: refused later
+            reader = pd.read_csv(
+                _source(path, data),
+                dtype=np.float32,
+                skipinitialspace=True,
+                chunksize=TABLE_CHUNK_ROWS,
+                **options,
+            )
+            with reader:
+                for chunk in reader:
+                    block = chunk.to_numpy(np.float32)
+                    for i, position in enumerate(at):
+                        parts[i].append(np.ascontiguousarray(block[:, position]))
+                    del block, chunk
+    except ValueError as exc:
+        _name_the_cell(path, data, options, at, [names[c] for c in wanted], has_header, where)
         raise DataError(
-            f"{where}: row {row + 1 + int(has_header)}, column {names[column]}: {cells.iloc[row]!r} is not a number"
-        )
-    return values
+            f"{where}: not a readable CSV/TSV table of numbers ({first_line(exc, 160)})"
+        ) from None
+    except Exception as exc:
+        raise DataError(f"{where}: not a readable CSV/TSV table ({first_line(exc, 160)})") from None
+    columns = []
+    for i in range(len(wanted)):
+        joined = np.concatenate(parts[i]) if parts[i] else np.empty(0, np.float32)
+        parts[i] = []
+        columns.append(joined.astype(np.float64))
+    return columns
+
+
+def _name_the_cell(
+    path: Path,
+    data: bytes | None,
+    options: dict,
+    at: list[int],
+    labels: list[str],
+    has_header: bool,
+    where: str,
+) -> None:
+    """After a parse error, find the first cell that is not a number and raise its one line (row and
+    column): a second pass, chunk by chunk, as text."""
+    import pandas as pd
+
+    try:
+        reader = pd.read_csv(_source(path, data), dtype=str, chunksize=TABLE_CHUNK_ROWS, **options)
+        offset = 0
+        with reader:
+            for chunk in reader:
+                for position, label in zip(at, labels, strict=True):
+                    cells = chunk.iloc[:, position]
+                    stripped = cells.str.strip()
+                    values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
+                    text = (
+                        np.isnan(values)
+                        & cells.notna().to_numpy()
+                        & (stripped.str.lower() != "nan").to_numpy()
+                    )
+                    if text.any():
+                        row = int(np.argmax(text))
+                        raise DataError(
+                            f"{where}: row {offset + row + 1 + int(has_header)}, column {label}: "
+                            f"{cells.iloc[row]!r} is not a number"
+                        )
+                offset += len(chunk)
+    except DataError:
+        raise
+    except Exception:
+        return
 
 
 def signal_array(x: np.ndarray, fs: float | None, where: str | Path) -> Recording:
@@ -262,15 +435,6 @@ def signal_array(x: np.ndarray, fs: float | None, where: str | Path) -> Recordin
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise DataError(f"{where}: the array has dtype {x.dtype}, expected numbers")
     return Recording(x.astype(np.float64), rate, "0", where)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a file") from None
 
 
 def _is_number(text: str) -> bool:

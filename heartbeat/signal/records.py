@@ -10,6 +10,7 @@ Every function takes ``where``, the name of the record in messages, and raises a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def read_header(base: Path, where: str):
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises anything from ValueError to its own HeaderSyntaxError
         raise DataError(f"{where}: header {base.name}.hea does not parse ({first_line(exc, 120)})") from None
+    if isinstance(header, wfdb.MultiRecord) or not hasattr(header, "file_name"):
+        raise DataError(
+            f"{where}: header {base.name}.hea describes a multi-segment record "
+            f"({getattr(header, 'n_seg', '?')} segments), which heartbeat does not read; join its segments "
+            "into one record first (wfdb.rdrecord then wfdb.wrsamp), or give one segment"
+        )
+    _check_rate_field(base, header, where)
     if not header.n_sig or not header.fs or not header.sig_len:
         raise DataError(f"{where}: header {base.name}.hea has no signals, rate or length")
     for name in header.file_name or []:
@@ -52,6 +60,31 @@ def read_header(base: Path, where: str):
                 "file name (a folder or a path); the header is damaged"
             )
     return header
+
+
+_RATE = re.compile(r"^(?P<fs>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:/[^\s(]+)?(?:\([^)]*\))?$")
+"""The record line's sampling-frequency field as the WFDB format writes it: a positive decimal,
+optionally ``/counter frequency`` and ``(base counter value)``."""
+
+
+def _check_rate_field(base: Path, header, where: str) -> None:
+    """Refuse a record line whose rate field wfdb misreads: ``-360`` or ``+360`` fall back to its default
+    250 Hz and ``3.6e2`` reads as 3.6, so every beat time would be wrong without a word."""
+    try:
+        with open(base.with_name(base.name + ".hea"), encoding="latin-1") as fh:
+            lines = (line.strip() for _, line in zip(range(10_000), fh, strict=False))
+            record_line = next((line for line in lines if line and not line.startswith("#")), "")
+    except OSError as exc:
+        raise DataError(f"{where}: header {base.name}.hea cannot be read ({exc.strerror})") from None
+    fields = record_line.split()
+    if len(fields) < 3:
+        return  # no rate given: the length is missing too, which read_header refuses
+    match = _RATE.match(fields[2])
+    if match is None or float(match["fs"]) != float(header.fs or 0):
+        raise DataError(
+            f"{where}: header {base.name}.hea gives the sampling rate {fields[2][:40]!r}, which is not a sampling rate as WFDB "
+            "writes one (a positive decimal number of Hz); the header is damaged"
+        )
 
 
 def pick_lead(names: Sequence[str], wanted: Sequence[str | None]) -> str | None:

@@ -65,23 +65,33 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class TrainingDiverged(ParamsError):
-    """The loss became NaN or infinite: the weights are garbage, nothing may be saved."""
+    """The loss became NaN, infinite or far beyond chance: the weights are garbage, nothing may be saved."""
 
 
-class StopOnNonFinite(keras.callbacks.Callback):
-    """Ends training after the first epoch whose loss or validation loss is not a finite number.
+DIVERGED_FACTOR = 100.0
+"""A loss (or validation loss) above this many times ln(classes), the loss of a model that guesses
+uniformly, is divergence: class weights average 1 per beat, so a model that learns anything scores
+below ln(classes) after its first epoch, and even a model wrong with full confidence on every beat
+stays near -ln(Keras' epsilon), about 16. An ``lr`` of 1e8 gave a finite 6.8e27, and a model that
+put every beat in one class."""
 
-    It only reads the epoch's logs, so a run that stays finite trains exactly as without it.
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends training after the first epoch whose loss or validation loss is not a finite number, or is
+    above :data:`DIVERGED_FACTOR` × ln(``n_classes``).
+
+    It only reads the epoch's logs, so a run that stays sane trains exactly as without it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, n_classes: int) -> None:
         super().__init__()
+        self.limit = DIVERGED_FACTOR * math.log(max(n_classes, 2))
         self.diverged: tuple[int, str, float] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for key in ("loss", "val_loss"):
             value = (logs or {}).get(key)
-            if value is not None and not math.isfinite(float(value)):
+            if value is not None and not (math.isfinite(float(value)) and float(value) <= self.limit):
                 self.diverged = (epoch + 1, key, float(value))
                 self.model.stop_training = True
                 return
@@ -193,7 +203,8 @@ def train(
     """Fit ``model`` (already built under the same seed) and return it with its per-epoch history.
 
     Call it inside the strategy's scope (heartbeat/train/devices.py). ``cfg.batch_size`` is per replica:
-    each step sees ``cfg.batch_size × replicas`` beats. A loss that becomes NaN or infinite stops
+    each step sees ``cfg.batch_size × replicas`` beats. A loss that becomes NaN, infinite or far beyond
+    chance (:class:`StopOnDivergence`) stops
     training with :class:`TrainingDiverged`, naming ``section`` (params.yaml's) and its learning rate.
     """
     batch = cfg.batch_size * replicas
@@ -213,7 +224,7 @@ def train(
     if single_pass:
         callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing, cfg.focal_gamma))
     callbacks.append(EpochLog(cfg.epochs))
-    guard = StopOnNonFinite()
+    guard = StopOnDivergence(n_classes)
     callbacks.append(guard)  # after ValMacroF1, which writes val_loss when Keras does not
     if cfg.lr_schedule == "plateau":
         callbacks.append(
@@ -250,9 +261,12 @@ def train(
     seconds = time.perf_counter() - t0
     if guard.diverged is not None:
         epoch, key, value = guard.diverged
+        beyond = (
+            "" if not math.isfinite(value) else f" (over {guard.limit:.0f}, {DIVERGED_FACTOR:g} x a guess's)"
+        )
         raise TrainingDiverged(
-            f"training diverged: the {key.replace('_', ' ')} became {value} at epoch {epoch}; nothing was "
-            f"written; lower {section}.lr in params.yaml (now {cfg.lr:g}), or check the prepared data"
+            f"training diverged: the {key.replace('_', ' ')} became {value:.4g}{beyond} at epoch {epoch}; nothing "
+            f"was written; lower {section}.lr in params.yaml (now {cfg.lr:g}), or check the prepared data"
         )
     n = len(hist.history["loss"])
     history = [
