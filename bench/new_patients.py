@@ -208,10 +208,17 @@ def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: 
     out["y"] = prepared[test].split.y.tolist()
     out["pred"] = np.argmax(proba, axis=1).tolist()
     out["pred_alone"] = np.argmax(raw, axis=1).tolist()
+    # The probabilities too (4 decimals), so that the report can combine models' runs.
+    out["proba"] = np.round(proba, 4).tolist()
+    out["proba_alone"] = np.round(raw, 4).tolist()
     out["stress"] = {}
     for ectopic, split in prepared[test].stress.items():
         _, p = final_proba(trained.model, trained.info, split)
-        out["stress"][str(ectopic)] = {"y": split.y.tolist(), "pred": np.argmax(p, axis=1).tolist()}
+        out["stress"][str(ectopic)] = {
+            "y": split.y.tolist(),
+            "pred": np.argmax(p, axis=1).tolist(),
+            "proba": np.round(p, 4).tolist(),
+        }
     return out
 
 

@@ -29,7 +29,13 @@ def main() -> None:
             raise DataError(str(exc).replace(str(tmp), f"{layout.RAW} (new {cfg.source} data)")) from None
         for w in warnings:
             log.warning("%s", w)
-        info = {"source": cfg.source, "synthetic": cfg.source == "demo", "rows": counts, "warnings": warnings}
+        info = {
+            "source": cfg.source,
+            "synthetic": cfg.source == "demo",
+            "reference": cfg.reference,
+            "rows": counts,
+            "warnings": warnings,
+        }
         write_json(tmp / "source.json", info)
     log.info("wrote %s: %s", layout.RAW, ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
 

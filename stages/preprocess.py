@@ -29,7 +29,12 @@ def main() -> None:
     prepared = prepare(raw, cfg, provenance, windows)
     counts = class_counts(prepared)
     info = prepared_info(
-        source.get("source"), source.get("synthetic"), cfg.split, prepared.groups, records_of(provenance)
+        source.get("source"),
+        source.get("synthetic"),
+        cfg.split,
+        prepared.groups,
+        records_of(provenance),
+        source.get("reference", "median"),
     )
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:

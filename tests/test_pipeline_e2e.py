@@ -224,3 +224,56 @@ def test_unknown_source_lists_valid_ones(tmp_path: Path) -> None:
     assert "data.source: 'ftp' is not valid; expected one of 'demo', 'local', 'kaggle' or 'physionet'" in text
     assert "Traceback" not in text
     assert not (project / "data/raw").exists()
+
+
+def test_a_classical_architecture_runs_through_the_pipeline_and_predict(
+    tmp_path: Path, tiny_repro: Path, capsys
+) -> None:
+    """architecture: gbt is trained by the stage, calibrated after smoothing, exported (fp32 only),
+    evaluated and served by ``heartbeat predict``; the transfer stage, with no representation to
+    carry over, says so and trains the paper's ResNet from scratch. ``data.reference: rhythm`` travels
+    from the fetch stage to the model's sidecar, and predict cuts the recording the same way."""
+    import numpy as np
+
+    from heartbeat.serve.cli import main
+    from tests.test_recordings import synthetic_ecg
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "baseline run")
+    edit_params(
+        project,
+        {
+            "data": {"reference": "rhythm"},
+            "train_resnet_mitbih": {"architecture": "gbt", "trees": {"iterations": 6}},
+        },
+    )
+    proc = dvc(project, "repro")
+    logs = proc.stdout + proc.stderr
+    assert {"train_resnet_mitbih", "finetune_transfer", "export", "evaluate@resnet_mitbih"} <= _ran_stages(
+        logs
+    )
+    assert "no learnt representation to transfer" in logs, logs
+    info = json.loads((project / "models/resnet_mitbih.json").read_text())
+    assert info["record_smoothing"]["weight"] == 0.5 and 0.05 <= info["temperature"] <= 20
+    assert info["trained_on"]["reference"] == "rhythm"
+    assert json.loads((project / "data/prepared/info.json").read_text())["reference"] == "rhythm"
+    assert info["best_epoch"] == 6  # one history row per boosting iteration here
+    details = json.loads((project / "metrics/details/resnet_mitbih.json").read_text())
+    assert "each_beat_alone" in details["record_smoothing"]
+    export = json.loads((project / "metrics/export.json").read_text())["resnet_mitbih"]
+    assert export["tflite"]["argmax_agreement"] == 1.0 and export["onnx"]["argmax_agreement"] == 1.0
+    assert not export["tflite_dynamic"]["shipped"] and "trees" in export["tflite_dynamic"]["error"]
+
+    recording = tmp_path / "lead.npy"
+    np.save(recording, synthetic_ecg(60, rate_bpm=80))
+    classes = {}
+    for model in ("models/resnet_mitbih.keras", "models/export/resnet_mitbih.tflite"):
+        code = main(["predict", str(recording), "--fs", "250", "-m", str(project / model), "-f", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["record_smoothing"] is not None
+        classes[model] = [row["predicted"] for row in data["beats"]]
+    assert len(set(map(tuple, classes.values()))) == 1 and len(classes["models/resnet_mitbih.keras"]) > 50

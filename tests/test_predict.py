@@ -448,3 +448,39 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
     (tmp_path / "export").mkdir()
     shutil.copy(models["resnet_mitbih_tflite"], tmp_path / "export" / "resnet_mitbih.tflite")
     assert load_runner(tmp_path / "export" / "resnet_mitbih.tflite").temperature is None
+
+
+def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(capsys, tmp_path) -> None:
+    """A model whose sidecar says ``trained_on.reference: rhythm`` gets patient features measured
+    against the beats of the patient's own rhythm; a value training never writes is refused."""
+    import shutil
+
+    from heartbeat.serve import pretrained
+    from heartbeat.serve.inputs import read_input
+    from heartbeat.serve.runners import load_runner, predict_proba
+    from tests.test_patient import record
+
+    model = tmp_path / "m.keras"
+    shutil.copy(pretrained.MODEL, model)
+    sidecar = json.loads(Path(pretrained.MODEL).with_suffix(".json").read_text())
+    sidecar["trained_on"]["reference"] = "rhythm"
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    lead, _ = record(seconds=60, premature=tuple(range(5, 70, 4)))  # 360 Hz, many premature beats
+    path = tmp_path / "lead.npy"
+    np.save(path, lead)
+    runner = load_runner(model, "keras")
+    assert runner.reference == "rhythm"
+    beats = read_input(str(path), fs=360.0, reference="rhythm")
+    median = read_input(str(path), fs=360.0)
+    assert not np.array_equal(beats.patient, median.patient)
+    expected = predict_proba(runner, beats.X, window=beats.window, patient=beats.patient)
+    code = main(["predict", str(path), "--fs", "360", "-m", str(model), "-f", "json", "--each-beat-alone"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    got = np.array([[row[f"p_{c}"] for c in "NSVFQ"] for row in json.loads(out)["beats"]])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    sidecar["trained_on"]["reference"] = "mode"
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    code = main(["predict", str(path), "--fs", "360", "-m", str(model)])
+    err = capsys.readouterr().err
+    assert code != 0 and "trained_on.reference 'mode' is not one of median, rhythm" in err

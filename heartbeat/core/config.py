@@ -137,6 +137,12 @@ class DataConfig(_Strict):
     local_path: str | None = None
     demo: DemoConfig = DemoConfig()
     physionet: PhysionetConfig = PhysionetConfig()
+    reference: Literal["median", "rhythm"] = Field(
+        "median",
+        description="which beats stand for a recording in the features against the patient (physionet "
+        "and demo sources): median, all of them | rhythm, those that are not premature (the patient's "
+        "own rhythm, when most beats are ectopic; heartbeat/signal/patient.py)",
+    )
 
 
 class PatientSplitConfig(_Strict):

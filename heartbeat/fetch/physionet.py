@@ -28,6 +28,7 @@ R-R features) and ``report.json`` (counts next to the Kaggle set's).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -312,7 +313,9 @@ def _segment_kwargs(cfg: PhysionetConfig) -> dict:
     }
 
 
-def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
+def _mitdb_record(
+    db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
+) -> RecordRows | None:
     header, _ = _read_header(db, record)
     lead = records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
     if lead is None:
@@ -330,7 +333,7 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     other = records.second_lead(header, lead)
     second = None if other is None else _read_lead(db, record, header, other)
     if cfg.peaks == "annotations":
-        beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, **kwargs)
+        beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, reference=reference, **kwargs)
         unmatched = 0
     else:
         match = detect.match_peaks(detected.peaks, ref_samples, fs)
@@ -343,6 +346,7 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
             symbols,
             keep=match >= 0,
             second=second,
+            reference=reference,
             polarity=cfg.detector_polarity,
             **kwargs,
         )
@@ -360,7 +364,9 @@ def _mitdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     return RecordRows.of(beats, "mitdb", record, SAME_SUBJECT.get(record, record), labels)
 
 
-def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Report) -> RecordRows | None:
+def _ptbdb_record(
+    db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
+) -> RecordRows | None:
     header, _ = _read_header(db, record)
     diagnosis = records.diagnosis(header.comments)
     label = records.diagnosis_label(header.comments)
@@ -376,7 +382,13 @@ def _ptbdb_record(db: _Database, record: str, cfg: PhysionetConfig, report: _Rep
     second = None if other is None else _read_lead(db, record, header, other)
     fs = float(header.fs)
     beats = cut_record(
-        signal, fs, None, second=second, polarity=cfg.detector_polarity, **_segment_kwargs(cfg)
+        signal,
+        fs,
+        None,
+        second=second,
+        reference=reference,
+        polarity=cfg.detector_polarity,
+        **_segment_kwargs(cfg),
     )
     report.ptbdb[record] = {
         "lead": lead,
@@ -479,7 +491,9 @@ def _report_json(
     }
 
 
-def fetch_physionet(cfg: PhysionetConfig, seed: int, dest: Path, cache: Path) -> None:
+def fetch_physionet(
+    cfg: PhysionetConfig, seed: int, dest: Path, cache: Path, reference: str = "median"
+) -> None:
     """Download (or read) the records, cut the beats and write the CSVs, provenance and report into ``dest``.
 
     ``cache`` keeps the downloads between runs, per mirror (:func:`mirror_cache`).
@@ -492,8 +506,8 @@ def fetch_physionet(cfg: PhysionetConfig, seed: int, dest: Path, cache: Path) ->
     dest, cache = Path(dest), Path(cache)
     dest.mkdir(parents=True, exist_ok=True)
     report = _Report()
-    mit = concat(_collect(cfg, "mitdb", cache, report, _mitdb_record))
-    ptb = concat(_collect(cfg, "ptbdb", cache, report, _ptbdb_record))
+    mit = concat(_collect(cfg, "mitdb", cache, report, functools.partial(_mitdb_record, reference=reference)))
+    ptb = concat(_collect(cfg, "ptbdb", cache, report, functools.partial(_ptbdb_record, reference=reference)))
     n_ptb = len(report.ptbdb) + len(report.excluded)
     written = write_beat_files(
         dest, mit, ptb, cfg.test_fraction, seed, lambda name: _empty_file_error(name, report, n_ptb)

@@ -357,6 +357,12 @@ def ensemble_members(model: keras.Model) -> list[keras.Model]:
     return [layer for layer in model.layers if isinstance(layer, keras.Model)]
 
 
+def has_representation(model: keras.Model) -> bool:
+    """Whether ``model`` (or its first seed-ensemble member) is a network with a representation layer
+    that :func:`build_transfer` can carry over; classical models (heartbeat/model/classical.py) have none."""
+    return any(layer.name == REPRESENTATION_LAYER for layer in ensemble_members(model)[0].layers)
+
+
 def build_transfer(base: keras.Model, n_classes: int, freeze: str) -> keras.Model:
     """A new softmax head on the representation of a trained ResNet (or network for new patients).
 

@@ -221,13 +221,16 @@ def prepared_info(
     split: str,
     groups: dict | None = None,
     records: dict[str, list[str]] | None = None,
+    reference: str = "median",
 ) -> dict:
     """What ``data/prepared/info.json`` holds: where the beats came from (``source``, whether they
     are ``synthetic``), the ``split``, the records or patients per split (``groups``, patient split)
-    and every record per dataset; the training stages copy it into each model's sidecar."""
+    and every record per dataset, and which beats the patient features took as each recording's
+    ``reference``; the training stages copy it into each model's sidecar."""
     return {
         "source": source,
         "synthetic": bool(synthetic),
+        "reference": reference,
         "split": split,
         "groups": groups,
         "records": records,

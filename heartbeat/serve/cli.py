@@ -493,11 +493,14 @@ def check_model(runner, model: str, dataset: str | None) -> None:
         )
 
 
-def read_beats(path: str, args: argparse.Namespace):
-    """INPUT read as the options say; ``--format wfdb`` needs a recording's beat times."""
+def read_beats(path: str, args: argparse.Namespace, reference: str = "median"):
+    """INPUT read as the options say, with the patient features' ``reference`` the model was trained
+    with (:attr:`~heartbeat.serve.runners.Runner.reference`); ``--format wfdb`` needs beat times."""
     from heartbeat.serve.inputs import read_input
 
-    beats = read_input(path, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs)
+    beats = read_input(
+        path, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs, reference=reference
+    )
     if args.format == "wfdb" and beats.sample is None:
         raise ParamsError(
             f"--format wfdb: {path} holds beats, not a recording; there are no times to annotate"
@@ -558,11 +561,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     plot = plan_plot(args.plot, output, read) if args.plot is not None else None
     if args.format == "wfdb":
         check_wfdb_output(args.output)
-    beats = read_beats(path, args)
-    if plot is not None and beats.signal is None:
-        raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
     runner = load_runner(model, backend, args.threads, args.precision)
     check_model(runner, model, args.dataset)
+    beats = read_beats(path, args, runner.reference)  # as the model's training data was cut
+    if plot is not None and beats.signal is None:
+        raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
     check_labels(beats, runner, path)
     for warning in (dataset_warning(beats, runner, path), synthetic_warning(runner)):
         if warning:

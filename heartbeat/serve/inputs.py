@@ -103,8 +103,10 @@ def read_input(
     lead: str | None = None,
     peaks: str = "auto",
     fs: float | None = None,
+    reference: str = "median",
 ) -> Beats:
-    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`).
+    """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`); a recording's patient features take
+    ``reference`` beats for it, as the model's training data did (:class:`~heartbeat.serve.runners.Runner`).
 
     ``-`` is standard input; it, and any other pipe (``/dev/stdin``, a process substitution),
     is read once, whole, and parsed from memory: a pipe cannot be opened twice.
@@ -128,20 +130,21 @@ def read_input(
         beats = read_beats_csv(path, labelled=None, data=data)
         return Beats(X=beats.X, y=beats.y, kind="csv")
     if kind == "npy":
-        return read_npy(p, data, fs, lead, peaks)
+        return read_npy(p, data, fs, lead, peaks, reference)
     if kind == "wfdb":
         if data is not None:
             raise DataError(
                 f"{display_name(path)}: a WFDB record is several files (.hea, .dat, .atr) and cannot be read "
                 "from a pipe; give the record's path"
             )
-        return read_record(p, lead=lead, peaks=peaks, fs=fs)
+        return read_record(p, lead=lead, peaks=peaks, fs=fs, reference=reference)
     from heartbeat.signal import recordings
 
     name = display_name(path)
     if kind == "edf":
-        return from_recording(recordings.given_rate(recordings.read_edf(name, lead, data), fs), peaks, "edf")
-    return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal")
+        edf = recordings.given_rate(recordings.read_edf(name, lead, data), fs)
+        return from_recording(edf, peaks, "edf", reference)
+    return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal", reference)
 
 
 def _not_a_signal(path: Path, data: bytes | None) -> None:
@@ -168,6 +171,7 @@ def read_npy(
     fs: float | None = None,
     lead: str | None = None,
     peaks: str = "auto",
+    reference: str = "median",
 ) -> Beats:
     """An ``(n, 187)`` array of beats in [0, 1] (a single ``(187,)`` beat is one row), or with ``fs`` a
     1-D array of samples: one lead of a recording.
@@ -186,7 +190,7 @@ def read_npy(
     if fs is not None:
         from heartbeat.signal import recordings
 
-        return from_recording(recordings.signal_array(X, fs, path), peaks, "signal")
+        return from_recording(recordings.signal_array(X, fs, path), peaks, "signal", reference)
     if X.ndim == 1 and X.shape[0] != BEAT_LENGTH:
         raise DataError(
             f"{path}: a 1-D array of {X.shape[0]} values is a signal, not a beat: pass its sampling rate "
@@ -222,7 +226,13 @@ def _record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix.lower() in (".hea", ".dat", ".atr") else path
 
 
-def read_record(path: Path, lead: str | None = None, peaks: str = "auto", fs: float | None = None) -> Beats:
+def read_record(
+    path: Path,
+    lead: str | None = None,
+    peaks: str = "auto",
+    fs: float | None = None,
+    reference: str = "median",
+) -> Beats:
     """Segment one WFDB record into beats.
 
     ``peaks``: ``annotations`` uses the record's ``.atr`` beat annotations (and so yields AAMI
@@ -236,10 +246,10 @@ def read_record(path: Path, lead: str | None = None, peaks: str = "auto", fs: fl
     if peaks == "annotations" and not base.with_name(base.name + ".atr").is_file():
         raise DataError(f"{base}: --peaks annotations needs {base.name}.atr next to the header")
     rec = recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
-    return from_recording(recordings.given_rate(rec, fs), peaks, "wfdb")
+    return from_recording(recordings.given_rate(rec, fs), peaks, "wfdb", reference)
 
 
-def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:
+def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: str = "median") -> Beats:
     """The beats of a :class:`~heartbeat.signal.recordings.Recording`, cut as the sources cut them."""
     from heartbeat.signal import detect, recordings, records
     from heartbeat.signal.beats import cut_record
@@ -259,7 +269,9 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal") -> Beats:
             mode, found = "detector", detect.r_peaks(rec.signal, rec.fs)
             recordings.check_detected(rec, found)
         options = {"polarity": "auto"} if found is None else {}
-        beats = cut_record(rec.signal, rec.fs, found, symbols, second=rec.second, **options)
+        beats = cut_record(
+            rec.signal, rec.fs, found, symbols, second=rec.second, reference=reference, **options
+        )
     except DataError as exc:  # the segmenter's checks do not know which input they are about
         raise about(exc, where) from None
     if len(beats) == 0:

@@ -117,6 +117,9 @@ class Runner:
     smoothing: RecordSmoothing | None = None
     """Smoothing over a recording the training stage stored (``record_smoothing``), applied by
     ``heartbeat predict`` to a recording's beats; None when the model has none."""
+    reference: str = "median"
+    """Which beats stood for each recording in the patient features the model was trained on
+    (:data:`heartbeat.signal.patient.REFERENCES`): ``heartbeat predict`` computes them the same way."""
     trained_on: dict | None = None
     """What trained the model (its sidecar json's ``trained_on``: source, synthetic or not, records and
     split); None when the model came without a sidecar."""
@@ -445,6 +448,21 @@ def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
     return runner
 
 
+def check_reference(value: object, where: str) -> str:
+    """A stored ``trained_on.reference``: one of :data:`heartbeat.signal.patient.REFERENCES`, or
+    ``median`` when the sidecar has none (models trained before the choice existed)."""
+    from heartbeat.signal.patient import REFERENCES
+
+    if value is None:
+        return "median"
+    if value not in REFERENCES:
+        raise ModelError(
+            f"{where}: trained_on.reference {str(value)[:40]!r} is not one of {', '.join(REFERENCES)} as "
+            "training writes it; retrain the model (dvc repro) or remove the key"
+        )
+    return str(value)
+
+
 def load_runner(
     path: str | os.PathLike[str],
     backend: str = "auto",
@@ -468,6 +486,7 @@ def load_runner(
         runner.smoothing = check_smoothing(data.get(SMOOTHING_KEY), str(where))
         trained = data.get("trained_on")
         runner.trained_on = trained if isinstance(trained, dict) else None
+        runner.reference = check_reference((runner.trained_on or {}).get("reference"), str(where))
     if runner.temperature is not None:
         log.info(
             "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heartbeat.signal.context import RR_COLUMNS, context_matrix, rr_features
-from heartbeat.signal.patient import patient_inputs
+from heartbeat.signal.patient import patient_inputs, reference_mask
 from heartbeat.signal.segment import Segmented, extract_beats
 
 
@@ -54,7 +54,7 @@ def cut_record(
     symbols: np.ndarray | None = None,
     keep: np.ndarray | None = None,
     second: np.ndarray | None = None,
-    reference: np.ndarray | None = None,
+    reference: str | np.ndarray | None = "median",
     **segment_options: object,
 ) -> RecordBeats:
     """Cut the beats of one lead: at ``peaks`` (R-peak samples at ``fs``, e.g. annotations), or at the
@@ -63,9 +63,9 @@ def cut_record(
     ``symbols`` (one per peak) labels them; ``keep`` (a boolean mask over the peaks) drops some after
     segmentation, as the physionet source does with detections that match no annotation, while their
     R-R intervals still count for the neighbours. ``second`` is the record's other lead, where it has
-    one, for the windows and patient features. ``reference`` (a boolean mask over the peaks) names the
-    beats whose statistics stand for the record in the patient features
-    (:func:`heartbeat.signal.patient.patient_inputs`; all beats by default). ``segment_options`` go to
+    one, for the windows and patient features. ``reference`` names the beats whose statistics stand for
+    the record in the patient features: a method of :data:`heartbeat.signal.patient.REFERENCES`, or a
+    boolean mask over the peaks (:func:`heartbeat.signal.patient.reference_mask`). ``segment_options`` go to
     :func:`heartbeat.signal.segment.extract_beats`.
     """
     seg = extract_beats(signal, fs, peaks, **segment_options)
@@ -81,7 +81,7 @@ def cut_record(
     rows = np.isin(seg.index, index)
     rr = rr_features(all_peaks, fs)
     leads = [signal] if second is None else [signal, second]
-    window, patient = patient_inputs(leads, fs, all_peaks, reference)
+    window, patient = patient_inputs(leads, fs, all_peaks, reference_mask(reference, all_peaks, fs))
     return RecordBeats(
         X=seg.X[rows],
         sample=all_peaks[index],

@@ -289,6 +289,22 @@ def rhythm_reference(samples: np.ndarray, fs: float, among: np.ndarray | None = 
     return among & (pre >= ON_TIME * late)
 
 
+REFERENCES: tuple[str, ...] = ("median", "rhythm")
+"""How the beats that stand for a recording are chosen (:func:`reference_mask`): ``median``, all of
+them (the recording's median R-R and beat); ``rhythm``, the beats of the patient's own rhythm
+(:func:`rhythm_reference`)."""
+
+
+def reference_mask(reference: str | np.ndarray | None, samples: np.ndarray, fs: float) -> np.ndarray | None:
+    """The reference beats of a recording with R-peaks ``samples``: ``reference`` names a method of
+    :data:`REFERENCES`, or is the mask itself; None means every beat."""
+    if reference is None or isinstance(reference, np.ndarray):
+        return reference
+    if reference not in REFERENCES:
+        raise ValueError(f"reference {reference!r} is not one of {', '.join(REFERENCES)}")
+    return None if reference == "median" else rhythm_reference(samples, fs)
+
+
 def patient_inputs(
     leads: Sequence[np.ndarray], fs: float, samples: np.ndarray, reference: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from heartbeat.model.architectures import (
     build_patient_net,
     build_resnet,
     build_transfer,
+    has_representation,
     model_inputs,
     takes_rhythm,
 )
@@ -96,6 +97,10 @@ def build_model(
     if stage == "finetune_transfer":
         if base is None:
             raise ValueError("finetune_transfer needs the trained MIT-BIH model as base")
+        if not has_representation(base):
+            # A classical MIT-BIH model (lda, gbt) learnt no representation to carry over: the PTB
+            # model is then the paper's ResNet from scratch (run_training says so).
+            return build_resnet(n_classes, 32, 5, 5, 32, 0.0)
         return build_transfer(base, n_classes, cfg.freeze)
     architecture, width = plan
     if architecture == "patient_net":
@@ -248,6 +253,7 @@ def trained_on(prepared: dict, dataset: str) -> dict:
     return {
         "source": prepared.get("source"),
         "synthetic": bool(prepared.get("synthetic")),
+        "reference": prepared.get("reference", "median"),
         "dataset": dataset,
         "split": prepared.get("split"),
         "records": {dataset: records} if records else None,
@@ -264,8 +270,16 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     tr, va = load_split(folder, "train"), load_split(folder, "val")
     base = None
     if spec.stage == "finetune_transfer":
+        source = layout.model_file("resnet_mitbih")
         with placement.strategy.scope():  # its variables are fine-tuned: they belong to the strategy
-            base = load_model(layout.model_file("resnet_mitbih"), len(DATASET_CLASSES["mitbih"]))
+            base = load_model(source, len(DATASET_CLASSES["mitbih"]))
+        if not has_representation(base):
+            log.warning(
+                "%s is a %s model: it has no learnt representation to transfer, so finetune_transfer trains "
+                "the paper's ResNet on PTB from scratch",
+                source,
+                base.name,
+            )
     trained = fit_stage(spec.stage, cfg, tr, va, n_classes, placement, base)
     info = {
         "model": name,
