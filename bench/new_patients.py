@@ -299,6 +299,31 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
 
+def blend(results: dict, a: str, b: str) -> dict:
+    """The runs of ``a`` and ``b`` combined: the mean of their final probabilities, beat by beat, for
+    every seed and record both have (what averaging the two models' outputs would about give; an
+    ensemble in the pipeline averages before the temperature and smoothing)."""
+    out: dict = {}
+    for seed, runs in results[a].items():
+        for rec, ra in runs.items():
+            rb = results[b].get(seed, {}).get(rec)
+            if rb is None or "proba" not in ra or "proba" not in rb:
+                continue
+            p = (np.array(ra["proba"]) + np.array(rb["proba"])) / 2
+            alone = (np.array(ra["proba_alone"]) + np.array(rb["proba_alone"])) / 2
+            stress = {}
+            for k, sa in ra["stress"].items():
+                q = (np.array(sa["proba"]) + np.array(rb["stress"][k]["proba"])) / 2
+                stress[k] = {"y": sa["y"], "pred": q.argmax(axis=1).tolist()}
+            out.setdefault(seed, {})[rec] = {
+                "y": ra["y"],
+                "pred": p.argmax(axis=1).tolist(),
+                "pred_alone": alone.argmax(axis=1).tolist(),
+                "stress": stress,
+            }
+    return out
+
+
 def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str, float]) -> str:
     lines = ["## Leave-one-record-out over DS1 (pooled over the 22 test records; mean ± std over seeds)", ""]
     lines.append("| model | macro-F1 NSVF | F1 S | F1 V | F1 F | Se / +P S | Se / +P V | seeds |")
@@ -402,6 +427,13 @@ def main(argv: list[str] | None = None) -> None:
         "processes (one per model) add up",
     )
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument(
+        "--blend",
+        nargs="+",
+        default=[],
+        metavar="A+B",
+        help="also report the mean of two models' stored probabilities (runs with probabilities only)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -441,7 +473,16 @@ def main(argv: list[str] | None = None) -> None:
                     tmp = args.results / f".{model}.json.tmp"
                     tmp.write_text(json.dumps(results[model]))
                     tmp.replace(args.results / f"{model}.json")
-    text = report(results, [m for m in args.models if results[m]], args.seeds, minutes)
+    shown = [m for m in args.models if results[m]]
+    for pair in args.blend:
+        a, b = pair.split("+")
+        for name in (a, b):
+            if name not in results:
+                path = args.results / f"{name}.json"
+                results[name] = json.loads(path.read_text()) if path.is_file() else {}
+        results[pair] = blend(results, a, b)
+        shown.append(pair)
+    text = report(results, shown, args.seeds, minutes)
     print(text)
     if args.out:
         args.out.write_text(text)
