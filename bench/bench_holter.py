@@ -138,13 +138,24 @@ _LAUNCHER = (
 across exec, so a child of this script (holding the recording) would report this script's memory."""
 
 
+_READ_TABLE = (
+    "import sys\n"
+    "from heartbeat.signal.recordings import read_table\n"
+    "rec = read_table(sys.argv[1], float(sys.argv[2]))\n"
+    "print(rec.signal.size, rec.second is not None, file=sys.stderr)\n"
+)
+"""The signal-table reader alone, as predict calls it."""
+
+
 def run_predict(
-    path: Path, options: list[str], output: Path, code: Path = ROOT
+    path: Path, options: list[str], output: Path, code: Path = ROOT, reader_only: bool = False
 ) -> dict[str, float | int | str]:
-    """One ``heartbeat predict`` (of the ``heartbeat`` package in ``code``) in a fresh process: wall
-    seconds, peak RSS (bytes), exit code, last line."""
+    """One ``heartbeat predict`` (of the ``heartbeat`` package in ``code``) in a fresh process, or with
+    ``reader_only`` only its signal-table reader: wall seconds, peak RSS (bytes), exit code, last line."""
     env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [PYTHON, "-m", "heartbeat.serve.cli", "predict", str(path), *options, "-o", str(output)]
+    if reader_only:
+        cmd = [PYTHON, "-c", _READ_TABLE, str(path), str(FS)]
     report = output.with_suffix(".rusage.json")
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -183,7 +194,7 @@ def main() -> None:
     print(
         f"built {len(x):,} samples x 2 leads at {FS} Hz ({len(x) / FS / 3600:.2f} h) in {time.perf_counter() - t0:.0f} s"
     )
-    rows, results, before_rows = [], {}, []
+    rows, results, before_rows, reader_rows = [], {}, [], []
     with TempDir("bench_holter_") as folder:
         np.save(folder / "short.npy", np.ascontiguousarray(x[: BASELINE_MINUTES * 60 * FS, 0]))
         files = write_formats(x, folder, formats)
@@ -219,6 +230,23 @@ def main() -> None:
             print(
                 f"{kind}: {got['seconds']:.1f} s, {got['peak_rss'] / 1e9:.2f} GB, rc {got['rc']}", flush=True
             )
+        for kind in [k for k in ("csv", "tsv") if k in files]:
+            path, _, leads = files[kind]
+            for label, code in [("now", ROOT), *([("before", args.before)] if args.before else [])]:
+                got = run_predict(path, [], folder / "reader.out", code=code, reader_only=True)
+                results[f"{kind} reader {label}"] = got
+                reader_rows.append(
+                    [
+                        kind,
+                        label,
+                        f"{got['seconds']:.1f} s",
+                        f"{got['peak_rss'] / 1e9:.2f} GB",
+                        f"{got['peak_rss'] / (n * leads * 4):.2f}",
+                    ]
+                )
+                print(
+                    f"{kind} reader {label}: {got['seconds']:.1f} s, {got['peak_rss'] / 1e9:.2f} GB, rc {got['rc']}"
+                )
         before_formats = [f for f in args.before_formats.split(",") if f in files] if args.before else []
         for kind in before_formats:
             path, options, leads = files[kind]
@@ -246,6 +274,11 @@ def main() -> None:
     ]
     print()
     print(table(header, rows))
+    if reader_rows:
+        print(
+            "\nthe signal-table reader alone (read_table in a fresh process; before: the package in --before):\n"
+        )
+        print(table(["format", "code", "wall", "peak RSS", "peak / decoded"], reader_rows))
     if before_rows:
         print(f"\nthe same files with the heartbeat package in {args.before}:\n")
         print(table(["format", "wall", "peak RSS", "peak / decoded"], before_rows))
