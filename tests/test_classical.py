@@ -162,3 +162,23 @@ def test_trees_that_also_read_the_window_give_what_scikit_learn_gives(tmp_path) 
     save_model(model, tmp_path / "w.keras")
     proba = load_model(tmp_path / "w.keras", 5).predict([W, P], verbose=0)
     np.testing.assert_allclose(proba[:, :4], gbt.predict_proba(X), atol=1e-5)
+
+
+def test_a_fresh_process_loads_a_tree_model_without_importing_its_module(tmp_path) -> None:
+    """Keras finds TreeEnsemble by its registered name: load_model registers it, so evaluate and
+    predict, which never import heartbeat.model.classical themselves, load the stage's file."""
+    import subprocess
+    import sys
+
+    P, y = _data(300)
+    gbt = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(P, y)
+    save_model(classical.gbt_model(gbt, 5, WINDOW_SHAPE, N_FEATURES), tmp_path / "m.keras")
+    code = (
+        "import sys; from heartbeat.model.saving import load_model; "
+        "m = load_model(sys.argv[1], 5); "
+        "assert 'heartbeat.model.classical' in sys.modules; print(m.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "gbt"

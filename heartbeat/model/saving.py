@@ -78,7 +78,10 @@ def _renumber_shared_objects(node: object, ids: dict[int, int]) -> object:
 def load_model(path: str | os.PathLike[str], n_classes: int | None = None) -> keras.Model:
     """Load a trained model and check that it takes 187-sample beats or two-lead windows (and has
     ``n_classes`` outputs)."""
-    from heartbeat.model import architectures  # registers LeadDropout before Keras looks it up
+    from heartbeat.model import (
+        architectures,  # registers LeadDropout before Keras looks it up
+        classical,  # noqa: F401  (registers TreeEnsemble and WindowSamples)
+    )
 
     p = Path(path)
     if not p.is_file():
