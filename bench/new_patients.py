@@ -244,6 +244,12 @@ VARIANTS: dict[str, tuple[str, str, int, dict]] = {
         0,
         {"architecture": "gbt", "trees": {"window_stride": 5}},
     ),
+    "patient_net_trees": (
+        "the network and the boosted trees, one model averaging them (with_trees: true)",
+        "median",
+        0,
+        {"architecture": "patient_net", "with_trees": True},
+    ),
     "lda": (
         "linear discriminants on the 80 features (de Chazal et al. 2004's method)",
         "median",
@@ -452,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         for model in args.models:
             _, method, augment, changes = VARIANTS[model]
             update = dict(changes)
-            if args.epochs and changes.get("architecture") == "patient_net":
+            if args.epochs and update.get("architecture") == "patient_net":
                 update["epochs"] = min(base.epochs, args.epochs)
             merged = base.model_dump()
             for k, v in update.items():

@@ -182,3 +182,28 @@ def test_a_fresh_process_loads_a_tree_model_without_importing_its_module(tmp_pat
         [sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "gbt"
+
+
+def test_the_network_with_the_trees_is_one_model_that_averages_them_and_still_transfers() -> None:
+    from heartbeat.model.architectures import build_transfer, ensemble_members, has_representation
+    from heartbeat.train.runner import fit_stage
+
+    tr, va = _split(600, 0), _split(200, 1)
+    small = {"epochs": 1, "batch_size": 64, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}
+    cfg = ResNetConfig(
+        architecture="patient_net",
+        with_trees=True,
+        calibration="temperature",
+        trees=TreesConfig(iterations=5),
+        **small,
+    )
+    trained = fit_stage("train_resnet_mitbih", cfg, tr, va, 5)
+    members = ensemble_members(trained.model)
+    assert [m.name for m in members] == ["member_0", "member_1"]
+    assert trained.info["ensemble"]["members"] == ["patient_net", "gbt"]
+    assert classical.has_trees(trained.model) and has_representation(trained.model)
+    W, P = va.W, va.P
+    mean = (members[0].predict([W, P], verbose=0) + members[1].predict([W, P], verbose=0)) / 2
+    np.testing.assert_allclose(trained.model.predict([W, P], verbose=0), mean, atol=1e-6)
+    assert "temperature" in trained.info
+    assert build_transfer(trained.model, 2, "none").output.shape[-1] == 2  # fine-tunes the network

@@ -262,7 +262,7 @@ def test_a_classical_architecture_runs_through_the_pipeline_and_predict(
     assert info["best_epoch"] == 6  # one history row per boosting iteration here
     details = json.loads((project / "metrics/details/resnet_mitbih.json").read_text())
     assert "each_beat_alone" in details["record_smoothing"]
-    export = json.loads((project / "metrics/export.json").read_text())["resnet_mitbih"]
+    export = json.loads((project / "metrics/export.json").read_text())["models"]["resnet_mitbih"]
     assert export["tflite"]["argmax_agreement"] == 1.0 and export["onnx"]["argmax_agreement"] == 1.0
     assert not export["tflite_dynamic"]["shipped"] and "trees" in export["tflite_dynamic"]["error"]
 

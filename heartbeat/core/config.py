@@ -337,6 +337,11 @@ class ResNetConfig(TrainConfig):
         description="train this many models, seeds seed, seed+1, ...; the saved model averages their "
         "probabilities (1: a single model)",
     )
+    with_trees: bool = Field(
+        False,
+        description="patient_net: also fit the boosted trees of `trees` on the same features, and save one "
+        "model whose output is the mean of the network's (or its seeds') and the trees' probabilities",
+    )
 
 
 class TransferConfig(TrainConfig):

@@ -193,17 +193,28 @@ def fit_stage(
             member = cfg.model_copy(update={"seed": seed})
             model = build(n_classes, plan[1]) if build else build_model(stage, member, n_classes, plan, base)
             results.append(train(model, tr, va, member, replicas=replicas, section=stage))
+    if getattr(cfg, "with_trees", False) and plan[0] != "patient_net":
+        log.warning(
+            "%s.with_trees: only a patient_net takes the trees beside it; training %s alone", stage, plan[0]
+        )
+    elif getattr(cfg, "with_trees", False) and build is None:
+        # The trees join as one more member of the mean, after the network(s): the transfer stage
+        # fine-tunes member 1, the network.
+        make_deterministic(cfg.seed)
+        results.append(fit_classical("gbt", cfg, tr, va, n_classes))
     info: dict[str, Any] = {"epochs_run": sum(len(r.history) for r in results)}
-    if k == 1:
+    if len(results) == 1:
         result = results[0]
         model, history = devices.for_saving(result.model), result.history
         info["best_epoch"] = result.best_epoch
     else:
+        names = [r.model.name for r in results]  # build_ensemble renames them member_0, member_1, ...
         model = build_ensemble(
             [devices.for_saving(r.model) for r in results], f"{results[0].model.name}_ensemble"
         )
         history = ensemble_history([r.history for r in results])
         info["ensemble"] = {
+            "members": names,
             "seeds": seeds,
             "epochs_run": [len(r.history) for r in results],
             "best_epoch": [r.best_epoch for r in results],
