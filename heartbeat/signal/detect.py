@@ -61,17 +61,58 @@ def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
     return candidates.astype(np.int64) if candidates.size else np.array([])
 
 
+def _lfilter(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
+    """``scipy.signal.lfilter(b, a, x, zi=zi)[0]`` for a 1-D float64 ``x``. An FIR filter (``a`` of
+    length 1) is run as lfilter runs it, by ``np.convolve``, without the copy of the whole output
+    that lfilter's ``apply_along_axis`` makes."""
+    from scipy.signal import lfilter
+
+    if len(a) != 1:
+        return lfilter(b, a, x, zi=zi)[0]
+    taps = np.array(b, dtype=np.float64)
+    taps /= np.asarray(a, dtype=np.float64)[0]
+    full = np.convolve(taps, x)
+    full[: zi.size] += zi
+    return full[: full.size - taps.size + 1]
+
+
+def _filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``scipy.signal.filtfilt(b, a, x)`` with its defaults (odd padding of three times the taps,
+    method "pad"), step for step, for the 1-D float64 leads XQRS filters: the padded copy is dropped
+    before the backward pass and FIR passes skip a copy (:func:`_lfilter`), so at its peak it holds
+    two arrays as long as the lead where scipy's holds four. Anything else goes to scipy's own."""
+    from scipy.signal import filtfilt, lfilter_zi
+    from scipy.signal._arraytools import odd_ext
+
+    b, a, x = np.atleast_1d(b), np.atleast_1d(a), np.asarray(x)
+    edge = 3 * max(len(a), len(b))
+    if x.ndim != 1 or axis not in (0, -1) or x.dtype != np.float64 or x.size <= edge:
+        return filtfilt(b, a, x, axis=axis)
+    zi = lfilter_zi(b, a)
+    ext = odd_ext(x, edge)
+    y = _lfilter(b, a, ext, zi * ext[:1])
+    del ext
+    y = _lfilter(b, a, y[::-1], zi * y[-1:])
+    return y[::-1][edge:-edge]
+
+
 @cache
 def _xqrs_class() -> type:
-    """wfdb's XQRS with :func:`local_peaks` in place of its local-peak search: its own methods, run
-    with that one name bound differently, so every other rule of the detector stays wfdb's."""
+    """wfdb's XQRS with :func:`local_peaks` in place of its local-peak search and :func:`_filtfilt`
+    in place of scipy's: its own methods, run with those names bound differently, so every rule of
+    the detector stays wfdb's."""
+    from types import SimpleNamespace
+
+    from scipy import signal
     from wfdb.processing import qrs
 
+    lean_signal = SimpleNamespace(butter=signal.butter, filtfilt=_filtfilt)
+
     def rebound(method: types.FunctionType) -> types.FunctionType:
-        names = {**method.__globals__, "find_local_peaks": local_peaks}
+        names = {**method.__globals__, "find_local_peaks": local_peaks, "signal": lean_signal}
         return types.FunctionType(method.__code__, names, method.__name__, method.__defaults__)
 
-    methods = {name: rebound(getattr(qrs.XQRS, name)) for name in ("_mwi", "_learn_init_params")}
+    methods = {name: rebound(getattr(qrs.XQRS, name)) for name in ("_bandpass", "_mwi", "_learn_init_params")}
     return type("FastXQRS", (qrs.XQRS,), methods)
 
 
