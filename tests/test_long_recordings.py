@@ -30,11 +30,14 @@ def _wfdb_r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
     return np.unique(np.clip(snapped[snapped >= 0], 0, x.size - 1))
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_local_peaks_are_wfdbs_to_the_sample(seed: int) -> None:
-    """Noise, plateaus (ties within a window), short signals and every small radius."""
+@pytest.mark.parametrize("block", [5, 37, detect.PEAK_BLOCK])
+@pytest.mark.parametrize("seed", range(3))
+def test_local_peaks_are_wfdbs_to_the_sample(seed: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noise, plateaus (ties within a window), short signals, every small radius, and blocks shorter
+    than a window, so that peaks fall on the blocks' edges."""
     from wfdb.processing import peaks
 
+    monkeypatch.setattr(detect, "PEAK_BLOCK", block)
     rng = np.random.default_rng(seed)
     for _ in range(150):
         n, radius = int(rng.integers(1, 300)), int(rng.integers(1, 14))

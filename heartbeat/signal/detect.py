@@ -29,6 +29,8 @@ SNAP_S = 0.05
 """How far ``correct_peaks`` may move a detection onto the QRS extremum."""
 SNAP_WINDOW_S = 0.15
 """The smoothing window ``correct_peaks`` subtracts before looking for the extremum (baseline)."""
+PEAK_BLOCK = 1 << 20
+"""Samples searched for local peaks at a time (:func:`local_peaks`)."""
 
 
 def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
@@ -50,7 +52,15 @@ def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
         return wfdb_peaks.find_local_peaks(sig, radius)
     if np.min(x) == np.max(x):
         return np.empty(0)
-    candidates = np.flatnonzero(x == maximum_filter1d(x, 2 * radius, mode="nearest"))
+    # In blocks with ``radius`` samples of margin on each side: every window lies inside its
+    # block, so the maxima are the whole signal's, and the temporaries stay a block's.
+    found = []
+    for start in range(0, x.size, PEAK_BLOCK):
+        lo, hi = max(start - radius, 0), min(start + PEAK_BLOCK + radius, x.size)
+        block = x[lo:hi]
+        hit = np.flatnonzero(block == maximum_filter1d(block, 2 * radius, mode="nearest")) + lo
+        found.append(hit[(hit >= start) & (hit < start + PEAK_BLOCK)])
+    candidates = np.concatenate(found)
     if candidates.size > 1 and np.diff(candidates).min() < radius:  # plateaus: walk them
         kept, last = [], -radius
         for i in candidates.tolist():
@@ -92,7 +102,9 @@ def _filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int = -1) -> np
     ext = odd_ext(x, edge)
     y = _lfilter(b, a, ext, zi * ext[:1])
     del ext
-    y = _lfilter(b, a, y[::-1], zi * y[-1:])
+    start = zi * y[-1:]
+    y = y[::-1].copy()  # the filters copy a reversed view anyway; this way the forward pass can go first
+    y = _lfilter(b, a, y, start)
     return y[::-1][edge:-edge]
 
 
