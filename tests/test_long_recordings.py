@@ -64,3 +64,66 @@ def test_r_peaks_are_wfdbs_xqrs_on_real_records(record: str) -> None:
     for lead in range(2):
         x = np.ascontiguousarray(rec.p_signal[:, lead], dtype=np.float64)
         np.testing.assert_array_equal(detect.r_peaks(x, rec.fs), _wfdb_r_peaks(x, rec.fs))
+
+
+def _blocks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """Every module that works in blocks of beats, set to blocks of ``size``."""
+    from heartbeat.signal import context, patient, segment
+
+    for module in (segment, patient, context):
+        monkeypatch.setattr(module, "BLOCK_BEATS", size)
+
+
+def test_blocks_of_beats_change_no_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beats, windows and template features cut in blocks (of 1, 7 and 64 beats, so blocks end inside
+    and at the end) are those cut all at once."""
+    from heartbeat.signal.context import template_features
+    from heartbeat.signal.patient import centred_windows
+    from heartbeat.signal.segment import nominal_periods, segment_beats
+
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=20_000))
+    peaks = np.sort(rng.choice(np.arange(10, 19_900), 150, replace=False))
+    periods = nominal_periods(peaks, x.size)
+
+    def all_of_them() -> tuple[np.ndarray, ...]:
+        X, kept = segment_beats(x, peaks, periods)
+        groups = np.repeat([0, 1], [100, len(X) - 100])
+        return X, kept, centred_windows(x, peaks, 96, 96), template_features(X, groups)
+
+    _blocks(monkeypatch, 10**9)
+    whole = all_of_them()
+    for size in (1, 7, 64):
+        _blocks(monkeypatch, size)
+        for got, want in zip(all_of_them(), whole, strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_real_record_is_cut_to_the_same_bits_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record 208 (two leads, many PVCs) through detection, cutting, windows, patient features and
+    context, in blocks of 100 beats and all at once."""
+    import wfdb
+
+    from heartbeat.signal.beats import cut_record
+
+    folder = shared_dir("mitdb")
+    rec = wfdb.rdrecord(str(folder / "208"))
+    lead, second = (np.ascontiguousarray(rec.p_signal[:, i], dtype=np.float64) for i in range(2))
+    peaks = detect.r_peaks(lead, rec.fs)
+
+    def cut() -> dict[str, np.ndarray]:
+        beats = cut_record(lead, rec.fs, peaks, second=second)
+        return {
+            "X": beats.X,
+            "window": beats.window,
+            "patient": beats.patient,
+            "context": beats.context(),
+        }
+
+    _blocks(monkeypatch, 10**9)
+    whole = cut()
+    _blocks(monkeypatch, 100)
+    for name, got in cut().items():
+        assert got.dtype == whole[name].dtype, name
+        np.testing.assert_array_equal(got, whole[name], err_msg=name)
