@@ -37,8 +37,8 @@ def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
     """wfdb's ``find_local_peaks``, vectorised, with the same result to the sample.
 
     wfdb walks the signal in Python: sample ``i`` is a peak when it equals the maximum of
-    ``sig[max(i - radius, 0) : i + radius]``, and after a peak it skips to ``i + radius``. That walk
-    was 90% of the detector's time (56 s of a 24-hour recording). Here the window maxima come from
+    ``sig[max(i - radius, 0) : i + radius]``, and after a peak it skips to ``i + radius``; XQRS walks
+    its two filtered copies of the lead so, about 2.5 s an hour of recording. Here the window maxima come from
     one sliding maximum (a window of ``2 * radius`` samples whose ends clamp to the signal's, as the
     slices do), and only the samples that equal theirs are walked, keeping each that lies at least
     ``radius`` after the last one kept: the samples wfdb skips are exactly those. Signals the
