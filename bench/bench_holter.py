@@ -18,6 +18,9 @@ ratio for the peak above that of a 5-minute recording (the fixed cost of interpr
 model), which is what grows with the recording. The issue's
 goals: at most 1.5 GB and 2.5x the decoded size in every format, and (the scoring issue's) 30 s end
 to end on 2 cores. The machine is shared, so wall times move with its load (printed above the table).
+With ``--before DIR`` the formats of ``--before-formats`` run again with the ``heartbeat`` package in
+DIR (an earlier commit's, from ``git archive``), and the table says whether their output rows are
+byte-identical to this code's.
 """
 
 from __future__ import annotations
@@ -153,9 +156,11 @@ def run_predict(
     """One ``heartbeat predict`` (of the ``heartbeat`` package in ``code``) in a fresh process, or with
     ``reader_only`` only its signal-table reader: wall seconds, peak RSS (bytes), exit code, last line."""
     env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [PYTHON, "-m", "heartbeat.serve.cli", "predict", str(path), *options, "-o", str(output)]
+    # -P: run from ROOT, ``-m`` and ``-c`` would put ROOT first on sys.path, ahead of PYTHONPATH, and
+    # import ROOT's package whatever ``code`` says.
+    cmd = [PYTHON, "-P", "-m", "heartbeat.serve.cli", "predict", str(path), *options, "-o", str(output)]
     if reader_only:
-        cmd = [PYTHON, "-c", _READ_TABLE, str(path), str(FS)]
+        cmd = [PYTHON, "-P", "-c", _READ_TABLE, str(path), str(FS)]
     report = output.with_suffix(".rusage.json")
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -251,10 +256,23 @@ def main() -> None:
         for kind in before_formats:
             path, options, leads = files[kind]
             got = run_predict(path, options, folder / f"{kind}.before.csv", code=args.before)
+            # Every beat's time, class and probabilities (6 decimals), byte for byte.
+            now_rows, before_rows_file = folder / f"{kind}.out.csv", folder / f"{kind}.before.csv"
+            got["same_rows"] = (
+                now_rows.is_file()
+                and before_rows_file.is_file()
+                and now_rows.read_bytes() == before_rows_file.read_bytes()
+            )
             results[f"{kind} before"] = got
             peak = f"{got['peak_rss'] / 1e9:.2f} GB"
             before_rows.append(
-                [kind, f"{got['seconds']:.1f} s", peak, f"{got['peak_rss'] / (n * leads * 4):.2f}"]
+                [
+                    kind,
+                    f"{got['seconds']:.1f} s",
+                    peak,
+                    f"{got['peak_rss'] / (n * leads * 4):.2f}",
+                    "yes" if got["same_rows"] else "no",
+                ]
             )
             print(
                 f"{kind} before: {got['seconds']:.1f} s, {peak}, rc {got['rc']}: {got['last'][:120]}",
@@ -281,7 +299,7 @@ def main() -> None:
         print(table(["format", "code", "wall", "peak RSS", "peak / decoded"], reader_rows))
     if before_rows:
         print(f"\nthe same files with the heartbeat package in {args.before}:\n")
-        print(table(["format", "wall", "peak RSS", "peak / decoded"], before_rows))
+        print(table(["format", "wall", "peak RSS", "peak / decoded", "rows identical to now's"], before_rows))
     print(f"\ngoals: peak <= {GOAL_BYTES / 1e9:g} GB and <= {GOAL_RATIO:g}x the decoded float32 signal")
     write_json(args.json, {"machine": info, "hours": args.hours, "fs": FS, "results": results})
 

@@ -83,7 +83,7 @@ def cut_record(
     leads = [signal] if second is None else [signal, second]
     window, patient = patient_inputs(leads, fs, all_peaks, reference_mask(reference, all_peaks, fs))
     return RecordBeats(
-        X=seg.X[rows],
+        X=seg.X if rows.all() else seg.X[rows],  # no second copy of every beat
         sample=all_peaks[index],
         symbol=all_symbols[index].astype(str),
         rr={k: v[index] for k, v in rr.items()},

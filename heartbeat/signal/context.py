@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from heartbeat.signal.checks import check_fs
+from heartbeat.signal.segment import BLOCK_BEATS
 
 RR_COLUMNS: tuple[str, ...] = (
     "rr_pre",
@@ -122,10 +123,16 @@ def template_features(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     for group in np.unique(groups):
         idx = np.flatnonzero(groups == group)
         B = X[idx].astype(np.float64)
-        T = np.median(B, axis=0)
-        rms = np.sqrt(np.mean((B - T) ** 2, axis=1))
-        Bc, Tc = B - B.mean(axis=1, keepdims=True), T - T.mean()
-        corr = (Bc @ Tc) / (np.linalg.norm(Bc, axis=1) * np.linalg.norm(Tc) + 1e-9)
+        # Column by column and row by row the same arithmetic as on the whole matrix at once, in
+        # blocks, so a 24-hour recording's 100,000 beats need one float64 copy of them, not five.
+        T = np.concatenate([np.median(B[:, c : c + 16], axis=0) for c in range(0, B.shape[1], 16)])
+        rows = [slice(r, r + BLOCK_BEATS) for r in range(0, len(B), BLOCK_BEATS)]
+        rms = np.concatenate([np.sqrt(np.mean((B[r] - T) ** 2, axis=1)) for r in rows])
+        B -= B.mean(axis=1, keepdims=True)  # centred, in place
+        Tc = T - T.mean()
+        norms = np.concatenate([np.linalg.norm(B[r], axis=1) for r in rows])
+        corr = (B @ Tc) / (norms * np.linalg.norm(Tc) + 1e-9)
+        del B
         out[idx] = np.stack([corr, rms, rms / (np.median(rms) + 1e-9)], axis=1)
     return np.clip(out, -1.0, TEMPLATE_CLIP).astype(np.float32)
 

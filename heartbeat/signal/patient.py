@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import median_filter
 
 from heartbeat.signal.checks import check_fs
-from heartbeat.signal.segment import TARGET_FS, resample
+from heartbeat.signal.segment import BLOCK_BEATS, TARGET_FS, resample
 
 WINDOW_BEFORE, WINDOW_AFTER = 50, 75
 """The model's window: R-50 .. R+74 samples at 125 Hz (-0.400 s .. +0.592 s), R-peak at index 50."""
@@ -114,9 +114,14 @@ def remove_baseline(x: np.ndarray, fs: float = TARGET_FS) -> np.ndarray:
 def centred_windows(x: np.ndarray, peaks: np.ndarray, before: int, after: int) -> np.ndarray:
     """``(n, before + after)``: ``x[p - before : p + after]`` for each peak; outside the lead counts as 0,
     the isoelectric level of a baseline-free lead."""
-    idx = np.asarray(peaks, dtype=np.int64)[:, None] + np.arange(-before, after)[None, :]
-    inside = (idx >= 0) & (idx < x.size)
-    return np.where(inside, x[np.clip(idx, 0, max(x.size - 1, 0))], 0.0)
+    peaks = np.asarray(peaks, dtype=np.int64)
+    offsets = np.arange(-before, after)[None, :]
+    out = np.empty((peaks.size, before + after), dtype=np.result_type(x, 0.0))
+    for start in range(0, peaks.size, BLOCK_BEATS):  # the index temporaries stay a block's
+        idx = peaks[start : start + BLOCK_BEATS, None] + offsets
+        inside = (idx >= 0) & (idx < x.size)
+        out[start : start + BLOCK_BEATS] = np.where(inside, x[np.clip(idx, 0, max(x.size - 1, 0))], 0.0)
+    return out
 
 
 def record_amplitude(
@@ -324,17 +329,21 @@ def patient_inputs(
             raise ValueError(
                 f"patient_inputs: the reference mask must hold {samples.size} booleans, at least one true"
             )
-    windows, parts, amplitudes = [], [], []
-    for lead in leads:
+    parts, amplitudes = [], []
+    window = np.empty((samples.size, *WINDOW_SHAPE), dtype=np.float32)
+    for i, lead in enumerate(leads):
         x = remove_baseline(resample(lead, fs))
         peaks = np.clip(np.rint(samples * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
         W = centred_windows(x, peaks, WIDE, WIDE)
+        del x  # as long as the lead; the windows are all that is measured from here
         amp = record_amplitude(W, reference=reference)
-        windows.append(W[:, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp)
+        window[:, :, i] = W[:, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp
         parts.append(part_features(W, reference=reference))
         amplitudes.append(qrs_amplitude(W, amp))
+        del W
     if len(leads) == 1:
-        windows, parts, amplitudes = windows * 2, parts * 2, amplitudes * 2
+        window[:, :, 1] = window[:, :, 0]
+        parts, amplitudes = parts * 2, amplitudes * 2
     rr = rr_features(samples, fs, reference)
     rms = [PART_COLUMNS.index(c.removeprefix("lead1_")) for c in NEIGHBOUR_OF[1:]]
     watched = np.column_stack([rr[:, RR_COLUMNS.index("pre_rec")], parts[0][:, rms]])
@@ -342,4 +351,4 @@ def patient_inputs(
         [rr, parts[0], parts[1], amplitudes[0][:, None], amplitudes[1][:, None], neighbours(watched)]
     )
     patient = np.hstack([beat, record_standardised(beat, reference)])
-    return np.stack(windows, axis=-1).astype(np.float32), patient.astype(np.float32)
+    return window, patient.astype(np.float32)

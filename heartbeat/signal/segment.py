@@ -53,6 +53,9 @@ REFRACTORY_S = 0.2
 """Two detections closer than this are one beat (the taller wins); 0 turns it off."""
 DEFAULT_PERIOD_S = 1.0
 """T used when a whole signal has fewer than two R-peaks (no R-R interval at all)."""
+BLOCK_BEATS = 4096
+"""Beats cut at a time: every beat's arithmetic is its own, so the result is the same as all at once,
+while the float64 temporaries (a few of ``(block, 187)``) stay a few MB on a 24-hour recording."""
 
 Scaling = Literal["beat", "window"]
 Polarity = Literal["as_recorded", "auto"]
@@ -215,18 +218,26 @@ def segment_beats(
     cols = np.arange(length)
     if p.size == 0:
         return np.zeros((0, length), dtype=np.float32), kept
-    idx = np.minimum(p[:, None] + cols[None, :], x.size - 1)
-    inside = cols[None, :] < seg_len[:, None]
-    values = x[idx]
     if scaling == "beat":
-        low = _range_reduce(np.minimum, x, p, p + seg_len)[:, None]
+        low_all = _range_reduce(np.minimum, x, p, p + seg_len)
         with np.errstate(over="ignore", invalid="ignore"):
-            span = _range_reduce(np.maximum, x, p, p + seg_len)[:, None] - low
-            values = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
-    beats = np.where(inside, np.clip(values, 0.0, 1.0), 0.0)
-    if not np.isfinite(beats).all():  # amplitudes near the float64 limit overflow when scaled
-        raise DataError("the ECG lead's amplitudes are too large to scale; check the record's units")
-    return beats.astype(np.float32), kept
+            span_all = _range_reduce(np.maximum, x, p, p + seg_len) - low_all
+    out = np.empty((p.size, length), dtype=np.float32)
+    # Beat by beat the same arithmetic; in blocks of rows, so the float64 temporaries stay a block's.
+    for start in range(0, p.size, BLOCK_BEATS):
+        rows = slice(start, start + BLOCK_BEATS)
+        idx = np.minimum(p[rows, None] + cols[None, :], x.size - 1)
+        inside = cols[None, :] < seg_len[rows, None]
+        values = x[idx]
+        if scaling == "beat":
+            low, span = low_all[rows, None], span_all[rows, None]
+            with np.errstate(over="ignore", invalid="ignore"):
+                values = np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
+        beats = np.where(inside, np.clip(values, 0.0, 1.0), 0.0)
+        if not np.isfinite(beats).all():  # amplitudes near the float64 limit overflow when scaled
+            raise DataError("the ECG lead's amplitudes are too large to scale; check the record's units")
+        out[rows] = beats
+    return out, kept
 
 
 @dataclass(frozen=True)
