@@ -338,7 +338,8 @@ def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str
         for key, suffix in (("pred", ""), ("pred_alone", ", each beat alone")):
             per_seed = []
             for seed in seeds:
-                runs = [results[model][str(seed)][r] for r in sorted(results[model][str(seed)])]
+                done = results[model].get(str(seed), {})
+                runs = [done[r] for r in sorted(done)]
                 if len(runs) == len(minutes):
                     per_seed.append(pooled(runs, key))
             if not per_seed:
