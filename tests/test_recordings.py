@@ -329,9 +329,10 @@ def test_a_sidecar_says_what_trained_the_model() -> None:
         "groups": {"mitbih": {"train": ["101", "106"], "val": ["118"], "test": ["100"]}},
         "records": {"mitbih": ["100", "101", "106", "118"], "ptb": ["patient001/s0010_re"]},
     }
-    assert trained_on(prepared, "mitbih") == {
+    assert trained_on({**prepared, "reference": "rhythm"}, "mitbih") == {
         "source": "physionet",
         "synthetic": False,
+        "reference": "rhythm",
         "dataset": "mitbih",
         "split": "patient",
         "records": {"mitbih": ["101", "106"]},
@@ -340,3 +341,4 @@ def test_a_sidecar_says_what_trained_the_model() -> None:
     assert beat["records"] == {"ptb": ["patient001/s0010_re"]}
     demo = trained_on({"source": "demo", "synthetic": True, "split": "beat"}, "mitbih")
     assert demo["synthetic"] is True and demo["records"] is None
+    assert demo["reference"] == "median"  # prepared data from before the choice
