@@ -145,7 +145,7 @@ def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 def check_outputs(jobs: Sequence[Job], model: str, output_dir: Path) -> None:
     """Refuse, before any work, an output folder that is a file and outputs that are inputs."""
-    from heartbeat.serve.cli import files_read
+    from heartbeat.serve.steps import files_read
 
     if output_dir.exists() and not output_dir.is_dir():
         raise ParamsError(f"--output-dir {output_dir}: is not a folder")
@@ -164,7 +164,7 @@ def check_outputs(jobs: Sequence[Job], model: str, output_dir: Path) -> None:
 def predict_one(job: Job, runner, args: argparse.Namespace) -> Outcome:
     """Classify one recording and write its output; any failure becomes the outcome's error."""
     from heartbeat.core.atomic import atomic_path
-    from heartbeat.serve.cli import check_labels, classify, read_beats, render
+    from heartbeat.serve.steps import check_labels, classify, read_beats, render
 
     start = time.perf_counter()
     try:
@@ -278,8 +278,8 @@ def run(args: argparse.Namespace) -> None:
     """``heartbeat predict`` over many recordings (see the module docstring)."""
     from heartbeat.core.atomic import write_text
     from heartbeat.core.progress import progress_bar
-    from heartbeat.serve.cli import PROG, check_model, default_model, synthetic_warning
     from heartbeat.serve.runners import load_runner
+    from heartbeat.serve.steps import PROG, check_model, default_model, synthetic_warning
 
     if args.output_dir is None:
         raise ParamsError(
