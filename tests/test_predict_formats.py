@@ -14,6 +14,7 @@ import pytest
 from heartbeat.evaluate.metrics import macro_f1_present
 from heartbeat.serve.annotate import AAMI_TO_WFDB
 from heartbeat.serve.cli import main
+from tests.test_predict import _write_record as _record
 
 MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
 needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../shared/data/mitdb is absent")
@@ -29,21 +30,6 @@ def _synthetic_ecg(seconds: float = 30.0, fs: float = 360.0, rate_hz: float = 1.
     t = np.arange(int(seconds * fs)) / fs
     phase = (t * rate_hz) % 1.0
     return np.exp(-(((phase - 0.3) / 0.012) ** 2)) + 0.15 * np.exp(-(((phase - 0.6) / 0.06) ** 2))
-
-
-def _record(folder: Path, name: str, signal: np.ndarray, leads: list[str], fs: float = 360.0) -> Path:
-    import wfdb
-
-    wfdb.wrsamp(
-        name,
-        fs=fs,
-        units=["mV"] * len(leads),
-        sig_name=leads,
-        p_signal=signal,
-        fmt=["16"] * len(leads),
-        write_dir=str(folder),
-    )
-    return folder / name
 
 
 @pytest.fixture(scope="module")

@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.serve.annotate import check_wfdb_output
     from heartbeat.serve.output import plan_output, plan_plot, write_output_bytes
-    from heartbeat.serve.runners import load_runner
+    from heartbeat.serve.runners import load_runner, stored_reference
 
     if args.quiet:  # errors only: no INFO about the model, no warnings
         log.setLevel(logging.ERROR)
@@ -304,11 +304,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     plot = plan_plot(args.plot, output, read) if args.plot is not None else None
     if args.format == "wfdb":
         check_wfdb_output(args.output)
-    runner = load_runner(model, backend, args.threads, args.precision)
-    check_model(runner, model, args.dataset)
-    beats = read_beats(path, args, runner.reference)  # as the model's training data was cut
+    beats = read_beats(path, args, stored_reference(model))  # cut as the model's training data was
     if plot is not None and beats.signal is None:
         raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
+    runner = load_runner(model, backend, args.threads, args.precision)
+    check_model(runner, model, args.dataset)
     check_labels(beats, runner, path)
     for warning in (dataset_warning(beats, runner, path), synthetic_warning(runner)):
         if warning:

@@ -494,6 +494,18 @@ def load_runner(
     return runner
 
 
+def stored_reference(path: str | os.PathLike[str]) -> str:
+    """The patient features' reference the model at ``path`` was trained with (its sidecar's
+    ``trained_on.reference``), read without loading the model: ``heartbeat predict`` cuts the
+    recording first, so that a bad input is named before the model is loaded."""
+    sidecar = _sidecar_for(Path(path))
+    if sidecar is None:
+        return "median"
+    where, data = model_sidecar(sidecar)
+    trained = data.get("trained_on")
+    return check_reference(trained.get("reference") if isinstance(trained, dict) else None, str(where))
+
+
 def _sidecar_for(p: Path) -> Path | None:
     """The ``.keras`` model whose sidecar (``<name>.json``: temperature, training data) describes ``p``:
     ``p`` itself, or for a file in ``models/export/`` the model it was exported from, only while that
