@@ -47,7 +47,8 @@ from heartbeat.signal.patient import rhythm_reference  # noqa: E402
 log = logging.getLogger("new_patients")
 
 NSVF = (0, 1, 2, 3)
-SMOOTHING = RecordSmoothing(neighbours=20, weight=0.5)
+SOURCE = PhysionetConfig()
+"""The physionet source's settings: its leads and segmentation, which the beats here are cut with."""
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Record:
 
 
 def load_records(mirror: Path, names: list[str]) -> list[Record]:
-    cfg = PhysionetConfig()
+    cfg = SOURCE
     out = []
     for name in names:
         base = mirror / name
@@ -89,10 +90,10 @@ def featurise(rec: Record, reference: np.ndarray | None = None) -> tuple[np.ndar
         symbols,
         second=rec.leads[1] if len(rec.leads) > 1 else None,
         reference=reference,
-        window_s=10.0,
-        threshold=0.9,
-        refractory_s=0.2,
-        scaling="beat",
+        window_s=SOURCE.window_s,
+        threshold=SOURCE.detector_threshold,
+        refractory_s=SOURCE.refractory_s,
+        scaling=SOURCE.beat_scaling,
     )
     rows = np.searchsorted(rec.peaks, beats.sample)
     return beats.window, beats.patient, rec.labels[rows], rows
@@ -160,7 +161,7 @@ def prepare(rec: Record, method: str, augment: int, rich: int, seed: int) -> Pre
     return Prepared(as_split(references(rec, method)), stress, copies)
 
 
-def concat(splits: list[Split], groups: bool = True) -> Split:
+def concat(splits: list[Split]) -> Split:
     return Split(
         X=np.concatenate([s.X for s in splits]),
         y=np.concatenate([s.y for s in splits]),
