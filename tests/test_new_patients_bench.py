@@ -30,6 +30,9 @@ def test_a_stress_mix_keeps_every_ectopic_beat_and_thins_the_normal_ones_evenly(
     # when the other classes already outnumber half the S beats, one N beat stays
     crowded = np.array([0] * 50 + [1] * 10 + [2] * 20)
     assert int((new_patients.stress_mask(crowded, 1) & (crowded == 0)).sum()) == 1
+    # without a class, the ectopic beats of every class make two thirds: 30 of them, so 15 N
+    mix = new_patients.stress_mask(crowded)
+    assert mix[crowded != 0].all() and int((mix & (crowded == 0)).sum()) == 15
 
 
 def test_a_blend_is_the_beat_by_beat_mean_of_two_runs() -> None:

@@ -268,17 +268,33 @@ def test_the_reference_of_a_mostly_ectopic_rhythm_is_its_sinus_beats() -> None:
     assert (sinus_ref[ectopic, col] < -0.9).all()
 
 
-def test_the_reference_of_a_sinus_rhythm_is_nearly_every_beat_and_of_bigeminy_the_sinus_ones() -> None:
+def test_the_reference_of_a_sinus_rhythm_is_nearly_every_beat_and_never_a_pause_after_ectopy() -> None:
     rng = np.random.default_rng(0)
     regular = _peaks(list(0.8 * (1 + 0.03 * rng.standard_normal(200))))
     assert patient.rhythm_reference(regular, FS).mean() > 0.95
-    # Bigeminy: a premature beat (0.5 s) after every sinus beat, which follows the pause (1.1 s).
+    # Sinus stretches (0.8 s) and stretches of bigeminy: a premature beat (0.5 s) after every sinus
+    # beat, which follows the pause (1.1 s). The beats after a pause come late but are not the
+    # patient's rhythm: the reference is the steady sinus beats, and its R-R is theirs.
+    intervals, steady = [], []
+    for _ in range(10):
+        intervals += [0.8] * 8
+        steady += [True] * 7 + [False]  # the last sinus beat is followed by a premature one
+        intervals += [0.5, 1.1] * 6
+        steady += [False, False] * 6
+    peaks = _peaks(intervals)
+    ref = patient.rhythm_reference(peaks, FS)
+    is_steady = np.array([False, *steady])  # the first beat has no pre-R-R
+    assert ref.sum() > 0.8 * is_steady.sum() and not (ref & ~is_steady).any()
+    col = patient.RR_COLUMNS.index("pre_rec")
+    assert abs(patient.rr_features(peaks, FS, ref)[ref, col]).max() < 0.01  # measured at 0.8 s
+    # Pure bigeminy and atrial fibrillation have no steady stretch: every beat stands for the rhythm.
     bigeminy = _peaks([0.5, 1.1] * 60)
-    ref = patient.rhythm_reference(bigeminy, FS)
-    np.testing.assert_array_equal(ref[1:], np.arange(1, len(bigeminy)) % 2 == 0)
-    assert patient.rhythm_reference(bigeminy[:5], FS).all()  # too few beats to tell
-    among = np.arange(len(bigeminy)) < 30
-    assert not (patient.rhythm_reference(bigeminy, FS, among) & ~among).any()
+    assert patient.rhythm_reference(bigeminy, FS).all()
+    fibrillation = _peaks(list(rng.uniform(0.4, 1.2, 200)))
+    assert patient.rhythm_reference(fibrillation, FS).all()
+    assert patient.rhythm_reference(regular[:5], FS).all()  # too few beats to tell
+    among = np.arange(len(peaks)) < 60
+    assert not (patient.rhythm_reference(peaks, FS, among) & ~among).any()
 
 
 def test_patient_features_measure_every_beat_against_the_reference_beats() -> None:
@@ -295,3 +311,20 @@ def test_patient_features_measure_every_beat_against_the_reference_beats() -> No
     assert abs(against_odd[10, col["pre_rec_rz"]]) > abs(default[10, col["pre_rec_rz"]])
     with pytest.raises(ValueError, match="reference mask"):
         patient.patient_inputs([signal], FS, peaks, np.zeros(len(peaks), dtype=bool))
+
+
+def test_the_reference_of_a_synthetic_ectopy_dominated_patient_is_its_sinus_beats() -> None:
+    """The demo's ectopy-dominated patients (sinus bradycardia broken by runs of atrial ectopy, most
+    beats S): the median beat is an S beat, the rhythm reference holds sinus beats only."""
+    from heartbeat.fetch import synth
+
+    found = 0
+    for rec in synth.mitdb_records(0, 14, 10):
+        if rec.profile.get("profile") != synth.ECTOPY_DOMINATED:
+            continue
+        is_s = np.isin(rec.symbols, ["A", "a", "J"])
+        ref = patient.rhythm_reference(rec.peaks, rec.fs)
+        if is_s.mean() > 0.5 and patient.regular_beats(rec.peaks, rec.fs).mean() >= patient.LEAST_REGULAR:
+            assert ref.sum() >= 10 and not is_s[ref].any(), rec.name
+            found += 1
+    assert found, "no ectopy-dominated patient with a regular rhythm among the first 14 records"
