@@ -146,10 +146,15 @@ class Prepared:
     until the ectopic beats of every class make 2/3; ``"1"`` (``"2"``), until the S (V) beats alone
     make 2/3."""
     augmented: list[Split]
-    """Training copies with random references (``--augment``)."""
+    """Training copies of the record with other references (:data:`COPIES`)."""
 
 
-def prepare(rec: Record, method: str, augment: int, rich: int, seed: int) -> Prepared:
+COPIES = ("random", "median")
+"""Kinds of training copy: ``random``, the reference chosen by the variant's method among a random
+beat mix (:func:`random_reference`); ``median``, the whole record against all its beats."""
+
+
+def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
     def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
         W, P, y, rows = featurise(rec, reference)
         if keep is not None:
@@ -166,8 +171,11 @@ def prepare(rec: Record, method: str, augment: int, rich: int, seed: int) -> Pre
         mix = stress_mask(rec.labels, ectopic)
         stress[str(ectopic)] = as_split(references(rec, method, mix), mix)
     rng = np.random.default_rng([seed, int(rec.name)])
-    copies = [as_split(references(rec, method, random_reference(rec.labels, rng))) for _ in range(augment)]
-    return Prepared(as_split(references(rec, method)), stress, copies)
+    extra = [
+        as_split(None if kind == "median" else references(rec, method, random_reference(rec.labels, rng)))
+        for kind in copies
+    ]
+    return Prepared(as_split(references(rec, method)), stress, extra)
 
 
 def concat(splits: list[Split]) -> Split:
@@ -232,46 +240,63 @@ def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: 
     return out
 
 
-VARIANTS: dict[str, tuple[str, str, int, dict]] = {
-    # name: (title, reference method, random-reference copies per training record, config changes)
+VARIANTS: dict[str, tuple[str, str, tuple[str, ...], dict]] = {
+    # name: (title, reference method, training copies of each record (COPIES), config changes)
     "gbt": (
         "boosted trees on the 80 features (Shi et al. 2019's method)",
         "median",
-        0,
+        (),
         {"architecture": "gbt"},
     ),
-    "gbt_rhythm": ("gbt, reference from the patient's own rhythm", "rhythm", 0, {"architecture": "gbt"}),
+    "gbt_rhythm": ("gbt, reference from the patient's own rhythm", "rhythm", (), {"architecture": "gbt"}),
     "gbt_random": (
         "gbt, + 2 random-reference copies of each training record",
         "median",
-        2,
+        ("random", "random"),
         {"architecture": "gbt"},
     ),
-    "gbt_rhythm_random": ("gbt_rhythm + 2 random-reference copies", "rhythm", 2, {"architecture": "gbt"}),
+    "gbt_rhythm_random": (
+        "gbt_rhythm + 2 random-reference copies",
+        "rhythm",
+        ("random", "random"),
+        {"architecture": "gbt"},
+    ),
     "gbt_window": (
         "gbt, + every 5th sample of the window",
         "median",
-        0,
+        (),
         {"architecture": "gbt", "trees": {"window_stride": 5}},
     ),
     "patient_net_trees": (
         "the network and the boosted trees, one model averaging them (with_trees: true)",
         "median",
-        0,
+        (),
         {"architecture": "patient_net", "with_trees": True},
     ),
     "lda": (
         "linear discriminants on the 80 features (de Chazal et al. 2004's method)",
         "median",
-        0,
+        (),
         {"architecture": "lda"},
     ),
-    "lda_rhythm": ("lda, reference from the patient's own rhythm", "rhythm", 0, {"architecture": "lda"}),
-    "patient_net": ("the network for new patients", "median", 0, {"architecture": "patient_net"}),
+    "lda_rhythm": ("lda, reference from the patient's own rhythm", "rhythm", (), {"architecture": "lda"}),
+    "patient_net": ("the network for new patients", "median", (), {"architecture": "patient_net"}),
     "patient_net_rhythm": (
         "the network, reference from the patient's own rhythm",
         "rhythm",
-        0,
+        (),
+        {"architecture": "patient_net"},
+    ),
+    "gbt_rhythm_median": (
+        "gbt_rhythm, + a copy of each training record against all its beats",
+        "rhythm",
+        ("median",),
+        {"architecture": "gbt"},
+    ),
+    "patient_net_rhythm_median": (
+        "patient_net_rhythm, + a copy of each training record against all its beats",
+        "rhythm",
+        ("median",),
         {"architecture": "patient_net"},
     ),
 }
@@ -380,7 +405,12 @@ def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str
             for seed in seeds:
                 runs = results[model].get(str(seed), {})
                 # a record is S-rich (V-rich) when it has the S 2/3 ("1") or V 2/3 ("2") variant
-                chosen = [r["stress"][variant] for r in runs.values() if str(cls) in r["stress"]]
+                # (runs of an older bench may lack a variant: its cell stays empty)
+                chosen = [
+                    r["stress"][variant]
+                    for r in runs.values()
+                    if str(cls) in r["stress"] and variant in r["stress"]
+                ]
                 if not chosen:
                     continue
                 y = np.concatenate([np.array(c["y"]) for c in chosen])
@@ -417,6 +447,8 @@ def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str
                     cols[fa].append(fp / hours)
                 if "1" in r["stress"]:
                     for variant, a, b in ((STRESS_MIX, "mse", "mp"), ("1", "tse", "tp")):
+                        if variant not in r["stress"]:
+                            continue
                         sy, sp = np.array(r["stress"][variant]["y"]), np.array(r["stress"][variant]["pred"])
                         tp, fp, fn = _counts(sy, sp, 1)
                         cols[a].append(_ratio(tp, tp + fn))
@@ -477,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         base = shipped_config()
         prepared: dict[tuple[str, int, int], dict[str, Prepared]] = {}
         for model in args.models:
-            _, method, augment, changes = VARIANTS[model]
+            _, method, copies, changes = VARIANTS[model]
             update = dict(changes)
             if args.epochs and update.get("architecture") == "patient_net":
                 update["epochs"] = min(base.epochs, args.epochs)
@@ -486,9 +518,9 @@ def main(argv: list[str] | None = None) -> None:
                 merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
             cfg = type(base).model_validate(merged)
             for seed in args.seeds:
-                key = (method, augment, seed if augment else 0)
+                key = (method, copies, seed if "random" in copies else 0)
                 if key not in prepared:
-                    prepared[key] = {n: prepare(recs[n], method, augment, args.rich, seed) for n in names}
+                    prepared[key] = {n: prepare(recs[n], method, copies, args.rich, seed) for n in names}
                 done = results[model].setdefault(str(seed), {})
                 for test in args.records or names:
                     if test in done:
