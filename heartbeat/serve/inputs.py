@@ -23,7 +23,7 @@ import numpy as np
 
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
 from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.errors import DataError, about
+from heartbeat.core.errors import DataError, about, input_file
 from heartbeat.core.npyfile import load_npy
 from heartbeat.core.streams import display_name, is_stream, read_stream
 
@@ -79,15 +79,14 @@ def detect_kind(path: Path, data: bytes | None = None, fs: float | None = None) 
             not path.exists() and path.with_name(path.name + ".hea").exists()
         ):
             return "wfdb"
-        if not path.exists():
-            raise DataError(
-                f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
-                "with mitdb/100.hea next to it)"
-            )
-        if not path.is_file():
-            raise DataError(f"{path}: is not a file")
-        with open(path, "rb") as fh:
-            data_head = fh.read(256)
+        missing = (
+            "for a WFDB record give its path without suffix, e.g. mitdb/100, with mitdb/100.hea next to it"
+        )
+        with input_file(path, "a recording or beats file", missing):
+            if path.exists() and not path.is_file() and not path.is_dir():
+                raise DataError(f"{path}: is not a file")  # a FIFO or a device: sniffing it would eat it
+            with open(path, "rb") as fh:
+                data_head = fh.read(256)
     else:
         data_head = data[:256]
     if suffix in (".edf", ".rec") or data_head.startswith(b"0       "):
@@ -179,14 +178,8 @@ def read_npy(
     ``data`` is the file's content when it was read from a pipe; ``path`` then only names it.
     """
     path = display_name(path)
-    try:
+    with input_file(path, "a .npy file"):
         X = load_npy(path, data, work=1.0 if fs is None else 3.0)  # a signal: + its float64 copy
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a .npy file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if fs is not None:
         from heartbeat.signal import recordings
 

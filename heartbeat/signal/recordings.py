@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heartbeat.core.errors import DataError, first_line
+from heartbeat.core.errors import DataError, empty_file, first_line, input_file
 from heartbeat.signal import records
 from heartbeat.signal.checks import MAX_FS
 
@@ -303,7 +303,7 @@ def read_table(
     rate = check_fs_arg(fs, where)
     first = _first_line(path, data, where)
     if first is None:
-        raise DataError(f"{where}: the table has no rows of samples")
+        raise empty_file(where, "rows of samples, one column per lead")
     sep = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
     cells = first.split(sep)
     has_header = any(not _is_number(cell) for cell in cells if cell.strip())
@@ -324,14 +324,8 @@ def _source(path: Path, data: bytes | None) -> io.BytesIO | Path:
 def _first_line(path: Path, data: bytes | None, where: str) -> str | None:
     """The first line that is not blank (a byte-order mark dropped), read line by line, past any number
     of blank lines (pandas skips them too)."""
-    try:
+    with input_file(where, "a CSV or TSV of samples"):
         fh = io.BytesIO(data) if data is not None else open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{where}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise DataError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     with fh:
         for raw in fh:
             line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
