@@ -153,7 +153,7 @@ def test_a_zero_rate_never_reaches_a_division(tmp_path) -> None:
 
 
 def test_a_multisegment_header_in_the_physionet_fetch_is_one_line_and_not_kept(tmp_path) -> None:
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")
@@ -268,7 +268,7 @@ def test_a_rate_wfdb_misreads_is_refused(capsys, tmp_path, model, fs) -> None:
 
 
 def test_a_negative_rate_in_the_physionet_fetch_is_refused_and_not_kept(tmp_path) -> None:
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")
@@ -303,7 +303,7 @@ def test_a_truncated_edf_is_an_error(capsys, tmp_path, model, cut) -> None:
 def test_a_header_that_disagrees_with_its_data_is_not_kept(tmp_path) -> None:
     """``100 1 360 325000`` with a 10,800-sample .dat: the header stayed cached, and every later fetch
     failed, even after the mirror was fixed."""
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")

@@ -37,7 +37,7 @@ from heartbeat.signal import records
 from heartbeat.signal import segment as sg
 from heartbeat.signal.context import RR_COLUMNS
 from heartbeat.signal.patient import PATIENT_COLUMNS
-from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
+from testkit.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MIT_RECORDS = ["102", "114", "124"]

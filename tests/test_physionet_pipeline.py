@@ -21,7 +21,7 @@ from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
 from heartbeat.model.saving import load_model
 from heartbeat.signal.context import CONTEXT_COLUMNS
 from heartbeat.signal.records import aami_labels
-from heartbeat.testing.mirrors import build_mirror, serve
+from testkit.mirrors import build_mirror, serve
 from tests.conftest import SHARED, dvc, make_project, shared_dir
 
 pytestmark = pytest.mark.slow

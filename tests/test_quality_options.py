@@ -36,7 +36,6 @@ from heartbeat.signal.context import (
     rr_features,
     template_features,
 )
-from heartbeat.testing.projects import write_prepared_info
 from heartbeat.train.fit import (
     ValMacroF1,
     class_weights,
@@ -46,6 +45,7 @@ from heartbeat.train.fit import (
     train,
 )
 from heartbeat.train.runner import run_training
+from testkit.projects import write_prepared_info
 
 TINY = {"filters": 4, "blocks": 1, "dense": 4}
 

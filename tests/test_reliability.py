@@ -45,7 +45,7 @@ from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, Sourc
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.download import download_file, part_path
-from heartbeat.testing.mirrors import BytesHandler, serve_handler
+from testkit.mirrors import BytesHandler, serve_handler
 from tests.conftest import ROOT, dvc, edit_params, make_project
 
 SECRET = "kgat_f4k3T0k3n0123456789SECRET"
