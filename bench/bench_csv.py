@@ -38,8 +38,8 @@ from common import (
     write_json,
 )
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.layout import FILE_CLASSES
 from testkit.csv_baseline import format_beats_csv_before, pandas_chunks_only, read_beats_csv_before
 

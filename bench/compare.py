@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from heartbeat.core.beats import MITBIH_CLASSES  # noqa: E402
+from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import (  # noqa: E402
     DS1_RECORDS,
     PACED_RECORDS,
@@ -376,7 +376,7 @@ def cvxtz_cnn(n_classes: int):
     import keras
     from keras import layers
 
-    from heartbeat.core.beats import BEAT_LENGTH
+    from heartbeat.core.beat_spec import BEAT_LENGTH
 
     inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
     x = layers.Reshape((BEAT_LENGTH, 1))(inputs)
@@ -419,7 +419,7 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
     fit_stage seeds one member."""
     from heartbeat.model.architectures import model_inputs
     from heartbeat.train.fit import make_deterministic, train
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     cfg = cfg.model_copy(update={"seed": seed, **({"ensemble": 1} if isinstance(cfg, ResNetConfig) else {})})
     if model_key in BUILDERS:
@@ -572,7 +572,7 @@ def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[s
     from heartbeat.core.config import TransferConfig
     from heartbeat.evaluate.metrics import classification_metrics
     from heartbeat.model.saving import load_model
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     rest, test = stratified_split(ptb.y, 0.2, seed, "PTB sample")
     keep, val = stratified_split(ptb.y[rest], 0.1, seed, "PTB sample train")

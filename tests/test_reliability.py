@@ -37,8 +37,8 @@ import yaml
 
 from heartbeat.core import atomic
 from heartbeat.core.atomic import WriteError, atomic_dir, write_json, write_npy, write_text
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import STAGE_SCHEMAS, DemoConfig, stage_params
 from heartbeat.core.entry import run as entry_run
 from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, SourceError
@@ -94,7 +94,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     def run(project: Path, stage: str) -> _Ran:
         monkeypatch.chdir(project)
         if stage in _TRAINING:
-            from heartbeat.train.runner import run_training
+            from heartbeat.train.stage import run_training
 
             main = lambda: run_training(_TRAINING[stage])  # noqa: E731
         else:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from heartbeat.core.atomic import atomic_path
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import DataError, empty_file, input_file
 from heartbeat.core.streams import display_name, is_stream, read_stream
 

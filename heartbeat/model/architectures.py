@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.prepare.arrays import Split
 

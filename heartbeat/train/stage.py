@@ -13,7 +13,7 @@ import numpy as np
 
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
-from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import RecordSmoothingConfig, TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import MODEL_SPECS, read_json
