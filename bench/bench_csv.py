@@ -9,7 +9,7 @@ mitbih_train.csv (411 MB) and on all four files:
 
 * time, interleaved over ``--rounds`` rounds (medians): a plain ``read()`` of the bytes,
   ``pd.read_csv(header=None)`` (float64), ``pd.read_csv(header=None, dtype=float32)``, the reader
-  before (heartbeat/testing/csv_baseline.py) and ``heartbeat.core.beatcsv.read_beats_csv``; all with the file in
+  before (testkit/csv_baseline.py) and ``heartbeat.core.beatcsv.read_beats_csv``; all with the file in
   the page cache (and, with ``--cold``, again after dropping it from the cache before each read);
 * peak resident memory of each reader in a fresh process, against the size of the float32 array
   it returns;
@@ -38,10 +38,10 @@ from common import (
     write_json,
 )
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.layout import FILE_CLASSES
-from heartbeat.testing.csv_baseline import format_beats_csv_before, pandas_chunks_only, read_beats_csv_before
+from testkit.csv_baseline import format_beats_csv_before, pandas_chunks_only, read_beats_csv_before
 
 MB = 1e6
 
@@ -97,8 +97,9 @@ def peak_memory(path: Path) -> dict[str, int]:
     preamble = (
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        f"sys.path.append({str(Path(__file__).resolve().parents[1])!r})\n"  # testkit/
         "import numpy as np, pandas as pd\n"
-        "from heartbeat.testing.csv_baseline import pandas_chunks_only, read_beats_csv_before\n"
+        "from testkit.csv_baseline import pandas_chunks_only, read_beats_csv_before\n"
         "from heartbeat.core.beatcsv import read_beats_csv\n"
         f"PATH = {str(path)!r}\n"
         "open(PATH, 'rb').read(1 << 20)\n"

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHARED, print_machine, table, write_json
 
-from heartbeat.signal import detect, records, segment
+from heartbeat.signal import detect, segment, wfdb_records
 
 Detector = Callable[[np.ndarray, float], np.ndarray]
 
@@ -98,10 +98,10 @@ def load(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     data = {}
     for name in (folder / "RECORDS").read_text().split():
         base = folder / name
-        header = records.read_header(base, name)
-        lead = records.pick_lead(header.sig_name, ("MLII", "V5"))
-        samples, _ = records.read_beat_annotations(base, name)
-        data[name] = (records.read_lead(base, header, lead, name), samples)
+        header = wfdb_records.read_header(base, name)
+        lead = wfdb_records.pick_lead(header.sig_name, ("MLII", "V5"))
+        samples, _ = wfdb_records.read_beat_annotations(base, name)
+        data[name] = (wfdb_records.read_lead(base, header, lead, name), samples)
     return data
 
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import PYTHON, ROOT, TempDir, interleaved, median, print_machine, table, write_json
 
-from heartbeat.testing import projects
-from heartbeat.testing.projects import TINY_PARAMS as TINY
-from heartbeat.testing.projects import edit_params
+from testkit import projects
+from testkit.projects import TINY_PARAMS as TINY
+from testkit.projects import edit_params
 
 ENV = projects.env()
 DVC = str(Path(PYTHON).with_name("dvc"))

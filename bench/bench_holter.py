@@ -143,7 +143,7 @@ across exec, so a child of this script (holding the recording) would report this
 
 _READ_TABLE = (
     "import sys\n"
-    "from heartbeat.signal.recordings import read_table\n"
+    "from heartbeat.signal.user_recordings import read_table\n"
     "rec = read_table(sys.argv[1], float(sys.argv[2]))\n"
     "print(rec.signal.size, rec.second is not None, file=sys.stderr)\n"
 )

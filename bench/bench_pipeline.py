@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dvc import bench_project, full_repro, make_project
 from common import TempDir, print_machine, write_json
 
-from heartbeat.testing.projects import deep_update
+from testkit.projects import deep_update
 
 FULL = {
     "data": {

@@ -5,7 +5,7 @@ Usage: python bench/bench_preprocess.py [--rounds N] [--json FILE]
 Writes the full-size stand-ins of the four Kaggle CSVs (bench/common.py) into a temporary
 project's data/raw, then runs ``python stages/preprocess.py`` there as DVC would: a fresh process,
 imports included. Peak memory is that process's peak resident set (VmHWM). The
-baseline is the same stage with the CSV reader before (heartbeat/testing/csv_baseline.py) patched in.
+baseline is the same stage with the CSV reader before (testkit/csv_baseline.py) patched in.
 Rounds interleave the two; medians.
 """
 
@@ -41,8 +41,9 @@ finally:
 BEFORE = f"""
 import sys
 sys.path.insert(0, {str(BENCH)!r})
+sys.path.append({str(BENCH.parent)!r})  # testkit/; the project copy's heartbeat stays first
 import heartbeat.core.beatcsv as csvio
-from heartbeat.testing.csv_baseline import read_beats_csv_before
+from testkit.csv_baseline import read_beats_csv_before
 def read_before(path, allowed_labels=None, labelled=True):
     X, y = read_beats_csv_before(path)
     return csvio.Beats(X=X, y=y)

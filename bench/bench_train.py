@@ -133,7 +133,7 @@ def plain_fit(tr, va, batch: int, epochs: int, clock: EpochClock) -> None:
 
 
 def our_train(tr, va, cfg, clock: EpochClock) -> None:
-    """``heartbeat.train.fit.train`` as heartbeat/train/runner.py calls it (with the R-R input when
+    """``heartbeat.train.fit.train`` as heartbeat/train/stage.py calls it (with the R-R input when
     ``cfg.rhythm`` and the data has it), with the epoch clock hooked into its EpochLog."""
     import heartbeat.train.fit as training
     from heartbeat.model.architectures import build_resnet

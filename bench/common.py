@@ -26,6 +26,10 @@ import numpy as np
 from heartbeat.fetch.kaggle_set import KAGGLE_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(
+        str(ROOT)
+    )  # testkit/, the helpers bench shares with tests/ (not installed with heartbeat)
 SHARED = ROOT.parent / "shared" / "data"
 PYTHON = sys.executable
 
@@ -211,7 +215,7 @@ def write_json(path: str | None, data: dict) -> None:
 def physionet_mirror(root: Path) -> Path:
     """A PhysioNet-layout folder over ../shared/data: all its MIT-BIH records, and its five PTB records
     with one relabelled a healthy control (all five are infarction; the source needs both classes)."""
-    from heartbeat.testing.mirrors import build_mirror
+    from testkit.mirrors import build_mirror
 
     return build_mirror(root, SHARED)
 

@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from heartbeat.core.beats import MITBIH_CLASSES  # noqa: E402
+from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import (  # noqa: E402
     DS1_RECORDS,
     PACED_RECORDS,
@@ -74,7 +74,13 @@ from heartbeat.core.config import (  # noqa: E402
     WindowAugmentConfig,
 )
 from heartbeat.core.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
-from heartbeat.evaluate.metrics import expected_calibration_error  # noqa: E402
+from heartbeat.evaluate.metrics import (  # noqa: E402
+    AAMI_CLASSES,
+    classification_metrics,
+    expected_calibration_error,
+    per_class_metrics,
+)
+from heartbeat.evaluate.metrics import confusion as confusion_matrix  # noqa: E402
 from heartbeat.model.calibration import apply_temperature, fit_temperature  # noqa: E402
 from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
@@ -244,6 +250,8 @@ MODEL_TITLES = {
     "cnn": "(b) public CNN (CVxTz-style)",
     **{k: f"{k}: {title}" for k, (title, _) in VARIANTS.items()},
 }
+"""Each model's row title; a run's own titles (:func:`model_titles`) add which variant is (c) and the
+smoothed views of the stored runs."""
 REPORT_CLASSES = ("S", "V", "F")
 SPLITS = ("beat", "patient", "patient_f1", "patient_f2", "patient_f3")
 
@@ -361,6 +369,32 @@ def without_record_z(splits: dict[str, Split]) -> dict[str, Split]:
     return {k: cut(v) for k, v in splits.items()}
 
 
+def cvxtz_cnn(n_classes: int):
+    """A strong public baseline: the Keras CNN of CVxTz/ECG_Heartbeat_Classification, rebuilt from its
+    description and published code (Conv16×2, Conv32×2, Conv32×2, Conv256×2 with max pooling and
+    dropout between blocks, global max pooling, Dense 64×2, softmax)."""
+    import keras
+    from keras import layers
+
+    from heartbeat.core.beat_spec import BEAT_LENGTH
+
+    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
+    x = layers.Reshape((BEAT_LENGTH, 1))(inputs)
+    for filters, kernel in ((16, 5), (32, 3), (32, 3)):
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
+        x = layers.MaxPooling1D(pool_size=2)(x)
+        x = layers.Dropout(0.1)(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="cvxtz_cnn")
+
+
 def features_only(n_classes: int):
     """The ablation without the window: the patient features through two Dense 32 layers (dropout 0.3)."""
     import keras
@@ -375,19 +409,28 @@ def features_only(n_classes: int):
     return keras.Model(features, layers.Dense(n_classes, activation="softmax")(x), name="features_only")
 
 
-def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
-    """One model of the comparison, trained by the pipeline's own stage code (one seed, no ensemble)."""
-    from heartbeat.model.architectures import build_cvxtz_cnn, model_inputs
-    from heartbeat.train.runner import fit_stage
+BUILDERS = {"cnn": cvxtz_cnn, "patient_features_only": features_only}
+"""The models of bench's own, ``n_classes -> model``: the others are the pipeline's train_resnet_mitbih."""
 
-    builders = {
-        "cnn": lambda n_classes, _width: build_cvxtz_cnn(n_classes),
-        "patient_features_only": lambda n_classes, _width: features_only(n_classes),
-    }
-    build = builders.get(model_key)
+
+def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: int, save: Path | None):
+    """One model of the comparison, trained by the pipeline's own code (one seed, no ensemble): the
+    stage's :func:`fit_stage`, or for a model of bench's own the pipeline's ``train`` seeded as
+    fit_stage seeds one member."""
+    from heartbeat.model.architectures import model_inputs
+    from heartbeat.train.fit import make_deterministic, train
+    from heartbeat.train.stage import fit_stage
+
     cfg = cfg.model_copy(update={"seed": seed, **({"ensemble": 1} if isinstance(cfg, ResNetConfig) else {})})
-    trained = fit_stage("train_resnet_mitbih", cfg, splits["train"], splits["val"], 5, build=build)
-    model = trained.model
+    if model_key in BUILDERS:
+        make_deterministic(seed)
+        model = BUILDERS[model_key](len(MITBIH_CLASSES))
+        result = train(model, splits["train"], splits["val"], cfg, section="train_resnet_mitbih")
+        seconds, epochs_run, best_epoch = result.seconds, len(result.history), result.best_epoch
+    else:
+        trained = fit_stage("train_resnet_mitbih", cfg, splits["train"], splits["val"], len(MITBIH_CLASSES))
+        model, seconds = trained.model, trained.seconds
+        epochs_run, best_epoch = trained.info["epochs_run"], trained.info["best_epoch"]
     val_p = model.predict(model_inputs(model, splits["val"]), batch_size=1024, verbose=0)
     test_p = model.predict(model_inputs(model, splits["test"]), batch_size=1024, verbose=0)
     extra = {}
@@ -398,9 +441,9 @@ def train_one(model_key: str, cfg: TrainConfig, splits: dict[str, Split], seed: 
         save.parent.mkdir(parents=True, exist_ok=True)
         model.save(save)
     return {
-        "seconds": trained.seconds,
-        "epochs_run": trained.info["epochs_run"],
-        "best_epoch": trained.info["best_epoch"],
+        "seconds": seconds,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
         "params": int(model.count_params()),
         "val_proba": val_p.tolist(),
         "test_proba": test_p.tolist(),
@@ -428,6 +471,11 @@ def _smoothed_run(run: dict, test: Split, split: str, calibrate: bool, smoothing
     return new
 
 
+def model_titles(ours: str) -> dict[str, str]:
+    """The row titles of a run whose (c) is the variant ``ours``."""
+    return {**MODEL_TITLES, ours: f"(c) ours: {VARIANTS[ours][0]}"}
+
+
 def with_smoothing(
     results: dict,
     tests: dict[str, Split],
@@ -435,14 +483,16 @@ def with_smoothing(
     seeds: list[int],
     configs: dict,
     ours: str,
+    titles: dict[str, str],
     grid: list[tuple[int, float]] = (),
-) -> tuple[dict, list[str]]:
+) -> tuple[dict, list[str], dict[str, str]]:
     """The stored runs as the pipeline uses them. A model trained with ``record_smoothing`` has its
     stored test probabilities (the network's own) scaled by the temperature fitted on validation and
     smoothed over each test record, as evaluate and ``heartbeat predict`` do; the same runs as stored
     are shown beside it as ``<model>_each_beat_alone``, and for ``ours`` the same runs smoothed with
-    each (neighbours, weight) of ``grid``. Returns the results to report and the models."""
-    view, shown = dict(results), []
+    each (neighbours, weight) of ``grid``. Returns the results to report, the models and their titles
+    (``titles`` and the views')."""
+    view, shown, titles = dict(results), [], dict(titles)
     for model in models:
         shown.append(model)
         sm = getattr(configs[model], "record_smoothing", None)
@@ -454,10 +504,10 @@ def with_smoothing(
             for k, w in grid:
                 key = f"{model}_k{k}_w{w:g}"
                 settings[key] = RecordSmoothing(k, w, max(sm.span, k))
-                MODEL_TITLES[key] = f"{MODEL_TITLES[model]}; smoothed over {k} beats, weight {w:g}"
+                titles[key] = f"{titles[model]}; smoothed over {k} beats, weight {w:g}"
                 shown.append(key)
         alone = model + ALONE
-        MODEL_TITLES[alone] = f"{MODEL_TITLES[model]}, each beat alone"
+        titles[alone] = f"{titles[model]}, each beat alone"
         shown.append(alone)
         for split, test in tests.items():
             for seed in seeds:
@@ -477,23 +527,21 @@ def with_smoothing(
                     "metrics": score(test.y, mean, split),
                     "confusion": confusion(test.y, mean),
                 }
-    return view, shown
+    return view, shown, titles
 
 
 def score(y: np.ndarray, proba: np.ndarray, split: str, val_y=None, val_proba=None) -> dict:
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
-
-    pred = np.argmax(proba, axis=1)
-    macro_labels = [0, 1, 2, 3] if split.startswith("patient") else [0, 1, 2, 3, 4]
-    _, recall, f1, _ = precision_recall_fscore_support(y, pred, labels=range(5), zero_division=0)
+    """The table's figures, by evaluate's functions: macro-F1 over all five classes on the beat split,
+    over N, S, V, F on the patient splits (no Q beats outside the paced records)."""
+    overall = classification_metrics(y, proba, MITBIH_CLASSES)
+    per_class = per_class_metrics(y, np.argmax(proba, axis=1), MITBIH_CLASSES)
     out = {
-        "accuracy": float(np.mean(pred == y)),
-        "macro_f1": float(f1_score(y, pred, labels=macro_labels, average="macro", zero_division=0)),
-        "ece": expected_calibration_error(y, proba),
+        "accuracy": overall["accuracy"],
+        "macro_f1": overall["macro_f1_nsvf" if split.startswith("patient") else "macro_f1"],
+        "ece": overall["ece"],
     }
     for c in REPORT_CLASSES:
-        i = MITBIH_CLASSES.index(c)
-        out[f"recall_{c}"], out[f"f1_{c}"] = float(recall[i]), float(f1[i])
+        out[f"recall_{c}"], out[f"f1_{c}"] = per_class[c]["sensitivity"], per_class[c]["f1"]
     if val_proba is not None:
         t = fit_temperature(val_y, val_proba)
         out["temperature"] = t
@@ -502,9 +550,8 @@ def score(y: np.ndarray, proba: np.ndarray, split: str, val_y=None, val_proba=No
 
 
 def confusion(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
-    from sklearn.metrics import confusion_matrix
-
-    return confusion_matrix(y, np.argmax(proba, axis=1), labels=range(5)).tolist()
+    """evaluate's confusion matrix (rows true, columns predicted), as JSON lists."""
+    return confusion_matrix(y, np.argmax(proba, axis=1), len(MITBIH_CLASSES)).tolist()
 
 
 # ---------------------------------------------------------------- transfer (PTB sample)
@@ -525,7 +572,7 @@ def transfer_runs(base_path: Path, ptb: Split, seed: int, epochs: int) -> dict[s
     from heartbeat.core.config import TransferConfig
     from heartbeat.evaluate.metrics import classification_metrics
     from heartbeat.model.saving import load_model
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     rest, test = stratified_split(ptb.y, 0.2, seed, "PTB sample")
     keep, val = stratified_split(ptb.y[rest], 0.1, seed, "PTB sample train")
@@ -567,7 +614,9 @@ def _ensemble_key(split: str, ours: str, seeds: list[int]) -> str:
     return f"{split}/ensemble/{ours}/{'-'.join(map(str, seeds))}"
 
 
-def table(results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str) -> str:
+def table(
+    results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str, titles: dict[str, str]
+) -> str:
     lines = []
     cols = ["accuracy %", "macro-F1", *(f"{k} {c}" for c in REPORT_CLASSES for k in ("recall", "F1"))]
     cols += ["ECE", "ECE (T-scaled)", "train s", "epochs"]
@@ -597,7 +646,7 @@ def table(results: dict, splits: list[str], models: list[str], seeds: list[int],
                 _ms([r["epochs_run"] for r in runs], digits=0),
             ]
             n = f" (n={len(runs)})" if len(runs) != len(seeds) else ""
-            lines.append(f"| {MODEL_TITLES[model]}{n} | " + " | ".join(cells) + " |")
+            lines.append(f"| {titles[model]}{n} | " + " | ".join(cells) + " |")
         ens = results.get(_ensemble_key(split, ours, seeds))
         if ens and ours in models:
             m = ens["metrics"]
@@ -622,7 +671,9 @@ def table(results: dict, splits: list[str], models: list[str], seeds: list[int],
     return "\n".join(lines)
 
 
-def cv_table(results: dict, splits: list[str], models: list[str], seeds: list[int]) -> str:
+def cv_table(
+    results: dict, splits: list[str], models: list[str], seeds: list[int], titles: dict[str, str]
+) -> str:
     """Grouped cross-validation over records: every patient fold's runs pooled per model."""
     folds = [s for s in splits if s.startswith("patient")]
     if len(folds) < 2:
@@ -648,28 +699,25 @@ def cv_table(results: dict, splits: list[str], models: list[str], seeds: list[in
         ]
         for c in REPORT_CLASSES:
             cells += [_ms([x[f"recall_{c}"] for x in m], digits=2), _ms([x[f"f1_{c}"] for x in m], digits=2)]
-        lines.append(f"| {MODEL_TITLES[model]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {titles[model]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def pooled_metrics(y: np.ndarray, proba: np.ndarray) -> dict:
     """The inter-patient figures of the literature over N, S, V, F: macro-F1, and per class
     sensitivity (Se), positive predictivity (+P) and F1 (Q has a handful of beats here)."""
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
-
-    pred = np.argmax(proba, axis=1)
-    labels = [0, 1, 2, 3]
-    ppv, se, f1, _ = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    out = {
-        "accuracy": float(np.mean(pred == y)),
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
-    }
-    for i, c in enumerate(MITBIH_CLASSES[:4]):
-        out[f"se_{c}"], out[f"ppv_{c}"], out[f"f1_{c}"] = float(se[i]), float(ppv[i]), float(f1[i])
+    overall = classification_metrics(y, proba, MITBIH_CLASSES)
+    per_class = per_class_metrics(y, np.argmax(proba, axis=1), MITBIH_CLASSES)
+    out = {"accuracy": overall["accuracy"], "macro_f1": overall["macro_f1_nsvf"]}
+    for c in AAMI_CLASSES:
+        m = per_class[c]
+        out |= {f"se_{c}": m["sensitivity"], f"ppv_{c}": m["positive_predictivity"], f"f1_{c}": m["f1"]}
     return out
 
 
-def pooled_table(results: dict, splits: list[str], models: list[str], seeds: list[int]) -> str:
+def pooled_table(
+    results: dict, splits: list[str], models: list[str], seeds: list[int], titles: dict[str, str]
+) -> str:
     """The pooled grouped cross-validation: each seed's test predictions of all folds together (every
     DS1 record tested once), scored once; mean ± sample std over seeds, and the seeds' ensemble."""
     folds = [s for s in splits if s.startswith("patient")]
@@ -691,11 +739,11 @@ def pooled_table(results: dict, splits: list[str], models: list[str], seeds: lis
                 continue
             probas = {s: np.concatenate([np.asarray(x[key]) for x in r]) for s, r in runs.items()}
             m = [pooled_metrics(y, p) for p in probas.values()]
-            rows = [(f"{MODEL_TITLES[model]}{label}", str(len(m)), m)]
+            rows = [(f"{titles[model]}{label}", str(len(m)), m)]
             if len(probas) > 1:
                 rows.append(
                     (
-                        f"{MODEL_TITLES[model]}{label}, ensemble of the seeds",
+                        f"{titles[model]}{label}, ensemble of the seeds",
                         "1",
                         [pooled_metrics(y, np.mean(list(probas.values()), axis=0))],
                     )
@@ -711,15 +759,16 @@ def pooled_table(results: dict, splits: list[str], models: list[str], seeds: lis
     return "\n".join(lines) + "\n"
 
 
-def confusion_tables(results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str) -> str:
+def confusion_tables(
+    results: dict, splits: list[str], models: list[str], seeds: list[int], ours: str, titles: dict[str, str]
+) -> str:
     """Test-set confusion matrices (rows: true class, columns: predicted) of the first seed, and of
     the seed ensemble of ``ours``."""
     lines = []
     seed = seeds[0]
     for split in splits:
         runs = [
-            (f"{MODEL_TITLES[m]}, {split} split, seed {seed}", results.get(f"{split}/{m}/{seed}"))
-            for m in models
+            (f"{titles[m]}, {split} split, seed {seed}", results.get(f"{split}/{m}/{seed}")) for m in models
         ]
         if ours in models:
             ens = results.get(_ensemble_key(split, ours, seeds))
@@ -740,7 +789,9 @@ def confusion_tables(results: dict, splits: list[str], models: list[str], seeds:
     return "\n".join(lines)
 
 
-def per_record_table(results: dict, splits: list[str], model: str, seeds: list[int]) -> str:
+def per_record_table(
+    results: dict, splits: list[str], model: str, seeds: list[int], titles: dict[str, str]
+) -> str:
     """Where a model's errors across patients are: per test record of the grouped cross-validation,
     the S and V beats and what they were called, and the N and V beats called S (means over seeds)."""
     folds = [s for s in splits if s.startswith("patient") and f"{s}/info" in results]
@@ -760,7 +811,7 @@ def per_record_table(results: dict, splits: list[str], model: str, seeds: list[i
     if not counts:
         return ""
     lines = [
-        f"**{MODEL_TITLES[model]}, per test record** (pooled grouped cross-validation; beats, mean over "
+        f"**{titles[model]}, per test record** (pooled grouped cross-validation; beats, mean over "
         f"seeds {', '.join(map(str, seeds))})",
         "",
         "| record | S | S found | S called N | S called V | V | V found | V called S | N called S | N called V |",
@@ -904,7 +955,6 @@ def main() -> None:
     log.info("%d beats from %d records", len(data["y"]), len(set(data["record"].tolist())))
     configs = {"paper": PAPER, "cnn": CNN, **{k: cfg for k, (_, cfg) in VARIANTS.items()}}
     args.models = args.models or ["paper", "cnn", args.ours]
-    MODEL_TITLES[args.ours] = f"(c) ours: {VARIANTS[args.ours][0]}"
     models_dir = args.results.parent / "models"
     # Models take a prefix of the context columns (heartbeat/signal/context.py): R-R first, then the template ones.
     data["R"] = np.hstack([data["R"][:, : len(RR_COLUMNS)], template_features(data["X"], data["record"])])
@@ -956,22 +1006,29 @@ def main() -> None:
                 continue
             results[f"transfer/{seed}"] = transfer_runs(base, ptb, seed, args.epochs)
             store()
-    shown, models = with_smoothing(
-        results, tests, args.models, args.seeds, configs, args.ours, args.smoothing_grid
+    shown, models, titles = with_smoothing(
+        results,
+        tests,
+        args.models,
+        args.seeds,
+        configs,
+        args.ours,
+        model_titles(args.ours),
+        args.smoothing_grid,
     )
     text = (
-        table(shown, args.splits, models, args.seeds, args.ours)
+        table(shown, args.splits, models, args.seeds, args.ours, titles)
         + "\n"
-        + cv_table(shown, args.splits, models, args.seeds)
+        + cv_table(shown, args.splits, models, args.seeds, titles)
         + "\n"
-        + pooled_table(shown, args.splits, models, args.seeds)
+        + pooled_table(shown, args.splits, models, args.seeds, titles)
         + "\n"
         + transfer_table(shown, args.seeds)
     )
     if args.confusions:
-        text += "\n" + confusion_tables(shown, args.splits, models, args.seeds, args.ours)
+        text += "\n" + confusion_tables(shown, args.splits, models, args.seeds, args.ours, titles)
     for model in args.per_record:
-        text += "\n" + per_record_table(shown, args.splits, model, args.seeds)
+        text += "\n" + per_record_table(shown, args.splits, model, args.seeds, titles)
     head = (
         f"<!-- bench/compare.py, {dt.date.today().isoformat()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, python {platform.python_version()}, {backend} -->\n"

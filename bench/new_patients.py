@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from heartbeat.core.beats import MITBIH_CLASSES  # noqa: E402
+from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import DS1_RECORDS, PhysionetConfig  # noqa: E402
 from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
 from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
-from heartbeat.signal import records as wfdb_records  # noqa: E402
-from heartbeat.signal.beats import cut_record  # noqa: E402
+from heartbeat.signal import wfdb_records  # noqa: E402
 from heartbeat.signal.patient import rhythm_reference  # noqa: E402
+from heartbeat.signal.record_beats import cut_record  # noqa: E402
 
 log = logging.getLogger("new_patients")
 
@@ -207,7 +207,7 @@ def final_proba(model, trained_info: dict, split: Split) -> tuple[np.ndarray, np
 def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: int = 2) -> dict[str, object]:
     """Train on every record but ``test`` (``val_records`` of them, drawn with ``seed``, for validation)
     and score ``test`` and its stress variants."""
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     others = [r for r in sorted(prepared) if r != test]
     rng = np.random.default_rng([seed, int(test)])

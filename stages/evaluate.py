@@ -25,7 +25,7 @@ import numpy as np
 
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
-from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError, ParamsError

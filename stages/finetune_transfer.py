@@ -4,7 +4,7 @@ from heartbeat.core.entry import run
 
 
 def main() -> None:
-    from heartbeat.train.runner import run_training  # imported under run(): TensorFlow's C++ log is filtered
+    from heartbeat.train.stage import run_training  # imported under run(): TensorFlow's C++ log is filtered
 
     run_training("transfer_ptb")
 

@@ -28,7 +28,7 @@ from typing import Any
 from heartbeat.core import layout
 from heartbeat.core.atomic import atomic_path, write_text
 from heartbeat.core.entry import run
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, input_file
 from heartbeat.core.layout import MODEL_SPECS, read_json
 from heartbeat.evaluate.report import (
     FIGURES,
@@ -70,16 +70,13 @@ def gather_report() -> Report:
         figures = {}
         for stem in FIGURES:
             png = layout.PLOTS / name / f"{stem}.png"
-            if not png.is_file():
-                raise DataError(f"{png}: not found; run the evaluate stage first (dvc repro evaluate)")
-            figures[stem] = png.read_bytes()
+            with input_file(png, "a PNG file", "run the evaluate stage first (dvc repro evaluate)"):
+                figures[stem] = png.read_bytes()
         models.append(ModelResult(name, spec.title, spec.dataset, metrics, training, figures, details))
     export = layout.METRICS / "export.json"
     exported = read_json(export, "export") if export.is_file() else {}
-    try:
+    with input_file(PARAMS, "a YAML file", "run from the project root"):
         params_text = PARAMS.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{PARAMS}: not found; run from the project root") from None
     return Report(models, params_text, exported)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from heartbeat.testing import projects
-from heartbeat.testing.projects import dvc, edit_params, git
+from testkit import projects
+from testkit.projects import dvc, edit_params, git
 
 __all__ = ["ROOT", "SHARED", "dvc", "edit_params", "examples", "git", "make_project", "shared_dir"]
 

@@ -106,7 +106,7 @@ def _split(n: int, seed: int) -> Split:
 
 @pytest.mark.parametrize("architecture", ["lda", "gbt"])
 def test_the_stage_fits_a_classical_model_calibrated_after_smoothing_and_reproducibly(architecture) -> None:
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     tr, va = _split(900, 0), _split(300, 1)
     cfg = ResNetConfig(
@@ -131,7 +131,7 @@ def test_the_stage_fits_a_classical_model_calibrated_after_smoothing_and_reprodu
 
 def test_an_ensemble_of_a_classical_model_is_refused() -> None:
     from heartbeat.core.errors import ParamsError
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     tr = _split(200, 0)
     with pytest.raises(ParamsError, match="ensemble"):
@@ -186,7 +186,7 @@ def test_a_fresh_process_loads_a_tree_model_without_importing_its_module(tmp_pat
 
 def test_the_network_with_the_trees_is_one_model_that_averages_them_and_still_transfers() -> None:
     from heartbeat.model.architectures import build_transfer, ensemble_members, has_representation
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     tr, va = _split(600, 0), _split(200, 1)
     small = {"epochs": 1, "batch_size": 64, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}

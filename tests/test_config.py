@@ -66,8 +66,7 @@ def test_bench_compare_counts_each_records_errors_and_hides_the_record_z_scores(
     for seed in (0, 1):  # the same calls twice: the table shows their mean
         results[f"patient/m/{seed}"] = {"test_proba": one_hot[[1, 1, 1]].tolist()}
         results[f"patient_f1/m/{seed}"] = {"test_proba": one_hot[[1, 0, 0]].tolist()}
-    compare.MODEL_TITLES["m"] = "m"
-    table = compare.per_record_table(results, ["patient", "patient_f1"], "m", [0, 1])
+    table = compare.per_record_table(results, ["patient", "patient_f1"], "m", [0, 1], {"m": "m"})
     rows = {}
     for line in table.splitlines()[4:]:
         record, *cells = (c.strip() for c in line.strip("|").split("|"))
@@ -112,11 +111,17 @@ def test_bench_compare_reports_a_smoothing_recipe_as_the_pipeline_runs_it() -> N
     cfg = ResNetConfig(
         calibration="temperature", record_smoothing=RecordSmoothingConfig(neighbours=4, weight=0.5)
     )
-    compare.MODEL_TITLES["m"] = "m"
-    view, models = compare.with_smoothing(
-        {"patient/m/0": run}, {"patient": test}, ["m"], [0], {"m": cfg}, "m", [(6, 0.3)]
+    titles = {"m": "m"}
+    view, models, shown_titles = compare.with_smoothing(
+        {"patient/m/0": run}, {"patient": test}, ["m"], [0], {"m": cfg}, "m", titles, [(6, 0.3)]
     )
     assert models == ["m", "m_k6_w0.3", "m" + compare.ALONE]
+    assert shown_titles == {
+        "m": "m",
+        "m_k6_w0.3": "m; smoothed over 6 beats, weight 0.3",
+        "m" + compare.ALONE: "m, each beat alone",
+    }
+    assert titles == {"m": "m"} and "m_k6_w0.3" not in compare.MODEL_TITLES  # nothing shared rewritten
     assert view["patient/m" + compare.ALONE + "/0"] is run
     calibrated = apply_temperature(proba, 0.5)
     for key, smoothing in (("m", RecordSmoothing(4, 0.5)), ("m_k6_w0.3", RecordSmoothing(6, 0.3))):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv, write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
 from heartbeat.core.layout import FILE_CLASSES
 from tests.conftest import shared_dir

@@ -22,10 +22,10 @@ from heartbeat.core.errors import ParamsError
 from heartbeat.model.architectures import build_mlp, build_resnet
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split, save_dataset
-from heartbeat.testing.projects import write_prepared_info
 from heartbeat.train import devices
 from heartbeat.train.fit import make_deterministic, train
-from heartbeat.train.runner import run_training
+from heartbeat.train.stage import run_training
+from testkit.projects import write_prepared_info
 from tests.conftest import ROOT
 
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))

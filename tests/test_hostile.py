@@ -23,8 +23,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
 from heartbeat.core.layout import FILE_CLASSES
 from tests.conftest import ROOT
@@ -574,7 +574,7 @@ class _Flood(http.server.BaseHTTPRequestHandler):
 def test_a_download_stops_at_what_the_file_can_be(tmp_path, monkeypatch, announce, limits, expected) -> None:
     """A download without Content-Length ran on: 300 MB for a 1.9 MB file. Now it stops at the limit."""
     from heartbeat.fetch import download
-    from heartbeat.testing.mirrors import serve_handler
+    from testkit.mirrors import serve_handler
 
     monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1_000_000)
     handler = type("Flood", (_Flood,), {"announce": announce, "sent": []})
@@ -637,7 +637,7 @@ def _collect(url: str, cache: Path) -> np.ndarray:
 
 def test_a_cached_file_that_fails_validation_is_discarded(tmp_path) -> None:
     """A .dat with an invalid sample stayed in the cache: fetch kept failing after the mirror was fixed."""
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
 
     root = _mirror(tmp_path / "mirror", invalid_sample=True)
     cache = tmp_path / "cache"
@@ -652,7 +652,7 @@ def test_a_cached_file_that_fails_validation_is_discarded(tmp_path) -> None:
 
 def test_the_cache_is_kept_per_mirror(tmp_path) -> None:
     """Two mirrors' copies of one record are two files: switching mirrors never reads the other's copy."""
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
 
     cache = tmp_path / "cache"
     with served(_mirror(tmp_path / "a")) as a, served(_mirror(tmp_path / "b", seed=1)) as b:

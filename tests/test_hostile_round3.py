@@ -145,7 +145,7 @@ def test_damaged_recording_headers_are_one_line(capsys, tmp_path, model, build, 
 def test_a_zero_rate_never_reaches_a_division(tmp_path) -> None:
     """check_lead divided by the rate: every reader's rate is checked there too."""
     from heartbeat.core.errors import DataError
-    from heartbeat.signal.recordings import Recording, check_lead
+    from heartbeat.signal.user_recordings import Recording, check_lead
 
     for fs in (0.0, -250.0, float("nan")):
         with pytest.raises(DataError, match=r"^x: lead 0: sampling rate .* Hz is outside"):
@@ -153,7 +153,7 @@ def test_a_zero_rate_never_reaches_a_division(tmp_path) -> None:
 
 
 def test_a_multisegment_header_in_the_physionet_fetch_is_one_line_and_not_kept(tmp_path) -> None:
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")
@@ -268,7 +268,7 @@ def test_a_rate_wfdb_misreads_is_refused(capsys, tmp_path, model, fs) -> None:
 
 
 def test_a_negative_rate_in_the_physionet_fetch_is_refused_and_not_kept(tmp_path) -> None:
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")
@@ -303,7 +303,7 @@ def test_a_truncated_edf_is_an_error(capsys, tmp_path, model, cut) -> None:
 def test_a_header_that_disagrees_with_its_data_is_not_kept(tmp_path) -> None:
     """``100 1 360 325000`` with a 10,800-sample .dat: the header stayed cached, and every later fetch
     failed, even after the mirror was fixed."""
-    from heartbeat.testing.mirrors import served
+    from testkit.mirrors import served
     from tests.test_hostile import _collect, _mirror
 
     root = _mirror(tmp_path / "mirror")
@@ -451,13 +451,13 @@ def test_a_signal_table_is_parsed_as_numbers_in_bounded_memory(tmp_path, monkeyp
     chunk: what Python allocates stays a small multiple of the decoded columns."""
     import tracemalloc
 
-    from heartbeat.signal import recordings
+    from heartbeat.signal import user_recordings
 
-    monkeypatch.setattr(recordings, "TABLE_CHUNK_ROWS", 20_000)
+    monkeypatch.setattr(user_recordings, "TABLE_CHUNK_ROWS", 20_000)
     path, x = _table(tmp_path / "t.csv", 200_000, sep)
     tracemalloc.start()
     try:
-        rec = recordings.read_table(path, 250.0, "MLII")
+        rec = user_recordings.read_table(path, 250.0, "MLII")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -468,26 +468,26 @@ def test_a_signal_table_is_parsed_as_numbers_in_bounded_memory(tmp_path, monkeyp
 
 
 def test_a_bad_cell_deep_in_a_table_names_its_row(tmp_path, monkeypatch) -> None:
-    from heartbeat.signal import recordings
+    from heartbeat.signal import user_recordings
 
-    monkeypatch.setattr(recordings, "TABLE_CHUNK_ROWS", 1000)
+    monkeypatch.setattr(user_recordings, "TABLE_CHUNK_ROWS", 1000)
     path, _ = _table(tmp_path / "t.csv", 5000)
     lines = path.read_text().splitlines()
     lines[3456] = "1,abc,2"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"t\.csv: row 3457, column MLII: 'abc' is not a number"):
-        recordings.read_table(path, 250.0)
+        user_recordings.read_table(path, 250.0)
     lines[3456] = "1,2,True"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"row 3457, column V1: 'True' is not a number"):
-        recordings.read_table(path, 250.0, "V1")
-    recordings.read_table(path, 250.0, "time")  # that column is not read: time and MLII are
+        user_recordings.read_table(path, 250.0, "V1")
+    user_recordings.read_table(path, 250.0, "time")  # that column is not read: time and MLII are
 
 
 @pytest.mark.parametrize("blank", [10, 70_000])
 def test_leading_blank_lines_do_not_make_a_table_empty(tmp_path, blank) -> None:
     """65,536 or more leading blank lines made a CSV "empty": only its first 64 KiB were sniffed."""
-    from heartbeat.signal.recordings import read_table
+    from heartbeat.signal.user_recordings import read_table
 
     path, _ = _table(tmp_path / "t.csv", 100)
     path.write_text("\n" * blank + path.read_text())

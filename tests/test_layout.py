@@ -39,7 +39,7 @@ def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
-            # `from heartbeat.signal import records` imports the module heartbeat.signal.records
+            # `from heartbeat.signal import wfdb_records` imports the module heartbeat.signal.wfdb_records
             names += [
                 f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}", root)
             ]

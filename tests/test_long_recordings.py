@@ -105,7 +105,7 @@ def test_a_real_record_is_cut_to_the_same_bits_in_blocks(monkeypatch: pytest.Mon
     context, in blocks of 100 beats and all at once."""
     import wfdb
 
-    from heartbeat.signal.beats import cut_record
+    from heartbeat.signal.record_beats import cut_record
 
     folder = shared_dir("mitdb")
     rec = wfdb.rdrecord(str(folder / "208"))

@@ -14,7 +14,7 @@ from heartbeat.model.architectures import LeadDropout, WindowAugment, build_pati
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split
 from heartbeat.signal import patient
-from heartbeat.train.runner import build_model, input_plan
+from heartbeat.train.stage import build_model, input_plan
 
 FS = 360.0
 N_FEATURES = len(patient.PATIENT_COLUMNS)

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import heartbeat.core.beatcsv as csvio
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.errors import DataError
-from heartbeat.testing.csv_baseline import format_beats_csv_before
+from testkit.csv_baseline import format_beats_csv_before
 from tests.conftest import examples
 
 MIT = (0, 1, 2, 3, 4)

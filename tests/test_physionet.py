@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import wfdb
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
@@ -33,11 +33,11 @@ from heartbeat.core.splits import split_stratified
 from heartbeat.fetch.beatset import PROVENANCE_COLUMNS
 from heartbeat.fetch.download import download_file, part_path
 from heartbeat.fetch.physionet import fetch_physionet, mirror_cache
-from heartbeat.signal import records
 from heartbeat.signal import segment as sg
+from heartbeat.signal import wfdb_records
 from heartbeat.signal.context import RR_COLUMNS
 from heartbeat.signal.patient import PATIENT_COLUMNS
-from heartbeat.testing.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
+from testkit.mirrors import HEALTHY, BytesHandler, Mirror, build_mirror, serve, serve_handler
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MIT_RECORDS = ["102", "114", "124"]
@@ -82,7 +82,7 @@ def _cfg(mirror: str, **kw: object) -> PhysionetConfig:
 
 def _annotated(record: str) -> tuple[np.ndarray, np.ndarray]:
     ann = wfdb.rdann(str(SHARED / "mitdb" / record), "atr")
-    labels = records.aami_labels(ann.symbol)
+    labels = wfdb_records.aami_labels(ann.symbol)
     return np.asarray(ann.sample)[labels >= 0], np.asarray(ann.symbol)[labels >= 0]
 
 
@@ -125,14 +125,14 @@ def test_counts_match_the_annotations(fetched: tuple[Path, Path]) -> None:
         samples, symbols = _annotated(record)
         ours = mit[mit["record"] == record]
         assert samples.size - 2 <= len(ours) < samples.size, record
-        expected = np.bincount(records.aami_labels(symbols), minlength=5)
+        expected = np.bincount(wfdb_records.aami_labels(symbols), minlength=5)
         got = np.bincount(ours["label"].to_numpy(), minlength=5)
         assert ((expected - got >= 0) & (expected - got <= 2)).all(), (record, expected, got)
         # every beat sits on a real annotation, with its symbol and the AAMI label of that symbol
         where = np.searchsorted(samples, ours["sample"].to_numpy())
         assert (samples[where] == ours["sample"].to_numpy()).all()
         assert (symbols[where] == ours["symbol"].to_numpy()).all()
-        assert (records.aami_labels(list(ours["symbol"])) == ours["label"].to_numpy()).all()
+        assert (wfdb_records.aami_labels(list(ours["symbol"])) == ours["label"].to_numpy()).all()
     report = json.loads((dest / "report.json").read_text())
     assert report["mitdb"]["records"]["102"]["lead"] == "V5"  # no MLII: the documented fallback
     assert report["mitdb"]["records"]["114"]["lead"] == "MLII"  # the second lead, picked by name

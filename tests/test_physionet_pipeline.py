@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import wfdb
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.layout import FILE_CLASSES, RAW_FILES
 from heartbeat.model.saving import load_model
 from heartbeat.signal.context import CONTEXT_COLUMNS
-from heartbeat.signal.records import aami_labels
-from heartbeat.testing.mirrors import build_mirror, serve
+from heartbeat.signal.wfdb_records import aami_labels
+from testkit.mirrors import build_mirror, serve
 from tests.conftest import SHARED, dvc, make_project, shared_dir
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from heartbeat.core.beat_spec import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.beatcsv import write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH, MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import DemoConfig
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.fetch.demo import demo_beats

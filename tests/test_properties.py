@@ -23,8 +23,8 @@ from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, Beats, format_beats_csv, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import AugmentConfig, PatientSplitConfig, PreprocessConfig
 from heartbeat.core.errors import DataError
 from heartbeat.prepare.preprocess import prepare

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import Beats
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
 from heartbeat.core.errors import DataError, ModelError, ParamsError
 from heartbeat.evaluate.metrics import classification_metrics, expected_calibration_error
@@ -36,7 +36,6 @@ from heartbeat.signal.context import (
     rr_features,
     template_features,
 )
-from heartbeat.testing.projects import write_prepared_info
 from heartbeat.train.fit import (
     ValMacroF1,
     class_weights,
@@ -45,7 +44,8 @@ from heartbeat.train.fit import (
     make_deterministic,
     train,
 )
-from heartbeat.train.runner import run_training
+from heartbeat.train.stage import run_training
+from testkit.projects import write_prepared_info
 
 TINY = {"filters": 4, "blocks": 1, "dense": 4}
 
@@ -266,7 +266,7 @@ def test_stored_temperature(tmp_path: Path) -> None:
 
 def test_the_stage_fits_a_temperature_only_when_asked() -> None:
     from heartbeat.core.config import ResNetConfig
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     tr, va = _split(96, 0), _split(32, 1)
     small = {"epochs": 1, "batch_size": 32, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}

@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 from heartbeat.core.errors import DataError
 from heartbeat.serve.cli import main
 from heartbeat.serve.inputs import read_input
-from heartbeat.signal import detect, recordings
+from heartbeat.signal import detect, user_recordings
 from tests.conftest import SHARED
 
 MITDB = SHARED / "mitdb"
@@ -55,7 +55,7 @@ def synthetic_ecg(seconds: float, fs: float = 250.0, rate_bpm: float = 70.0, see
 
 @needs_mitdb
 def test_xqrs_finds_the_annotated_beats_of_a_real_record() -> None:
-    rec = recordings.read_wfdb(MITDB / "119", None)
+    rec = user_recordings.read_wfdb(MITDB / "119", None)
     peaks = detect.r_peaks(rec.signal[: 360 * 300], rec.fs)
     reference = rec.annotations[0][rec.annotations[0] < 360 * 300]
     score = detect.score_detector(peaks, reference, rec.fs, tolerance_s=0.05)
@@ -64,7 +64,7 @@ def test_xqrs_finds_the_annotated_beats_of_a_real_record() -> None:
 
 @needs_mitdb
 def test_the_detector_works_at_any_rate() -> None:
-    rec = recordings.read_wfdb(MITDB / "119", None)
+    rec = user_recordings.read_wfdb(MITDB / "119", None)
     x, reference = rec.signal[: 360 * 300], rec.annotations[0][rec.annotations[0] < 360 * 300]
     for fs, (up, down) in {125: (25, 72), 250: (25, 36), 500: (25, 18)}.items():
         found = detect.r_peaks(resample_poly(x, up, down), float(fs)) * 360.0 / fs
@@ -169,7 +169,7 @@ def test_one_two_lead_recording_as_wfdb_edf_and_tsv_gives_the_same_classes(capsy
     pd.DataFrame(resample_poly(x, 25, 18, axis=0), columns=names).to_csv(
         tmp_path / "r.tsv", sep="\t", index=False, float_format="%.5f"
     )
-    edf = recordings.read_edf(tmp_path / "r.edf")
+    edf = user_recordings.read_edf(tmp_path / "r.edf")
     assert edf.lead == "MLII" and edf.second is not None
     np.testing.assert_allclose(edf.second, x[:, 1], atol=1e-3)  # V1, to EDF's 16-bit step
     reference = _classes(capsys, tmp_path / "r", [])
@@ -320,7 +320,7 @@ def test_a_model_trained_on_synthetic_data_gets_a_warning(capsys, tmp_path) -> N
 
 
 def test_a_sidecar_says_what_trained_the_model() -> None:
-    from heartbeat.train.runner import trained_on
+    from heartbeat.train.stage import trained_on
 
     prepared = {
         "source": "physionet",

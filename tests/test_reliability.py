@@ -37,15 +37,15 @@ import yaml
 
 from heartbeat.core import atomic
 from heartbeat.core.atomic import WriteError, atomic_dir, write_json, write_npy, write_text
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.config import STAGE_SCHEMAS, DemoConfig, stage_params
 from heartbeat.core.entry import run as entry_run
 from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, SourceError
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.download import download_file, part_path
-from heartbeat.testing.mirrors import BytesHandler, serve_handler
+from testkit.mirrors import BytesHandler, serve_handler
 from tests.conftest import ROOT, dvc, edit_params, make_project
 
 SECRET = "kgat_f4k3T0k3n0123456789SECRET"
@@ -94,7 +94,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     def run(project: Path, stage: str) -> _Ran:
         monkeypatch.chdir(project)
         if stage in _TRAINING:
-            from heartbeat.train.runner import run_training
+            from heartbeat.train.stage import run_training
 
             main = lambda: run_training(_TRAINING[stage])  # noqa: E731
         else:

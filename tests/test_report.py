@@ -327,7 +327,7 @@ def test_stage_names_the_missing_input(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode != 0
-    assert "models/resnet_ptb.json: not found; run the train_resnet_ptb stage first" in done.stderr
+    assert "models/resnet_ptb.json: file not found; run the train_resnet_ptb stage first" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "report" / "index.html").exists()
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import DataError
-from heartbeat.signal import context, detect, records
+from heartbeat.signal import context, detect, wfdb_records
 from heartbeat.signal import segment as sg
 from tests.conftest import examples
 
@@ -199,7 +199,9 @@ def test_rr_features() -> None:
 
 def test_aami_labels() -> None:
     symbols = ["N", "L", "R", "e", "j", "A", "a", "J", "S", "V", "E", "F", "/", "f", "Q", "+", "~", "|", "x"]
-    assert records.aami_labels(symbols).tolist() == [0] * 5 + [1] * 4 + [2] * 2 + [3] + [4] * 3 + [-1] * 4
+    assert (
+        wfdb_records.aami_labels(symbols).tolist() == [0] * 5 + [1] * 4 + [2] * 2 + [3] + [4] * 3 + [-1] * 4
+    )
 
 
 def test_beat_shape_stats() -> None:
@@ -258,7 +260,7 @@ def _read(record: str) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     path = str(_mitdb() / record)
     rec = wfdb.rdrecord(path, channel_names=["MLII"])
     ann = wfdb.rdann(path, "atr")
-    labels = records.aami_labels(ann.symbol)
+    labels = wfdb_records.aami_labels(ann.symbol)
     return rec.p_signal[:, 0], float(rec.fs), np.asarray(ann.sample)[labels >= 0], labels[labels >= 0]
 
 

@@ -128,7 +128,7 @@ def test_the_stage_stores_smoothing_only_for_a_network_that_takes_windows() -> N
     (no window to compare beats by), nothing is stored and evaluate and predict smooth nothing."""
     from heartbeat.core.config import RecordSmoothingConfig, ResNetConfig
     from heartbeat.prepare.arrays import Split
-    from heartbeat.train.runner import fit_stage
+    from heartbeat.train.stage import fit_stage
 
     rng = np.random.default_rng(0)
     n = 64

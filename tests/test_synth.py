@@ -41,8 +41,8 @@ from heartbeat.fetch.synth import (
     ptbdb_records,
 )
 from heartbeat.prepare.preprocess import prepare
-from heartbeat.signal.beats import cut_record
-from heartbeat.signal.records import SYMBOL_TO_AAMI, aami_labels
+from heartbeat.signal.record_beats import cut_record
+from heartbeat.signal.wfdb_records import SYMBOL_TO_AAMI, aami_labels
 from tests.conftest import ROOT
 
 SMALL = DemoConfig(mitdb_records=10, mitdb_minutes=2, ptbdb_records=6, ptbdb_minutes=1)

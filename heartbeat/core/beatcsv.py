@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from heartbeat.core.atomic import atomic_path
-from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.errors import DataError
+from heartbeat.core.beat_spec import BEAT_LENGTH
+from heartbeat.core.errors import DataError, empty_file, input_file
 from heartbeat.core.streams import display_name, is_stream, read_stream
 
 RANGE_TOLERANCE = 1e-6
@@ -90,22 +90,17 @@ class _Source:
 def _sniff(source: _Source) -> bytes:
     if source.data is not None:
         return source.data[:_SNIFF_BYTES]
-    path = source.path
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(_SNIFF_BYTES)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path or rerun the fetch stage") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a CSV file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied; make the file readable") from None
+    with (
+        input_file(source.path, "a CSV file", "check the path or rerun the fetch stage"),
+        open(source.path, "rb") as fh,
+    ):
+        return fh.read(_SNIFF_BYTES)
 
 
 def _check_head(path: Path, head: bytes) -> None:
     head = head.removeprefix(_BOM)
     if not head.strip():
-        raise DataError(f"{path}: file is empty; expected at least one row of {BEAT_LENGTH + 1} numbers")
+        raise empty_file(path, f"at least one row of {BEAT_LENGTH + 1} numbers")
     lowered = head.lstrip()[:512].lower()
     if lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<")) or b"<html" in lowered:
         raise DataError(

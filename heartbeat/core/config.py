@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
-from heartbeat.core.errors import ParamsError, first_line
+from heartbeat.core.errors import ParamsError, first_line, input_file
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -457,16 +457,14 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     file, a top level that is not a mapping, a section that is present but empty (``train_mlp:``).
     """
     p = Path(path)
+    with input_file(p, "a YAML file", "run from the project root", ParamsError):
+        raw = p.read_bytes()
     try:
-        text = p.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ParamsError(f"{p}: file not found; run from the project root") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParamsError(
             f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
         ) from None
-    except OSError as exc:
-        raise ParamsError(f"{p}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeySafeLoader)
     except _DuplicateKey as exc:

@@ -7,6 +7,11 @@ entry points turn these into a one-line message on stderr and a non-zero exit,
 never a traceback. Anything else escaping is a bug.
 """
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
 
 class HeartbeatError(Exception):
     """Base class: a problem the user can fix, with a one-line message."""
@@ -49,3 +54,32 @@ def about(exc: DataError | SourceError, subject: str) -> DataError | SourceError
     if message.startswith(f"{subject}: "):
         return exc
     return (SourceError if isinstance(exc, SourceError) else DataError)(f"{subject}: {message}")
+
+
+@contextlib.contextmanager
+def input_file(
+    where: object,
+    expected: str = "a file",
+    missing: str = "check the path",
+    error: type[HeartbeatError] = DataError,
+) -> Iterator[None]:
+    """Run the body, which opens the input file ``where``, turning the OS's refusals into one-line
+    errors that name it and say what to do: not found (``missing``: what to do), a folder (``expected``:
+    what it should be), not readable. Every reader of a user's or a stage's file goes through this, so
+    the same mistake reads the same everywhere."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise error(f"{where}: file not found; {missing}") from None
+    except IsADirectoryError:
+        raise error(f"{where}: is a folder, expected {expected}") from None
+    except PermissionError:
+        raise error(f"{where}: permission denied; make the file readable") from None
+    except OSError as exc:
+        raise error(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
+def empty_file(where: object, expected: str) -> DataError:
+    """The error for an input file that holds nothing (or only blank lines): ``expected`` says what it
+    should hold."""
+    return DataError(f"{where}: file is empty; expected {expected}")

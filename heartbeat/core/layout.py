@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heartbeat.core.errors import DataError, ModelError, first_line
+from heartbeat.core.errors import DataError, ModelError, first_line, input_file
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
@@ -149,10 +149,10 @@ def history_file(name: str) -> Path:
 
 def read_json(path: Path, stage: str) -> dict[str, Any]:
     """Read a JSON output of an earlier ``stage``; a missing or broken file says which stage to rerun."""
+    with input_file(path, "a JSON file", f"run the {stage} stage first (dvc repro {stage})"):
+        text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun dvc repro {stage}"

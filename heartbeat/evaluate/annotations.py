@@ -2,7 +2,7 @@
 times and labels, or ``heartbeat predict``'s output (CSV or JSON).
 
 Every reader returns :class:`BeatList`: beat times and AAMI labels 0..4 (N S V F Q). WFDB beat
-symbols map as the training data does (heartbeat/signal/records.py), plus the three beat codes
+symbols map as the training data does (heartbeat/signal/wfdb_records.py), plus the three beat codes
 that ``bxb`` counts and MIT-BIH never uses: B (bundle branch block) as N, r (R-on-T) as V, n
 (supraventricular escape) as S. Non-beat annotations (rhythm, noise, comments) are left out.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from heartbeat.core.errors import DataError, first_line
-from heartbeat.signal.records import SYMBOL_TO_AAMI
+from heartbeat.signal.wfdb_records import SYMBOL_TO_AAMI
 
 SCORED_SYMBOLS: dict[str, int] = {**SYMBOL_TO_AAMI, "B": 0, "n": 1, "r": 2}
 """WFDB beat symbols (and the AAMI class letters, which are beat symbols too) to classes 0..4."""

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
-"""The AAMI classes, in label order 0..4 (heartbeat/core/beats.py)."""
+"""The AAMI classes, in label order 0..4 (heartbeat/core/beat_spec.py)."""
 
 ROWS: tuple[str, ...] = (*CLASSES, "O")
 """Rows of the confusion matrix: the reference class, or O for a test beat with no reference beat."""

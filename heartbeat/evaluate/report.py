@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.beat_spec import DATASET_CLASSES
 
 FIGURES: dict[str, str] = {"accuracy": "Accuracy per epoch", "confusion": "Confusion matrix (test split)"}
 """The evaluate stage's figures of each model, in display order: file stem → caption."""

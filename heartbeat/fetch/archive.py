@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 
 from heartbeat.core.beatcsv import check_start
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, input_file
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch.kaggle_set import MAX_CSV_BYTES
 
@@ -70,10 +70,9 @@ def _members(archive: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.Z
 def extract_csvs(archive: Path, dest: Path) -> None:
     """Copy the four CSVs out of ``archive`` (a .zip) into ``dest``."""
     try:
-        zf = zipfile.ZipFile(archive)
-    except FileNotFoundError:
-        raise DataError(f"{archive}: file not found") from None
-    except (zipfile.BadZipFile, OSError) as exc:
+        with input_file(archive, "a .zip file"):
+            zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as exc:
         raise DataError(f"{archive}: not a valid zip archive ({exc}); download it again") from None
     with zf:
         members = _members(archive, zf.infolist())

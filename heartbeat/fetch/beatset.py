@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from heartbeat.core.atomic import atomic_path, write_npy
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import write_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 from heartbeat.core.layout import RAW_FILES, WINDOWS_FILE
 from heartbeat.core.splits import split_stratified
 from heartbeat.signal import segment
-from heartbeat.signal.beats import RecordBeats
 from heartbeat.signal.context import RR_COLUMNS
 from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE
+from heartbeat.signal.record_beats import RecordBeats
 
 PROVENANCE_COLUMNS: tuple[str, ...] = (
     "file",
@@ -60,7 +60,7 @@ class RecordRows:
     def of(
         cls, beats: RecordBeats, database: str, record: str, patient: str, label: np.ndarray
     ) -> RecordRows:
-        """The rows of one record's cut beats (:func:`heartbeat.signal.beats.cut_record`)."""
+        """The rows of one record's cut beats (:func:`heartbeat.signal.record_beats.cut_record`)."""
         return cls(
             database=database,
             record=record,

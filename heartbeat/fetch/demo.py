@@ -1,7 +1,7 @@
 """The offline ``demo`` source: synthetic patients' records, cut and written as the physionet source does.
 
 The records come from :mod:`heartbeat.fetch.synth`. Each is cut by
-:func:`heartbeat.signal.beats.cut_record`, MIT-BIH-like ones at their annotated R-peaks, PTB-like
+:func:`heartbeat.signal.record_beats.cut_record`, MIT-BIH-like ones at their annotated R-peaks, PTB-like
 ones at the peaks the paper's detector finds, exactly as the physionet source cuts real records,
 and :func:`heartbeat.fetch.beatset.write_beat_files` writes the four CSVs and
 ``provenance.parquet``. So ``dvc repro`` on a fresh machine, with no network, runs the shipped
@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from heartbeat.core.atomic import write_json
+from heartbeat.core.beat_spec import MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.beatcsv import Beats
-from heartbeat.core.beats import MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import DemoConfig
 from heartbeat.core.errors import DataError
 from heartbeat.fetch.beatset import RecordRows, class_counts, concat, plan_files, write_beat_files
 from heartbeat.fetch.synth import SynthRecord, mitdb_records, ptbdb_records
-from heartbeat.signal import records
-from heartbeat.signal.beats import cut_record
+from heartbeat.signal import wfdb_records
+from heartbeat.signal.record_beats import cut_record
 
 log = logging.getLogger("heartbeat")
 
@@ -32,13 +32,13 @@ log = logging.getLogger("heartbeat")
 def mitdb_rows(record: SynthRecord, reference: str = "median") -> RecordRows:
     """The beats of a MIT-BIH-like record, cut at its annotated R-peaks and labelled by their symbols."""
     beats = cut_record(record.signal, record.fs, record.peaks, record.symbols, reference=reference)
-    return RecordRows.of(beats, "mitdb", record.name, record.patient, records.aami_labels(beats.symbol))
+    return RecordRows.of(beats, "mitdb", record.name, record.patient, wfdb_records.aami_labels(beats.symbol))
 
 
 def ptbdb_rows(record: SynthRecord, reference: str = "median") -> RecordRows:
     """The beats of a PTB-like record, at the detector's peaks, labelled by the record's diagnosis."""
     beats = cut_record(record.signal, record.fs, None, polarity="auto", reference=reference)
-    label = records.diagnosis_label([f"Reason for admission: {record.diagnosis}"])
+    label = wfdb_records.diagnosis_label([f"Reason for admission: {record.diagnosis}"])
     return RecordRows.of(beats, "ptbdb", record.name, record.patient, np.full(len(beats), label))
 
 

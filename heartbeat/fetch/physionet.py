@@ -41,7 +41,7 @@ import numpy as np
 import wfdb
 
 from heartbeat.core.atomic import write_json
-from heartbeat.core.beats import MITBIH_CLASSES, PTB_CLASSES
+from heartbeat.core.beat_spec import MITBIH_CLASSES, PTB_CLASSES
 from heartbeat.core.config import PhysionetConfig
 from heartbeat.core.errors import DataError, SourceError, about
 from heartbeat.core.layout import RAW_FILES
@@ -49,8 +49,8 @@ from heartbeat.core.progress import track
 from heartbeat.fetch.beatset import RecordRows, class_counts, concat, write_beat_files
 from heartbeat.fetch.download import HTTPStatusError, download_file, remove_quietly
 from heartbeat.fetch.kaggle_set import KAGGLE_MITBIH_CLASSES, KAGGLE_ROWS
-from heartbeat.signal import detect, records, segment
-from heartbeat.signal.beats import cut_record
+from heartbeat.signal import detect, segment, wfdb_records
+from heartbeat.signal.record_beats import cut_record
 
 log = logging.getLogger("heartbeat.physionet")
 
@@ -223,7 +223,7 @@ def _read_header(db: _Database, record: str) -> tuple[wfdb.Record, Path]:
 
     def parse(path: Path) -> wfdb.Record:
         try:
-            return records.read_header(path.with_suffix(""), where)
+            return wfdb_records.read_header(path.with_suffix(""), where)
         except DataError as exc:
             raise DataError(f"{exc}; the copy on the mirror is corrupt") from None
 
@@ -261,7 +261,9 @@ def _read_lead(db: _Database, record: str, header: wfdb.Record, lead: str) -> np
                 f"its header implies {expected}; the file is truncated or corrupt"
             )
         # Reading the lead is part of the check: a copy with an invalid sample must not stay cached.
-        return records.read_lead(path.parent / Path(record).name, header, lead, f"{db.name} record {record}")
+        return wfdb_records.read_lead(
+            path.parent / Path(record).name, header, lead, f"{db.name} record {record}"
+        )
 
     try:
         return _validated(db, folder + file_name, check, expected)[0]
@@ -278,7 +280,7 @@ def _read_annotations(db: _Database, record: str, length: int) -> tuple[np.ndarr
 
     def parse(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return records.read_beat_annotations(path.with_suffix(""), where, length)
+            return wfdb_records.read_beat_annotations(path.with_suffix(""), where, length)
         except DataError as exc:
             raise DataError(f"{exc}; the copy on the mirror is truncated or corrupt") from None
 
@@ -317,7 +319,7 @@ def _mitdb_record(
     db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
 ) -> RecordRows | None:
     header, _ = _read_header(db, record)
-    lead = records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
+    lead = wfdb_records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
     if lead is None:
         wanted = cfg.mitdb_lead + (f" or {cfg.mitdb_fallback_lead}" if cfg.mitdb_fallback_lead else "")
         report.skip("mitdb", record, f"no {wanted} lead (has {', '.join(header.sig_name)})")
@@ -330,7 +332,7 @@ def _mitdb_record(
     kwargs = _segment_kwargs(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
     score = detect.score_detector(detected.peaks, ref_samples, fs)
-    other = records.second_lead(header, lead)
+    other = wfdb_records.second_lead(header, lead)
     second = None if other is None else _read_lead(db, record, header, other)
     if cfg.peaks == "annotations":
         beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, reference=reference, **kwargs)
@@ -351,11 +353,11 @@ def _mitdb_record(
             **kwargs,
         )
         unmatched = int(detected.index.size - len(beats))
-    labels = records.aami_labels(beats.symbol)
+    labels = wfdb_records.aami_labels(beats.symbol)
     report.mitdb[record] = {
         "lead": lead,
         "inverted_for_detector": detected.inverted,
-        "annotated": class_counts(records.aami_labels(ref_symbols), MITBIH_CLASSES),
+        "annotated": class_counts(wfdb_records.aami_labels(ref_symbols), MITBIH_CLASSES),
         "written": class_counts(labels, MITBIH_CLASSES),
         "dropped": int(ref_samples.size - len(beats)) if cfg.peaks == "annotations" else None,
         "unlabelled_detections": unmatched if cfg.peaks == "detector" else None,
@@ -368,17 +370,17 @@ def _ptbdb_record(
     db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
 ) -> RecordRows | None:
     header, _ = _read_header(db, record)
-    diagnosis = records.diagnosis(header.comments)
-    label = records.diagnosis_label(header.comments)
+    diagnosis = wfdb_records.diagnosis(header.comments)
+    label = wfdb_records.diagnosis_label(header.comments)
     if label is None:
         report.excluded[record] = diagnosis or "unknown (no 'Reason for admission' comment)"
         return None
-    lead = records.pick_lead(header.sig_name, (cfg.ptbdb_lead,))
+    lead = wfdb_records.pick_lead(header.sig_name, (cfg.ptbdb_lead,))
     if lead is None:
         report.skip("ptbdb", record, f"no {cfg.ptbdb_lead} lead (has {', '.join(header.sig_name)})")
         return None
     signal = _read_lead(db, record, header, lead)
-    other = records.second_lead(header, lead)
+    other = wfdb_records.second_lead(header, lead)
     second = None if other is None else _read_lead(db, record, header, other)
     fs = float(header.fs)
     beats = cut_record(

@@ -7,7 +7,7 @@ works on a fresh machine with no network and gives bit-identical files for the s
 trained on it say nothing about real ECGs; it exists to run the shipped recipe end to end.
 
 The records look like the two PhysioNet databases the physionet source reads, and the demo
-source cuts them with the same code (:func:`heartbeat.signal.beats.cut_record`), so beats, R-R
+source cuts them with the same code (:func:`heartbeat.signal.record_beats.cut_record`), so beats, R-R
 and record features come out exactly as they would from real records:
 
 * **MIT-BIH-like** (:func:`mitdb_records`): one lead (MLII) at 360 Hz in mV, with an R-peak

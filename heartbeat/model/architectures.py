@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.prepare.arrays import Split
 
@@ -302,27 +302,6 @@ def build_patient_net(
         h = layers.Dropout(dropout, name="dropout")(h)
     outputs = layers.Dense(n_classes, activation="softmax", name="softmax", dtype="float32")(h)
     return keras.Model([window, features], outputs, name="patient_net")
-
-
-def build_cvxtz_cnn(n_classes: int) -> keras.Model:
-    """A strong public baseline: the Keras CNN of CVxTz/ECG_Heartbeat_Classification, rebuilt from its
-    description and published code (Conv16×2, Conv32×2, Conv32×2, Conv256×2 with max pooling and
-    dropout between blocks, global max pooling, Dense 64×2, softmax). bench/compare.py measures it."""
-    inputs = keras.Input(shape=(BEAT_LENGTH,), name="beat")
-    x = layers.Reshape((BEAT_LENGTH, 1))(inputs)
-    for filters, kernel in ((16, 5), (32, 3), (32, 3)):
-        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
-        x = layers.Conv1D(filters, kernel, activation="relu", padding="valid")(x)
-        x = layers.MaxPooling1D(pool_size=2)(x)
-        x = layers.Dropout(0.1)(x)
-    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
-    x = layers.Conv1D(256, 3, activation="relu", padding="valid")(x)
-    x = layers.GlobalMaxPooling1D()(x)
-    x = layers.Dropout(0.2)(x)
-    x = layers.Dense(64, activation="relu")(x)
-    x = layers.Dense(64, activation="relu")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="cvxtz_cnn")
 
 
 def takes_rhythm(model: keras.Model) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 
 from heartbeat.core.atomic import atomic_path
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import ModelError
 from heartbeat.signal.patient import WINDOW_SHAPE
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from heartbeat.core.atomic import write_npy
-from heartbeat.core.errors import DataError
+from heartbeat.core.errors import DataError, input_file
 from heartbeat.core.npyfile import load_npy
 
 SPLITS = ("train", "val", "test")
@@ -68,12 +68,8 @@ def load_split(folder: str | os.PathLike[str], split: str, mmap: bool = False) -
     arrays = []
     for kind in ("X", "y"):
         path = folder / f"{kind}_{split}.npy"
-        try:
+        with input_file(path, "a .npy file", "run the preprocess stage first (dvc repro preprocess)"):
             arrays.append(load_npy(path, mmap=mmap))
-        except FileNotFoundError:
-            raise DataError(
-                f"{path}: not found; run the preprocess stage first (dvc repro preprocess)"
-            ) from None
     X, y = arrays
     if X.ndim != 2 or len(X) != len(y):
         raise DataError(f"{folder}: X_{split} has shape {X.shape} but y_{split} has {y.shape}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 
 
 def oversample_index(y: np.ndarray, seed: int) -> np.ndarray:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.beatcsv import Beats
-from heartbeat.core.beats import DATASET_CLASSES
 from heartbeat.core.config import PreprocessConfig
 from heartbeat.core.errors import DataError
 from heartbeat.core.splits import grouped_split, stratified_split

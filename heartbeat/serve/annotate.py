@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heartbeat.core.beats import MITBIH_CLASSES
+from heartbeat.core.beat_spec import MITBIH_CLASSES
 from heartbeat.core.errors import DataError, ModelError, ParamsError
 
 AAMI_TO_WFDB: dict[str, str] = {"N": "N", "S": "S", "V": "V", "F": "F", "Q": "Q"}

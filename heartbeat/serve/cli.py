@@ -70,7 +70,7 @@ summary table (DIR/summary.csv); the model is loaded once, --jobs recordings run
 at a time, and a recording that fails gets its error while the others go on.
 
 A recording's beats are cut exactly as the training data was
-(heartbeat/signal/beats.py), at the R-peaks of its .atr annotations when it has
+(heartbeat/signal/record_beats.py), at the R-peaks of its .atr annotations when it has
 them (which also gives AAMI labels), else at those wfdb's XQRS detector finds.
 The lead is MLII (else II, else V5) unless --lead names one; a second lead, where
 the recording has one, feeds the model's two-lead inputs.

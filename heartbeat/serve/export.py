@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from heartbeat.core.atomic import atomic_path
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import ModelError
 from heartbeat.core.hashing import sha256_file
 from heartbeat.evaluate.metrics import macro_f1

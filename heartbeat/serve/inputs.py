@@ -4,8 +4,8 @@ or a continuous recording (a WFDB record at any rate, EDF/EDF+, a CSV/TSV of sig
 
 Every reader returns :class:`Beats`: float32 beats ``(n, 187)`` in [0, 1], the true labels when the
 input carries them, and for a recording the R-peak sample of each beat, its context and the lead
-itself. A recording is read by :mod:`heartbeat.signal.recordings` and cut by
-:func:`heartbeat.signal.beats.cut_record`, the code the physionet and demo sources use, so a model
+itself. A recording is read by :mod:`heartbeat.signal.user_recordings` and cut by
+:func:`heartbeat.signal.record_beats.cut_record`, the code the physionet and demo sources use, so a model
 sees beats cut exactly as in training. R-peaks come from the record's ``.atr`` annotations where it
 has them, else from wfdb's XQRS detector (:func:`heartbeat.signal.detect.r_peaks`). Anything
 unusable is a :class:`DataError` with one line that names the file and the problem, which the CLI
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
-from heartbeat.core.errors import DataError, about
+from heartbeat.core.errors import DataError, about, input_file
 from heartbeat.core.npyfile import load_npy
 from heartbeat.core.streams import display_name, is_stream, read_stream
 
@@ -79,15 +79,14 @@ def detect_kind(path: Path, data: bytes | None = None, fs: float | None = None) 
             not path.exists() and path.with_name(path.name + ".hea").exists()
         ):
             return "wfdb"
-        if not path.exists():
-            raise DataError(
-                f"{path}: not found (for a WFDB record give its path without suffix, e.g. mitdb/100, "
-                "with mitdb/100.hea next to it)"
-            )
-        if not path.is_file():
-            raise DataError(f"{path}: is not a file")
-        with open(path, "rb") as fh:
-            data_head = fh.read(256)
+        missing = (
+            "for a WFDB record give its path without suffix, e.g. mitdb/100, with mitdb/100.hea next to it"
+        )
+        with input_file(path, "a recording or beats file", missing):
+            if path.exists() and not path.is_file() and not path.is_dir():
+                raise DataError(f"{path}: is not a file")  # a FIFO or a device: sniffing it would eat it
+            with open(path, "rb") as fh:
+                data_head = fh.read(256)
     else:
         data_head = data[:256]
     if suffix in (".edf", ".rec") or data_head.startswith(b"0       "):
@@ -138,13 +137,13 @@ def read_input(
                 "from a pipe; give the record's path"
             )
         return read_record(p, lead=lead, peaks=peaks, fs=fs, reference=reference)
-    from heartbeat.signal import recordings
+    from heartbeat.signal import user_recordings
 
     name = display_name(path)
     if kind == "edf":
-        edf = recordings.given_rate(recordings.read_edf(name, lead, data), fs)
+        edf = user_recordings.given_rate(user_recordings.read_edf(name, lead, data), fs)
         return from_recording(edf, peaks, "edf", reference)
-    return from_recording(recordings.read_table(name, fs, lead, data), peaks, "signal", reference)
+    return from_recording(user_recordings.read_table(name, fs, lead, data), peaks, "signal", reference)
 
 
 def _not_a_signal(path: Path, data: bytes | None) -> None:
@@ -179,18 +178,12 @@ def read_npy(
     ``data`` is the file's content when it was read from a pipe; ``path`` then only names it.
     """
     path = display_name(path)
-    try:
+    with input_file(path, "a .npy file"):
         X = load_npy(path, data, work=1.0 if fs is None else 3.0)  # a signal: + its float64 copy
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a .npy file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if fs is not None:
-        from heartbeat.signal import recordings
+        from heartbeat.signal import user_recordings
 
-        return from_recording(recordings.signal_array(X, fs, path), peaks, "signal", reference)
+        return from_recording(user_recordings.signal_array(X, fs, path), peaks, "signal", reference)
     if X.ndim == 1 and X.shape[0] != BEAT_LENGTH:
         raise DataError(
             f"{path}: a 1-D array of {X.shape[0]} values is a signal, not a beat: pass its sampling rate "
@@ -240,23 +233,23 @@ def read_record(
     annotations when a ``.atr`` file exists. A PTB record whose header names its diagnosis yields
     PTB labels for every beat. ``fs`` (``--fs``) must agree with the header's rate.
     """
-    from heartbeat.signal import recordings
+    from heartbeat.signal import user_recordings
 
     base = _record_base(path)
     if peaks == "annotations" and not base.with_name(base.name + ".atr").is_file():
         raise DataError(f"{base}: --peaks annotations needs {base.name}.atr next to the header")
-    rec = recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
-    return from_recording(recordings.given_rate(rec, fs), peaks, "wfdb", reference)
+    rec = user_recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
+    return from_recording(user_recordings.given_rate(rec, fs), peaks, "wfdb", reference)
 
 
 def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: str = "median") -> Beats:
-    """The beats of a :class:`~heartbeat.signal.recordings.Recording`, cut as the sources cut them."""
-    from heartbeat.signal import detect, recordings, records
-    from heartbeat.signal.beats import cut_record
+    """The beats of a :class:`~heartbeat.signal.user_recordings.Recording`, cut as the sources cut them."""
+    from heartbeat.signal import detect, user_recordings, wfdb_records
+    from heartbeat.signal.record_beats import cut_record
 
     where = rec.where
     try:
-        recordings.check_lead(rec)
+        user_recordings.check_lead(rec)
         symbols, y, label_dataset = None, None, None
         if rec.annotations is not None and peaks in ("auto", "annotations"):
             mode = "annotations"
@@ -267,7 +260,7 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: st
             mode, found = "paper", None
         else:
             mode, found = "detector", detect.r_peaks(rec.signal, rec.fs)
-            recordings.check_detected(rec, found)
+            user_recordings.check_detected(rec, found)
         options = {"polarity": "auto"} if found is None else {}
         beats = cut_record(
             rec.signal, rec.fs, found, symbols, second=rec.second, reference=reference, **options
@@ -277,9 +270,9 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: st
     if len(beats) == 0:
         raise DataError(f"{where}: no beats found in lead {rec.lead} ({mode}); is it an ECG?")
     if mode == "annotations":
-        y, label_dataset = records.aami_labels(beats.symbol), "mitbih"
+        y, label_dataset = wfdb_records.aami_labels(beats.symbol), "mitbih"
     else:
-        label = records.diagnosis_label(rec.comments)
+        label = wfdb_records.diagnosis_label(rec.comments)
         if label is not None:
             y, label_dataset = np.full(len(beats), label, dtype=np.int64), "ptb"
     return Beats(

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heartbeat.core.beats import BEAT_LENGTH, DATASET_CLASSES
+from heartbeat.core.beat_spec import BEAT_LENGTH, DATASET_CLASSES
 from heartbeat.core.errors import DataError, ModelError, first_line
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST, model_sidecar
@@ -645,7 +645,7 @@ def predict_proba(
             if array.shape[1] < runner.rhythm_width:
                 raise DataError(
                     f"{runner.path}: the model takes {runner.rhythm_width} rhythm features, "
-                    f"got {array.shape[1]}; build them with heartbeat.signal.beats.cut_record(...).context()"
+                    f"got {array.shape[1]}; build them with heartbeat.signal.record_beats.cut_record(...).context()"
                 )
             array = array[:, : runner.rhythm_width]
         arrays.append(np.ascontiguousarray(array, dtype=np.float32))

@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from scipy.signal import find_peaks, resample_poly
 
-from heartbeat.core.beats import BEAT_LENGTH
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.errors import DataError
 from heartbeat.signal.checks import check_fs, check_peaks, check_signal
 

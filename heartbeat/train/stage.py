@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
-from heartbeat.core.beats import DATASET_CLASSES
+from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import RecordSmoothingConfig, TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import MODEL_SPECS, read_json
@@ -162,14 +162,12 @@ def fit_stage(
     n_classes: int,
     placement: devices.Placement | None = None,
     base: keras.Model | None = None,
-    build: Callable[[int, int], keras.Model] | None = None,
 ) -> Trained:
     """Build and train ``stage``'s model on ``tr``, validating on ``va``; nothing is written.
 
     With ``ensemble: k`` (ResNet stages) it trains ``k`` models, seeds ``seed`` to ``seed + k - 1``,
     each exactly as a single run with that seed would, and returns their mean as one model.
-    ``placement`` defaults to TensorFlow's default strategy on whatever device it picked. ``build``
-    (n_classes, rhythm width) -> model replaces the stage's own architecture, for comparisons.
+    ``placement`` defaults to TensorFlow's default strategy on whatever device it picked.
     """
     k = getattr(cfg, "ensemble", 1)
     seeds = [cfg.seed + i for i in range(k)]
@@ -177,7 +175,7 @@ def fit_stage(
     replicas = placement.replicas if placement is not None else 1
     plan = input_plan(stage, cfg, tr, va)
     results = []
-    if plan[0] in CLASSICAL and build is None:
+    if plan[0] in CLASSICAL:
         if k > 1:
             raise ParamsError(
                 f"{stage}.ensemble: {k} seeds of {plan[0]} would be {k} copies of one model (it is fitted "
@@ -191,13 +189,13 @@ def fit_stage(
         make_deterministic(seed)
         with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
             member = cfg.model_copy(update={"seed": seed})
-            model = build(n_classes, plan[1]) if build else build_model(stage, member, n_classes, plan, base)
+            model = build_model(stage, member, n_classes, plan, base)
             results.append(train(model, tr, va, member, replicas=replicas, section=stage))
     if getattr(cfg, "with_trees", False) and plan[0] != "patient_net":
         log.warning(
             "%s.with_trees: only a patient_net takes the trees beside it; training %s alone", stage, plan[0]
         )
-    elif getattr(cfg, "with_trees", False) and build is None:
+    elif getattr(cfg, "with_trees", False):
         # The trees join as one more member of the mean, after the network(s): the transfer stage
         # fine-tunes member 1, the network.
         make_deterministic(cfg.seed)

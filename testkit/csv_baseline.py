@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import RANGE_TOLERANCE, read_beats_csv
-from heartbeat.core.beats import BEAT_LENGTH
 
 
 def read_beats_csv_before(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

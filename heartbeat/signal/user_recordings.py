@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from heartbeat.core.errors import DataError, first_line
-from heartbeat.signal import records
+from heartbeat.core.errors import DataError, empty_file, first_line, input_file
+from heartbeat.signal import wfdb_records
 from heartbeat.signal.checks import MAX_FS
 
 log = logging.getLogger("heartbeat")
@@ -74,7 +74,7 @@ def choose_lead(names: Sequence[str], lead: str | None, where: str) -> int:
     :data:`DEFAULT_LEADS` present, else the only column there is."""
     names = [str(n) for n in names]
     if lead is not None:
-        found = records.pick_lead(names, (lead,))
+        found = wfdb_records.pick_lead(names, (lead,))
         if found is not None:
             return names.index(found)
         if lead.strip().lstrip("-").isdigit():
@@ -83,7 +83,7 @@ def choose_lead(names: Sequence[str], lead: str | None, where: str) -> int:
                 return index
             raise DataError(f"{where}: --lead {lead}: there are {len(names)} leads (0..{len(names) - 1})")
         raise DataError(f"{where}: --lead {lead}: no such lead; the input has {', '.join(names) or 'none'}")
-    found = records.pick_lead(names, DEFAULT_LEADS)
+    found = wfdb_records.pick_lead(names, DEFAULT_LEADS)
     if found is not None:
         return names.index(found)
     if len(names) == 1:
@@ -194,15 +194,15 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
     where = str(base)
     if not base.with_name(base.name + ".hea").is_file():
         raise DataError(f"{where}: no WFDB header {base.name}.hea; give the record path without suffix")
-    header = records.read_header(base, where)
+    header = wfdb_records.read_header(base, where)
     names = [str(n) for n in (header.sig_name or [])]
     chosen = names[choose_lead(names, lead, where)]
-    signal = records.read_lead(base, header, chosen, where)
-    other = records.second_lead(header, chosen)
-    second = None if other is None else records.read_lead(base, header, other, where)
+    signal = wfdb_records.read_lead(base, header, chosen, where)
+    other = wfdb_records.second_lead(header, chosen)
+    second = None if other is None else wfdb_records.read_lead(base, header, other, where)
     ann = None
     if annotations and base.with_name(base.name + ".atr").is_file():
-        ann = records.read_beat_annotations(base, where, int(header.sig_len))
+        ann = wfdb_records.read_beat_annotations(base, where, int(header.sig_len))
     return Recording(signal, float(header.fs), chosen, where, ann, list(header.comments or []), second)
 
 
@@ -303,7 +303,7 @@ def read_table(
     rate = check_fs_arg(fs, where)
     first = _first_line(path, data, where)
     if first is None:
-        raise DataError(f"{where}: the table has no rows of samples")
+        raise empty_file(where, "rows of samples, one column per lead")
     sep = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
     cells = first.split(sep)
     has_header = any(not _is_number(cell) for cell in cells if cell.strip())
@@ -324,14 +324,8 @@ def _source(path: Path, data: bytes | None) -> io.BytesIO | Path:
 def _first_line(path: Path, data: bytes | None, where: str) -> str | None:
     """The first line that is not blank (a byte-order mark dropped), read line by line, past any number
     of blank lines (pandas skips them too)."""
-    try:
+    with input_file(where, "a CSV or TSV of samples"):
         fh = io.BytesIO(data) if data is not None else open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{where}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise DataError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     with fh:
         for raw in fh:
             line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip("\r\n")
