@@ -138,10 +138,10 @@ class DataConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     physionet: PhysionetConfig = PhysionetConfig()
     reference: Literal["median", "rhythm"] = Field(
-        "median",
+        "rhythm",
         description="which beats stand for a recording in the features against the patient (physionet "
-        "and demo sources): median, all of them | rhythm, those that are not premature (the patient's "
-        "own rhythm, when most beats are ectopic; heartbeat/signal/patient.py)",
+        "and demo sources): rhythm, its regular beats that are on time (the patient's own rhythm, even "
+        "when most beats are ectopic; heartbeat/signal/patient.py) | median, all of them",
     )
 
 
