@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST, read_sidecar
 from heartbeat.core.native import quiet_native_stderr
 from heartbeat.model.outputs import OutputSteps, Probabilities
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger("heartbeat")
 
@@ -219,7 +223,9 @@ def load_keras(path: Path, threads: int) -> Runner:
     return keras_runner(load_model(path), path, threads)
 
 
-def keras_runner(model, path: Path, threads: int | None = None, steps: OutputSteps | None = None) -> Runner:
+def keras_runner(
+    model: keras.Model, path: Path, threads: int | None = None, steps: OutputSteps | None = None
+) -> Runner:
     """A runner of a Keras ``model`` already loaded from ``path``, with the stored ``steps`` to apply
     to its outputs (None: none)."""
     threads = default_threads() if threads is None else threads
