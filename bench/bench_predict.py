@@ -82,13 +82,14 @@ def sides(split: Split) -> dict[str, np.ndarray | None]:
     return {"rhythm": split.R, "window": split.W, "patient": split.P}
 
 
-def calibration(root: Path, dataset: str, fallback: Split, inputs: tuple[str, ...], width: int):
+def representative(root: Path, dataset: str, fallback: Split, inputs: tuple[str, ...], width: int):
+    """The export stage's int8 representative beats (1,000 training beats, seed 0)."""
     from heartbeat.prepare.arrays import load_split
-    from heartbeat.serve.export import calibration_beats, calibration_samples
+    from heartbeat.serve.export import representative_beats, representative_samples
 
     folder = root / "data" / "prepared" / dataset
     source = load_split(folder, "train") if (folder / "X_train.npy").is_file() else fallback
-    return calibration_samples(inputs, calibration_beats(source, 1000, 0), dataset, width)
+    return representative_samples(inputs, representative_beats(source, 1000, 0), dataset, width)
 
 
 def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
@@ -183,6 +184,7 @@ def main() -> None:
     import tensorflow as tf
 
     from heartbeat.model.architectures import model_inputs
+    from heartbeat.model.outputs import OutputSteps
     from heartbeat.model.saving import load_model
     from heartbeat.serve.convert import parity, tflite_bytes
     from heartbeat.serve.runners import (
@@ -207,12 +209,12 @@ def main() -> None:
         ours = {"keras": load_keras(keras_path, threads)}
         for backend in ("tflite", "onnx"):
             ours[backend] = load_runner(keras_path, backend, threads)
-            # A stored softmax temperature (calibration: temperature) rescales every backend's
-            # probabilities alike; the comparison is of the networks, so leave it out here.
-            ours[backend].temperature = None
+            # The stored steps (softmax temperature, smoothing over a recording) act on every
+            # backend's probabilities alike; the comparison is of the networks, so leave them out here.
+            ours[backend].steps = OutputSteps()
         quant = {}
         inputs, width = ours["keras"].inputs, ours["keras"].rhythm_width
-        samples = calibration(args.root, dataset, real, inputs, width)
+        samples = representative(args.root, dataset, real, inputs, width)
         for variant in ("dynamic", "int8"):
             try:
                 content = tflite_bytes(model, variant, samples)
@@ -308,30 +310,32 @@ def main() -> None:
 def smoothing_times(args: argparse.Namespace) -> None:
     """Seconds to smooth one recording of n beats, stretch by stretch (the model's ``span``) and as one
     stretch, against the TFLite network classifying the same beats: the baseline."""
-    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.core.stored import RecordSmoothing
+    from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.serve.runners import default_threads, load_runner, predict_proba
 
     keras_path = args.root / "models" / f"{args.model}.keras"
     runner = load_runner(keras_path, "tflite", args.threads or default_threads())
-    if runner.smoothing is None:
+    stored = runner.steps.smoothing
+    if stored is None:
         raise SystemExit(f"{keras_path}: the model stores no record_smoothing")
     _, real, _ = load_data(args.root, "mitbih", args.splits.split(","))
-    print(f"# smoothing one recording ({runner.smoothing}), median of {args.rounds} rounds")
+    print(f"# smoothing one recording ({stored}), median of {args.rounds} rounds")
     print(
         f"{'beats':>8s} {'network s':>10s} {'smoothing s':>12s} {'× network':>10s} {'one stretch s':>14s} {'×':>6s}"
     )
     for n in args.smoothing_only:
         take = np.arange(n) % len(real.y)
         W, P = real.W[take], real.P[take]
-        whole = RecordSmoothing(
-            runner.smoothing.neighbours, runner.smoothing.weight, max(n, runner.smoothing.span)
-        )
+        whole = RecordSmoothing(stored.neighbours, stored.weight, max(n, stored.span))
         times: dict[str, list[float]] = {"network": [], "span": [], "whole": []}
         for _ in range(args.rounds):
             start = time.perf_counter()
-            proba = predict_proba(runner, None, 1024, progress=False, window=W, patient=P)
+            proba = predict_proba(
+                runner, None, 1024, progress=False, window=W, patient=P, each_beat_alone=True
+            )
             times["network"].append(time.perf_counter() - start)
-            for key, smoothing in (("span", runner.smoothing), ("whole", whole)):
+            for key, smoothing in (("span", stored), ("whole", whole)):
                 start = time.perf_counter()
                 smooth_over_records(proba, W, None, smoothing)
                 times[key].append(time.perf_counter() - start)

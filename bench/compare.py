@@ -68,12 +68,12 @@ from heartbeat.core.config import (  # noqa: E402
     PACED_RECORDS,
     AugmentConfig,
     PhysionetConfig,
-    RecordSmoothingConfig,
     ResNetConfig,
     TrainConfig,
     WindowAugmentConfig,
 )
 from heartbeat.core.splits import grouped_split, split_stratified, stratified_split  # noqa: E402
+from heartbeat.core.stored import RecordSmoothing  # noqa: E402
 from heartbeat.evaluate.metrics import (  # noqa: E402
     AAMI_CLASSES,
     classification_metrics,
@@ -82,7 +82,7 @@ from heartbeat.evaluate.metrics import (  # noqa: E402
 )
 from heartbeat.evaluate.metrics import confusion as confusion_matrix  # noqa: E402
 from heartbeat.model.calibration import apply_temperature, fit_temperature  # noqa: E402
-from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
+from heartbeat.model.outputs import OutputSteps  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal.context import RR_COLUMNS, rhythm_matrix, template_features  # noqa: E402
 
@@ -179,7 +179,7 @@ VARIANTS["patient_net"] = (
         update={
             "focal_gamma": 2.0,
             "calibration": "temperature",
-            "record_smoothing": RecordSmoothingConfig(neighbours=20, weight=0.5),
+            "record_smoothing": RecordSmoothing(neighbours=20, weight=0.5),
         }
     ),
 )
@@ -460,11 +460,12 @@ def _smoothed_run(run: dict, test: Split, split: str, calibrate: bool, smoothing
     """One stored run as the pipeline would report it: its test probabilities scaled by the temperature
     fitted on its validation records (when the recipe calibrates), then smoothed over each test record."""
     t = run["metrics"].get("temperature", 1.0) if calibrate else 1.0
+    steps = OutputSteps(t, smoothing)  # the package's one path from a network's outputs to what a user sees
     new = dict(run)
     for key, shown_test in (("test_proba", test), ("test_proba_one_lead", one_lead(test))):
         if key in run:
-            calibrated = apply_temperature(np.asarray(run[key], dtype=np.float32), t)
-            new[key] = smooth_over_records(calibrated, shown_test.W, shown_test.G, smoothing)
+            network = np.asarray(run[key], dtype=np.float32)
+            new[key] = steps.apply(network, f"{split} {key}", shown_test.W, shown_test.G).final
     ece = expected_calibration_error(test.y, new["test_proba"])
     new["metrics"] = {**score(test.y, new["test_proba"], split), "temperature": t, "ece_calibrated": ece}
     new["confusion"] = confusion(test.y, new["test_proba"])
@@ -499,7 +500,7 @@ def with_smoothing(
         if sm is None or sm.weight == 0:
             continue
         calibrate = configs[model].calibration == "temperature"
-        settings = {model: RecordSmoothing(sm.neighbours, sm.weight, sm.span)}
+        settings = {model: sm}
         if model == ours:
             for k, w in grid:
                 key = f"{model}_k{k}_w{w:g}"

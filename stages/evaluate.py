@@ -16,10 +16,14 @@ uncalibrated ECE (``calibration``): a fitted parameter is no metric to compare a
 A model whose sidecar has ``record_smoothing`` (patient_net) then has its probabilities smoothed
 over each test record (heartbeat/model/smoothing.py), as ``heartbeat predict`` does on a recording;
 the details file keeps what each beat alone scores (``record_smoothing.each_beat_alone``).
+
+The probabilities come from :func:`heartbeat.serve.runners.probabilities`, the function
+``heartbeat predict`` calls: the same network call, temperature and smoothing.
 """
 
 import logging
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +33,7 @@ from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError, ParamsError
-from heartbeat.core.layout import MODEL_SPECS, read_json
+from heartbeat.core.layout import MODEL_SPECS, read_json, read_sidecar
 from heartbeat.evaluate.metrics import (
     classification_metrics,
     confusion,
@@ -38,13 +42,35 @@ from heartbeat.evaluate.metrics import (
     weighted_f1,
 )
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
-from heartbeat.model.calibration import apply_temperature, check_temperature
-from heartbeat.model.outputs import check_probabilities
-from heartbeat.model.smoothing import SIDECAR_KEY, check_smoothing, smooth_over_records
-from heartbeat.prepare.arrays import load_split
+from heartbeat.model.outputs import OutputSteps, Probabilities
+from heartbeat.model.smoothing import SIDECAR_KEY
+from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.train.history import read_history_csv
 
 log = logging.getLogger("heartbeat")
+
+
+def split_probabilities(name: str, split: Split, batch_size: int) -> tuple[Any, Probabilities]:
+    """Model ``name`` (loaded, with its sidecar's steps) and its probabilities on ``split``, each of
+    the split's records smoothed as one recording: the path ``heartbeat predict`` takes on its keras
+    backend (:func:`heartbeat.serve.runners.probabilities`)."""
+    # Keras (TensorFlow) is imported here, under run(), so that its C++ log lines are filtered.
+    from heartbeat.model.saving import load_model
+    from heartbeat.serve.runners import keras_runner, probabilities
+
+    spec = MODEL_SPECS[name]
+    path = layout.model_file(name)
+    model = load_model(path, len(DATASET_CLASSES[spec.dataset]))
+    where, sidecar = read_sidecar(path, spec.stage)
+    steps = OutputSteps.from_sidecar(sidecar, str(where))
+    if steps.smoothing is not None and (split.W is None or split.G is None):
+        raise DataError(
+            f"{where}: the model smooths over each recording, but the test split has no windows or "
+            "record ids; rerun preprocess (dvc repro preprocess)"
+        )
+    runner = keras_runner(model, path, steps=steps)
+    given = {"rhythm": split.R, "window": split.W, "patient": split.P, "records": split.G}
+    return model, probabilities(runner, split.X, batch_size, progress=False, **given)
 
 
 def main(models: list[str] | None = None) -> None:
@@ -55,10 +81,6 @@ def main(models: list[str] | None = None) -> None:
         raise ParamsError(
             f"stages/evaluate.py: unknown model {unknown[0]!r}; expected any of {', '.join(MODEL_SPECS)}"
         )
-    # Keras (TensorFlow) is imported here, under run(), so that its C++ log lines are filtered.
-    from heartbeat.model.architectures import model_inputs
-    from heartbeat.model.saving import load_model
-
     cfg = stage_params("evaluate")
     info = read_json(layout.PREPARED / "info.json", "preprocess")
     tests = {}  # only the test splits of the models asked for, each loaded once
@@ -68,31 +90,18 @@ def main(models: list[str] | None = None) -> None:
         if spec.dataset not in tests:
             tests[spec.dataset] = load_split(layout.PREPARED / spec.dataset, "test")
         test = tests[spec.dataset]
-        model = load_model(layout.model_file(name), len(names))
-        proba = model.predict(model_inputs(model, test), batch_size=cfg.batch_size, verbose=0)
-        check_probabilities(proba, str(layout.model_file(name)))
-        training = read_json(layout.train_info_file(name), spec.stage)
-        temperature = check_temperature(training.get("temperature"), str(layout.train_info_file(name)))
-        applied = {}  # what changed the network's probabilities before the metrics
-        if temperature is not None:
-            applied = {
-                "calibration": {
-                    "temperature": temperature,
-                    "ece_uncalibrated": expected_calibration_error(test.y, proba),
-                }
+        model, proba = split_probabilities(name, test, cfg.batch_size)
+        applied = {}  # what changed        applied = {}  # what changed the network's probabilities before the metrics
+        if proba.temperature is not None:
+            applied["calibration"] = {
+                "temperature": proba.temperature,
+                "ece_uncalibrated": expected_calibration_error(test.y, proba.network),
             }
-            proba = apply_temperature(proba, temperature)
-        smoothing = check_smoothing(training.get(SIDECAR_KEY), str(layout.train_info_file(name)))
-        if smoothing is not None:
-            if test.W is None or test.G is None:
-                raise DataError(
-                    f"{layout.train_info_file(name)}: the model smooths over each recording, but the test "
-                    "split has no windows or record ids; rerun preprocess (dvc repro preprocess)"
-                )
+        if proba.smoothing is not None:
             # What each beat alone scores, beside the smoothing that ships: the gain it brings.
-            alone = classification_metrics(test.y, proba, names)
-            applied[SIDECAR_KEY] = {**smoothing.as_dict(), "each_beat_alone": alone}
-            proba = smooth_over_records(proba, test.W, test.G, smoothing)
+            alone = classification_metrics(test.y, proba.calibrated, names)
+            applied[SIDECAR_KEY] = {**proba.smoothing.as_dict(), "each_beat_alone": alone}
+        proba = proba.final
         y_pred = np.argmax(proba, axis=1)
         metrics = classification_metrics(test.y, proba, names)
         details = {

@@ -21,7 +21,7 @@ from heartbeat.core.entry import run
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST, MODEL_SPECS
 from heartbeat.prepare.arrays import load_split
-from heartbeat.serve.export import Thresholds, calibration_beats, export_model, inputs_key, reuse_previous
+from heartbeat.serve.export import Thresholds, export_model, inputs_key, representative_beats, reuse_previous
 
 log = logging.getLogger("heartbeat")
 
@@ -31,11 +31,11 @@ def main() -> None:
     thresholds = Thresholds(cfg.min_agreement, cfg.max_abs_diff, cfg.max_f1_change)
     datasets = {spec.dataset for spec in MODEL_SPECS.values()}
     tests = {ds: load_split(layout.PREPARED / ds, "test") for ds in datasets}
-    calibration = {}
+    representative = {}  # training beats on which int8 activation ranges are measured
     if "int8" in cfg.quantize:
         for ds in datasets:
             train = load_split(layout.PREPARED / ds, "train", mmap=True)
-            calibration[ds] = calibration_beats(train, cfg.calibration_beats, cfg.seed)
+            representative[ds] = representative_beats(train, cfg.calibration_beats, cfg.seed)
     report: dict = {"formats": list(cfg.formats), "quantize": list(cfg.quantize), "models": {}}
     manifest: dict = {"models": {}}
     previous_dir = layout.MODELS / EXPORT_DIR
@@ -61,7 +61,7 @@ def main() -> None:
                 test,
                 formats=cfg.formats,
                 quantize=cfg.quantize,
-                calibration=calibration.get(spec.dataset),
+                representative=representative.get(spec.dataset),
                 thresholds=thresholds,
                 batch_size=cfg.batch_size,
             )

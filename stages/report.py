@@ -29,7 +29,7 @@ from heartbeat.core import layout
 from heartbeat.core.atomic import atomic_path, write_text
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError, input_file
-from heartbeat.core.layout import MODEL_SPECS, read_json
+from heartbeat.core.layout import MODEL_SPECS, read_json, read_sidecar
 from heartbeat.evaluate.report import (
     FIGURES,
     Comparison,
@@ -66,7 +66,7 @@ def gather_report() -> Report:
     for name, spec in MODEL_SPECS.items():
         metrics = read_json(layout.metrics_file(name), "evaluate")
         details = read_json(layout.details_file(name), "evaluate")
-        training = read_json(layout.train_info_file(name), spec.stage)
+        _, training = read_sidecar(layout.model_file(name), spec.stage)
         figures = {}
         for stem in FIGURES:
             png = layout.PLOTS / name / f"{stem}.png"
@@ -98,7 +98,11 @@ def gather_comparison(rev: str, workdir: Path) -> Comparison:
     metric_files = [
         path.as_posix()
         for n in MODEL_SPECS
-        for path in (layout.metrics_file(n), layout.details_file(n), layout.train_info_file(n))
+        for path in (
+            layout.metrics_file(n),
+            layout.details_file(n),
+            layout.sidecar_file(layout.model_file(n)),
+        )
     ]
     metrics = dvc_json("metrics", "diff", rev, "--all", "--targets", *metric_files)
     params = dvc_json("params", "diff", rev)

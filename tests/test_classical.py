@@ -8,7 +8,8 @@ import pytest
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from heartbeat.core.config import RecordSmoothingConfig, ResNetConfig, TreesConfig
+from heartbeat.core.config import ResNetConfig, TreesConfig
+from heartbeat.core.stored import RecordSmoothing
 from heartbeat.model import classical
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.prepare.arrays import Split
@@ -113,7 +114,7 @@ def test_the_stage_fits_a_classical_model_calibrated_after_smoothing_and_reprodu
         architecture=architecture,
         calibration="temperature",
         class_weight="sqrt",
-        record_smoothing=RecordSmoothingConfig(neighbours=5, weight=0.5),
+        record_smoothing=RecordSmoothing(neighbours=5, weight=0.5),
         trees=TreesConfig(iterations=8, normal_share=0.5),
     )
     first = fit_stage("train_resnet_mitbih", cfg, tr, va, 5)

@@ -91,9 +91,10 @@ def test_bench_compare_reports_a_smoothing_recipe_as_the_pipeline_runs_it() -> N
     stored run itself as ``<model>_each_beat_alone``."""
     import numpy as np
 
-    from heartbeat.core.config import RecordSmoothingConfig, ResNetConfig
+    from heartbeat.core.config import ResNetConfig
+    from heartbeat.core.stored import RecordSmoothing
     from heartbeat.model.calibration import apply_temperature
-    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.prepare.arrays import Split
 
     compare = _bench_compare()
@@ -108,9 +109,7 @@ def test_bench_compare_reports_a_smoothing_recipe_as_the_pipeline_runs_it() -> N
     )
     proba = rng.dirichlet(np.ones(5), n).astype(np.float32)
     run = {"test_proba": proba.tolist(), "metrics": {"temperature": 0.5}}
-    cfg = ResNetConfig(
-        calibration="temperature", record_smoothing=RecordSmoothingConfig(neighbours=4, weight=0.5)
-    )
+    cfg = ResNetConfig(calibration="temperature", record_smoothing=RecordSmoothing(neighbours=4, weight=0.5))
     titles = {"m": "m"}
     view, models, shown_titles = compare.with_smoothing(
         {"patient/m/0": run}, {"patient": test}, ["m"], [0], {"m": cfg}, "m", titles, [(6, 0.3)]

@@ -18,7 +18,7 @@ from heartbeat.core.errors import ModelError, ParamsError
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.prepare.arrays import Split
 from heartbeat.serve.convert import parity
-from heartbeat.serve.export import Thresholds, calibration_beats, export_model
+from heartbeat.serve.export import Thresholds, export_model, representative_beats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def exported(tmp_path_factory, keras_model, data) -> tuple[Path, dict]:
         out,
         Split(test.X, test.y),
         quantize=("dynamic", "int8"),
-        calibration=calibration_beats(Split(train.X, train.y), 200, 0),
+        representative=representative_beats(Split(train.X, train.y), 200, 0),
         thresholds=Thresholds(min_agreement=0.999, max_abs_diff=1e-4, max_f1_change=0.002),
     )
     return out, figures
@@ -274,12 +274,12 @@ def test_multi_input_models_are_exported_and_run_on_every_backend(tmp_path, data
         tmp_path,
         test_split,
         quantize=("dynamic", "int8"),
-        calibration=calibration_beats(Split(train.X, train.y, **sides(len(train.y))), 200, 0),
+        representative=representative_beats(Split(train.X, train.y, **sides(len(train.y))), 200, 0),
     )
     for fmt in ("tflite", "onnx"):
         assert figures[fmt]["argmax_agreement"] >= 0.999 and figures[fmt]["max_abs_prob_diff"] <= 1e-4
     assert {"tflite_dynamic", "tflite_int8"} <= set(figures)
-    assert "error" not in figures["tflite_int8"]  # 200 calibration beats: 6 whole batches of 32
+    assert "error" not in figures["tflite_int8"]  # 200 representative beats: 6 whole batches of 32
     given = {"rhythm": test_split.R, "window": test_split.W, "patient": test_split.P}
     expected = predict_proba(load_runner(path, "keras"), test.X, **given)
     for backend in ("tflite", "onnx"):

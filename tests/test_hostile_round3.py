@@ -414,24 +414,33 @@ def test_a_sane_training_passes_the_divergence_guard() -> None:
 )
 def test_smoothing_beyond_its_budget_is_refused_in_params_and_in_the_sidecar(tmp_path, value, key) -> None:
     """neighbours 1000 and span 1,000,000 were accepted by both checks and took 4.1 GB and 212 s on a
-    day's Holter. One set of bounds serves both."""
-    from pydantic import ValidationError
+    day's Holter. One type checks itself, for params.yaml and for the sidecar alike."""
+    from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
+    from heartbeat.core.config import ResNetConfig, parse_section
+    from heartbeat.core.errors import ModelError, ParamsError
+    from heartbeat.core.layout import read_sidecar
+    from heartbeat.core.stored import RecordSmoothing
+    from heartbeat.model.outputs import OutputSteps
 
-    from heartbeat.core.config import RecordSmoothingConfig
-    from heartbeat.core.errors import ModelError
-    from heartbeat.model.smoothing import MAX_NEIGHBOURS, MAX_SPAN, stored_smoothing
-
-    with pytest.raises(ValidationError, match=rf"{key}\n  Input should be less than or equal to"):
-        RecordSmoothingConfig(**value)
+    bound = SMOOTHING_MAX_NEIGHBOURS if key == "neighbours" else SMOOTHING_MAX_SPAN
+    why = rf"{key} must be an integer in \[(1|neighbours), {bound}\]"
+    with pytest.raises(ValueError, match=why):
+        RecordSmoothing(**value)
+    with pytest.raises(ParamsError, match=rf"train_resnet_mitbih\.record_smoothing: {why}"):
+        parse_section(ResNetConfig, "train_resnet_mitbih", {"record_smoothing": value})
     sidecar = tmp_path / "m.json"
+
+    def stored() -> RecordSmoothing | None:
+        where, data = read_sidecar(sidecar)
+        return OutputSteps.from_sidecar(data, str(where)).smoothing
+
     sidecar.write_text(json.dumps({"record_smoothing": value}))
-    expected = rf"an integer in \[1, {MAX_NEIGHBOURS}\].*an integer in \[neighbours, {MAX_SPAN}\]"
-    with pytest.raises(ModelError, match=expected):
-        stored_smoothing(sidecar)
-    for edge in ({"neighbours": MAX_NEIGHBOURS, "weight": 0.5, "span": MAX_SPAN},):
-        assert RecordSmoothingConfig(**edge).span == MAX_SPAN
+    with pytest.raises(ModelError, match=why):
+        stored()
+    for edge in ({"neighbours": SMOOTHING_MAX_NEIGHBOURS, "weight": 0.5, "span": SMOOTHING_MAX_SPAN},):
+        assert RecordSmoothing(**edge).span == SMOOTHING_MAX_SPAN
         sidecar.write_text(json.dumps({"record_smoothing": edge}))
-        assert stored_smoothing(sidecar).neighbours == MAX_NEIGHBOURS
+        assert stored().neighbours == SMOOTHING_MAX_NEIGHBOURS
 
 
 def _table(path: Path, rows: int, sep: str = ",", header: bool = True) -> tuple[Path, np.ndarray]:

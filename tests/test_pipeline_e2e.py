@@ -48,10 +48,11 @@ def _smoothed_by_record(project: Path, model, info: dict, metrics: dict, details
     one function, after the temperature, and keeps what each beat alone scores beside."""
     import numpy as np
 
+    from heartbeat.core.stored import RecordSmoothing
     from heartbeat.evaluate.metrics import classification_metrics
     from heartbeat.model.architectures import model_inputs
     from heartbeat.model.calibration import apply_temperature
-    from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records
+    from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.prepare.arrays import load_split
 
     assert info["record_smoothing"] == {"neighbours": 20, "weight": 0.5, "span": 5000}  # params.yaml

@@ -439,7 +439,7 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
     raw = predict_proba(load_runner(keras_path), X)
     (tmp_path / "resnet_mitbih.json").write_text(json.dumps({"temperature": 2.5}))
     runner = load_runner(keras_path)
-    assert runner.temperature == 2.5
+    assert runner.steps.temperature == 2.5
     calibrated = predict_proba(runner, X)
     np.testing.assert_allclose(calibrated, apply_temperature(raw, 2.5), atol=1e-6)
     assert not np.allclose(calibrated, raw, atol=1e-3)
@@ -447,7 +447,7 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
     # An exported file whose manifest does not vouch for the current .keras gets no temperature.
     (tmp_path / "export").mkdir()
     shutil.copy(models["resnet_mitbih_tflite"], tmp_path / "export" / "resnet_mitbih.tflite")
-    assert load_runner(tmp_path / "export" / "resnet_mitbih.tflite").temperature is None
+    assert load_runner(tmp_path / "export" / "resnet_mitbih.tflite").steps.temperature is None
 
 
 def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(capsys, tmp_path) -> None:
@@ -473,7 +473,9 @@ def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(
     beats = read_input(str(path), fs=360.0, reference="rhythm")
     median = read_input(str(path), fs=360.0)
     assert not np.array_equal(beats.patient, median.patient)
-    expected = predict_proba(runner, beats.X, window=beats.window, patient=beats.patient)
+    expected = predict_proba(
+        runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True
+    )
     code = main(["predict", str(path), "--fs", "360", "-m", str(model), "-f", "json", "--each-beat-alone"])
     out, err = capsys.readouterr()
     assert code == 0, err

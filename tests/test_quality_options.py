@@ -21,9 +21,11 @@ from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import Beats
 from heartbeat.core.config import MLPConfig, PreprocessConfig, ResNetConfig, TrainConfig, parse_section
 from heartbeat.core.errors import DataError, ModelError, ParamsError
+from heartbeat.core.layout import read_sidecar
 from heartbeat.evaluate.metrics import classification_metrics, expected_calibration_error
 from heartbeat.model.architectures import build_resnet, build_transfer, model_inputs, takes_rhythm
-from heartbeat.model.calibration import apply_temperature, fit_temperature, nll, stored_temperature
+from heartbeat.model.calibration import apply_temperature, fit_temperature, nll
+from heartbeat.model.outputs import OutputSteps
 from heartbeat.prepare.arrays import Split, load_split, save_dataset
 from heartbeat.prepare.augment import augment_minority, augment_minority_rows, oversample, oversample_index
 from heartbeat.prepare.preprocess import prepare
@@ -248,6 +250,12 @@ def test_temperature_scaling_fixes_overconfidence_and_keeps_predictions() -> Non
     assert expected_calibration_error(y, calibrated) < expected_calibration_error(y, sharp) / 2
     np.testing.assert_array_equal(np.argmax(calibrated, axis=1), np.argmax(sharp, axis=1))
     np.testing.assert_allclose(apply_temperature(sharp, 1.0), sharp.astype(np.float32))
+
+
+def stored_temperature(model_path: Path) -> float | None:
+    """The temperature a model's sidecar holds, read as evaluate and predict read it."""
+    where, data = read_sidecar(model_path)
+    return OutputSteps.from_sidecar(data, str(where)).temperature
 
 
 def test_stored_temperature(tmp_path: Path) -> None:

@@ -10,8 +10,17 @@ import pandas as pd
 import pytest
 
 from heartbeat.core.errors import DataError, ModelError
-from heartbeat.model.smoothing import RecordSmoothing, check_smoothing, smooth_over_records, stored_smoothing
+from heartbeat.core.layout import read_sidecar
+from heartbeat.core.stored import RecordSmoothing
+from heartbeat.model.outputs import OutputSteps
+from heartbeat.model.smoothing import check_smoothing, smooth_over_records
 from tests.test_recordings import run_cli, synthetic_ecg
+
+
+def stored_smoothing(model_path) -> RecordSmoothing | None:
+    """The smoothing a sidecar holds, read as evaluate and predict read it."""
+    where, data = read_sidecar(model_path)
+    return OutputSteps.from_sidecar(data, str(where)).smoothing
 
 
 def _probabilities(n: int, seed: int = 0) -> np.ndarray:
@@ -65,10 +74,10 @@ def test_a_recording_longer_than_span_is_smoothed_in_equal_stretches() -> None:
 
 
 def test_the_span_must_hold_the_neighbours() -> None:
-    from heartbeat.core.config import RecordSmoothingConfig
-
-    with pytest.raises(ValueError, match=r"span \(10\) must be at least neighbours \(20\)"):
-        RecordSmoothingConfig(neighbours=20, weight=0.5, span=10)
+    with pytest.raises(
+        ValueError, match=r"span must be an integer in \[neighbours, 20000\] \(got 10, neighbours 20\)"
+    ):
+        RecordSmoothing(neighbours=20, weight=0.5, span=10)
 
 
 def test_weight_zero_one_neighbour_and_one_beat_leave_the_probabilities_alone() -> None:
@@ -108,7 +117,9 @@ def test_rows_that_do_not_match_are_an_error_naming_the_counts() -> None:
 def test_a_stored_smoothing_training_cannot_write_is_refused(tmp_path, value) -> None:
     sidecar = tmp_path / "m.json"
     sidecar.write_text(json.dumps({"record_smoothing": value}))
-    with pytest.raises(ModelError, match=r"m\.json: record_smoothing .* as training writes it; retrain"):
+    with pytest.raises(
+        ModelError, match=r"m\.json: record_smoothing .* as training writes it \(.+\); retrain"
+    ):
         stored_smoothing(sidecar)
 
 
@@ -126,7 +137,7 @@ def test_a_stored_smoothing_is_read_and_none_is_none(tmp_path) -> None:
 def test_the_stage_stores_smoothing_only_for_a_network_that_takes_windows() -> None:
     """patient_net with ``weight > 0`` keeps it in its sidecar; with weight 0, or the paper's ResNet
     (no window to compare beats by), nothing is stored and evaluate and predict smooth nothing."""
-    from heartbeat.core.config import RecordSmoothingConfig, ResNetConfig
+    from heartbeat.core.config import ResNetConfig
     from heartbeat.prepare.arrays import Split
     from heartbeat.train.stage import fit_stage
 
@@ -138,11 +149,11 @@ def test_the_stage_stores_smoothing_only_for_a_network_that_takes_windows() -> N
         W=rng.normal(size=(n, 125, 2)).astype(np.float32),
         P=rng.normal(size=(n, 80)).astype(np.float32),
     )
-    on = RecordSmoothingConfig(neighbours=7, weight=0.4)
+    on = RecordSmoothing(neighbours=7, weight=0.4)
     small = {"epochs": 1, "batch_size": 32, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}
     for arch, smoothing, stored in (
         ("patient_net", on, {"neighbours": 7, "weight": 0.4, "span": 5000}),
-        ("patient_net", RecordSmoothingConfig(weight=0.0), None),
+        ("patient_net", RecordSmoothing(weight=0.0), None),
         ("resnet", on, None),
     ):
         cfg = ResNetConfig(architecture=arch, record_smoothing=smoothing, **small)
@@ -159,12 +170,15 @@ def test_predict_smooths_a_recording_as_evaluation_does_unless_asked_not_to(caps
     from heartbeat.serve.runners import load_runner, predict_proba
 
     runner = load_runner(pretrained.MODEL, "keras")
-    assert runner.smoothing == RecordSmoothing(neighbours=20, weight=0.5, span=5000)
+    assert runner.steps.smoothing == RecordSmoothing(neighbours=20, weight=0.5, span=5000)
     path = tmp_path / "lead.npy"
     np.save(path, synthetic_ecg(40, rate_bpm=90))
     beats = read_input(str(path), "auto", fs=250)
-    raw = predict_proba(runner, beats.X, window=beats.window, patient=beats.patient)
-    expected = smooth_over_records(raw, beats.window, None, runner.smoothing)
+    raw = predict_proba(runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True)
+    expected = smooth_over_records(raw, beats.window, None, runner.steps.smoothing)
+    np.testing.assert_array_equal(
+        predict_proba(runner, beats.X, window=beats.window, patient=beats.patient), expected
+    )
     assert len(raw) > 40 and not np.allclose(expected, raw, atol=1e-4)
     cols = [f"p_{c}" for c in "NSVFQ"]
     outputs = {}

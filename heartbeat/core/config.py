@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args, overload
 
 import yaml
 from pydantic import (
@@ -28,12 +28,11 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
 from heartbeat.core.errors import ParamsError, first_line, input_file
+from heartbeat.core.stored import RecordSmoothing
 
 RecordName = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
@@ -237,34 +236,6 @@ class WindowAugmentConfig(_Strict):
     stretch: float = Field(0.0, ge=0, lt=0.5, description="time stretch by U(1 ± stretch) about the R-peak")
 
 
-class RecordSmoothingConfig(_Strict):
-    """patient_net: blend each beat's probabilities with those of its nearest beats in the same recording
-    (heartbeat/model/smoothing.py); applied by evaluate and ``heartbeat predict``, not in training."""
-
-    neighbours: int = Field(
-        20,
-        ge=1,
-        le=SMOOTHING_MAX_NEIGHBOURS,
-        description="how many of the recording's beats are averaged, the beat itself included",
-    )
-    weight: float = Field(
-        0.0, ge=0, le=1, description="share of the neighbours' mean in the result (0: each beat alone)"
-    )
-    span: int = Field(
-        5000,
-        ge=1,
-        le=SMOOTHING_MAX_SPAN,
-        description="most beats searched for a beat's neighbours: a longer recording is smoothed in equal "
-        "consecutive stretches no longer than this (a Holter's cost grows linearly, not as its square)",
-    )
-
-    @model_validator(mode="after")
-    def _span_holds_the_neighbours(self) -> RecordSmoothingConfig:
-        if self.span < self.neighbours:
-            raise ValueError(f"span ({self.span}) must be at least neighbours ({self.neighbours})")
-        return self
-
-
 class TreesConfig(_Strict):
     """architecture: gbt: scikit-learn's HistGradientBoostingClassifier on the 80 features against the
     patient (heartbeat/train/classical.py)."""
@@ -314,7 +285,11 @@ class ResNetConfig(TrainConfig):
         "features against the patient must classify them alone",
     )
     window_augment: WindowAugmentConfig = WindowAugmentConfig()
-    record_smoothing: RecordSmoothingConfig = RecordSmoothingConfig()
+    record_smoothing: RecordSmoothing = Field(
+        RecordSmoothing(),
+        description="patient_net: each beat's probabilities blended with the mean of its nearest beats in the "
+        "same recording, after training (heartbeat/core/stored.py)",
+    )
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)
@@ -337,6 +312,14 @@ class ResNetConfig(TrainConfig):
         description="train this many models, seeds seed, seed+1, ...; the saved model averages their "
         "probabilities (1: a single model)",
     )
+
+    @field_validator("record_smoothing", mode="before")
+    @classmethod
+    def _smoothing(cls, value: Any) -> Any:
+        """RecordSmoothing checks itself (the sidecar reader builds it the same way), without pydantic's
+        coercion of "20" to 20."""
+        return RecordSmoothing.from_mapping(value) if not isinstance(value, RecordSmoothing) else value
+
     with_trees: bool = Field(
         False,
         description="patient_net: also fit the boosted trees of `trees` on the same features, and save one "
@@ -364,7 +347,11 @@ class ExportConfig(_Strict):
         default_factory=lambda: ["dynamic", "int8"],
         description="TFLite variants to try; each is written only if it passes the gates below",
     )
-    calibration_beats: int = Field(1000, ge=10, description="training beats that calibrate int8 ranges")
+    # The int8 representative beats; the key keeps its old name, so that existing params files still
+    # load ("calibration" otherwise means the softmax temperature of the training sections).
+    calibration_beats: int = Field(
+        1000, ge=10, description="representative training beats on which int8 activation ranges are measured"
+    )
     seed: Seed = 0
     min_agreement: float = Field(0.999, gt=0, le=1, description="argmax agreement with Keras, test split")
     max_abs_diff: float = Field(1e-4, gt=0, description="max |Δprob| of an fp32 export against Keras")
@@ -408,6 +395,8 @@ def _format_error(section: str, exc: ValidationError, source: str) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         return f"{source}: {loc}: {quote(got)} is not valid; expected one of {expected}"
     msg = err["msg"]
+    if kind == "value_error":  # a type that checks itself (heartbeat/core/stored.py) quotes the value
+        return f"{source}: {loc}: {msg.removeprefix('Value error, ')}"
     return f"{source}: {loc}: {msg[0].lower() + msg[1:]} (got {quote(got)})"
 
 
@@ -501,8 +490,32 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def stage_params(section: str, path: str | os.PathLike[str] = "params.yaml") -> Any:
-    """Load params.yaml and validate one section; the entry point of every stage."""
+_Path = str | os.PathLike[str]
+
+
+@overload
+def stage_params(section: Literal["data"], path: _Path = ...) -> DataConfig: ...
+@overload
+def stage_params(section: Literal["preprocess"], path: _Path = ...) -> PreprocessConfig: ...
+@overload
+def stage_params(section: Literal["train_mlp"], path: _Path = ...) -> MLPConfig: ...
+@overload
+def stage_params(
+    section: Literal["train_resnet_ptb", "train_resnet_mitbih"], path: _Path = ...
+) -> ResNetConfig: ...
+@overload
+def stage_params(section: Literal["finetune_transfer"], path: _Path = ...) -> TransferConfig: ...
+@overload
+def stage_params(section: Literal["evaluate"], path: _Path = ...) -> EvaluateConfig: ...
+@overload
+def stage_params(section: Literal["export"], path: _Path = ...) -> ExportConfig: ...
+@overload
+def stage_params(section: Literal["train"], path: _Path = ...) -> DeviceConfig: ...
+@overload
+def stage_params(section: str, path: _Path = ...) -> BaseModel: ...
+def stage_params(section: str, path: _Path = "params.yaml") -> BaseModel:
+    """Load params.yaml and validate one section (its schema in :data:`STAGE_SCHEMAS`, the type a
+    section name given literally returns); the entry point of every stage."""
     raw = load_params(path)
     unknown = sorted(set(raw) - set(STAGE_SCHEMAS))
     if unknown:

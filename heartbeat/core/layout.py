@@ -94,8 +94,10 @@ def details_file(name: str) -> Path:
     return METRICS / "details" / f"{name}.json"
 
 
-def train_info_file(name: str) -> Path:
-    return MODELS / f"{name}.json"
+def sidecar_file(model_path: str | os.PathLike[str]) -> Path:
+    """The model's sidecar json (``models/<name>.json`` beside ``models/<name>.keras``): what trained
+    it, its temperature and its smoothing. Written by the training stage; read by :func:`read_sidecar`."""
+    return Path(model_path).with_suffix(".json")
 
 
 MAX_SIDECAR_BYTES = 1 << 20
@@ -103,16 +105,18 @@ MAX_SIDECAR_BYTES = 1 << 20
 not one."""
 
 
-def model_sidecar(model_path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """The sidecar json beside a model (``models/<name>.json``: temperature, smoothing, training data)
-    and what it holds; ``{}`` when there is none, since a model may come without one. The one reader
-    of it: callers check the values they take.
+def read_sidecar(model_path: str | os.PathLike[str], stage: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The sidecar json beside a model (:func:`sidecar_file`: temperature, smoothing, training data)
+    and what it holds; ``{}`` when there is none, since a model may come without one, unless ``stage``
+    (the pipeline's stage that writes it) says it must be there: then a missing one is a
+    :class:`DataError` naming the stage to rerun. The one reader of it: callers check the values
+    they take.
 
     A sidecar that is there but damaged (not UTF-8 JSON, not an object, a folder, nested beyond
     Python's recursion, a number beyond the digit limit, larger than :data:`MAX_SIDECAR_BYTES`) is a
     :class:`ModelError`: ignoring it would drop the temperature and smoothing without a word, and
     change the classes."""
-    path = Path(model_path).with_suffix(".json")
+    path = sidecar_file(model_path)
 
     def damaged(reason: str) -> ModelError:
         return ModelError(
@@ -127,6 +131,8 @@ def model_sidecar(model_path: str | os.PathLike[str]) -> tuple[Path, dict[str, A
         text = path.read_bytes().decode("utf-8")
         data = json.loads(text)
     except FileNotFoundError:
+        if stage is not None:
+            raise DataError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})") from None
         return path, {}
     except IsADirectoryError:
         raise damaged("a folder, not a file") from None

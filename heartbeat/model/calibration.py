@@ -12,13 +12,11 @@ and predict; expected calibration error (heartbeat/evaluate/metrics.py) measures
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 
 import numpy as np
 
 from heartbeat.core.errors import ModelError
-from heartbeat.core.layout import model_sidecar
 
 EPS = 1e-12
 T_BOUNDS = (0.05, 20.0)
@@ -84,15 +82,3 @@ def check_temperature(value: object, where: str) -> float | None:
             "as training fits it; retrain the model (dvc repro) or remove the key"
         )
     return float(value)
-
-
-def stored_temperature(model_path: str | os.PathLike[str]) -> float | None:
-    """The temperature the training stage stored beside ``models/<name>.keras``, or None.
-
-    For inference code (``heartbeat predict``): ``apply_temperature(proba, t)`` when it is not None.
-    A missing sidecar holds no temperature, a damaged one is refused
-    (:func:`heartbeat.core.layout.model_sidecar`); a temperature that is there is checked
-    (:func:`check_temperature`).
-    """
-    path, data = model_sidecar(model_path)
-    return check_temperature(data.get("temperature"), str(path))

@@ -1,15 +1,29 @@
-"""What a model's outputs must be before anyone reads them as results: finite probabilities.
+"""From a model's outputs to the probabilities a user sees: the one path evaluate, ``heartbeat predict``,
+the export stage's parity check and bench all take.
 
-A model whose training diverged computes NaN for every beat; argmax then says class 0 for all of
-them and the metrics come out as numbers or as a traceback. Evaluate and predict check the outputs
-first and refuse such a model with one line.
+1. The network's outputs must be finite probabilities. A model whose training diverged computes NaN
+   for every beat; argmax then says class 0 for all of them and the metrics come out as numbers or
+   as a traceback, so such a model is refused with one line.
+2. The softmax temperature its training stage stored (heartbeat/model/calibration.py), if any.
+3. The smoothing over each recording it stored (heartbeat/model/smoothing.py), if any, and only
+   where the beats' windows are given (only a recording has them).
+
+:class:`OutputSteps` holds 2 and 3 as read from the model's sidecar; :meth:`OutputSteps.apply` runs
+1 to 3 in that order. The network call itself is the caller's (:func:`heartbeat.serve.runners.probabilities`
+for a model file on any backend).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from heartbeat.core.errors import ModelError
+from heartbeat.core.stored import RecordSmoothing
+from heartbeat.model.calibration import apply_temperature, check_temperature
+from heartbeat.model.smoothing import SIDECAR_KEY, check_smoothing, smooth_over_records
 
 
 def check_probabilities(proba: np.ndarray, where: str) -> np.ndarray:
@@ -25,3 +39,56 @@ def check_probabilities(proba: np.ndarray, where: str) -> np.ndarray:
             "beats have a non-finite output); the model is broken (did its training diverge?), retrain it"
         )
     return proba
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """Each step's probabilities ``(n, classes)``, so that evaluate can report what each step adds."""
+
+    network: np.ndarray
+    """The model's own outputs."""
+    calibrated: np.ndarray
+    """After the stored temperature (``network`` when there is none)."""
+    final: np.ndarray
+    """After the stored smoothing over each recording (``calibrated`` when none was applied): what a
+    user sees and what the metrics score."""
+    temperature: float | None
+    """The temperature that was applied; None when there is none."""
+    smoothing: RecordSmoothing | None
+    """The smoothing that was applied; None when none was."""
+
+
+@dataclass(frozen=True)
+class OutputSteps:
+    """What the training stage stored to apply to the model's outputs: temperature, then smoothing."""
+
+    temperature: float | None = None
+    smoothing: RecordSmoothing | None = None
+
+    @classmethod
+    def from_sidecar(cls, data: dict[str, Any], where: str) -> OutputSteps:
+        """The steps a sidecar (:func:`heartbeat.core.layout.read_sidecar`) holds, each value checked
+        as the stage that wrote it would; ``where`` names the sidecar in errors."""
+        return cls(
+            check_temperature(data.get("temperature"), where), check_smoothing(data.get(SIDECAR_KEY), where)
+        )
+
+    def apply(
+        self,
+        network: np.ndarray,
+        where: str,
+        windows: np.ndarray | None = None,
+        records: np.ndarray | None = None,
+        each_beat_alone: bool = False,
+    ) -> Probabilities:
+        """The network's outputs ``(n, classes)`` through the stored steps. ``windows`` ``(n, ...)``
+        are what the smoothing compares beats by (None: it is not applied, as for beats without a
+        recording, or with ``each_beat_alone``); ``records`` ``(n,)`` which recording each beat is
+        from (None: all from one)."""
+        network = check_probabilities(network, where)
+        calibrated = network if self.temperature is None else apply_temperature(network, self.temperature)
+        smoothing = None if each_beat_alone or windows is None else self.smoothing
+        final = (
+            calibrated if smoothing is None else smooth_over_records(calibrated, windows, records, smoothing)
+        )
+        return Probabilities(network, calibrated, final, self.temperature, smoothing)

@@ -11,36 +11,15 @@ blend is linear in the probabilities, so a mean of models smoothed is the smooth
 from __future__ import annotations
 
 import json
-import math
-import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from heartbeat.core.budget import SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN, SMOOTHING_WORKING_MEMORY_MB
+from heartbeat.core.budget import SMOOTHING_WORKING_MEMORY_MB
 from heartbeat.core.errors import DataError, ModelError
-from heartbeat.core.layout import model_sidecar
+from heartbeat.core.stored import RecordSmoothing
 
 SIDECAR_KEY = "record_smoothing"
 """Where the training stage stores it in ``models/<name>.json``."""
-
-MAX_NEIGHBOURS, MAX_SPAN = SMOOTHING_MAX_NEIGHBOURS, SMOOTHING_MAX_SPAN
-"""The one set of bounds, shared with params.yaml's schema (heartbeat/core/budget.py says why)."""
-
-
-@dataclass(frozen=True)
-class RecordSmoothing:
-    neighbours: int
-    """How many of the recording's beats are averaged, the beat itself included."""
-    weight: float
-    """Share of the neighbours' mean in the result: 0 leaves each beat alone, 1 keeps only the mean."""
-    span: int = 5000
-    """Most beats searched for a beat's neighbours: a longer recording is cut into equal consecutive
-    stretches no longer than this, so the search grows linearly with a Holter's length, not as its
-    square (a 30-minute MIT-BIH record, at most 3,400 beats, is one stretch)."""
-
-    def as_dict(self) -> dict[str, int | float]:
-        return {"neighbours": self.neighbours, "weight": self.weight, "span": self.span}
 
 
 def smooth_over_records(
@@ -95,36 +74,22 @@ def _smooth_groups(
 def check_smoothing(value: object, where: str) -> RecordSmoothing | None:
     """A stored smoothing as :class:`RecordSmoothing`, None when there is none (``value`` None).
 
-    Only what the training stage can write is accepted (``{"neighbours": int in [1, MAX_NEIGHBOURS],
-    "weight": number in [0, 1], "span": int in [neighbours, MAX_SPAN]}``); anything else is a
-    :class:`ModelError` naming ``where`` and the key.
+    Built by the type's own check, the one params.yaml's schema uses, and with every key present as
+    training writes them; anything else is a :class:`ModelError` naming ``where``, the key and why.
     """
     if value is None:
         return None
-    ok = isinstance(value, dict) and set(value) == {"neighbours", "weight", "span"}
-    if ok:
-        k, w, span = value["neighbours"], value["weight"], value["span"]
-        ok = (
-            all(isinstance(i, int) and not isinstance(i, bool) for i in (k, span))
-            and 1 <= k <= MAX_NEIGHBOURS
-            and k <= span <= MAX_SPAN
-            and isinstance(w, int | float)
-            and not isinstance(w, bool)
-            and math.isfinite(w)
-            and 0 <= w <= 1
+    try:
+        missing = (
+            [k for k in RecordSmoothing.__dataclass_fields__ if k not in value]
+            if isinstance(value, dict)
+            else []
         )
-    if not ok:
+        if missing:
+            raise ValueError(f"{missing[0]} is missing")
+        return RecordSmoothing.from_mapping(value)
+    except ValueError as exc:
         raise ModelError(
-            f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not "
-            f'{{"neighbours": an integer in [1, {MAX_NEIGHBOURS}], "weight": a number in [0, 1], "span": an '
-            f"integer in [neighbours, {MAX_SPAN}]}} as training writes it; retrain the model (dvc repro) or "
-            "remove the key"
-        )
-    return RecordSmoothing(int(value["neighbours"]), float(value["weight"]), int(value["span"]))
-
-
-def stored_smoothing(model_path: str | os.PathLike[str]) -> RecordSmoothing | None:
-    """The smoothing the training stage stored beside ``models/<name>.keras`` (its ``.json``), or None
-    (no sidecar, or none recorded there)."""
-    path, data = model_sidecar(model_path)
-    return check_smoothing(data.get(SIDECAR_KEY), str(path))
+            f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not as training writes it "
+            f"({exc}); retrain the model (dvc repro) or remove the key"
+        ) from None

@@ -36,8 +36,8 @@ FORMATS: tuple[str, ...] = ("tflite", "onnx")
 QUANTIZATIONS: tuple[str, ...] = ("dynamic", "int8", "float16")
 """TFLite post-training quantisation variants:
 
-* ``dynamic``: int8 weights, activations quantised on the fly per batch (no calibration data);
-* ``int8``: int8 weights and activations, ranges calibrated on training beats; float input/output;
+* ``dynamic``: int8 weights, activations quantised on the fly per batch (no representative beats);
+* ``int8``: int8 weights and activations, ranges measured on representative training beats; float input/output;
 * ``float16``: fp16 weights, computed in fp32 on x86 (smaller file, no speed-up on this CPU).
 """
 
@@ -47,7 +47,7 @@ def _quiet() -> Iterator[None]:
     """Keras/tf2onnx print progress to stdout during export; stage logs only need our own lines.
 
     Keras' tf2onnx patch also probes ``np.object``, which numpy 2.4 answers with
-    a FutureWarning that means nothing to a user; the int8 calibrator runs TensorFlow's own
+    a FutureWarning that means nothing to a user; the int8 range measurement runs TensorFlow's own
     ``tf.lite.Interpreter``, which announces its deprecation, a notice meant for code calling it.
     """
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -71,11 +71,13 @@ def _signature(model: Any) -> list[Any]:
     return specs if len(specs) == 1 else [specs]
 
 
-Calibration = np.ndarray | dict[str, np.ndarray]
-"""int8 calibration data: beats for a one-input model, or one array per input name."""
+Representative = np.ndarray | dict[str, np.ndarray]
+"""int8 representative beats, from which the converter measures activation ranges: beats for a
+one-input model, or one array per input name. (Not the softmax temperature, which is what
+"calibration" means elsewhere in this package.)"""
 
 
-def _converter_options(quantize: str | None, calibration: Calibration | None) -> dict[str, Any]:
+def _converter_options(quantize: str | None, beats: Representative | None) -> dict[str, Any]:
     import tensorflow as tf
 
     if quantize in (None, "none"):
@@ -85,9 +87,9 @@ def _converter_options(quantize: str | None, calibration: Calibration | None) ->
     if quantize == "float16":
         return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
     if quantize == "int8":
-        arrays = calibration if isinstance(calibration, dict) else {"": calibration}
+        arrays = beats if isinstance(beats, dict) else {"": beats}
         if any(a is None or len(a) == 0 for a in arrays.values()):
-            raise ModelError("int8 quantisation needs calibration beats (the training split)")
+            raise ModelError("int8 quantisation needs representative beats (the training split)")
         arrays = {k: np.ascontiguousarray(a, dtype=np.float32) for k, a in arrays.items()}
         n = len(next(iter(arrays.values())))
 
@@ -95,19 +97,22 @@ def _converter_options(quantize: str | None, calibration: Calibration | None) ->
 
         def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
             # Several inputs go by name: the converted model orders its inputs by name, not as Keras does.
-            # Whole batches only: the calibrator resizes one input at a time, and a shorter last batch
+            # Whole batches only: the converter resizes one input at a time, and a shorter last batch
             # left a two-input model's branches at different batch sizes.
             for start in range(0, n - size + 1, size):
                 batch = {k: a[start : start + size] for k, a in arrays.items()}
-                yield batch if isinstance(calibration, dict) else [batch[""]]
+                yield batch if isinstance(beats, dict) else [batch[""]]
 
         return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative}
     raise ModelError(f"unknown quantisation {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")
 
 
-def tflite_bytes(model: Any, quantize: str | None = None, calibration: Calibration | None = None) -> bytes:
-    """Convert a Keras model to a TFLite flatbuffer (optionally quantised) and return its bytes."""
-    options = _converter_options(quantize, calibration)
+def tflite_bytes(
+    model: Any, quantize: str | None = None, representative: Representative | None = None
+) -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer (optionally quantised; int8 measures its activation
+    ranges on the ``representative`` beats) and return its bytes."""
+    options = _converter_options(quantize, representative)
     if len(model.inputs) > 1:
         options["input_signature"] = _signature(model)
     with tempfile.TemporaryDirectory(prefix="heartbeat-tflite-") as tmp:
@@ -124,10 +129,10 @@ def export_tflite(
     model: Any,
     path: str | os.PathLike[str],
     quantize: str | None = None,
-    calibration: Calibration | None = None,
+    representative: Representative | None = None,
 ) -> None:
     """Write ``model`` as a TFLite flatbuffer to ``path``, atomically."""
-    content = tflite_bytes(model, quantize, calibration)
+    content = tflite_bytes(model, quantize, representative)
     with atomic_path(path) as tmp:
         tmp.write_bytes(content)
 

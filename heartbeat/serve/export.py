@@ -26,7 +26,7 @@ from heartbeat.core.errors import ModelError
 from heartbeat.core.hashing import sha256_file
 from heartbeat.evaluate.metrics import macro_f1
 from heartbeat.prepare.arrays import Split
-from heartbeat.serve.convert import FORMATS, Calibration, export_onnx, export_tflite, parity, tflite_bytes
+from heartbeat.serve.convert import FORMATS, Representative, export_onnx, export_tflite, parity, tflite_bytes
 
 log = logging.getLogger("heartbeat")
 
@@ -47,7 +47,7 @@ def export_model(
     test: Split,
     formats: tuple[str, ...] | list[str] = FORMATS,
     quantize: tuple[str, ...] | list[str] = (),
-    calibration: Split | None = None,
+    representative: Split | None = None,
     thresholds: Thresholds = Thresholds(),
     batch_size: int = 1024,
 ) -> dict[str, Any]:
@@ -57,7 +57,8 @@ def export_model(
     variants as ``<name>.<variant>.tflite``). Raises :class:`ModelError` when
     an fp32 export fails parity; a converter that does not work is reported
     (``"error"``) rather than fatal, because the other format is still useful.
-    A model with more inputs than the beat is checked and calibrated with the splits' side arrays.
+    A model with more inputs than the beat is checked, and its int8 ranges measured, with the splits'
+    side arrays (``representative``: training beats for int8, :func:`representative_beats`).
     """
     from heartbeat.model.classical import has_trees
     from heartbeat.model.saving import load_model
@@ -116,8 +117,8 @@ def export_model(
             check.n,
         )
     samples = None
-    if calibration is not None:
-        samples = calibration_samples(keras_runner.inputs, calibration, name, keras_runner.rhythm_width)
+    if representative is not None:
+        samples = representative_samples(keras_runner.inputs, representative, name, keras_runner.rhythm_width)
     if quantize and has_trees(model):
         # The converter's quantiser aborts the process on the trees' integer gathers, and their
         # weights are a few kB: nothing to gain. Each variant is reported as not shipped.
@@ -140,7 +141,7 @@ def _quantised(
     y: np.ndarray,
     reference: np.ndarray,
     ref_f1: float,
-    calibration: Calibration | None,
+    representative: Representative | None,
     thresholds: Thresholds,
     batch_size: int,
     sides: dict[str, np.ndarray | None],
@@ -148,7 +149,7 @@ def _quantised(
     from heartbeat.serve.runners import load_tflite, predict_proba
 
     try:
-        content = tflite_bytes(model, variant, calibration)
+        content = tflite_bytes(model, variant, representative)
     except ModelError as exc:
         log.warning("%s: %s quantisation failed: %s", name, variant, exc)
         return {"error": str(exc), "shipped": False}
@@ -178,25 +179,26 @@ def _quantised(
     return figures
 
 
-def calibration_samples(
-    inputs: tuple[str, ...], calibration: Split, name: str, rhythm_width: int = 0
-) -> Calibration:
-    """int8 calibration data for a model with ``inputs``: the beats of a one-input model, else one
-    array per input name, from the calibration split's arrays."""
-    R = None if calibration.R is None else np.asarray(calibration.R)[:, :rhythm_width]
-    arrays = {"beat": calibration.X, "rhythm": R, "window": calibration.W, "patient": calibration.P}
+def representative_samples(
+    inputs: tuple[str, ...], beats: Split, name: str, rhythm_width: int = 0
+) -> Representative:
+    """int8 representative data for a model with ``inputs``: the beats of a one-input model, else one
+    array per input name, from the representative split's arrays."""
+    R = None if beats.R is None else np.asarray(beats.R)[:, :rhythm_width]
+    arrays = {"beat": beats.X, "rhythm": R, "window": beats.W, "patient": beats.P}
     missing = [i for i in inputs if arrays[i] is None]
     if missing:
         raise ModelError(
-            f"{name}: the model takes {', '.join(missing)}, which the calibration split has none of"
+            f"{name}: the model takes {', '.join(missing)}, which the representative beats have none of"
         )
     if inputs == ("beat",):
-        return calibration.X
+        return beats.X
     return {i: np.asarray(arrays[i]) for i in inputs}
 
 
-def calibration_beats(train: Split, n: int, seed: int) -> Split:
-    """A fixed random sample of training beats (and their context rows) to calibrate int8 activation ranges."""
+def representative_beats(train: Split, n: int, seed: int) -> Split:
+    """A fixed random sample of training beats (and their context rows) on which the int8 converter
+    measures activation ranges (params.yaml ``export.calibration_beats`` of them)."""
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(len(train.y), size=min(n, len(train.y)), replace=False))
     X = np.ascontiguousarray(np.asarray(train.X)[take], dtype=np.float32).reshape(-1, BEAT_LENGTH)
@@ -228,7 +230,7 @@ def converter_fingerprint() -> str:
 
 def inputs_key(source_sha256: str, params: dict[str, Any], data_dir: Path) -> str:
     """One hash of everything an export of one model depends on: the ``.keras`` file, the
-    export params, the prepared split it is checked (and int8-calibrated) on, and the converter
+    export params, the prepared split it is checked on (and takes int8 representative beats from), and the converter
     code and libraries (:func:`converter_fingerprint`)."""
     digest = hashlib.sha256(source_sha256.encode())
     digest.update(json.dumps(params, sort_keys=True).encode())

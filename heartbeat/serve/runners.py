@@ -32,20 +32,21 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from heartbeat.core.beat_spec import BEAT_LENGTH, DATASET_CLASSES
 from heartbeat.core.errors import DataError, ModelError, first_line
 from heartbeat.core.hashing import sha256_file
-from heartbeat.core.layout import EXPORT_DIR, MANIFEST, model_sidecar
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST, read_sidecar
 from heartbeat.core.native import quiet_native_stderr
-from heartbeat.model.calibration import apply_temperature, check_temperature
-from heartbeat.model.outputs import check_probabilities
-from heartbeat.model.smoothing import SIDECAR_KEY as SMOOTHING_KEY
-from heartbeat.model.smoothing import RecordSmoothing, check_smoothing
+from heartbeat.model.outputs import OutputSteps, Probabilities
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger("heartbeat")
 
@@ -111,12 +112,10 @@ class Runner:
     rhythm_width: int = 0
     """How many columns of the context matrix (heartbeat/signal/context.py) the rhythm input takes: 6 (R-R)
     or 9 (R-R and the record-template features); 0 without one."""
-    temperature: float | None = None
-    """Softmax temperature the training stage fitted (``calibration: temperature``), applied by
-    :func:`predict_proba`; None when the model was not calibrated."""
-    smoothing: RecordSmoothing | None = None
-    """Smoothing over a recording the training stage stored (``record_smoothing``), applied by
-    ``heartbeat predict`` to a recording's beats; None when the model has none."""
+    steps: OutputSteps = field(default_factory=OutputSteps)
+    """What the training stage stored to apply to the model's outputs (its sidecar's softmax
+    temperature and smoothing over a recording), applied by :func:`probabilities`; none for a file
+    without a sidecar."""
     reference: str = "median"
     """Which beats stood for each recording in the patient features the model was trained on
     (:data:`heartbeat.signal.patient.REFERENCES`): ``heartbeat predict`` computes them the same way."""
@@ -221,7 +220,15 @@ def load_keras(path: Path, threads: int) -> Runner:
     from heartbeat.model.saving import load_model
 
     _set_tf_threads(threads)
-    model = load_model(path)
+    return keras_runner(load_model(path), path, threads)
+
+
+def keras_runner(
+    model: keras.Model, path: Path, threads: int | None = None, steps: OutputSteps | None = None
+) -> Runner:
+    """A runner of a Keras ``model`` already loaded from ``path``, with the stored ``steps`` to apply
+    to its outputs (None: none)."""
+    threads = default_threads() if threads is None else threads
     signature, width = _check_inputs(path, model)
     n = _check_output(path, tuple(model.outputs[0].shape))
     import tensorflow as tf
@@ -242,7 +249,9 @@ def load_keras(path: Path, threads: int) -> Runner:
     def run(*arrays: np.ndarray) -> np.ndarray:
         return np.asarray(call(*arrays), dtype=np.float32)
 
-    return Runner("keras", path, n, run, threads, inputs=signature, rhythm_width=width)
+    return Runner(
+        "keras", path, n, run, threads, inputs=signature, rhythm_width=width, steps=steps or OutputSteps()
+    )
 
 
 # ---------------------------------------------------------------- tflite
@@ -481,15 +490,16 @@ def load_runner(
     runner = _load_runner(Path(path), backend, threads, precision)
     sidecar = _sidecar_for(Path(path))
     if sidecar is not None:  # read once; each value is checked as the stage that wrote it would
-        where, data = model_sidecar(sidecar)
-        runner.temperature = check_temperature(data.get("temperature"), str(where))
-        runner.smoothing = check_smoothing(data.get(SMOOTHING_KEY), str(where))
+        where, data = read_sidecar(sidecar)
+        runner.steps = OutputSteps.from_sidecar(data, str(where))
         trained = data.get("trained_on")
         runner.trained_on = trained if isinstance(trained, dict) else None
         runner.reference = check_reference((runner.trained_on or {}).get("reference"), str(where))
-    if runner.temperature is not None:
+    if runner.steps.temperature is not None:
         log.info(
-            "%s: calibrated probabilities (temperature %.4g, fitted on validation)", path, runner.temperature
+            "%s: calibrated probabilities (temperature %.4g, fitted on validation)",
+            path,
+            runner.steps.temperature,
         )
     return runner
 
@@ -501,7 +511,7 @@ def stored_reference(path: str | os.PathLike[str]) -> str:
     sidecar = _sidecar_for(Path(path))
     if sidecar is None:
         return "median"
-    where, data = model_sidecar(sidecar)
+    where, data = read_sidecar(sidecar)
     trained = data.get("trained_on")
     return check_reference(trained.get("reference") if isinstance(trained, dict) else None, str(where))
 
@@ -608,6 +618,27 @@ def check_beats(X: np.ndarray, where: str = "input") -> np.ndarray:
     return X
 
 
+def probabilities(
+    runner: Runner,
+    X: np.ndarray | None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool | None = None,
+    rhythm: np.ndarray | None = None,
+    window: np.ndarray | None = None,
+    patient: np.ndarray | None = None,
+    records: np.ndarray | None = None,
+    each_beat_alone: bool = False,
+) -> Probabilities:
+    """A model and its inputs to the probabilities a user sees: the network's outputs in batches
+    (:func:`network_outputs`), then the steps its training stored (``runner.steps``: the temperature,
+    then the smoothing over each recording, which needs the beats' ``window``); each step's result is
+    kept. ``records`` ``(n,)`` says which recording each beat is from (None: all from one);
+    ``each_beat_alone`` skips the smoothing. Evaluate, ``heartbeat predict``, the export stage's parity
+    check and bench all call this."""
+    network = network_outputs(runner, X, batch_size, progress, rhythm, window, patient)
+    return runner.steps.apply(network, str(runner.path), window, records, each_beat_alone)
+
+
 def predict_proba(
     runner: Runner,
     X: np.ndarray | None,
@@ -616,8 +647,26 @@ def predict_proba(
     rhythm: np.ndarray | None = None,
     window: np.ndarray | None = None,
     patient: np.ndarray | None = None,
+    records: np.ndarray | None = None,
+    each_beat_alone: bool = False,
 ) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` for ``n`` beats, in batches.
+    """The final probabilities ``(n, n_classes)`` of :func:`probabilities`."""
+    return probabilities(
+        runner, X, batch_size, progress, rhythm, window, patient, records, each_beat_alone
+    ).final
+
+
+def network_outputs(
+    runner: Runner,
+    X: np.ndarray | None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: bool | None = None,
+    rhythm: np.ndarray | None = None,
+    window: np.ndarray | None = None,
+    patient: np.ndarray | None = None,
+) -> np.ndarray:
+    """The network's own class probabilities ``(n, n_classes)`` for ``n`` beats, in batches, before
+    any stored step (:func:`probabilities` applies them).
 
     The model takes what its signature says (``runner.inputs``): the beats ``X`` ``(n, 187)``; with
     them ``rhythm``, the ``(n, 9)`` context matrix (heartbeat/signal/context.py), of which the model
@@ -671,7 +720,4 @@ def predict_proba(
                 )
             out[start:stop] = proba
             bar.update(stop - start)
-    check_probabilities(out, str(runner.path))
-    if runner.temperature is not None:
-        out = apply_temperature(out, runner.temperature)
     return out

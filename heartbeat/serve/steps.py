@@ -17,7 +17,7 @@ from heartbeat.core.errors import ModelError, ParamsError
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST
 
 if TYPE_CHECKING:
-    from heartbeat.model.smoothing import RecordSmoothing
+    from heartbeat.core.stored import RecordSmoothing
 
 log = logging.getLogger("heartbeat")
 
@@ -257,11 +257,11 @@ def read_beats(path: str, args: argparse.Namespace, reference: str = "median"):
 def classify(
     beats, runner, args: argparse.Namespace, progress: bool | None
 ) -> tuple[np.ndarray, RecordSmoothing | None]:
-    """The probabilities of ``beats``, smoothed over the recording as the model's training was."""
-    from heartbeat.model.smoothing import smooth_over_records
-    from heartbeat.serve.runners import predict_proba
+    """The probabilities of ``beats`` through the model and the steps its training stored, and the
+    smoothing over the recording when it was applied (only a recording gives the windows it needs)."""
+    from heartbeat.serve.runners import probabilities
 
-    proba = predict_proba(
+    proba = probabilities(
         runner,
         beats.X,
         args.batch_size,
@@ -269,12 +269,9 @@ def classify(
         rhythm=beats.context,
         window=beats.window,
         patient=beats.patient,
+        each_beat_alone=args.each_beat_alone,
     )
-    # Only a recording gives the windows to compare its beats by.
-    smoothing = None if args.each_beat_alone or beats.window is None else runner.smoothing
-    if smoothing is not None:
-        proba = smooth_over_records(proba, beats.window, None, smoothing)
-    return proba, smoothing
+    return proba.final, proba.smoothing
 
 
 def render(beats, runner, proba: np.ndarray, smoothing, fmt: str, input_path: str) -> bytes:

@@ -14,9 +14,10 @@ import numpy as np
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beat_spec import DATASET_CLASSES
-from heartbeat.core.config import RecordSmoothingConfig, TrainConfig, stage_params
+from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
-from heartbeat.core.layout import MODEL_SPECS, read_json
+from heartbeat.core.layout import MODEL_SPECS, read_json, sidecar_file
+from heartbeat.core.stored import RecordSmoothing
 from heartbeat.model.architectures import (
     WINDOW_INPUT,
     build_ensemble,
@@ -30,7 +31,7 @@ from heartbeat.model.architectures import (
 )
 from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
-from heartbeat.model.smoothing import SIDECAR_KEY, RecordSmoothing, smooth_over_records
+from heartbeat.model.smoothing import SIDECAR_KEY, smooth_over_records
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
 from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
@@ -227,11 +228,11 @@ def fit_stage(
         temperature = calibrate(model, va, smoothing)
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate and predict
     if smoothing is not None:
-        info[SIDECAR_KEY] = smoothing.model_dump()  # applied after the temperature by evaluate and predict
+        info[SIDECAR_KEY] = smoothing.as_dict()  # applied after the temperature by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
 
 
-def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothingConfig | None = None) -> float:
+def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothing | None = None) -> float:
     """The softmax temperature of the final ``model`` (a network, an ensemble or a classical model),
     fitted once on the validation split. With ``smoothing`` the probabilities are smoothed over each
     validation recording after the temperature, as evaluate and predict do, and the temperature is
@@ -239,10 +240,9 @@ def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothingConfig | 
     proba = model.predict(model_inputs(model, va), batch_size=1024, verbose=0)
     then = None
     if smoothing is not None and va.W is not None and va.G is not None:
-        settings = RecordSmoothing(**smoothing.model_dump())
 
         def then(p: np.ndarray) -> np.ndarray:
-            return smooth_over_records(p, va.W, va.G, settings)
+            return smooth_over_records(p, va.W, va.G, smoothing)
 
     temperature = fit_temperature(np.asarray(va.y), proba, then)
     log.info(
@@ -302,5 +302,5 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     }
     save_model(trained.model, layout.model_file(name))
     write_text(layout.history_file(name), history_csv(trained.history))
-    write_json(layout.train_info_file(name), info)
+    write_json(sidecar_file(layout.model_file(name)), info)
     log.info("saved %s (%d epochs, %.1f s)", layout.model_file(name), info["epochs_run"], trained.seconds)
