@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import DS1_RECORDS, PhysionetConfig  # noqa: E402
 from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
-from heartbeat.model.smoothing import RecordSmoothing, smooth_over_records  # noqa: E402
+from heartbeat.model.outputs import OutputSteps  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal import wfdb_records  # noqa: E402
 from heartbeat.signal.patient import rhythm_reference  # noqa: E402
@@ -189,19 +189,13 @@ def concat(splits: list[Split]) -> Split:
 
 
 def final_proba(model, trained_info: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """The network's own probabilities and the final ones (temperature, then smoothing over the record)."""
+    """The network's own probabilities and the final ones: the stored steps (temperature, then
+    smoothing over the record) applied by the package's one path, as evaluate and predict do."""
     from heartbeat.model.architectures import model_inputs
-    from heartbeat.model.calibration import apply_temperature
 
     raw = model.predict(model_inputs(model, split), batch_size=1024, verbose=0)
-    proba = raw
-    if trained_info.get("temperature") is not None:
-        proba = apply_temperature(proba, trained_info["temperature"])
-    if trained_info.get("record_smoothing"):
-        proba = smooth_over_records(
-            proba, split.W, split.G, RecordSmoothing(**trained_info["record_smoothing"])
-        )
-    return raw, proba
+    steps = OutputSteps.from_sidecar(trained_info, "the fold's model")
+    return raw, steps.apply(raw, "the fold's model", split.W, split.G).final
 
 
 def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: int = 2) -> dict[str, object]:
