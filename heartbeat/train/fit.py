@@ -102,13 +102,14 @@ class StopOnDivergence(keras.callbacks.Callback):
 class StopOnInterrupt(keras.callbacks.Callback):
     """Raises a Ctrl-C or SIGTERM held back by :func:`~heartbeat.core.interrupts.deferred_interrupts`
     between two batches or epochs, where Keras' loop is plain Python and no TensorFlow object is
-    half released."""
+    half released. Before a batch, not after: Keras hands batch-end hooks to a thread of their own
+    only while no callback has one, and otherwise fetches every batch's logs from the device first."""
 
     def __init__(self, check: Callable[[], None]) -> None:
         super().__init__()
         self.check = check
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         self.check()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
