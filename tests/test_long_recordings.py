@@ -127,3 +127,54 @@ def test_a_real_record_is_cut_to_the_same_bits_in_blocks(monkeypatch: pytest.Mon
     for name, got in cut().items():
         assert got.dtype == whole[name].dtype, name
         np.testing.assert_array_equal(got, whole[name], err_msg=name)
+
+
+def _part_features_at_once(W: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """:func:`heartbeat.signal.patient.part_features` as it was: every window at once."""
+    from heartbeat.signal.patient import PARTS_S, TARGET_FS, WIDE
+
+    W = np.asarray(W, dtype=np.float64)
+    ref = slice(None) if reference is None else reference
+    T = np.median(W[ref], axis=0)
+    out = []
+    for a, b in PARTS_S.values():
+        lo, hi = max(WIDE + round(a * TARGET_FS), 0), min(WIDE + round(b * TARGET_FS), W.shape[1])
+        S, t = W[:, lo:hi], T[lo:hi]
+        Sc, tc = S - S.mean(axis=1, keepdims=True), t - t.mean()
+        den = np.linalg.norm(Sc, axis=1) * np.linalg.norm(tc)
+        corr = np.where(den > 1e-12, (Sc @ tc) / np.maximum(den, 1e-12), 0.0)
+        rms = np.sqrt(np.mean((S - t) ** 2, axis=1))
+        typical = max(float(np.median(rms[ref])), 1e-9)
+        out += [corr, np.clip(np.log2(np.maximum(rms, 1e-9) / typical), -3.0, 3.0)]
+    return np.stack(out, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 10**9])
+def test_part_features_in_blocks_are_those_of_every_window_at_once(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The median beat a column at a time and the parts in blocks: the same bits as the code that held
+    every window's copies at once, on record 208's windows (both leads, with and without a reference
+    mask) and on noise with an even and an odd count of reference rows."""
+    import wfdb
+
+    from heartbeat.signal.patient import WIDE, centred_windows, part_features, remove_baseline
+    from heartbeat.signal.segment import TARGET_FS, resample
+
+    rng = np.random.default_rng(5)
+    cases = [
+        (rng.normal(size=(301, 2 * WIDE)), None),
+        (rng.normal(size=(300, 2 * WIDE)), rng.random(300) < 0.5),
+    ]
+    folder = shared_dir("mitdb")
+    rec = wfdb.rdrecord(str(folder / "208"))
+    peaks = detect.r_peaks(rec.p_signal[:, 0], rec.fs)
+    for i in range(2):
+        x = remove_baseline(resample(np.ascontiguousarray(rec.p_signal[:, i]), rec.fs))
+        W = centred_windows(x, np.rint(peaks * (TARGET_FS / rec.fs)).astype(np.int64), WIDE, WIDE)
+        cases += [(W, None), (W, rng.random(len(W)) < 0.8)]
+    _blocks(monkeypatch, size)
+    for W, reference in cases:
+        np.testing.assert_array_equal(
+            part_features(W, reference=reference), _part_features_at_once(W, reference)
+        )

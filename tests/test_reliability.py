@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,10 @@ from heartbeat.core.atomic import WriteError, atomic_dir, write_json, write_npy,
 from heartbeat.core.beat_spec import BEAT_LENGTH
 from heartbeat.core.beatcsv import format_beats_csv, write_beats_csv
 from heartbeat.core.config import STAGE_SCHEMAS, DemoConfig, stage_params
+from heartbeat.core.entry import _on_sigterm as entry_on_sigterm
 from heartbeat.core.entry import run as entry_run
 from heartbeat.core.errors import HeartbeatError, ModelError, ParamsError, SourceError
+from heartbeat.core.interrupts import deferred_interrupts
 from heartbeat.core.layout import RAW_FILES
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.fetch.download import download_file, part_path
@@ -1249,6 +1252,76 @@ def test_signal_during_training_keeps_previous_outputs(tmp_path: Path, tiny_repr
         assert "up to date" in dvc(project, "status", "train_resnet_mitbih").stdout
         assert _digest(project)["models/resnet_mitbih.keras"] != before["models/resnet_mitbih.keras"]
         assert _leftovers(project) == []
+
+
+def test_interrupts_are_held_until_a_safe_point() -> None:
+    """Inside ``deferred_interrupts`` a Ctrl-C is only recorded; ``check()`` or the end of the block
+    raises it, a second one is raised at once, and the handlers are put back."""
+    before = signal.getsignal(signal.SIGINT)
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts() as check:
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("held")
+            check()
+            steps.append("not reached")
+    assert steps == ["held"] and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("held until the end")
+    assert steps[-1] == "held until the end" and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("the second one was held")
+    assert steps[-1] == "held until the end" and signal.getsignal(signal.SIGINT) is before
+    with deferred_interrupts() as check:
+        check()  # nothing recorded: nothing raised
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_sigterm_is_deferred_only_where_it_has_a_python_handler() -> None:
+    """Outside a stage SIGTERM keeps the system's default (it ends the process); under
+    ``guarded`` it has the handler that turns it into KeyboardInterrupt, which is deferred too."""
+    with deferred_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    previous = signal.signal(signal.SIGTERM, entry_on_sigterm)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is entry_on_sigterm
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_ctrl_c_during_training_is_raised_between_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C during ``fit`` unwinds from our callback between two steps, never from inside
+    TensorFlow's own Python (the SIGSEGV instead of 130 once seen on a loaded machine)."""
+    from heartbeat.core.config import TrainConfig
+    from heartbeat.train import fit
+    from tests.test_quality_options import _resnet, _split
+
+    logged = fit.EpochLog.on_epoch_end
+
+    def log_then_interrupt(self: fit.EpochLog, epoch: int, logs: dict | None = None) -> None:
+        logged(self, epoch, logs)
+        os.kill(os.getpid(), signal.SIGINT)  # after epoch 1's line, like the stage test
+
+    monkeypatch.setattr(fit.EpochLog, "on_epoch_end", log_then_interrupt)
+    before = signal.getsignal(signal.SIGINT)
+    tr, va = _split(128, 0), _split(32, 1)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        fit.train(_resnet(), tr, va, TrainConfig(epochs=3, batch_size=32, patience=0, lr=0.01))
+    frames = [
+        (Path(frame.f_code.co_filename).name, frame.f_code.co_name)
+        for frame, _ in traceback.walk_tb(caught.tb)
+    ]
+    # recorded during epoch 1's callbacks, raised as epoch 2 begins
+    assert frames[-2:] == [("fit.py", "on_epoch_begin"), ("interrupts.py", "check")], frames
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 # ---------------------------------------------------------------- 2. full disk

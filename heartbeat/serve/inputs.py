@@ -183,7 +183,9 @@ def read_npy(
     if fs is not None:
         from heartbeat.signal import user_recordings
 
-        return from_recording(user_recordings.signal_array(X, fs, path), peaks, "signal", reference)
+        rec = user_recordings.signal_array(X, fs, path)
+        del X  # the float64 copy is the lead from here; the array as read would stay beside it
+        return from_recording(rec, peaks, "signal", reference)
     if X.ndim == 1 and X.shape[0] != BEAT_LENGTH:
         raise DataError(
             f"{path}: a 1-D array of {X.shape[0]} values is a signal, not a beat: pass its sampling rate "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
@@ -24,6 +25,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from heartbeat.core.config import TrainConfig
 from heartbeat.core.errors import ParamsError
+from heartbeat.core.interrupts import deferred_interrupts
 from heartbeat.model.architectures import model_inputs
 from heartbeat.prepare.arrays import Split
 from heartbeat.train.history import HISTORY_COLUMNS
@@ -95,6 +97,26 @@ class StopOnDivergence(keras.callbacks.Callback):
                 self.diverged = (epoch + 1, key, float(value))
                 self.model.stop_training = True
                 return
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises a Ctrl-C or SIGTERM held back by :func:`~heartbeat.core.interrupts.deferred_interrupts`
+    between two batches or epochs, where Keras' loop is plain Python and no TensorFlow object is
+    half released. Before a batch, not after: Keras hands batch-end hooks to a thread of their own
+    only while no callback has one, and otherwise fetches every batch's logs from the device first."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        super().__init__()
+        self.check = check
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.check()
 
 
 class ValMacroF1(keras.callbacks.Callback):
@@ -247,17 +269,18 @@ def train(
         cfg.batch_size * replicas,
     )
     t0 = time.perf_counter()
-    hist = model.fit(
-        x_train,
-        targets(train.y),
-        validation_data=None if single_pass else (x_val, targets(val.y)),
-        epochs=cfg.epochs,
-        batch_size=batch,
-        shuffle=True,
-        class_weight=class_weights(train.y, cfg.class_weight),
-        callbacks=callbacks,
-        verbose=0,
-    )
+    with deferred_interrupts() as check:
+        hist = model.fit(
+            x_train,
+            targets(train.y),
+            validation_data=None if single_pass else (x_val, targets(val.y)),
+            epochs=cfg.epochs,
+            batch_size=batch,
+            shuffle=True,
+            class_weight=class_weights(train.y, cfg.class_weight),
+            callbacks=[StopOnInterrupt(check), *callbacks],  # first: before an epoch's validation pass
+            verbose=0,
+        )
     seconds = time.perf_counter() - t0
     if guard.diverged is not None:
         epoch, key, value = guard.diverged
