@@ -1254,6 +1254,17 @@ def test_signal_during_training_keeps_previous_outputs(tmp_path: Path, tiny_repr
         assert _leftovers(project) == []
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test: a runner started in the background (``cmd &`` in a
+    script, as CI may be) inherits SIGINT ignored, and an ignored signal is neither deferred nor
+    raised, so these tests would not be testing anything."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_interrupts_are_held_until_a_safe_point() -> None:
     """Inside ``deferred_interrupts`` a Ctrl-C is only recorded; ``check()`` or the end of the block
     raises it, a second one is raised at once, and the handlers are put back."""
@@ -1282,6 +1293,7 @@ def test_interrupts_are_held_until_a_safe_point() -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_sigterm_is_deferred_only_where_it_has_a_python_handler() -> None:
     """Outside a stage SIGTERM keeps the system's default (it ends the process); under
     ``guarded`` it has the handler that turns it into KeyboardInterrupt, which is deferred too."""
@@ -1297,6 +1309,7 @@ def test_sigterm_is_deferred_only_where_it_has_a_python_handler() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_training_is_raised_between_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Ctrl-C during ``fit`` unwinds from our callback between two steps, never from inside
     TensorFlow's own Python (the SIGSEGV instead of 130 once seen on a loaded machine)."""

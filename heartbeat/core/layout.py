@@ -132,7 +132,9 @@ def read_sidecar(model_path: str | os.PathLike[str], stage: str | None = None) -
         data = json.loads(text)
     except FileNotFoundError:
         if stage is not None:
-            raise DataError(f"{path}: not found; run the {stage} stage first (dvc repro {stage})") from None
+            raise DataError(
+                f"{path}: file not found; run the {stage} stage first (dvc repro {stage})"
+            ) from None
         return path, {}
     except IsADirectoryError:
         raise damaged("a folder, not a file") from None
