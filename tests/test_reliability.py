@@ -1256,12 +1256,17 @@ def test_signal_during_training_keeps_previous_outputs(tmp_path: Path, tiny_repr
 
 @pytest.fixture
 def python_sigint():
-    """Python's own Ctrl-C handler for the test: a runner started in the background (``cmd &`` in a
-    script, as CI may be) inherits SIGINT ignored, and an ignored signal is neither deferred nor
-    raised, so these tests would not be testing anything."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    """A fresh interpreter's handlers for the test: Python's own for Ctrl-C, the system's default for
+    SIGTERM. A runner started in the background (``cmd &`` in a script, as CI may be) inherits SIGINT
+    ignored, which is neither deferred nor raised; and an earlier test that ran a command in this
+    process (``heartbeat.core.entry.guarded``) left its SIGTERM handler installed."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
     yield
-    signal.signal(signal.SIGINT, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @pytest.mark.usefixtures("python_sigint")
