@@ -42,7 +42,15 @@ from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
 from heartbeat.model.outputs import OutputSteps  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal import wfdb_records  # noqa: E402
-from heartbeat.signal.patient import rhythm_reference  # noqa: E402
+from heartbeat.signal.patient import (  # noqa: E402
+    BEAT_COLUMNS,
+    RR_COLUMNS,
+    neighbours,
+    patient_inputs,
+    record_standardised,
+    rhythm_reference,
+    rr_features,
+)
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
 
 log = logging.getLogger("new_patients")
@@ -149,9 +157,45 @@ class Prepared:
     """Training copies of the record with other references (:data:`COPIES`)."""
 
 
-COPIES = ("random", "median")
+COPIES = ("random", "median", "irregular")
 """Kinds of training copy: ``random``, the reference chosen by the variant's method among a random
-beat mix (:func:`random_reference`); ``median``, the whole record against all its beats."""
+beat mix (:func:`random_reference`); ``median``, the whole record against all its beats;
+``irregular``, the record's beats with the rhythm of atrial fibrillation (:func:`irregular_copy`)."""
+IRREGULAR_EVERY = 3
+"""An irregular copy keeps every 3rd beat for training, so that it adds a third to the training set."""
+
+
+def irregular_timing(peaks: np.ndarray, fs: float, rng: np.random.Generator) -> np.ndarray:
+    """R-peak samples with an irregularly irregular rhythm, as in atrial fibrillation: independent
+    log-normal R-R intervals (spread 0.15-0.35) around 60-100% of the record's median R-R, none
+    under 0.25 s."""
+    rr = np.diff(peaks) / fs
+    mean = float(np.median(rr)) * rng.uniform(0.6, 1.0)
+    fake = np.maximum(mean * np.exp(rng.normal(0.0, rng.uniform(0.15, 0.35), rr.size)), 0.25)
+    return peaks[0] + np.rint(np.concatenate([[0.0], np.cumsum(fake)]) * fs).astype(np.int64)
+
+
+def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator) -> Split:
+    """A training copy of ``rec`` as if its rhythm were atrial fibrillation, against the false S
+    alarms that irregular rhythm raises in a new patient (DS1 has two such records, 201 and 203).
+
+    The windows and shapes are the record's own; every R-R feature, and the reference the method
+    chooses from the rhythm, come from :func:`irregular_timing`. S beats stay in the sequence but
+    not among the training beats: an S label means "premature for the patient's rhythm", which
+    this rhythm does not have. ``rows`` are the beats the record's own split keeps."""
+    fake = irregular_timing(rec.peaks, rec.fs, rng)
+    reference = rhythm_reference(fake, rec.fs)
+    W, P = patient_inputs(rec.leads, rec.fs, rec.peaks, reference)
+    beat = P[:, : len(BEAT_COLUMNS)].copy()
+    rr = rr_features(fake, rec.fs, reference)
+    beat[:, : len(RR_COLUMNS)] = rr
+    watched = neighbours(rr[:, [RR_COLUMNS.index("pre_rec")]])
+    beat[:, [BEAT_COLUMNS.index("prev_pre_rec"), BEAT_COLUMNS.index("next_pre_rec")]] = watched
+    P = np.hstack([beat, record_standardised(beat, reference)])
+    kept = rows[::IRREGULAR_EVERY]
+    kept = kept[rec.labels[kept] != 1]
+    y = rec.labels[kept]
+    return Split(X=np.zeros((len(y), 1), np.float32), y=y, W=W[kept], P=P[kept], G=np.zeros(len(y), np.int64))
 
 
 def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
@@ -171,10 +215,14 @@ def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: 
         mix = stress_mask(rec.labels, ectopic)
         stress[str(ectopic)] = as_split(references(rec, method, mix), mix)
     rng = np.random.default_rng([seed, int(rec.name)])
-    extra = [
-        as_split(None if kind == "median" else references(rec, method, random_reference(rec.labels, rng)))
-        for kind in copies
-    ]
+    extra = []
+    for kind in copies:
+        if kind == "median":
+            extra.append(as_split(None))
+        elif kind == "random":
+            extra.append(as_split(references(rec, method, random_reference(rec.labels, rng))))
+        else:
+            extra.append(irregular_copy(rec, featurise(rec)[3], rng))
     return Prepared(as_split(references(rec, method)), stress, extra)
 
 
@@ -280,6 +328,24 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...], dict]] = {
         "rhythm",
         (),
         {"architecture": "patient_net"},
+    ),
+    "patient_net_rhythm_ens3": (
+        "patient_net_rhythm, an ensemble of 3 seeds (the fold's seed and the next two) averaged",
+        "rhythm",
+        (),
+        {"architecture": "patient_net", "ensemble": 3},
+    ),
+    "patient_net_rhythm_irregular": (
+        "patient_net_rhythm, + a copy of each training record with an atrial fibrillation rhythm",
+        "rhythm",
+        ("irregular",),
+        {"architecture": "patient_net"},
+    ),
+    "gbt_rhythm_irregular": (
+        "gbt_rhythm, + a copy of each training record with an atrial fibrillation rhythm",
+        "rhythm",
+        ("irregular",),
+        {"architecture": "gbt"},
     ),
     "gbt_rhythm_median": (
         "gbt_rhythm, + a copy of each training record against all its beats",
@@ -512,7 +578,7 @@ def main(argv: list[str] | None = None) -> None:
                 merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
             cfg = type(base).model_validate(merged)
             for seed in args.seeds:
-                key = (method, copies, seed if "random" in copies else 0)
+                key = (method, copies, seed if {"random", "irregular"} & set(copies) else 0)
                 if key not in prepared:
                     prepared[key] = {n: prepare(recs[n], method, copies, args.rich, seed) for n in names}
                 done = results[model].setdefault(str(seed), {})
