@@ -134,31 +134,16 @@ def plain_fit(tr, va, batch: int, epochs: int, clock: EpochClock) -> None:
 
 def our_train(tr, va, cfg, clock: EpochClock) -> None:
     """``heartbeat.train.fit.train`` as heartbeat/train/stage.py calls it (with the R-R input when
-    ``cfg.rhythm`` and the data has it), with the epoch clock hooked into its EpochLog."""
-    import heartbeat.train.fit as training
-    from heartbeat.model.architectures import build_resnet
+    ``cfg.rhythm`` and the data has it), with the epoch clock as an extra callback."""
+    from heartbeat.model.builders import BUILDERS
     from heartbeat.signal.context import input_width
+    from heartbeat.train.fit import make_deterministic, train
 
-    original = training.EpochLog
-
-    class ClockedEpochLog(original):
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            clock.begin()
-            super().on_epoch_begin(epoch, logs)
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            super().on_epoch_end(epoch, logs)
-            clock.end(self.model, logs)
-
-    training.EpochLog = ClockedEpochLog
-    try:
-        training.make_deterministic(cfg.seed)
-        rhythm = input_width(cfg.template) if cfg.rhythm and tr.R is not None and va.R is not None else 0
-        model = build_resnet(5, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm)
-        clock.start = time.perf_counter()
-        training.train(model, tr, va, cfg)
-    finally:
-        training.EpochLog = original
+    make_deterministic(cfg.seed)
+    rhythm = input_width(cfg.template) if cfg.rhythm and tr.R is not None and va.R is not None else 0
+    model = BUILDERS["resnet"](cfg, 5, rhythm_width=rhythm)
+    clock.start = time.perf_counter()
+    train(model, tr, va, cfg, callbacks=[keras_callback(clock)])
 
 
 PAPER = {"class_weight": "none", "monitor": "val_loss", "lr_schedule": "step", "rhythm": False}

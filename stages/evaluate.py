@@ -33,7 +33,8 @@ from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError, ParamsError
-from heartbeat.core.layout import MODEL_SPECS, read_json, read_sidecar
+from heartbeat.core.layout import read_json, read_sidecar
+from heartbeat.core.registry import MODEL_SPECS
 from heartbeat.evaluate.metrics import (
     classification_metrics,
     confusion,

@@ -19,7 +19,8 @@ from heartbeat.core.atomic import atomic_dir, write_json
 from heartbeat.core.config import stage_params
 from heartbeat.core.entry import run
 from heartbeat.core.hashing import sha256_file
-from heartbeat.core.layout import EXPORT_DIR, MANIFEST, MODEL_SPECS
+from heartbeat.core.layout import EXPORT_DIR, MANIFEST
+from heartbeat.core.registry import MODEL_SPECS
 from heartbeat.prepare.arrays import load_split
 from heartbeat.serve.export import Thresholds, export_model, inputs_key, representative_beats, reuse_previous
 

@@ -29,7 +29,8 @@ from heartbeat.core import layout
 from heartbeat.core.atomic import atomic_path, write_text
 from heartbeat.core.entry import run
 from heartbeat.core.errors import DataError, input_file
-from heartbeat.core.layout import MODEL_SPECS, read_json, read_sidecar
+from heartbeat.core.layout import read_json, read_sidecar
+from heartbeat.core.registry import MODEL_SPECS
 from heartbeat.evaluate.report import (
     FIGURES,
     Comparison,

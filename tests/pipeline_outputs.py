@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from heartbeat.core.beat_spec import DATASET_CLASSES
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.registry import MODEL_SPECS
 from heartbeat.evaluate.metrics import classification_metrics, confusion, per_class_metrics, weighted_f1
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.train.history import history_csv

@@ -35,7 +35,7 @@ import pytest
 from chromium_cdp import Chromium, Page, find_chromium
 from pipeline_outputs import write_outputs
 
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.registry import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.registry import MODEL_SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [

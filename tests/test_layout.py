@@ -71,8 +71,13 @@ def closure(script: str, root: Path = ROOT) -> frozenset[Path]:
 
 def stages(dvc_yaml: Path = ROOT / "dvc.yaml") -> dict[str, dict]:
     """Stage name to its definition; a ``foreach`` stage expands to ``name@key`` per item."""
+    return expand_stages(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")))
+
+
+def expand_stages(document: dict) -> dict[str, dict]:
+    """:func:`stages` of a dvc.yaml already parsed."""
     out = {}
-    for name, stage in yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"].items():
+    for name, stage in document["stages"].items():
         if "foreach" in stage:
             for key, item in stage["foreach"].items():
                 text = yaml.safe_dump(stage["do"]).replace("${key}", key)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.registry import MODEL_SPECS
 from tests.conftest import dvc, edit_params, git, make_project
 
 pytestmark = pytest.mark.slow

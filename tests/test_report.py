@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pipeline_outputs import write_outputs
 
-from heartbeat.core.layout import MODEL_SPECS
+from heartbeat.core.registry import MODEL_SPECS
 from heartbeat.evaluate.plots import share_text
 from heartbeat.evaluate.report import (
     CLASS_HEADERS,

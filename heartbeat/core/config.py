@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from heartbeat.core.errors import ParamsError, first_line, input_file
+from heartbeat.core.registry import CHOOSABLE
 from heartbeat.core.stored import RecordSmoothing
 
 RecordName = Annotated[
@@ -266,7 +267,8 @@ class ResNetConfig(TrainConfig):
     """The ``train_resnet_*`` sections: the paper's 1-D ResNet, the network for new patients, or the
     classical inter-patient methods on the same features."""
 
-    architecture: Literal["resnet", "patient_net", "lda", "gbt"] = Field(
+    # The architectures of heartbeat/core/registry.py that a section may name.
+    architecture: Literal[CHOOSABLE] = Field(
         "resnet",
         description="resnet: the paper's ResNet on the 187-sample beat | patient_net: a two-lead window "
         "around each beat and 80 features against its own patient | lda: linear discriminants on those "

@@ -1,26 +1,18 @@
 """Where the pipeline reads and writes, relative to the project root (DVC runs stages from there).
 
-Also the table of the four models and which stage and dataset each belongs to:
-
-========================  ====================  =======
-model                     stage                 dataset
-========================  ====================  =======
-mlp_ptb                   train_mlp             ptb
-resnet_ptb                train_resnet_ptb      ptb
-resnet_mitbih             train_resnet_mitbih   mitbih
-transfer_ptb              finetune_transfer     ptb
-========================  ====================  =======
+Each model's files are named after it; the models, their stages and datasets are in
+heartbeat/core/registry.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from heartbeat.core.errors import DataError, ModelError, first_line, input_file
+from heartbeat.core.registry import MODEL_SPECS
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
@@ -55,21 +47,6 @@ EXPORT_DIR = "export"
 """Exported files live in ``<models>/export/`` next to the ``.keras`` they came from."""
 MANIFEST = "manifest.json"
 """The export folder's index: the sha256 of each source ``.keras`` and the files made from it."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    stage: str
-    dataset: str
-    title: str
-
-
-MODEL_SPECS: dict[str, ModelSpec] = {
-    "mlp_ptb": ModelSpec("train_mlp", "ptb", "MLP baseline, PTB"),
-    "resnet_ptb": ModelSpec("train_resnet_ptb", "ptb", "ResNet, PTB"),
-    "resnet_mitbih": ModelSpec("train_resnet_mitbih", "mitbih", "ResNet, MIT-BIH"),
-    "transfer_ptb": ModelSpec("finetune_transfer", "ptb", "Transfer MIT-BIH → PTB"),
-}
 
 
 def output_folders() -> tuple[Path, ...]:

@@ -43,6 +43,7 @@ from heartbeat.core.errors import DataError, ModelError, first_line
 from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST, read_sidecar
 from heartbeat.core.native import quiet_native_stderr
+from heartbeat.core.registry import signatures
 from heartbeat.model.outputs import OutputSteps, Probabilities
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class Runner:
     source: str = ""
     """How the model got here when not loaded as is, e.g. 'converted from x.keras'."""
     inputs: tuple[str, ...] = ("beat",)
-    """The model's inputs, in the order ``run`` takes them (:data:`SIGNATURES`)."""
+    """The model's inputs, in the order ``run`` takes them (:func:`heartbeat.core.registry.signatures`)."""
     rhythm_width: int = 0
     """How many columns of the context matrix (heartbeat/signal/context.py) the rhythm input takes: 6 (R-R)
     or 9 (R-R and the record-template features); 0 without one."""
@@ -137,12 +138,6 @@ class Runner:
         return DATASET_CLASSES[self.dataset]
 
 
-SIGNATURES: tuple[tuple[str, ...], ...] = (("beat",), ("beat", "rhythm"), ("window", "patient"))
-"""The inputs a heartbeat model may take: 187-sample beats; beats and their R-R rhythm context
-(heartbeat/signal/context.py); or two-lead windows and features against the beat's own patient
-(heartbeat/signal/patient.py)."""
-
-
 def _input_shapes() -> dict[str, set[tuple[int, ...]]]:
     from heartbeat.signal.context import CONTEXT_COLUMNS, RR_COLUMNS
     from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE
@@ -157,7 +152,8 @@ def _input_shapes() -> dict[str, set[tuple[int, ...]]]:
 
 def _signature(path: Path, names: list[str], shapes: list[tuple]) -> tuple[list[int], tuple[str, ...]]:
     """Which input is which, by name (converted files keep the names, not Keras' order: TFLite sorts
-    them), checked against :data:`SIGNATURES` and the shapes each input must have. Returns the
+    them), checked against the signatures of the registry's architectures
+    (:func:`heartbeat.core.registry.signatures`) and the shapes each input must have. Returns the
     positions of the inputs in signature order, and the signature."""
     allowed = _input_shapes()
     roles = {}
@@ -170,7 +166,7 @@ def _signature(path: Path, names: list[str], shapes: list[tuple]) -> tuple[list[
             break
         roles[role] = i
     else:
-        for signature in SIGNATURES:
+        for signature in signatures():
             if set(signature) == set(roles):
                 return [roles[r] for r in signature], signature
     described = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes, strict=True))
@@ -193,7 +189,7 @@ def _check_output(path: Path, out_shape: tuple) -> int:
 
 
 def _check_inputs(path: Path, model: object) -> tuple[tuple[str, ...], int]:
-    """A Keras model's signature (:data:`SIGNATURES`) and its rhythm input's width (0: none)."""
+    """A Keras model's signature (:func:`heartbeat.core.registry.signatures`) and its rhythm input's width (0: none)."""
     inputs = list(getattr(model, "inputs", []))
     names = [getattr(t, "name", "?") for t in inputs]
     shapes = [(None, *t.shape[1:]) for t in inputs]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import keras
@@ -220,7 +220,13 @@ def compile_model(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1
 
 
 def train(
-    model: keras.Model, train: Split, val: Split, cfg: TrainConfig, replicas: int = 1, section: str = "train"
+    model: keras.Model,
+    train: Split,
+    val: Split,
+    cfg: TrainConfig,
+    replicas: int = 1,
+    section: str = "train",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Fit ``model`` (already built under the same seed) and return it with its per-epoch history.
 
@@ -228,6 +234,8 @@ def train(
     each step sees ``cfg.batch_size × replicas`` beats. A loss that becomes NaN, infinite or far beyond
     chance (:class:`StopOnDivergence`) stops
     training with :class:`TrainingDiverged`, naming ``section`` (params.yaml's) and its learning rate.
+    ``callbacks`` (Keras callbacks of the caller's: bench/bench_train.py times epochs with one) are
+    called after the loop's own.
     """
     batch = cfg.batch_size * replicas
     compile_model(model, cfg, steps_per_epoch=-(-len(train.y) // batch))
@@ -239,7 +247,8 @@ def train(
         return np.eye(n_classes, dtype=np.float32)[y] if one_hot_targets(cfg) else y
 
     mode = "min" if cfg.monitor == "val_loss" else "max"
-    callbacks: list[keras.callbacks.Callback] = []
+    extra = list(callbacks)
+    callbacks = []
     # Monitoring macro-F1 needs the validation predictions anyway: the same pass gives val_loss
     # and val_accuracy, and Keras' own validation pass is skipped.
     single_pass = cfg.monitor == "val_macro_f1"
@@ -278,7 +287,11 @@ def train(
             batch_size=batch,
             shuffle=True,
             class_weight=class_weights(train.y, cfg.class_weight),
-            callbacks=[StopOnInterrupt(check), *callbacks],  # first: before an epoch's validation pass
+            callbacks=[
+                StopOnInterrupt(check),
+                *callbacks,
+                *extra,
+            ],  # first: before an epoch's validation pass
             verbose=0,
         )
     seconds = time.perf_counter() - t0

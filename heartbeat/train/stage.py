@@ -16,47 +16,41 @@ from heartbeat.core.atomic import write_json, write_text
 from heartbeat.core.beat_spec import DATASET_CLASSES
 from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
-from heartbeat.core.layout import MODEL_SPECS, read_json, sidecar_file
+from heartbeat.core.layout import read_json, sidecar_file
+from heartbeat.core.registry import ARCHITECTURES, MODEL_SPECS, model_of_stage
 from heartbeat.core.stored import RecordSmoothing
 from heartbeat.model.architectures import (
     WINDOW_INPUT,
     build_ensemble,
-    build_mlp,
-    build_patient_net,
-    build_resnet,
-    build_transfer,
     has_representation,
     model_inputs,
     takes_rhythm,
 )
+from heartbeat.model.builders import BUILDERS
 from heartbeat.model.calibration import fit_temperature
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.model.smoothing import SIDECAR_KEY, smooth_over_records
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
-from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_BEFORE, WINDOW_SHAPE, second_lead_columns
+from heartbeat.signal.patient import PATIENT_COLUMNS
 from heartbeat.train import devices
-from heartbeat.train.classical import ARCHITECTURES as CLASSICAL
 from heartbeat.train.classical import fit_classical
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
 
 log = logging.getLogger("heartbeat")
 
-PATIENT_ARCHITECTURES = ("patient_net", *CLASSICAL)
-"""Architectures that read the two-lead window and the features against the patient."""
-
 
 def input_plan(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> tuple[str, int]:
-    """What the stage's model will read: ``(architecture, 0)`` for a model of the window and the
-    features against the patient (patient_net, lda, gbt), or ``("resnet", w)`` with the width ``w`` of
-    its rhythm input (0: beat-only).
+    """What the stage's model will read: ``(architecture, w)``, the architecture (the section's
+    ``architecture`` key, else the registry's for the stage's model: heartbeat/core/registry.py) and
+    the width ``w`` of its rhythm input (0: none).
 
     A model asked for inputs the prepared data lacks (only the physionet and demo sources know each
     beat's record) falls back to the paper's beat-only ResNet, with a warning.
     """
-    architecture = getattr(cfg, "architecture", "resnet")
-    if architecture in PATIENT_ARCHITECTURES:
+    architecture = getattr(cfg, "architecture", None) or model_of_stage(stage).architecture
+    if ARCHITECTURES[architecture].reads_patient:
         if all(s.W is not None and s.P is not None for s in (tr, va)):
             return architecture, 0
         log.warning(
@@ -67,15 +61,15 @@ def input_plan(stage: str, cfg: TrainConfig, tr: Split, va: Split) -> tuple[str,
         )
         return "resnet", 0
     if not getattr(cfg, "rhythm", False):
-        return "resnet", 0
+        return architecture, 0
     if tr.R is None or va.R is None:
         log.warning(
             "%s.rhythm: the prepared data has no R-R features (the Kaggle CSVs have no R-peak times; "
             "the physionet and demo sources do); training a beat-only model",
             stage,
         )
-        return "resnet", 0
-    return "resnet", input_width(cfg.template)
+        return architecture, 0
+    return architecture, input_width(cfg.template)
 
 
 def build_model(
@@ -86,45 +80,20 @@ def build_model(
     base: keras.Model | None = None,
     n_features: int = len(PATIENT_COLUMNS),
 ) -> keras.Model:
-    """A fresh, untrained model for ``stage`` (seed the run before calling it).
+    """A fresh, untrained model for ``stage`` (seed the run before calling it): the builder of the
+    architecture ``plan`` names (heartbeat/model/builders.py).
 
-    ``plan`` is :func:`input_plan`'s answer. ``base`` is the trained MIT-BIH model the transfer stage
-    starts from. It is loaded before the seeding: loading builds layers, which draws random numbers,
-    so a base loaded after it would make the transfer model depend on how many members the base has,
-    not only on their weights.
+    ``plan`` is :func:`input_plan`'s answer. ``base`` is the trained model the stage starts from (the
+    MIT-BIH model, for the transfer stage). It is loaded before the seeding: loading builds layers, which
+    draws random numbers, so a base loaded after it would make the transfer model depend on how many
+    members the base has, not only on their weights.
     """
-    if stage == "train_mlp":
-        return build_mlp(n_classes, cfg.hidden, cfg.dropout)
-    if stage == "finetune_transfer":
-        if base is None:
-            raise ValueError("finetune_transfer needs the trained MIT-BIH model as base")
-        if not has_representation(base):
-            # A classical MIT-BIH model (lda, gbt) learnt no representation to carry over: the PTB
-            # model is then the paper's ResNet from scratch (run_training says so).
-            return build_resnet(n_classes, 32, 5, 5, 32, 0.0)
-        return build_transfer(base, n_classes, cfg.freeze)
     architecture, width = plan
-    if architecture == "patient_net":
-        two, one = second_lead_columns()
-        return build_patient_net(
-            n_classes,
-            WINDOW_SHAPE,
-            n_features,
-            cfg.filters,
-            cfg.kernel_size,
-            cfg.blocks,
-            cfg.dense,
-            cfg.dropout,
-            cfg.lead_dropout,
-            (two.tolist(), one.tolist()),
-            seed=cfg.seed,
-            branch_dropout=cfg.branch_dropout,
-            augment=cfg.window_augment.model_dump(),
-            centre=WINDOW_BEFORE,
+    if architecture not in BUILDERS:
+        raise ValueError(
+            f"{stage}: architecture {architecture!r} has no builder in heartbeat/model/builders.py"
         )
-    return build_resnet(
-        n_classes, cfg.filters, cfg.kernel_size, cfg.blocks, cfg.dense, cfg.dropout, rhythm_features=width
-    )
+    return BUILDERS[architecture](cfg, n_classes, rhythm_width=width, base=base, n_features=n_features)
 
 
 @contextlib.contextmanager
@@ -176,7 +145,7 @@ def fit_stage(
     replicas = placement.replicas if placement is not None else 1
     plan = input_plan(stage, cfg, tr, va)
     results = []
-    if plan[0] in CLASSICAL:
+    if ARCHITECTURES[plan[0]].fitted:
         if k > 1:
             raise ParamsError(
                 f"{stage}.ensemble: {k} seeds of {plan[0]} would be {k} copies of one model (it is fitted "
@@ -270,7 +239,8 @@ def trained_on(prepared: dict, dataset: str) -> dict:
 
 
 def run_training(name: str, params: str = "params.yaml") -> None:
-    """Train model ``name`` (a key of ``MODEL_SPECS``) with its stage's section of ``params`` and save it."""
+    """Train model ``name`` (a key of heartbeat/core/registry.py's ``MODEL_SPECS``) with its stage's
+    section of ``params`` and save it."""
     spec = MODEL_SPECS[name]
     cfg = stage_params(spec.stage, params)
     n_classes = len(DATASET_CLASSES[spec.dataset])
@@ -278,16 +248,18 @@ def run_training(name: str, params: str = "params.yaml") -> None:
     placement = devices.setup(stage_params("train", params))  # before TensorFlow touches a device
     tr, va = load_split(folder, "train"), load_split(folder, "val")
     base = None
-    if spec.stage == "finetune_transfer":
-        source = layout.model_file("resnet_mitbih")
+    if spec.base is not None:
+        source = layout.model_file(spec.base)
         with placement.strategy.scope():  # its variables are fine-tuned: they belong to the strategy
-            base = load_model(source, len(DATASET_CLASSES["mitbih"]))
+            base = load_model(source, len(DATASET_CLASSES[MODEL_SPECS[spec.base].dataset]))
         if not has_representation(base):
             log.warning(
-                "%s is a %s model: it has no learnt representation to transfer, so finetune_transfer trains "
-                "the paper's ResNet on PTB from scratch",
+                "%s is a %s model: it has no learnt representation to transfer, so %s trains "
+                "the paper's ResNet on %s from scratch",
                 source,
                 base.name,
+                spec.stage,
+                spec.dataset.upper(),
             )
     trained = fit_stage(spec.stage, cfg, tr, va, n_classes, placement, base)
     info = {
