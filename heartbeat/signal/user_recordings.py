@@ -67,13 +67,14 @@ class Recording:
     second: np.ndarray | Callable[[], np.ndarray] | None = None
     """The recording's other lead, same rate and length, for the two-lead inputs
     (heartbeat/signal/patient.py); None when it has one lead. A reader may keep it compact until the
-    beats are cut (:meth:`second_lead`): a table's as the float32 numbers it parsed, an EDF's undecoded
-    in the file: as float64 it would sit beside the detector's copies of the first lead and the
-    first lead's patient features."""
+    beats are cut (:meth:`second_lead`): a table's as the float32 numbers it parsed, an EDF's undecoded,
+    a WFDB record's unread (its gaps and flatness are checked when it is read). As float64 it would
+    sit beside the detector's copies of the first lead and the first lead's patient features."""
 
     def second_lead(self) -> np.ndarray | None:
         """The other lead as float64 samples, decoded now if the reader kept it compact (the same
-        numbers: float32 widens to float64 exactly, and an EDF's is decoded as the first lead is)."""
+        numbers: float32 widens to float64 exactly, and an EDF's or a WFDB record's is read as the
+        first lead is)."""
         second = self.second() if callable(self.second) else self.second
         return None if second is None else np.asarray(second, dtype=np.float64)
 
@@ -208,7 +209,8 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
     chosen = names[choose_lead(names, lead, where)]
     signal = wfdb_records.read_lead(base, header, chosen, where)
     other = wfdb_records.second_lead(header, chosen)
-    second = None if other is None else wfdb_records.read_lead(base, header, other, where)
+    # Read when the beats are cut (Recording.second), not beside the detector's copies of the first.
+    second = None if other is None else lambda: wfdb_records.read_lead(base, header, other, where)
     ann = None
     if annotations and base.with_name(base.name + ".atr").is_file():
         ann = wfdb_records.read_beat_annotations(base, where, int(header.sig_len))
