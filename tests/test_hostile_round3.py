@@ -390,6 +390,41 @@ def test_training_that_diverges_to_a_finite_loss_is_refused(architecture, lr) ->
         train(model, tr, va, cfg, section="train_mlp")
 
 
+def test_training_that_collapses_to_one_class_is_refused() -> None:
+    """``lr: 1`` keeps the loss near a uniform guess's, under the divergence limit, but the network's
+    outputs stop depending on the beat: every validation beat one class, saved with exit 0 before."""
+    from heartbeat.core.config import TrainConfig
+    from heartbeat.model.architectures import build_mlp
+    from heartbeat.train.fit import TrainingDiverged, make_deterministic, train
+    from tests.test_quality_options import _split
+
+    make_deterministic(0)
+    tr, va = _split(256, 0), _split(64, 1)
+    cfg = TrainConfig(epochs=3, batch_size=32, patience=0, lr=1.0)
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^training collapsed: every one of the 64 validation beats, of 3 classes, is given class \d "
+        r"and the outputs do not depend on the beat; nothing was written; lower train_mlp\.lr in params\.yaml "
+        r"\(now 1\)",
+    ):
+        train(build_mlp(3, hidden=(16, 8)), tr, va, cfg, section="train_mlp")
+
+
+def test_only_outputs_that_ignore_the_beat_count_as_collapsed() -> None:
+    """A live model may put every beat of a lopsided split in one class; only one whose outputs do not
+    move between beats, on a split of several classes, has collapsed."""
+    from heartbeat.train.fit import COLLAPSED_SPREAD, collapsed
+
+    y = np.array([0, 1, 2, 0])
+    dead = np.tile([0.2, 0.5, 0.3], (4, 1))
+    assert collapsed(dead, y) == 1
+    assert collapsed(dead + np.array([[0, COLLAPSED_SPREAD / 2, 0]] * 2 + [[0, 0, 0]] * 2), y) == 1
+    live = dead + np.array([[0.0, 0.1, -0.1], [0, 0, 0], [0.05, 0, -0.05], [0, 0, 0]])  # still all class 1
+    assert collapsed(live, y) is None
+    assert collapsed(dead, np.zeros(4, dtype=int)) is None  # the split holds one class: nothing to tell apart
+    assert collapsed(np.array([[0.6, 0.4, 0.0], [0.3, 0.7, 0.0]]), y[:2]) is None  # two classes given
+
+
 def test_a_sane_training_passes_the_divergence_guard() -> None:
     from heartbeat.core.config import TrainConfig
     from heartbeat.train.fit import train

@@ -170,8 +170,8 @@ def test_one_two_lead_recording_as_wfdb_edf_and_tsv_gives_the_same_classes(capsy
         tmp_path / "r.tsv", sep="\t", index=False, float_format="%.5f"
     )
     edf = user_recordings.read_edf(tmp_path / "r.edf")
-    assert edf.lead == "MLII" and edf.second is not None
-    np.testing.assert_allclose(edf.second, x[:, 1], atol=1e-3)  # V1, to EDF's 16-bit step
+    assert edf.lead == "MLII" and edf.second_lead() is not None
+    np.testing.assert_allclose(edf.second_lead(), x[:, 1], atol=1e-3)  # V1, to EDF's 16-bit step
     reference = _classes(capsys, tmp_path / "r", [])
     assert len(reference) > 200
     for path, extra in ((tmp_path / "r.edf", []), (tmp_path / "r.tsv", ["--fs", "500"])):

@@ -1026,6 +1026,26 @@ def test_diverging_training_stops_in_one_line_and_writes_nothing(
     assert _digest(project) == before and _leftovers(project) == []
 
 
+@pytest.mark.slow
+def test_collapsed_training_stops_in_one_line_and_writes_nothing(
+    tmp_path: Path, tiny_repro: Path, in_process
+) -> None:
+    """``lr: 0.15`` on the tiny PTB MLP keeps the loss under the divergence limit (0.3 passes it) but
+    leaves a network whose outputs ignore the beat; it was saved with exit 0. Now the stage names
+    itself and lr, and writes nothing."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_repro, project, symlinks=True)
+    edit_params(project, {"train_mlp": {"lr": 0.15}})
+    before = _digest(project)
+    _one_line_error(
+        in_process(project, "train_mlp"),
+        "train_mlp",
+        "training collapsed: every one of the ",
+        "the outputs do not depend on the beat; nothing was written; lower train_mlp.lr in params.yaml (now 0.15)",
+    )
+    assert _digest(project) == before and _leftovers(project) == []
+
+
 def _nan_weights(model_path: Path) -> None:
     from heartbeat.model.saving import load_model, save_model
 

@@ -265,7 +265,13 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: st
             user_recordings.check_detected(rec, found)
         options = {"polarity": "auto"} if found is None else {}
         beats = cut_record(
-            rec.signal, rec.fs, found, symbols, second=rec.second, reference=reference, **options
+            rec.signal,
+            rec.fs,
+            found,
+            symbols,
+            second=None if rec.second is None else rec.second_lead,  # decoded when the features reach it
+            reference=reference,
+            **options,
         )
     except DataError as exc:  # the segmenter's checks do not know which input they are about
         raise about(exc, where) from None

@@ -122,7 +122,11 @@ def template_features(X: np.ndarray, groups: np.ndarray) -> np.ndarray:
     out = np.empty((len(X), len(TEMPLATE_COLUMNS)), dtype=np.float64)
     for group in np.unique(groups):
         idx = np.flatnonzero(groups == group)
-        B = X[idx].astype(np.float64)
+        B = np.empty((idx.size, X.shape[1]), dtype=np.float64)
+        for r in range(
+            0, idx.size, BLOCK_BEATS
+        ):  # float32 to float64 is exact: X[idx]'s bits, without its copy
+            B[r : r + BLOCK_BEATS] = X[idx[r : r + BLOCK_BEATS]]
         # Column by column and row by row the same arithmetic as on the whole matrix at once, in
         # blocks, so a 24-hour recording's 100,000 beats need one float64 copy of them, not five.
         T = np.concatenate([np.median(B[:, c : c + 16], axis=0) for c in range(0, B.shape[1], 16)])

@@ -31,6 +31,8 @@ SNAP_WINDOW_S = 0.15
 """The smoothing window ``correct_peaks`` subtracts before looking for the extremum (baseline)."""
 PEAK_BLOCK = 1 << 20
 """Samples searched for local peaks at a time (:func:`local_peaks`)."""
+FIR_BLOCK = 1 << 18
+"""Output samples of :func:`fir_filtfilt_squared` computed at a time."""
 
 
 def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
@@ -108,10 +110,69 @@ def _filtfilt(b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int = -1) -> np
     return y[::-1][edge:-edge]
 
 
+def fir_filtfilt_squared(taps: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``_filtfilt(taps, [1], x) ** 2`` for a 1-D float64 ``x``, to the bit, computed
+    :data:`FIR_BLOCK` samples at a time into the one output array (XQRS's moving-wave integration).
+
+    With ``a = [1]`` both passes of filtfilt are convolutions, and no output sample depends on the
+    passes' initial states: those touch only the first ``len(taps) - 1`` samples of each pass, inside
+    the ``3 * len(taps)`` samples of odd padding that are cut off. Output ``j`` is the backward pass
+    over forward outputs ``j .. j + len(taps) - 1``, each the forward pass over ``len(taps)`` padded
+    input samples; so a block needs its input with ``len(taps) - 1`` samples of margin each side, and
+    each sample is the same dot product of the same numbers as in the whole-array passes. The
+    whole-array version holds the padded copy, both passes and the square (four arrays as long as the
+    lead at its peak); this holds the output and a block's temporaries."""
+    from scipy.signal._arraytools import odd_ext
+
+    taps = np.asarray(taps, dtype=np.float64) / 1.0  # as _lfilter divides by a[0] = 1
+    x = np.asarray(x)
+    m = taps.size
+    edge, reach = 3 * m, m - 1
+    if x.ndim != 1 or x.dtype != np.float64 or x.size <= edge or m < 1:
+        return _filtfilt(taps, np.ones(1), x) ** 2
+    n = x.size
+    left = odd_ext(x[: edge + 1], edge)[:edge]  # the padding's values, as odd_ext gives them for all of x
+    right = odd_ext(x[-(edge + 1) :], edge)[-edge:]
+
+    def padded(lo: int, hi: int) -> np.ndarray:
+        """Samples ``lo:hi`` of the padded lead (``edge`` padding samples, the lead, ``edge`` more)."""
+        if lo >= edge and hi <= edge + n:
+            return x[lo - edge : hi - edge]
+        parts = [left[max(lo, 0) : min(hi, edge)], x[max(lo - edge, 0) : max(min(hi - edge, n), 0)]]
+        parts.append(right[max(lo - edge - n, 0) : max(hi - edge - n, 0)])
+        return np.concatenate(parts)
+
+    out = np.empty(n, dtype=np.float64)
+    # At least 2 samples a block: np.convolve puts the longer array first, and a block of 1 would give
+    # the backward pass an input as long as the taps, whose sums it would then take in the other order.
+    block = max(FIR_BLOCK, 2)
+    for start in range(0, n, block):
+        j0, j1 = min(start, n - 2), min(start + block, n)
+        forward = np.convolve(taps, padded(edge + j0 - reach, edge + j1 + reach), mode="valid")
+        backward = np.convolve(taps, forward[::-1].copy(), mode="valid")
+        np.square(backward[::-1], out=out[j0:j1])
+    return out
+
+
+class _FiltfiltToSquare:
+    """What ``signal.filtfilt(wavelet, [1], sig_f, axis=0)`` stands for in wfdb's ``XQRS._mwi``, which
+    squares it at once: ``** 2`` gives :func:`fir_filtfilt_squared`, the same bits without the
+    whole-array temporaries; any other use is not what that method does, and raises."""
+
+    def __init__(self, b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int = -1) -> None:
+        self.b, self.a, self.x, self.axis = b, np.atleast_1d(a), x, axis
+
+    def __pow__(self, power: object) -> np.ndarray:
+        if power != 2 or self.axis not in (0, -1) or self.a.shape != (1,) or self.a[0] != 1:
+            raise TypeError(f"not wfdb's moving-wave integration: filtfilt(..., a={self.a!r}) ** {power!r}")
+        return fir_filtfilt_squared(self.b, self.x)
+
+
 @cache
 def _xqrs_class() -> type:
-    """wfdb's XQRS with :func:`local_peaks` in place of its local-peak search and :func:`_filtfilt`
-    in place of scipy's: its own methods, run with those names bound differently, so every rule of
+    """wfdb's XQRS with :func:`local_peaks` in place of its local-peak search, :func:`_filtfilt`
+    in place of scipy's and, in the moving-wave integration, :func:`fir_filtfilt_squared` in place of
+    filtfilt and the square: its own methods, run with those names bound differently, so every rule of
     the detector stays wfdb's."""
     from types import SimpleNamespace
 
@@ -119,12 +180,14 @@ def _xqrs_class() -> type:
     from wfdb.processing import qrs
 
     lean_signal = SimpleNamespace(butter=signal.butter, filtfilt=_filtfilt)
+    mwi_signal = SimpleNamespace(filtfilt=_FiltfiltToSquare)
 
-    def rebound(method: types.FunctionType) -> types.FunctionType:
-        names = {**method.__globals__, "find_local_peaks": local_peaks, "signal": lean_signal}
+    def rebound(method: types.FunctionType, lean: SimpleNamespace = lean_signal) -> types.FunctionType:
+        names = {**method.__globals__, "find_local_peaks": local_peaks, "signal": lean}
         return types.FunctionType(method.__code__, names, method.__name__, method.__defaults__)
 
-    methods = {name: rebound(getattr(qrs.XQRS, name)) for name in ("_bandpass", "_mwi", "_learn_init_params")}
+    methods = {name: rebound(getattr(qrs.XQRS, name)) for name in ("_bandpass", "_learn_init_params")}
+    methods["_mwi"] = rebound(qrs.XQRS._mwi, mwi_signal)
     return type("FastXQRS", (qrs.XQRS,), methods)
 
 

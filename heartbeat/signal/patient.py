@@ -21,7 +21,7 @@ its leads and the R-peak samples of all its beats, sorted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -347,11 +347,16 @@ def reference_mask(reference: str | np.ndarray | None, samples: np.ndarray, fs: 
 
 
 def patient_inputs(
-    leads: Sequence[np.ndarray], fs: float, samples: np.ndarray, reference: np.ndarray | None = None
+    leads: Sequence[np.ndarray | Callable[[], np.ndarray]],
+    fs: float,
+    samples: np.ndarray,
+    reference: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 80)``, float32, one row per
     R-peak of ``samples`` (at ``fs``, sorted). ``leads`` holds the primary lead (MLII, else V5) and,
-    where the record has one, a second lead, in physical units at ``fs``.
+    where the record has one, a second lead, in physical units at ``fs``. A lead may be given as a
+    function that returns it: it is then called when its turn comes and let go once resampled, so a
+    day's second lead is not held as float64 while the first is worked on.
 
     ``reference`` (a boolean mask over the beats; all of them by default) names the beats whose
     statistics stand for the record: its median R-R, median beat, QRS amplitude and the centres and
@@ -368,12 +373,14 @@ def patient_inputs(
     parts, amplitudes = [], []
     window = np.empty((samples.size, *WINDOW_SHAPE), dtype=np.float32)
     for i, lead in enumerate(leads):
-        x = remove_baseline(resample(lead, fs))
+        x = remove_baseline(resample(lead() if callable(lead) else lead, fs))
         peaks = np.clip(np.rint(samples * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
         W = centred_windows(x, peaks, WIDE, WIDE)
         del x  # as long as the lead; the windows are all that is measured from here
         amp = record_amplitude(W, reference=reference)
-        window[:, :, i] = W[:, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp
+        for start in range(0, len(W), BLOCK_BEATS):  # not a float64 copy of every window at once
+            rows = slice(start, start + BLOCK_BEATS)
+            window[rows, :, i] = W[rows, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp
         parts.append(part_features(W, reference=reference))
         amplitudes.append(qrs_amplitude(W, amp))
         del W

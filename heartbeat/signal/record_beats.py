@@ -8,6 +8,7 @@ and at prediction time (tests/test_predict.py checks one real record through bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def cut_record(
     peaks: np.ndarray | None = None,
     symbols: np.ndarray | None = None,
     keep: np.ndarray | None = None,
-    second: np.ndarray | None = None,
+    second: np.ndarray | Callable[[], np.ndarray] | None = None,
     reference: str | np.ndarray | None = "median",
     **segment_options: object,
 ) -> RecordBeats:
@@ -63,7 +64,8 @@ def cut_record(
     ``symbols`` (one per peak) labels them; ``keep`` (a boolean mask over the peaks) drops some after
     segmentation, as the physionet source does with detections that match no annotation, while their
     R-R intervals still count for the neighbours. ``second`` is the record's other lead, where it has
-    one, for the windows and patient features. ``reference`` names the beats whose statistics stand for
+    one, for the windows and patient features (or a function that returns it, called only when the
+    patient features reach it: :func:`heartbeat.signal.patient.patient_inputs`). ``reference`` names the beats whose statistics stand for
     the record in the patient features: a method of :data:`heartbeat.signal.patient.REFERENCES`, or a
     boolean mask over the peaks (:func:`heartbeat.signal.patient.reference_mask`). ``segment_options`` go to
     :func:`heartbeat.signal.segment.extract_beats`.

@@ -15,7 +15,7 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +64,19 @@ class Recording:
     """Beat annotations (samples, symbols) of a WFDB record with a ``.atr`` file."""
     comments: list[str] = field(default_factory=list)
     """WFDB header comments (a PTB record's diagnosis)."""
-    second: np.ndarray | None = None
+    second: np.ndarray | Callable[[], np.ndarray] | None = None
     """The recording's other lead, same rate and length, for the two-lead inputs
-    (heartbeat/signal/patient.py); None when it has one lead."""
+    (heartbeat/signal/patient.py); None when it has one lead. A reader may keep it compact until the
+    beats are cut (:meth:`second_lead`): a table's as the float32 numbers it parsed, an EDF's undecoded,
+    a WFDB record's unread (its gaps and flatness are checked when it is read). As float64 it would
+    sit beside the detector's copies of the first lead and the first lead's patient features."""
+
+    def second_lead(self) -> np.ndarray | None:
+        """The other lead as float64 samples, decoded now if the reader kept it compact (the same
+        numbers: float32 widens to float64 exactly, and an EDF's or a WFDB record's is read as the
+        first lead is)."""
+        second = self.second() if callable(self.second) else self.second
+        return None if second is None else np.asarray(second, dtype=np.float64)
 
 
 def choose_lead(names: Sequence[str], lead: str | None, where: str) -> int:
@@ -199,7 +209,8 @@ def read_wfdb(base: Path, lead: str | None = None, annotations: bool = True) -> 
     chosen = names[choose_lead(names, lead, where)]
     signal = wfdb_records.read_lead(base, header, chosen, where)
     other = wfdb_records.second_lead(header, chosen)
-    second = None if other is None else wfdb_records.read_lead(base, header, other, where)
+    # Read when the beats are cut (Recording.second), not beside the detector's copies of the first.
+    second = None if other is None else lambda: wfdb_records.read_lead(base, header, other, where)
     ann = None
     if annotations and base.with_name(base.name + ".atr").is_file():
         ann = wfdb_records.read_beat_annotations(base, where, int(header.sig_len))
@@ -240,9 +251,10 @@ def read_edf(path: Path, lead: str | None = None, data: bytes | None = None) -> 
         and s.sampling_frequency == chosen.sampling_frequency
         and s.physical_dimension.strip().lower() in UNITS_TO_MV
     ]
-    second = _edf_millivolts(others[0], where) if others else None
-    if second is not None and second.size != values.size:
-        second = None
+    # The second lead's 16-bit samples are read now (so the file's map is let go) and decoded to
+    # millivolts, as the first, only when the beats are cut (Recording.second).
+    other = others[0] if others and others[0].digital.size == values.size else None
+    second = None if other is None else lambda: _edf_millivolts(other, where)
     return Recording(values, float(chosen.sampling_frequency), chosen.label or "0", where, second=second)
 
 
@@ -281,8 +293,19 @@ def _edf_millivolts(signal, where: str) -> np.ndarray:
             f"{where}: signal {signal.label}: {fs:g} samples per second (its header gives 0 samples per data "
             "record); the file is damaged, or pick another signal with --lead"
         )
-    return np.asarray(signal.data, dtype=np.float64) * UNITS_TO_MV[unit]
+    # edfio's own calibration, EDF_BLOCK samples at a time into one array, then scaled in place: the
+    # same bits as ``signal.data * scale``, without its two whole-lead float64 temporaries.
+    n = signal.digital.size
+    values = np.empty(n, dtype=np.float64)
+    for lo in range(0, n, EDF_BLOCK):
+        hi = min(lo + EDF_BLOCK, n)
+        values[lo:hi] = signal.get_data_slice(lo / fs, hi / fs)  # edfio rounds seconds x rate back to lo, hi
+    values *= UNITS_TO_MV[unit]
+    return values
 
+
+EDF_BLOCK = 1 << 20
+"""Samples of an EDF signal decoded to physical units at a time (:func:`_edf_millivolts`)."""
 
 TABLE_CHUNK_ROWS = 1 << 20
 """Rows parsed at a time: a chunk's cells never exist as Python strings, so a 24-hour table costs its
@@ -314,7 +337,8 @@ def read_table(
     values = _parse_columns(path, data, sep, has_header, wanted, names, where)
     if values[0].size == 0:
         raise DataError(f"{where}: the table has no rows of samples")
-    return Recording(values[0], rate, names[column], where, second=values[1] if len(values) > 1 else None)
+    second = values[1] if len(values) > 1 else None  # float32 until the beats are cut (Recording.second)
+    return Recording(values[0].astype(np.float64), rate, names[column], where, second=second)
 
 
 def _source(path: Path, data: bytes | None) -> io.BytesIO | Path:
@@ -343,7 +367,7 @@ def _parse_columns(
     names: list[str],
     where: str,
 ) -> list[np.ndarray]:
-    """Columns ``wanted`` (in that order) as float64 arrays, parsed as float32 chunk by chunk."""
+    """Columns ``wanted`` (in that order) as float32 arrays, parsed chunk by chunk."""
     import pandas as pd
 
     options = {"sep": sep, "header": 0 if has_header else None, "usecols": wanted, "encoding": "utf-8-sig"}
@@ -376,7 +400,7 @@ def _parse_columns(
     for i in range(len(wanted)):
         joined = np.concatenate(parts[i]) if parts[i] else np.empty(0, np.float32)
         parts[i] = []
-        columns.append(joined.astype(np.float64))
+        columns.append(joined)
     return columns
 
 

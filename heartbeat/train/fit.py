@@ -99,6 +99,28 @@ class StopOnDivergence(keras.callbacks.Callback):
                 return
 
 
+COLLAPSED_SPREAD = 1e-3
+"""Outputs that move less than this over every validation beat do not depend on the beat: with
+``lr: 1`` a tiny MLP's loss settles near a uniform guess's (under :data:`DIVERGED_FACTOR`'s limit)
+while every class's probability varies by about 1e-7 and every beat gets one class. A model that
+learned anything, even badly, moves its probabilities far more than this between beats."""
+
+
+def collapsed(proba: np.ndarray, y: np.ndarray) -> int | None:
+    """The one class every beat was given, when ``y`` holds several classes and the outputs
+    ``proba`` (beats × classes) are the same for every beat within :data:`COLLAPSED_SPREAD`; else None.
+
+    Both conditions: a live model may put every beat of a tiny or lopsided split in one class, but
+    one whose outputs ignore its input has diverged, whatever its loss."""
+    proba, y = np.asarray(proba), np.asarray(y)
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return None
+    pred = np.argmax(proba, axis=1)
+    if np.any(pred != pred[0]) or float(np.ptp(proba, axis=0).max()) > COLLAPSED_SPREAD:
+        return None
+    return int(pred[0])
+
+
 class StopOnInterrupt(keras.callbacks.Callback):
     """Raises a Ctrl-C or SIGTERM held back by :func:`~heartbeat.core.interrupts.deferred_interrupts`
     between two batches or epochs, where Keras' loop is plain Python and no TensorFlow object is
@@ -232,10 +254,10 @@ def train(
 
     Call it inside the strategy's scope (heartbeat/train/devices.py). ``cfg.batch_size`` is per replica:
     each step sees ``cfg.batch_size × replicas`` beats. A loss that becomes NaN, infinite or far beyond
-    chance (:class:`StopOnDivergence`) stops
-    training with :class:`TrainingDiverged`, naming ``section`` (params.yaml's) and its learning rate.
-    ``callbacks`` (Keras callbacks of the caller's: bench/bench_train.py times epochs with one) are
-    called after the loop's own.
+    chance (:class:`StopOnDivergence`) stops training with :class:`TrainingDiverged`, naming ``section``
+    (params.yaml's) and its learning rate; so does a model that ends :func:`collapsed` on the validation
+    beats. ``callbacks`` (Keras callbacks of the caller's: bench/bench_train.py times epochs with one)
+    are called after the loop's own.
     """
     batch = cfg.batch_size * replicas
     compile_model(model, cfg, steps_per_epoch=-(-len(train.y) // batch))
@@ -303,6 +325,15 @@ def train(
         raise TrainingDiverged(
             f"training diverged: the {key.replace('_', ' ')} became {value:.4g}{beyond} at epoch {epoch}; nothing "
             f"was written; lower {section}.lr in params.yaml (now {cfg.lr:g}), or check the prepared data"
+        )
+    proba = model.predict(x_val, batch_size=max(batch, 1024), verbose=0)
+    one = collapsed(proba, val.y)
+    if one is not None:
+        raise TrainingDiverged(
+            f"training collapsed: every one of the {len(val.y)} validation beats, of "
+            f"{len(np.unique(val.y))} classes, is given class {one} and the outputs do not depend on the "
+            f"beat; nothing was written; lower {section}.lr in params.yaml (now {cfg.lr:g}), or check the "
+            "prepared data"
         )
     n = len(hist.history["loss"])
     history = [
