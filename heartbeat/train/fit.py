@@ -269,24 +269,23 @@ def train(
         return np.eye(n_classes, dtype=np.float32)[y] if one_hot_targets(cfg) else y
 
     mode = "min" if cfg.monitor == "val_loss" else "max"
-    extra = list(callbacks)
-    callbacks = []
+    own: list[keras.callbacks.Callback] = []
     # Monitoring macro-F1 needs the validation predictions anyway: the same pass gives val_loss
     # and val_accuracy, and Keras' own validation pass is skipped.
     single_pass = cfg.monitor == "val_macro_f1"
     if single_pass:
-        callbacks.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing, cfg.focal_gamma))
-    callbacks.append(EpochLog(cfg.epochs))
+        own.append(ValMacroF1(x_val, val.y, max(batch, 1024), cfg.label_smoothing, cfg.focal_gamma))
+    own.append(EpochLog(cfg.epochs))
     guard = StopOnDivergence(n_classes)
-    callbacks.append(guard)  # after ValMacroF1, which writes val_loss when Keras does not
+    own.append(guard)  # after ValMacroF1, which writes val_loss when Keras does not
     if cfg.lr_schedule == "plateau":
-        callbacks.append(
+        own.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=cfg.monitor, mode=mode, factor=cfg.lr_decay, patience=cfg.plateau_patience
             )
         )
     if cfg.patience:
-        callbacks.append(
+        own.append(
             keras.callbacks.EarlyStopping(
                 monitor=cfg.monitor, mode=mode, patience=cfg.patience, restore_best_weights=True
             )
@@ -309,11 +308,7 @@ def train(
             batch_size=batch,
             shuffle=True,
             class_weight=class_weights(train.y, cfg.class_weight),
-            callbacks=[
-                StopOnInterrupt(check),
-                *callbacks,
-                *extra,
-            ],  # first: before an epoch's validation pass
+            callbacks=[StopOnInterrupt(check), *own, *callbacks],  # first: before an epoch's validation pass
             verbose=0,
         )
     seconds = time.perf_counter() - t0
