@@ -425,6 +425,39 @@ def blend(results: dict, a: str, b: str) -> dict:
     return out
 
 
+def seed_mean(results: dict, model: str, seeds: list[int]) -> dict:
+    """The runs of ``model``'s ``seeds`` combined as one run (seed ``"0"``): the mean of their final
+    probabilities, beat by beat, for every record all of them have. Each seed's network saw other
+    validation records, so this is what an ensemble of networks trained on different records would
+    about give, not ``ensemble: k`` (the same records, averaged before the temperature and smoothing)."""
+    runs = [results[model].get(str(s), {}) for s in seeds]
+    shared = set.intersection(*(set(r) for r in runs)) if runs else set()
+    out: dict = {}
+    for rec in sorted(shared):
+        if any("proba" not in r[rec] for r in runs):
+            continue
+
+        def mean(key: str, rec: str = rec) -> np.ndarray:
+            return np.mean([np.array(r[rec][key]) for r in runs], axis=0)
+
+        stress = {
+            k: {
+                "y": sa["y"],
+                "pred": np.mean([np.array(r[rec]["stress"][k]["proba"]) for r in runs], axis=0)
+                .argmax(1)
+                .tolist(),
+            }
+            for k, sa in runs[0][rec]["stress"].items()
+        }
+        out.setdefault("0", {})[rec] = {
+            "y": runs[0][rec]["y"],
+            "pred": mean("proba").argmax(axis=1).tolist(),
+            "pred_alone": mean("proba_alone").argmax(axis=1).tolist(),
+            "stress": stress,
+        }
+    return out
+
+
 def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str, float]) -> str:
     lines = ["## Leave-one-record-out over DS1 (pooled over the 22 test records; mean ± std over seeds)", ""]
     lines.append("| model | macro-F1 NSVF | F1 S | F1 V | F1 F | Se / +P S | Se / +P V | seeds |")
@@ -553,6 +586,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="A+B",
         help="also report the mean of two models' stored probabilities (runs with probabilities only)",
     )
+    ap.add_argument(
+        "--seed-mean",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="also report the mean of a model's seeds' stored probabilities, as one run",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -601,6 +641,10 @@ def main(argv: list[str] | None = None) -> None:
                 results[name] = json.loads(path.read_text()) if path.is_file() else {}
         results[pair] = blend(results, a, b)
         shown.append(pair)
+    for model in args.seed_mean:
+        name = f"{model}, mean of seeds {' '.join(map(str, args.seeds))}"
+        results[name] = seed_mean(results, model, args.seeds)
+        shown.append(name)
     text = report(results, shown, args.seeds, minutes)
     print(text)
     if args.out:
