@@ -8,6 +8,7 @@ import copy
 import importlib.util
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
 
@@ -162,8 +163,26 @@ def _stage_module(name: str):
     return module
 
 
+@pytest.fixture
+def only_the_toy_model() -> Iterator[ModelSpec]:
+    """The registry's models replaced by the toy alone, and given back in their order afterwards
+    (monkeypatch's undo would put them back in reverse: the report lists them in this order)."""
+    original = dict(MODEL_SPECS)
+    toy = ModelSpec("toy_ptb", "train_toy", "ptb", "Toy, PTB", "toy")
+    MODEL_SPECS.clear()
+    MODEL_SPECS[toy.name] = toy
+    try:
+        yield toy
+    finally:
+        MODEL_SPECS.clear()
+        MODEL_SPECS.update(original)
+
+
 def test_a_toy_model_added_through_the_registry_runs_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    only_the_toy_model: ModelSpec,
 ) -> None:
     """The registry alone (the toy replaces the four models), its builder and its params section:
     training, evaluate, export, the report and ``heartbeat predict`` all take it, on the demo data."""
@@ -175,10 +194,6 @@ def test_a_toy_model_added_through_the_registry_runs_end_to_end(
     monkeypatch.setitem(ARCHITECTURES, "toy", Architecture("toy", (BEAT,)))
     monkeypatch.setitem(BUILDERS, "toy", build_toy)
     monkeypatch.setitem(STAGE_SCHEMAS, "train_toy", ToyConfig)
-    for name in list(MODEL_SPECS):
-        monkeypatch.delitem(MODEL_SPECS, name)
-    toy = ModelSpec("toy_ptb", "train_toy", "ptb", "Toy, PTB", "toy")
-    monkeypatch.setitem(MODEL_SPECS, "toy_ptb", toy)
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     deep_update(params, {"data": TINY_PARAMS["data"], "export": {"quantize": []}})
