@@ -30,12 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from new_patients import SOURCE, load_records  # noqa: E402
+from new_patients import load_records, scored_rows  # noqa: E402
 
 from heartbeat.core.config import DS1_RECORDS, PACED_RECORDS  # noqa: E402
 from heartbeat.fetch import synth  # noqa: E402
 from heartbeat.signal.patient import LEAST_REGULAR, LOCAL_HALF, regular_beats  # noqa: E402
-from heartbeat.signal.segment import extract_beats  # noqa: E402
 
 S_SYMBOLS = ("A", "a", "J", "S")
 
@@ -60,19 +59,8 @@ def without_s(proba: np.ndarray, irregular: np.ndarray) -> np.ndarray:
 
 def ds1_table(mirror: Path, results: Path, models: list[str], share: float) -> str:
     recs = {r.name: r for r in load_records(mirror, list(DS1_RECORDS))}
-    shares = {}
-    for name, rec in recs.items():
-        seg = extract_beats(
-            rec.leads[0],
-            rec.fs,
-            rec.peaks,
-            window_s=SOURCE.window_s,
-            threshold=SOURCE.detector_threshold,
-            refractory_s=SOURCE.refractory_s,
-            scaling=SOURCE.beat_scaling,
-        )
-        rows = np.searchsorted(rec.peaks, np.asarray(seg.peaks)[seg.index])  # the beats the runs scored
-        shares[name] = local_regular_share(rec.peaks, rec.fs)[rows]
+    # each record's beats as the runs scored them
+    shares = {name: local_regular_share(rec.peaks, rec.fs)[scored_rows(rec)] for name, rec in recs.items()}
     lines = [
         "| model | seed | S F1 as run | S F1, no S in irregular stretches | S beats lost | false S removed |",
         "|---|---|---|---|---|---|",

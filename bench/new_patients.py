@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import DS1_RECORDS, PhysionetConfig  # noqa: E402
 from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
+from heartbeat.fetch.physionet import segment_options  # noqa: E402
 from heartbeat.model.outputs import OutputSteps  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal import wfdb_records  # noqa: E402
@@ -52,6 +53,7 @@ from heartbeat.signal.patient import (  # noqa: E402
     rr_features,
 )
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
+from heartbeat.signal.segment import extract_beats  # noqa: E402
 
 log = logging.getLogger("new_patients")
 
@@ -101,13 +103,16 @@ def featurise(rec: Record, reference: np.ndarray | None = None) -> tuple[np.ndar
         symbols,
         second=rec.leads[1] if len(rec.leads) > 1 else None,
         reference=reference,
-        window_s=SOURCE.window_s,
-        threshold=SOURCE.detector_threshold,
-        refractory_s=SOURCE.refractory_s,
-        scaling=SOURCE.beat_scaling,
+        **segment_options(SOURCE),
     )
     rows = np.searchsorted(rec.peaks, beats.sample)
     return beats.window, beats.patient, rec.labels[rows], rows
+
+
+def scored_rows(rec: Record) -> np.ndarray:
+    """The row in ``rec.peaks`` of each beat :func:`featurise` keeps, without its features."""
+    seg = extract_beats(rec.leads[0], rec.fs, rec.peaks, **segment_options(SOURCE))
+    return np.searchsorted(rec.peaks, np.asarray(seg.peaks)[seg.index])
 
 
 def stress_mask(labels: np.ndarray, ectopic: int | None = None, share: float = 2 / 3) -> np.ndarray:
@@ -222,7 +227,7 @@ def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: 
         elif kind == "random":
             extra.append(as_split(references(rec, method, random_reference(rec.labels, rng))))
         else:
-            extra.append(irregular_copy(rec, featurise(rec)[3], rng))
+            extra.append(irregular_copy(rec, scored_rows(rec), rng))
     return Prepared(as_split(references(rec, method)), stress, extra)
 
 
@@ -400,61 +405,52 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
 
+def mean_run(runs: list[dict]) -> dict | None:
+    """One record's runs combined into one: the mean of their final probabilities, beat by beat, on
+    the record and on each stress variant (None when a run stored no probabilities)."""
+    if any("proba" not in r for r in runs):
+        return None
+
+    def mean(get) -> np.ndarray:
+        return np.mean([np.array(get(r)) for r in runs], axis=0)
+
+    return {
+        "y": runs[0]["y"],
+        "pred": mean(lambda r: r["proba"]).argmax(axis=1).tolist(),
+        "pred_alone": mean(lambda r: r["proba_alone"]).argmax(axis=1).tolist(),
+        "stress": {
+            k: {"y": sa["y"], "pred": mean(lambda r, k=k: r["stress"][k]["proba"]).argmax(axis=1).tolist()}
+            for k, sa in runs[0]["stress"].items()
+        },
+    }
+
+
 def blend(results: dict, a: str, b: str) -> dict:
-    """The runs of ``a`` and ``b`` combined: the mean of their final probabilities, beat by beat, for
-    every seed and record both have (what averaging the two models' outputs would about give; an
-    ensemble in the pipeline averages before the temperature and smoothing)."""
+    """The runs of ``a`` and ``b`` combined (:func:`mean_run`) for every seed and record both have
+    (what averaging the two models' outputs would about give; an ensemble in the pipeline averages
+    before the temperature and smoothing)."""
     out: dict = {}
     for seed, runs in results[a].items():
         for rec, ra in runs.items():
             rb = results[b].get(seed, {}).get(rec)
-            if rb is None or "proba" not in ra or "proba" not in rb:
-                continue
-            p = (np.array(ra["proba"]) + np.array(rb["proba"])) / 2
-            alone = (np.array(ra["proba_alone"]) + np.array(rb["proba_alone"])) / 2
-            stress = {}
-            for k, sa in ra["stress"].items():
-                q = (np.array(sa["proba"]) + np.array(rb["stress"][k]["proba"])) / 2
-                stress[k] = {"y": sa["y"], "pred": q.argmax(axis=1).tolist()}
-            out.setdefault(seed, {})[rec] = {
-                "y": ra["y"],
-                "pred": p.argmax(axis=1).tolist(),
-                "pred_alone": alone.argmax(axis=1).tolist(),
-                "stress": stress,
-            }
+            combined = None if rb is None else mean_run([ra, rb])
+            if combined is not None:
+                out.setdefault(seed, {})[rec] = combined
     return out
 
 
 def seed_mean(results: dict, model: str, seeds: list[int]) -> dict:
-    """The runs of ``model``'s ``seeds`` combined as one run (seed ``"0"``): the mean of their final
-    probabilities, beat by beat, for every record all of them have. Each seed's network saw other
-    validation records, so this is what an ensemble of networks trained on different records would
-    about give, not ``ensemble: k`` (the same records, averaged before the temperature and smoothing)."""
+    """The runs of ``model``'s ``seeds`` combined as one run (seed ``"0"``, :func:`mean_run`) for every
+    record all of them have. Each seed's network saw other validation records, so this is what an
+    ensemble of networks trained on different records would about give, not ``ensemble: k`` (the
+    same records, averaged before the temperature and smoothing)."""
     runs = [results[model].get(str(s), {}) for s in seeds]
     shared = set.intersection(*(set(r) for r in runs)) if runs else set()
     out: dict = {}
     for rec in sorted(shared):
-        if any("proba" not in r[rec] for r in runs):
-            continue
-
-        def mean(key: str, rec: str = rec) -> np.ndarray:
-            return np.mean([np.array(r[rec][key]) for r in runs], axis=0)
-
-        stress = {
-            k: {
-                "y": sa["y"],
-                "pred": np.mean([np.array(r[rec]["stress"][k]["proba"]) for r in runs], axis=0)
-                .argmax(1)
-                .tolist(),
-            }
-            for k, sa in runs[0][rec]["stress"].items()
-        }
-        out.setdefault("0", {})[rec] = {
-            "y": runs[0][rec]["y"],
-            "pred": mean("proba").argmax(axis=1).tolist(),
-            "pred_alone": mean("proba_alone").argmax(axis=1).tolist(),
-            "stress": stress,
-        }
+        combined = mean_run([r[rec] for r in runs])
+        if combined is not None:
+            out.setdefault("0", {})[rec] = combined
     return out
 
 

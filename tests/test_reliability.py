@@ -1008,41 +1008,36 @@ def test_pickle_model_stops_evaluate_in_one_line(tmp_path: Path, tiny_repro: Pat
 # ---------------------------------------------------------------- 1. non-finite numbers never pass for results
 
 
-@pytest.mark.slow
-def test_diverging_training_stops_in_one_line_and_writes_nothing(
-    tmp_path: Path, tiny_repro: Path, in_process
-) -> None:
-    """A huge learning rate trained a NaN model with exit 0; now the stage names itself and lr."""
-    project = tmp_path / "project"
-    shutil.copytree(tiny_repro, project, symlinks=True)
-    edit_params(project, {"train_mlp": {"lr": 1e30}})
-    before = _digest(project)
-    _one_line_error(
-        in_process(project, "train_mlp"),
-        "train_mlp",
+TRAINING_GONE_WRONG = {
+    # A huge learning rate trained a NaN model with exit 0.
+    "diverged": (
+        1e30,
         "training diverged: the loss became nan at epoch 1",
         "lower train_mlp.lr in params.yaml (now 1e+30)",
-    )
-    assert _digest(project) == before and _leftovers(project) == []
+    ),
+    # lr 0.15 on the tiny PTB MLP keeps the loss under the divergence limit (0.3 passes it) but leaves a
+    # network whose outputs ignore the beat; it was saved with exit 0.
+    "collapsed": (
+        0.15,
+        "training collapsed: every one of the ",
+        "the outputs do not depend on the beat; nothing was written; lower train_mlp.lr in params.yaml (now 0.15)",
+    ),
+}
 
 
 @pytest.mark.slow
-def test_collapsed_training_stops_in_one_line_and_writes_nothing(
-    tmp_path: Path, tiny_repro: Path, in_process
+@pytest.mark.parametrize("case", list(TRAINING_GONE_WRONG))
+def test_training_gone_wrong_stops_in_one_line_and_writes_nothing(
+    tmp_path: Path, tiny_repro: Path, in_process, case: str
 ) -> None:
-    """``lr: 0.15`` on the tiny PTB MLP keeps the loss under the divergence limit (0.3 passes it) but
-    leaves a network whose outputs ignore the beat; it was saved with exit 0. Now the stage names
-    itself and lr, and writes nothing."""
+    """A diverged or collapsed training run was saved with exit 0; now the stage names itself and lr,
+    and writes nothing."""
+    lr, head, tail = TRAINING_GONE_WRONG[case]
     project = tmp_path / "project"
     shutil.copytree(tiny_repro, project, symlinks=True)
-    edit_params(project, {"train_mlp": {"lr": 0.15}})
+    edit_params(project, {"train_mlp": {"lr": lr}})
     before = _digest(project)
-    _one_line_error(
-        in_process(project, "train_mlp"),
-        "train_mlp",
-        "training collapsed: every one of the ",
-        "the outputs do not depend on the beat; nothing was written; lower train_mlp.lr in params.yaml (now 0.15)",
-    )
+    _one_line_error(in_process(project, "train_mlp"), "train_mlp", head, tail)
     assert _digest(project) == before and _leftovers(project) == []
 
 

@@ -306,7 +306,9 @@ class _Report:
         self.skipped.append({"database": database, "record": record, "reason": reason})
 
 
-def _segment_kwargs(cfg: PhysionetConfig) -> dict:
+def segment_options(cfg: PhysionetConfig) -> dict[str, object]:
+    """How the physionet source cuts a record's beats (:func:`heartbeat.signal.segment.extract_beats`'s
+    options): what anything scoring beats "as the physionet source cuts them" passes too."""
     return {
         "window_s": cfg.window_s,
         "threshold": cfg.detector_threshold,
@@ -329,7 +331,7 @@ def _mitdb_record(
     signal = _read_lead(db, record, header, lead)
     ref_samples, ref_symbols = _read_annotations(db, record, int(header.sig_len))
     fs = float(header.fs)
-    kwargs = _segment_kwargs(cfg)
+    kwargs = segment_options(cfg)
     detected = segment.extract_beats(signal, fs, None, polarity=cfg.detector_polarity, **kwargs)
     score = detect.score_detector(detected.peaks, ref_samples, fs)
     other = wfdb_records.second_lead(header, lead)
@@ -390,7 +392,7 @@ def _ptbdb_record(
         second=second,
         reference=reference,
         polarity=cfg.detector_polarity,
-        **_segment_kwargs(cfg),
+        **segment_options(cfg),
     )
     report.ptbdb[record] = {
         "lead": lead,
