@@ -40,6 +40,7 @@ from heartbeat.core.beat_spec import MITBIH_CLASSES  # noqa: E402
 from heartbeat.core.config import DS1_RECORDS, PhysionetConfig  # noqa: E402
 from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
 from heartbeat.fetch.physionet import segment_options  # noqa: E402
+from heartbeat.model.calibration import apply_temperature  # noqa: E402
 from heartbeat.model.outputs import OutputSteps  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal import wfdb_records  # noqa: E402
@@ -54,6 +55,7 @@ from heartbeat.signal.patient import (  # noqa: E402
 )
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
 from heartbeat.signal.segment import extract_beats  # noqa: E402
+from heartbeat.train.bagging import held_out_records  # noqa: E402
 
 log = logging.getLogger("new_patients")
 
@@ -257,8 +259,7 @@ def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: 
     from heartbeat.train.stage import fit_stage
 
     others = [r for r in sorted(prepared) if r != test]
-    rng = np.random.default_rng([seed, int(test)])
-    val = set(rng.choice(others, size=val_records, replace=False).tolist())
+    val = set(held_out_records(others, val_records, [seed, int(test)]))
     train_parts = [prepared[r].split for r in others if r not in val]
     train_parts += [c for r in others if r not in val for c in prepared[r].augmented]
     tr = concat(train_parts)
@@ -405,19 +406,25 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
 
 
-def mean_run(runs: list[dict]) -> dict | None:
+def mean_run(runs: list[dict], calibrated_alone: bool = False) -> dict | None:
     """One record's runs combined into one: the mean of their final probabilities, beat by beat, on
-    the record and on each stress variant (None when a run stored no probabilities)."""
+    the record and on each stress variant (None when a run stored no probabilities). Each beat alone:
+    the mean of the networks' own probabilities, or with ``calibrated_alone`` of each after its run's
+    temperature (what a held-out-records ensemble gives before the smoothing)."""
     if any("proba" not in r for r in runs):
         return None
 
     def mean(get) -> np.ndarray:
         return np.mean([np.array(get(r)) for r in runs], axis=0)
 
+    def alone(r: dict) -> np.ndarray:
+        t = r["info"].get("temperature") if calibrated_alone else None
+        return apply_temperature(np.array(r["proba_alone"]), t) if t else r["proba_alone"]
+
     return {
         "y": runs[0]["y"],
         "pred": mean(lambda r: r["proba"]).argmax(axis=1).tolist(),
-        "pred_alone": mean(lambda r: r["proba_alone"]).argmax(axis=1).tolist(),
+        "pred_alone": mean(alone).argmax(axis=1).tolist(),
         "stress": {
             k: {"y": sa["y"], "pred": mean(lambda r, k=k: r["stress"][k]["proba"]).argmax(axis=1).tolist()}
             for k, sa in runs[0]["stress"].items()
@@ -439,7 +446,7 @@ def blend(results: dict, a: str, b: str) -> dict:
     return out
 
 
-def seed_mean(results: dict, model: str, seeds: list[int]) -> dict:
+def seed_mean(results: dict, model: str, seeds: list[int], calibrated_alone: bool = False) -> dict:
     """The runs of ``model``'s ``seeds`` combined as one run (seed ``"0"``, :func:`mean_run`) for every
     record all of them have. Each seed's network saw other validation records, so this is what an
     ensemble of networks trained on different records would about give, not ``ensemble: k`` (the
@@ -448,9 +455,24 @@ def seed_mean(results: dict, model: str, seeds: list[int]) -> dict:
     shared = set.intersection(*(set(r) for r in runs)) if runs else set()
     out: dict = {}
     for rec in sorted(shared):
-        combined = mean_run([r[rec] for r in runs])
+        combined = mean_run([r[rec] for r in runs], calibrated_alone)
         if combined is not None:
             out.setdefault("0", {})[rec] = combined
+    return out
+
+
+def held_out_ensembles(results: dict, model: str, members: int, seeds: list[int]) -> dict:
+    """The runs of ``model`` combined as the pipeline's ``ensemble: members`` with ``ensemble_holdout``
+    would give them, one ensemble per seed ``s`` in ``seeds`` (its members: the single runs with seeds
+    ``s`` to ``s + members - 1``, :func:`seed_mean`). Each single run here trained on the other records
+    but its own validation ones, fitted its temperature there and smoothed; the pipeline's member does
+    the same, and folds that temperature into the network, and smoothing is linear in the
+    probabilities, so the ensemble's output is the mean of these runs' final probabilities."""
+    out: dict = {}
+    for s in seeds:
+        combined = seed_mean(results, model, list(range(s, s + members)), calibrated_alone=True)
+        if combined:
+            out[str(s)] = combined["0"]
     return out
 
 
@@ -589,6 +611,15 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MODEL",
         help="also report the mean of a model's seeds' stored probabilities, as one run",
     )
+    ap.add_argument(
+        "--held-out-ensembles",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="also report MODEL's runs as ensembles of --members held-out-records members (the "
+        "pipeline's ensemble_holdout): --seeds taken --members at a time, each group one ensemble",
+    )
+    ap.add_argument("--members", type=int, default=3, help="members of each --held-out-ensembles ensemble")
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -640,6 +671,11 @@ def main(argv: list[str] | None = None) -> None:
     for model in args.seed_mean:
         name = f"{model}, mean of seeds {' '.join(map(str, args.seeds))}"
         results[name] = seed_mean(results, model, args.seeds)
+        shown.append(name)
+    for model in args.held_out_ensembles:
+        starts = args.seeds[:: args.members]
+        name = f"{model}, ensembles of {args.members} (ensemble_holdout), seeds {' '.join(map(str, starts))}"
+        results[name] = held_out_ensembles(results, model, args.members, starts)
         shown.append(name)
     text = report(results, shown, args.seeds, minutes)
     print(text)

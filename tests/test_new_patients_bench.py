@@ -50,3 +50,23 @@ def test_a_blend_is_the_beat_by_beat_mean_of_two_runs() -> None:
     }
     blended = new_patients.blend(results, "a", "b")["0"]["101"]
     assert blended["pred"] == [0, 1] and blended["stress"]["1"]["pred"] == [1]
+
+
+def test_held_out_ensembles_group_consecutive_seeds_and_calibrate_each_beat_alone() -> None:
+    def run(final: list[float], raw: list[float], t: float) -> dict:
+        return {"y": [1], "proba": [final], "proba_alone": [raw], "info": {"temperature": t}, "stress": {}}
+
+    # Seeds 0-2 make ensemble 0; seed 3 alone has no full ensemble. The raw outputs favour N, but
+    # seed 2's network is far less sure than its temperature says: calibrated, the mean favours S.
+    results = {
+        "m": {
+            "0": {"101": run([0.2, 0.8, 0, 0, 0], [0.6, 0.4, 0, 0, 0], 1.0)},
+            "1": {"101": run([0.3, 0.7, 0, 0, 0], [0.6, 0.4, 0, 0, 0], 1.0)},
+            "2": {"101": run([0.4, 0.6, 0, 0, 0], [0.45, 0.55, 0, 0, 0], 0.05)},
+            "3": {"101": run([0.9, 0.1, 0, 0, 0], [0.9, 0.1, 0, 0, 0], 1.0)},
+        }
+    }
+    ensembles = new_patients.held_out_ensembles(results, "m", 3, [0, 3])
+    assert list(ensembles) == ["0"]
+    assert ensembles["0"]["101"]["pred"] == [1] and ensembles["0"]["101"]["pred_alone"] == [1]
+    assert new_patients.seed_mean(results, "m", [0, 1, 2])["0"]["101"]["pred_alone"] == [0]

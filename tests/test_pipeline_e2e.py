@@ -44,22 +44,21 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _smoothed_by_record(project: Path, model, info: dict, metrics: dict, details: dict) -> None:
-    """evaluate smooths the shipped network's probabilities over each test record with the library's
-    one function, after the temperature, and keeps what each beat alone scores beside."""
+    """evaluate smooths the shipped ensemble's probabilities over each test record with the library's
+    one function (each member's temperature is inside it), and keeps what each beat alone scores beside."""
     import numpy as np
 
     from heartbeat.core.stored import RecordSmoothing
     from heartbeat.evaluate.metrics import classification_metrics
     from heartbeat.model.architectures import model_inputs
-    from heartbeat.model.calibration import apply_temperature
     from heartbeat.model.smoothing import smooth_over_records
     from heartbeat.prepare.arrays import load_split
 
     assert info["record_smoothing"] == {"neighbours": 20, "weight": 0.5, "span": 5000}  # params.yaml
     test = load_split(project / "data/prepared/mitbih", "test")
     assert test.G is not None and len(np.unique(test.G)) > 1  # the beat split mixes records
-    raw = model.predict(model_inputs(model, test), batch_size=1024, verbose=0)  # evaluate's batch
-    proba = apply_temperature(raw, info["temperature"])
+    proba = model.predict(model_inputs(model, test), batch_size=1024, verbose=0)  # evaluate's batch
+    assert "temperature" not in info and len(info["ensemble"]["temperature"]) == 3  # folded in
     alone = classification_metrics(test.y, proba, ("N", "S", "V", "F", "Q"))
     smoothed = smooth_over_records(proba, test.W, test.G, RecordSmoothing(20, 0.5, 5000))
     ours = classification_metrics(test.y, smoothed, ("N", "S", "V", "F", "Q"))
@@ -122,8 +121,9 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             _smoothed_by_record(project, model, info, metrics, smoothing)
         history = (project / f"plots/{name}/history.csv").read_text().splitlines()
         header = "epoch,loss,accuracy,val_loss,val_accuracy"
-        if name == "resnet_mitbih":  # params.yaml's default: one network, so no member column
-            assert "ensemble" not in info and len(history) == 1 + info["epochs_run"]
+        if name == "resnet_mitbih":  # params.yaml's default: three networks, each row says whose
+            assert info["ensemble"]["seeds"] == [0, 1, 2] and len(history) == 1 + info["epochs_run"]
+            header += ",member"
         assert history[0] == header and len(history) >= 2
         confusion = (project / f"plots/{name}/confusion.csv").read_text().splitlines()
         assert confusion[0] == "actual,predicted,beats" and len(confusion) == 1 + len(expected) ** 2

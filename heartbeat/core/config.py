@@ -314,6 +314,14 @@ class ResNetConfig(TrainConfig):
         description="train this many models, seeds seed, seed+1, ...; the saved model averages their "
         "probabilities (1: a single model)",
     )
+    ensemble_holdout: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="with ensemble > 1: each member holds out this many records, drawn with its seed from "
+        "the training and validation records, for its early stopping and temperature, and trains on the "
+        "rest (0: every member sees the same records; heartbeat/train/bagging.py)",
+    )
 
     @field_validator("record_smoothing", mode="before")
     @classmethod

@@ -329,6 +329,18 @@ def build_ensemble(members: list[keras.Model], name: str) -> keras.Model:
     return keras.Model(x, outputs, name=name)
 
 
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """``model`` with ``temperature`` folded into its softmax layer: ``softmax(z / T)`` is a Dense
+    layer's ``softmax((W / T) x + b / T)``, so the model itself gives the calibrated probabilities and
+    an ensemble can average members that each carry their own temperature. Changes ``model`` in place."""
+    out = model.layers[-1]
+    if not isinstance(out, layers.Dense) or out.activation is not keras.activations.softmax:
+        raise ValueError(f"model {model.name!r} does not end in a softmax Dense layer (got {out.name!r})")
+    kernel, bias = out.get_weights()
+    out.set_weights([kernel / np.float32(temperature), bias / np.float32(temperature)])
+    return model
+
+
 def ensemble_members(model: keras.Model) -> list[keras.Model]:
     """The members of a :func:`build_ensemble` model, in seed order; ``[model]`` for a single model."""
     if not any(layer.name == ENSEMBLE_OUTPUT for layer in model.layers):

@@ -44,6 +44,7 @@ from heartbeat.core.hashing import sha256_file
 from heartbeat.core.layout import EXPORT_DIR, MANIFEST, read_sidecar
 from heartbeat.core.native import quiet_native_stderr
 from heartbeat.core.registry import signatures
+from heartbeat.model.calibration import check_temperature
 from heartbeat.model.outputs import OutputSteps, Probabilities
 
 if TYPE_CHECKING:
@@ -485,19 +486,41 @@ def load_runner(
     """
     runner = _load_runner(Path(path), backend, threads, precision)
     sidecar = _sidecar_for(Path(path))
+    folded: list[float] = []
     if sidecar is not None:  # read once; each value is checked as the stage that wrote it would
         where, data = read_sidecar(sidecar)
         runner.steps = OutputSteps.from_sidecar(data, str(where))
         trained = data.get("trained_on")
         runner.trained_on = trained if isinstance(trained, dict) else None
         runner.reference = check_reference((runner.trained_on or {}).get("reference"), str(where))
+        folded = folded_temperatures(data, str(where))
     if runner.steps.temperature is not None:
         log.info(
             "%s: calibrated probabilities (temperature %.4g, fitted on validation)",
             path,
             runner.steps.temperature,
         )
+    elif folded:
+        log.info(
+            "%s: calibrated probabilities (%d networks averaged, each with its own temperature inside it: "
+            "%s, fitted on the records it left out)",
+            path,
+            len(folded),
+            ", ".join(f"{t:.4g}" for t in folded),
+        )
     return runner
+
+
+def folded_temperatures(data: dict, where: str) -> list[float]:
+    """The temperatures a held-out-records ensemble's members carry inside them (heartbeat/train/
+    bagging.py), from its sidecar's ``ensemble.temperature``; checked as a stored temperature is."""
+    ensemble = data.get("ensemble")
+    values = ensemble.get("temperature") if isinstance(ensemble, dict) else None
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise ModelError(f"{where}: ensemble.temperature is not a list of numbers; retrain the model")
+    return [check_temperature(t, f"{where}: ensemble") for t in values]
 
 
 def stored_reference(path: str | os.PathLike[str]) -> str:

@@ -25,6 +25,7 @@ from heartbeat.model.architectures import (
     has_representation,
     model_inputs,
     takes_rhythm,
+    with_temperature,
 )
 from heartbeat.model.builders import BUILDERS
 from heartbeat.model.calibration import fit_temperature
@@ -34,6 +35,7 @@ from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
 from heartbeat.signal.patient import PATIENT_COLUMNS
 from heartbeat.train import devices
+from heartbeat.train.bagging import joined, member_splits, pool_records
 from heartbeat.train.classical import fit_classical
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
@@ -136,7 +138,9 @@ def fit_stage(
     """Build and train ``stage``'s model on ``tr``, validating on ``va``; nothing is written.
 
     With ``ensemble: k`` (ResNet stages) it trains ``k`` models, seeds ``seed`` to ``seed + k - 1``,
-    each exactly as a single run with that seed would, and returns their mean as one model.
+    each exactly as a single run with that seed would, and returns their mean as one model. With
+    ``ensemble_holdout: n`` each member trains on other records (heartbeat/train/bagging.py) and
+    carries its own temperature, so the mean needs none.
     ``placement`` defaults to TensorFlow's default strategy on whatever device it picked.
     """
     k = getattr(cfg, "ensemble", 1)
@@ -144,23 +148,44 @@ def fit_stage(
     scope = placement.strategy.scope if placement is not None else contextlib.nullcontext
     replicas = placement.replicas if placement is not None else 1
     plan = input_plan(stage, cfg, tr, va)
+    if ARCHITECTURES[plan[0]].fitted and k > 1:
+        log.warning(
+            "%s.ensemble: %d seeds of %s would be %d copies of one model (it is fitted without random "
+            "draws that matter); training one",
+            stage,
+            k,
+            plan[0],
+            k,
+        )
+        k, seeds = 1, seeds[:1]
+    pool = _bagging_pool(stage, cfg, plan, tr, va) if k > 1 else None
+    smoothing = getattr(cfg, "record_smoothing", None)
+    if smoothing is not None and smoothing.weight == 0:
+        smoothing = None
+    held_out: list[list[int]] = []
+    member_temperatures: list[float] = []
     results = []
     if ARCHITECTURES[plan[0]].fitted:
-        if k > 1:
-            raise ParamsError(
-                f"{stage}.ensemble: {k} seeds of {plan[0]} would be {k} copies of one model (it is fitted "
-                "without random draws that matter); set ensemble: 1"
-            )
         make_deterministic(cfg.seed)
         results.append(fit_classical(plan[0], cfg, tr, va, n_classes))
     for i, seed in enumerate(seeds if not results else []):
-        if k > 1:
+        member_tr, member_va = tr, va
+        if pool is not None:
+            member_tr, member_va, out = member_splits(pool, cfg.ensemble_holdout, seed)
+            held_out.append(out)
+            log.info("ensemble member %d/%d (seed %d), records %s held out", i + 1, k, seed, out)
+        elif k > 1:
             log.info("ensemble member %d/%d (seed %d)", i + 1, k, seed)
         make_deterministic(seed)
         with scope(), _out_of_memory(stage):  # variables, optimizer and fit under the chosen strategy
             member = cfg.model_copy(update={"seed": seed})
             model = build_model(stage, member, n_classes, plan, base)
-            results.append(train(model, tr, va, member, replicas=replicas, section=stage))
+            results.append(train(model, member_tr, member_va, member, replicas=replicas, section=stage))
+        if pool is not None and cfg.calibration == "temperature":
+            # Fitted on the member's own held-out records, as a single network's on its validation.
+            t = calibrate(results[-1].model, member_va, _smoothing_for(results[-1].model, smoothing))
+            with_temperature(results[-1].model, t)
+            member_temperatures.append(round(t, 6))
     if getattr(cfg, "with_trees", False) and plan[0] != "patient_net":
         log.warning(
             "%s.with_trees: only a patient_net takes the trees beside it; training %s alone", stage, plan[0]
@@ -187,18 +212,58 @@ def fit_stage(
             "epochs_run": [len(r.history) for r in results],
             "best_epoch": [r.best_epoch for r in results],
         }
+        if pool is not None:
+            info["ensemble"]["held_out_records"] = held_out  # G values: indices into the sorted records
+            if member_temperatures:
+                info["ensemble"]["temperature"] = member_temperatures  # folded into each member
     info["weight_count"] = int(model.count_params())
     info["rhythm_input"] = takes_rhythm(model)
-    smoothing = getattr(cfg, "record_smoothing", None)
-    if smoothing is None or smoothing.weight == 0 or all(t.name != WINDOW_INPUT for t in model.inputs):
-        smoothing = None
+    smoothing = _smoothing_for(model, smoothing)
     temperature = None
-    if cfg.calibration == "temperature":
+    # A held-out-records ensemble has no records that none of its members learnt from to fit one
+    # more temperature on; each member carries its own.
+    if cfg.calibration == "temperature" and pool is None:
         temperature = calibrate(model, va, smoothing)
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate and predict
     if smoothing is not None:
         info[SIDECAR_KEY] = smoothing.as_dict()  # applied after the temperature by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
+
+
+def _smoothing_for(model: keras.Model, smoothing: RecordSmoothing | None) -> RecordSmoothing | None:
+    """The record smoothing that applies to ``model``: only a model that reads the beat's window has
+    the windows that neighbours are found by."""
+    if smoothing is None or all(t.name != WINDOW_INPUT for t in model.inputs):
+        return None
+    return smoothing
+
+
+def _bagging_pool(stage: str, cfg: TrainConfig, plan: tuple[str, int], tr: Split, va: Split) -> Split | None:
+    """The beats that an ensemble's members draw their held-out records from (the training and
+    validation splits together), or None when the members all see the same records: ``ensemble_holdout``
+    is 0, or the prepared data has no records (the Kaggle CSVs), which is warned about."""
+    n = getattr(cfg, "ensemble_holdout", 0)
+    if not n:
+        return None
+    if getattr(cfg, "with_trees", False) and plan[0] == "patient_net":
+        raise ParamsError(
+            f"{stage}.ensemble_holdout: {n} gives each network its own records, but the trees of "
+            "with_trees: true would learn from them all; set with_trees: false or ensemble_holdout: 0"
+        )
+    records = pool_records(tr, va)
+    if records is None:
+        log.warning(
+            "%s.ensemble_holdout: the prepared data does not say which record each beat came from (the "
+            "Kaggle CSVs do not; the physionet and demo sources do), so every member sees the same records",
+            stage,
+        )
+        return None
+    if n >= len(records):
+        raise ParamsError(
+            f"{stage}.ensemble_holdout: {n} records held out of the {len(records)} that the training and "
+            f"validation splits hold leaves none to train on; set it below {len(records)}"
+        )
+    return joined(tr, va)
 
 
 def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothing | None = None) -> float:
@@ -238,6 +303,15 @@ def trained_on(prepared: dict, dataset: str) -> dict:
     }
 
 
+def record_names(groups: list[list[int]], prepared: dict, dataset: str) -> list[list[str]] | list[list[int]]:
+    """Record indices (``G`` values: positions in the dataset's sorted records, which preprocess's
+    info.json lists) as the records' names; the indices themselves where it lists none."""
+    names = (prepared.get("records") or {}).get(dataset)
+    if not names or any(i >= len(names) for g in groups for i in g):
+        return groups
+    return [[str(names[i]) for i in g] for g in groups]
+
+
 def run_training(name: str, params: str = "params.yaml") -> None:
     """Train model ``name`` (a key of heartbeat/core/registry.py's ``MODEL_SPECS``) with its stage's
     section of ``params`` and save it."""
@@ -262,10 +336,14 @@ def run_training(name: str, params: str = "params.yaml") -> None:
                 spec.dataset.upper(),
             )
     trained = fit_stage(spec.stage, cfg, tr, va, n_classes, placement, base)
+    prepared = read_json(layout.PREPARED / "info.json", "preprocess")
+    ensemble = trained.info.get("ensemble") or {}
+    if "held_out_records" in ensemble:
+        ensemble["held_out_records"] = record_names(ensemble["held_out_records"], prepared, spec.dataset)
     info = {
         "model": name,
         "stage": spec.stage,
-        "trained_on": trained_on(read_json(layout.PREPARED / "info.json", "preprocess"), spec.dataset),
+        "trained_on": trained_on(prepared, spec.dataset),
         "device": placement.device,
         "replicas": placement.replicas,
         "global_batch_size": placement.global_batch(cfg.batch_size),
