@@ -130,15 +130,6 @@ def test_the_stage_fits_a_classical_model_calibrated_after_smoothing_and_reprodu
     assert accuracy > 0.8  # it learnt the rule, not only the majority class (about 0.6)
 
 
-def test_an_ensemble_of_a_classical_model_is_refused() -> None:
-    from heartbeat.core.errors import ParamsError
-    from heartbeat.train.stage import fit_stage
-
-    tr = _split(200, 0)
-    with pytest.raises(ParamsError, match="ensemble"):
-        fit_stage("train_resnet_mitbih", ResNetConfig(architecture="lda", ensemble=2), tr, tr, 5)
-
-
 def test_the_trees_learn_from_every_minority_beat_and_a_share_of_the_normal_ones() -> None:
     from heartbeat.train.classical import training_rows
 
