@@ -15,7 +15,7 @@ from heartbeat.model.architectures import build_resnet, ensemble_members, model_
 from heartbeat.model.calibration import apply_temperature
 from heartbeat.prepare.arrays import Split
 from heartbeat.signal.patient import PATIENT_COLUMNS, WINDOW_SHAPE
-from heartbeat.train.bagging import held_out_records, joined, member_splits, pool_records
+from heartbeat.train.bagging import held_out_records, member_splits, pool_records
 
 SMALL = {"epochs": 2, "batch_size": 64, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}
 
@@ -58,13 +58,13 @@ def test_the_draw_is_a_seeded_choice_without_replacement() -> None:
 
 def test_a_member_validates_on_whole_records_it_does_not_train_on() -> None:
     tr, va = _split(300, 0, range(0, 5)), _split(100, 1, range(5, 7))
-    pool = joined(tr, va)
-    assert len(pool.y) == 400 and list(pool_records(tr, va)) == list(range(7))
+    pool = tr.joined(va)
+    assert len(pool.y) == 400 and list(pool_records(pool)) == list(range(7))
     m_tr, m_va, out = member_splits(pool, 2, seed=4)
     assert len(out) == 2 and set(np.unique(m_va.G)) == set(out)
     assert not set(np.unique(m_tr.G)) & set(out)
     assert len(m_tr.y) + len(m_va.y) == 400
-    assert pool_records(tr, Split(va.X, va.y)) is None
+    assert pool_records(tr.joined(Split(va.X, va.y))) is None
 
 
 def test_a_folded_temperature_gives_the_calibrated_probabilities() -> None:
@@ -88,7 +88,7 @@ def test_each_member_is_the_single_run_on_its_own_records() -> None:
     assert info["held_out_records"] != [sorted(range(5, 7))] * 2  # not the stage's own validation split
     assert "temperature" not in trained.info and len(info["temperature"]) == 2
 
-    pool = joined(tr, va)
+    pool = tr.joined(va)
     m_tr, m_va, out = member_splits(pool, 2, seed=3)
     assert out == info["held_out_records"][1]
     single = fit_stage("train_resnet_mitbih", _cfg(seed=3), m_tr, m_va, 5)

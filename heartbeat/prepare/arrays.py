@@ -47,6 +47,15 @@ class Split:
         sides = {k: None if getattr(self, k) is None else getattr(self, k)[idx] for k in SIDE_ARRAYS}
         return Split(X=self.X[idx], y=self.y[idx], **sides)
 
+    def joined(self, other: Split) -> Split:
+        """This split's rows, then ``other``'s; a side array only where both have it."""
+
+        def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None or b is None else np.concatenate([a, b])
+
+        sides = {k: both(getattr(self, k), getattr(other, k)) for k in SIDE_ARRAYS}
+        return Split(X=np.concatenate([self.X, other.X]), y=np.concatenate([self.y, other.y]), **sides)
+
 
 def save_dataset(folder: Path, splits: dict[str, Split]) -> None:
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from heartbeat.prepare.arrays import SIDE_ARRAYS, Split
+from heartbeat.prepare.arrays import Split
 
 
 def held_out_records(records: Sequence, n: int, entropy: Sequence[int]) -> list:
@@ -25,28 +25,14 @@ def held_out_records(records: Sequence, n: int, entropy: Sequence[int]) -> list:
     return sorted(rng.choice(np.asarray(records), size=n, replace=False).tolist())
 
 
-def joined(tr: Split, va: Split) -> Split:
-    """The training and validation splits as one pool of beats."""
-    sides = {
-        k: None
-        if getattr(tr, k) is None or getattr(va, k) is None
-        else np.concatenate([getattr(tr, k), getattr(va, k)])
-        for k in SIDE_ARRAYS
-    }
-    return Split(X=np.concatenate([tr.X, va.X]), y=np.concatenate([tr.y, va.y]), **sides)
-
-
-def pool_records(tr: Split, va: Split) -> np.ndarray | None:
-    """The records (``G`` values) that the training and validation splits hold; None without ``G``."""
-    if tr.G is None or va.G is None:
-        return None
-    return np.unique(np.concatenate([tr.G, va.G]))
+def pool_records(pool: Split) -> np.ndarray | None:
+    """The records (``G`` values) that ``pool`` holds, sorted; None where it does not say."""
+    return None if pool.G is None else np.unique(pool.G)
 
 
 def member_splits(pool: Split, n: int, seed: int) -> tuple[Split, Split, list[int]]:
     """One member's training and validation beats from ``pool``: validation is every beat of ``n``
     records drawn with ``seed`` (:func:`held_out_records`), training the rest. Also the drawn records."""
-    records = np.unique(pool.G)
-    out = held_out_records(records, n, [seed])
+    out = held_out_records(pool_records(pool), n, [seed])
     mask = np.isin(pool.G, out)
     return pool.take(np.flatnonzero(~mask)), pool.take(np.flatnonzero(mask)), [int(r) for r in out]

@@ -35,7 +35,7 @@ from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.signal.context import input_width
 from heartbeat.signal.patient import PATIENT_COLUMNS
 from heartbeat.train import devices
-from heartbeat.train.bagging import joined, member_splits, pool_records
+from heartbeat.train.bagging import member_splits, pool_records
 from heartbeat.train.classical import fit_classical
 from heartbeat.train.fit import make_deterministic, train
 from heartbeat.train.history import ensemble_history, history_csv
@@ -250,20 +250,21 @@ def _bagging_pool(stage: str, cfg: TrainConfig, plan: tuple[str, int], tr: Split
             f"{stage}.ensemble_holdout: {n} gives each network its own records, but the trees of "
             "with_trees: true would learn from them all; set with_trees: false or ensemble_holdout: 0"
         )
-    records = pool_records(tr, va)
-    if records is None:
+    if tr.G is None or va.G is None:
         log.warning(
             "%s.ensemble_holdout: the prepared data does not say which record each beat came from (the "
             "Kaggle CSVs do not; the physionet and demo sources do), so every member sees the same records",
             stage,
         )
         return None
+    pool = tr.joined(va)
+    records = pool_records(pool)
     if n >= len(records):
         raise ParamsError(
             f"{stage}.ensemble_holdout: {n} records held out of the {len(records)} that the training and "
             f"validation splits hold leaves none to train on; set it below {len(records)}"
         )
-    return joined(tr, va)
+    return pool
 
 
 def calibrate(model: keras.Model, va: Split, smoothing: RecordSmoothing | None = None) -> float:
