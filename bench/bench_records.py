@@ -1,6 +1,7 @@
 """Many recordings in one ``heartbeat predict`` call, and the EC57 score of detector + model.
 
 Usage: python bench/bench_records.py [--records DIR] [--jobs 2] [--rounds 1] [--skip-timing] [--skip-score]
+       [--without-gate]
 
 (a) Timing: the records of DIR (default: the 26 shared MIT-BIH records) classified by one call
     (``--output-dir``, ``--jobs``; the model loaded once) against one ``heartbeat predict``
@@ -10,6 +11,8 @@ Usage: python bench/bench_records.py [--records DIR] [--jobs 2] [--rounds 1] [--
     scored against the records' reference annotations (.atr) with ``heartbeat score``, which
     prints the EC57 table. The shared records are among the pretrained model's TRAINING records
     (its model card lists them): this scores the whole chain on data it has seen, not a new patient.
+    ``--without-gate`` scores it a second time, in the same run, with a copy of the model whose
+    sidecar leaves out the irregular-rhythm gate (heartbeat/model/rhythm_gate.py): what the gate does.
 """
 
 from __future__ import annotations
@@ -99,13 +102,33 @@ def timing(recs: list[Path], jobs: int, rounds: int) -> None:
     print(f"\nsame CSVs from every way: {'yes' if same else 'NO'}")
 
 
-def scoring(recs: list[Path], jobs: int) -> None:
+def ungated_copy(folder: Path) -> Path:
+    """A copy of the pretrained model's folder (the model, its exports and manifest) in ``folder``,
+    whose sidecar leaves out the irregular-rhythm gate; the path of its ``.keras`` file."""
+    import json
+    import shutil
+
+    from heartbeat.model.rhythm_gate import SIDECAR_KEY
+    from heartbeat.serve import pretrained
+
+    copy = folder / "pretrained"
+    shutil.copytree(pretrained.FOLDER, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    sidecar = copy / pretrained.MODEL.with_suffix(".json").name
+    data = json.loads(sidecar.read_text())
+    data.pop(SIDECAR_KEY, None)
+    sidecar.write_text(json.dumps(data, indent=2))
+    return copy / pretrained.MODEL.name
+
+
+def scoring(recs: list[Path], jobs: int, model: Path | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pred"
+        which = "pretrained model" if model is None else "pretrained model WITHOUT the irregular-rhythm gate"
         seconds = run(
             [
                 *CLI,
                 "predict",
+                *([] if model is None else ["-m", str(model)]),
                 *map(str, recs),
                 "--peaks",
                 "detector",
@@ -117,7 +140,7 @@ def scoring(recs: list[Path], jobs: int) -> None:
             ]
         )
         print(
-            f"\n(b) detector + pretrained model on {len(recs)} records ({seconds:.1f} s), scored against their .atr; "
+            f"\n(b) detector + {which} on {len(recs)} records ({seconds:.1f} s), scored against their .atr; "
             "these are TRAINING records of the pretrained model\n"
         )
         report = subprocess.run(
@@ -137,6 +160,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-score", action="store_true")
+    ap.add_argument("--without-gate", action="store_true", help="also score the model without its gate")
     args = ap.parse_args()
     recs = records(args.records)
     if not recs:
@@ -146,6 +170,9 @@ def main() -> None:
         timing(recs, args.jobs, args.rounds)
     if not args.skip_score:
         scoring(recs, args.jobs)
+        if args.without_gate:
+            with tempfile.TemporaryDirectory() as tmp:
+                scoring(recs, args.jobs, ungated_copy(Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ from heartbeat.evaluate.metrics import per_class_metrics  # noqa: E402
 from heartbeat.fetch.physionet import segment_options  # noqa: E402
 from heartbeat.model.calibration import apply_temperature  # noqa: E402
 from heartbeat.model.outputs import OutputSteps  # noqa: E402
+from heartbeat.model.rhythm_gate import gate_irregular  # noqa: E402
 from heartbeat.prepare.arrays import Split  # noqa: E402
 from heartbeat.signal import wfdb_records  # noqa: E402
+from heartbeat.signal.irregular import irregular_beats  # noqa: E402
 from heartbeat.signal.patient import (  # noqa: E402
     BEAT_COLUMNS,
     RR_COLUMNS,
@@ -208,10 +210,12 @@ def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator) -> S
 def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
     def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
         W, P, y, rows = featurise(rec, reference)
+        irregular = irregular_beats(rec.peaks[rows]).astype(np.int64)  # the recording's own rhythm
         if keep is not None:
             kept = keep[rows]
-            W, P, y = W[kept], P[kept], y[kept]
-        return Split(X=np.zeros((len(y), 1), np.float32), y=y, W=W, P=P, G=np.zeros(len(y), np.int64))
+            W, P, y, irregular = W[kept], P[kept], y[kept], irregular[kept]
+        zeros = np.zeros(len(y), np.int64)
+        return Split(X=np.zeros((len(y), 1), np.float32), y=y, W=W, P=P, G=zeros, I=irregular)
 
     stress = {}
     rich_in = [c for c in (1, 2) if (rec.labels == c).sum() >= rich]
@@ -240,17 +244,19 @@ def concat(splits: list[Split]) -> Split:
         W=np.concatenate([s.W for s in splits]),
         P=np.concatenate([s.P for s in splits]),
         G=np.concatenate([np.full(len(s.y), i, np.int64) for i, s in enumerate(splits)]),
+        I=None if any(s.I is None for s in splits) else np.concatenate([s.I for s in splits]),
     )
 
 
 def final_proba(model, trained_info: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """The network's own probabilities and the final ones: the stored steps (temperature, then
-    smoothing over the record) applied by the package's one path, as evaluate and predict do."""
+    """The network's own probabilities and the final ones: the stored steps (temperature, smoothing
+    over the record, the irregular-rhythm gate) applied by the package's one path, as evaluate and
+    predict do."""
     from heartbeat.model.architectures import model_inputs
 
     raw = model.predict(model_inputs(model, split), batch_size=1024, verbose=0)
     steps = OutputSteps.from_sidecar(trained_info, "the fold's model")
-    return raw, steps.apply(raw, "the fold's model", split.W, split.G).final
+    return raw, steps.apply(raw, "the fold's model", split.W, split.G, irregular=split.I).final
 
 
 def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: int = 2) -> dict[str, object]:
@@ -421,12 +427,15 @@ def mean_run(runs: list[dict], calibrated_alone: bool = False) -> dict | None:
         t = r["info"].get("temperature") if calibrated_alone else None
         return apply_temperature(np.array(r["proba_alone"]), t) if t else r["proba_alone"]
 
+    proba = mean(lambda r: r["proba"])
+    stress = {k: mean(lambda r, k=k: r["stress"][k]["proba"]) for k in runs[0]["stress"]}
     return {
         "y": runs[0]["y"],
-        "pred": mean(lambda r: r["proba"]).argmax(axis=1).tolist(),
+        "pred": proba.argmax(axis=1).tolist(),
+        "proba": proba,
         "pred_alone": mean(alone).argmax(axis=1).tolist(),
         "stress": {
-            k: {"y": sa["y"], "pred": mean(lambda r, k=k: r["stress"][k]["proba"]).argmax(axis=1).tolist()}
+            k: {"y": sa["y"], "pred": stress[k].argmax(axis=1).tolist(), "proba": stress[k]}
             for k, sa in runs[0]["stress"].items()
         },
     }
@@ -458,6 +467,33 @@ def seed_mean(results: dict, model: str, seeds: list[int], calibrated_alone: boo
         combined = mean_run([r[rec] for r in runs], calibrated_alone)
         if combined is not None:
             out.setdefault("0", {})[rec] = combined
+    return out
+
+
+def gated(results: dict, model: str, recs: dict[str, Record]) -> dict:
+    """The runs of ``model`` (stored, or combined: an ensemble's mean) through the irregular-rhythm gate
+    (heartbeat/model/rhythm_gate.py), applied to their final probabilities with each record's flags
+    (and its stress variants', which keep the record's own rhythm): what ``irregular_rhythm_gate:
+    true`` gives, since the gate is the last step. A run that had it already is unchanged: the gate
+    takes S from beats that have none. Each beat alone stays as it was (the gate needs the recording)."""
+    flags = {}
+    for name, rec in recs.items():
+        rows = scored_rows(rec)
+        flags[name] = (irregular_beats(rec.peaks[rows]), rows)
+    out: dict = {}
+    for seed, runs in results[model].items():
+        for name, run in runs.items():
+            if "proba" not in run:
+                continue
+            irregular, rows = flags[name]
+            proba = gate_irregular(np.asarray(run["proba"]), irregular)
+            stress = {}
+            for key, sa in run["stress"].items():
+                mix = stress_mask(recs[name].labels, None if key == STRESS_MIX else int(key))[rows]
+                p = gate_irregular(np.asarray(sa["proba"]), irregular[mix])
+                stress[key] = {**sa, "pred": p.argmax(axis=1).tolist(), "proba": p}
+            pred = proba.argmax(axis=1).tolist()
+            out.setdefault(seed, {})[name] = {**run, "pred": pred, "proba": proba, "stress": stress}
     return out
 
 
@@ -620,6 +656,13 @@ def main(argv: list[str] | None = None) -> None:
         "pipeline's ensemble_holdout): --seeds taken --members at a time, each group one ensemble",
     )
     ap.add_argument("--members", type=int, default=3, help="members of each --held-out-ensembles ensemble")
+    ap.add_argument(
+        "--irregular-gate",
+        action="store_true",
+        help="also report every model above (and every blend and ensemble) through the irregular-rhythm "
+        "gate, applied to its stored final probabilities (irregular_rhythm_gate: true; runs that had it "
+        "already are unchanged)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -677,6 +720,10 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{model}, ensembles of {args.members} (ensemble_holdout), seeds {' '.join(map(str, starts))}"
         results[name] = held_out_ensembles(results, model, args.members, starts)
         shown.append(name)
+    if args.irregular_gate:
+        for name in list(shown):
+            results[f"{name}, + irregular-rhythm gate"] = gated(results, name, recs)
+            shown.append(f"{name}, + irregular-rhythm gate")
     text = report(results, shown, args.seeds, minutes)
     print(text)
     if args.out:

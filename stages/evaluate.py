@@ -16,9 +16,12 @@ uncalibrated ECE (``calibration``): a fitted parameter is no metric to compare a
 A model whose sidecar has ``record_smoothing`` (patient_net) then has its probabilities smoothed
 over each test record (heartbeat/model/smoothing.py), as ``heartbeat predict`` does on a recording;
 the details file keeps what each beat alone scores (``record_smoothing.each_beat_alone``).
+One whose sidecar has ``irregular_rhythm_gate`` then calls no beat S in an irregularly irregular
+stretch of its record (heartbeat/model/rhythm_gate.py); the details file keeps how many beats that
+was, how many S calls it took, and what the probabilities before it score.
 
 The probabilities come from :func:`heartbeat.serve.runners.probabilities`, the function
-``heartbeat predict`` calls: the same network call, temperature and smoothing.
+``heartbeat predict`` calls: the same network call, temperature, smoothing and gate.
 """
 
 import logging
@@ -44,6 +47,8 @@ from heartbeat.evaluate.metrics import (
 )
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.model.outputs import OutputSteps, Probabilities
+from heartbeat.model.rhythm_gate import FROM
+from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
 from heartbeat.model.smoothing import SIDECAR_KEY
 from heartbeat.prepare.arrays import Split, load_split
 from heartbeat.train.history import read_history_csv
@@ -69,8 +74,19 @@ def split_probabilities(name: str, split: Split, batch_size: int) -> tuple[Any, 
             f"{where}: the model smooths over each recording, but the test split has no windows or "
             "record ids; rerun preprocess (dvc repro preprocess)"
         )
+    if steps.irregular_gate and split.I is None:
+        raise DataError(
+            f"{where}: the model has the irregular-rhythm gate, but the test split has no irregular-rhythm "
+            "flags (I_test.npy); rerun preprocess (dvc repro preprocess)"
+        )
     runner = keras_runner(model, path, steps=steps)
-    given = {"rhythm": split.R, "window": split.W, "patient": split.P, "records": split.G}
+    given = {
+        "rhythm": split.R,
+        "window": split.W,
+        "patient": split.P,
+        "records": split.G,
+        "irregular": split.I,
+    }
     return model, probabilities(runner, split.X, batch_size, progress=False, **given)
 
 
@@ -102,6 +118,13 @@ def main(models: list[str] | None = None) -> None:
             # What each beat alone scores, beside the smoothing that ships: the gain it brings.
             alone = classification_metrics(test.y, proba.calibrated, names)
             applied[SIDECAR_KEY] = {**proba.smoothing.as_dict(), "each_beat_alone": alone}
+        if proba.irregular is not None:
+            # What the gate took S from, beside what the probabilities it was given score.
+            applied[GATE_KEY] = {
+                "irregular_beats": int(proba.irregular.sum()),
+                "s_calls_taken": int((proba.before_gate[proba.irregular].argmax(axis=1) == FROM).sum()),
+                "before_gate": classification_metrics(test.y, proba.before_gate, names),
+            }
         proba = proba.final
         y_pred = np.argmax(proba, axis=1)
         metrics = classification_metrics(test.y, proba, names)

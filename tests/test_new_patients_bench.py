@@ -70,3 +70,40 @@ def test_held_out_ensembles_group_consecutive_seeds_and_calibrate_each_beat_alon
     assert list(ensembles) == ["0"]
     assert ensembles["0"]["101"]["pred"] == [1] and ensembles["0"]["101"]["pred_alone"] == [1]
     assert new_patients.seed_mean(results, "m", [0, 1, 2])["0"]["101"]["pred_alone"] == [0]
+
+
+def test_the_irregular_rhythm_gate_applies_to_an_ensemble_after_its_mean() -> None:
+    """``--irregular-gate``: the gate goes on each run's (or ensemble's) final probabilities with the
+    record's own flags, as the pipeline applies it last; an ensemble is gated after its mean."""
+    from heartbeat.fetch.synth import ATRIAL_FIBRILLATION, mitdb_records
+    from heartbeat.model.rhythm_gate import gate_irregular
+    from heartbeat.signal.irregular import irregular_beats
+    from heartbeat.signal.wfdb_records import aami_labels
+
+    synth = next(r for r in mitdb_records(0, 32, 3) if r.profile.get("profile") == ATRIAL_FIBRILLATION)
+    rec = new_patients.Record(
+        "201",
+        synth.fs,
+        [synth.signal],
+        synth.peaks,
+        aami_labels(synth.symbols),
+        synth.signal.size / synth.fs / 60,
+    )
+    rows = new_patients.scored_rows(rec)
+    flags = irregular_beats(rec.peaks[rows])
+    assert 0 < flags.mean() < 1
+    rng = np.random.default_rng(0)
+    finals = [rng.dirichlet(np.ones(5), size=rows.size) for _ in range(3)]
+
+    def run(p: np.ndarray) -> dict:
+        y = rec.labels[rows].tolist()
+        return {"y": y, "proba": p.tolist(), "proba_alone": p.tolist(), "info": {}, "stress": {}}
+
+    results = {"m": {str(s): {"201": run(p)} for s, p in enumerate(finals)}}
+    results["ens"] = new_patients.held_out_ensembles(results, "m", 3, [0])
+    gated = new_patients.gated(results, "ens", {"201": rec})["0"]["201"]
+    expected = gate_irregular(np.mean(finals, axis=0), flags)
+    assert gated["pred"] == expected.argmax(axis=1).tolist()
+    assert not any(p == 1 for p, f in zip(gated["pred"], flags, strict=True) if f)
+    single = new_patients.gated(results, "m", {"201": rec})["1"]["201"]
+    np.testing.assert_allclose(single["proba"][~flags], finals[1][~flags])

@@ -292,6 +292,12 @@ class ResNetConfig(TrainConfig):
         description="patient_net: each beat's probabilities blended with the mean of its nearest beats in the "
         "same recording, after training (heartbeat/core/stored.py)",
     )
+    irregular_rhythm_gate: bool = Field(
+        False,
+        description="MIT-BIH, physionet and demo sources: no beat is called S where the rhythm around it is "
+        "irregularly irregular (atrial fibrillation: heartbeat/signal/irregular.py); evaluate and predict "
+        "spread its S probability over the other classes, last (heartbeat/model/rhythm_gate.py)",
+    )
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

@@ -7,9 +7,11 @@ the export stage's parity check and bench all take.
 2. The softmax temperature its training stage stored (heartbeat/model/calibration.py), if any.
 3. The smoothing over each recording it stored (heartbeat/model/smoothing.py), if any, and only
    where the beats' windows are given (only a recording has them).
+4. The irregular-rhythm gate it stored (heartbeat/model/rhythm_gate.py), if any, and only where the
+   beats' flags are given (only a recording's R-peaks give them): no S in atrial fibrillation.
 
-:class:`OutputSteps` holds 2 and 3 as read from the model's sidecar; :meth:`OutputSteps.apply` runs
-1 to 3 in that order. The network call itself is the caller's (:func:`heartbeat.serve.runners.probabilities`
+:class:`OutputSteps` holds 2 to 4 as read from the model's sidecar; :meth:`OutputSteps.apply` runs
+1 to 4 in that order. The network call itself is the caller's (:func:`heartbeat.serve.runners.probabilities`
 for a model file on any backend).
 """
 
@@ -20,9 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from heartbeat.core.beat_spec import MITBIH_CLASSES
 from heartbeat.core.errors import ModelError
 from heartbeat.core.stored import RecordSmoothing
 from heartbeat.model.calibration import apply_temperature, check_temperature
+from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
+from heartbeat.model.rhythm_gate import check_gate, gate_irregular
 from heartbeat.model.smoothing import SIDECAR_KEY, check_smoothing, smooth_over_records
 
 
@@ -50,27 +55,34 @@ class Probabilities:
     calibrated: np.ndarray
     """After the stored temperature (``network`` when there is none)."""
     final: np.ndarray
-    """After the stored smoothing over each recording (``calibrated`` when none was applied): what a
-    user sees and what the metrics score."""
+    """After the stored smoothing over each recording and the irregular-rhythm gate (``calibrated``
+    when neither was applied): what a user sees and what the metrics score."""
     temperature: float | None
     """The temperature that was applied; None when there is none."""
     smoothing: RecordSmoothing | None
     """The smoothing that was applied; None when none was."""
+    irregular: np.ndarray | None = None
+    """The beats the irregular-rhythm gate took S from (a boolean mask); None when it was not applied."""
+    before_gate: np.ndarray | None = None
+    """The probabilities the gate was given (after the smoothing); None when it was not applied."""
 
 
 @dataclass(frozen=True)
 class OutputSteps:
-    """What the training stage stored to apply to the model's outputs: temperature, then smoothing."""
+    """What the training stage stored to apply to the model's outputs: temperature, smoothing, gate."""
 
     temperature: float | None = None
     smoothing: RecordSmoothing | None = None
+    irregular_gate: bool = False
 
     @classmethod
     def from_sidecar(cls, data: dict[str, Any], where: str) -> OutputSteps:
         """The steps a sidecar (:func:`heartbeat.core.layout.read_sidecar`) holds, each value checked
         as the stage that wrote it would; ``where`` names the sidecar in errors."""
         return cls(
-            check_temperature(data.get("temperature"), where), check_smoothing(data.get(SIDECAR_KEY), where)
+            check_temperature(data.get("temperature"), where),
+            check_smoothing(data.get(SIDECAR_KEY), where),
+            check_gate(data.get(GATE_KEY), where),
         )
 
     def apply(
@@ -80,15 +92,26 @@ class OutputSteps:
         windows: np.ndarray | None = None,
         records: np.ndarray | None = None,
         each_beat_alone: bool = False,
+        irregular: np.ndarray | None = None,
     ) -> Probabilities:
         """The network's outputs ``(n, classes)`` through the stored steps. ``windows`` ``(n, ...)``
         are what the smoothing compares beats by (None: it is not applied, as for beats without a
         recording, or with ``each_beat_alone``); ``records`` ``(n,)`` which recording each beat is
-        from (None: all from one)."""
+        from (None: all from one); ``irregular`` ``(n,)`` which beats are in an irregularly irregular
+        stretch of their recording (None, or ``each_beat_alone``: the gate is not applied)."""
         network = check_probabilities(network, where)
         calibrated = network if self.temperature is None else apply_temperature(network, self.temperature)
         smoothing = None if each_beat_alone or windows is None else self.smoothing
         final = (
             calibrated if smoothing is None else smooth_over_records(calibrated, windows, records, smoothing)
         )
-        return Probabilities(network, calibrated, final, self.temperature, smoothing)
+        gated, before_gate = None, None
+        if self.irregular_gate and irregular is not None and not each_beat_alone:
+            if network.shape[1] != len(MITBIH_CLASSES):
+                raise ModelError(
+                    f"{where}: {GATE_KEY} is set but the model has {network.shape[1]} classes; only a "
+                    "MIT-BIH model (N, S, V, F, Q) takes it; retrain the model or remove the key"
+                )
+            gated, before_gate = np.asarray(irregular, dtype=bool), final
+            final = gate_irregular(final, gated)
+        return Probabilities(network, calibrated, final, self.temperature, smoothing, gated, before_gate)

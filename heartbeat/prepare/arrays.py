@@ -21,10 +21,10 @@ from heartbeat.core.npyfile import load_npy
 SPLITS = ("train", "val", "test")
 
 
-SIDE_ARRAYS = ("R", "W", "P", "G")
+SIDE_ARRAYS = ("R", "W", "P", "G", "I")
 """Arrays a split has when its source knows each beat's record (physionet, demo), beside X and y."""
 
-INTEGER_ARRAYS = ("y", "G")
+INTEGER_ARRAYS = ("y", "G", "I")
 """Written as int64; every other array as float32."""
 
 
@@ -41,6 +41,10 @@ class Split:
     G: np.ndarray | None = None
     """The record each beat came from ``(n,)``, as an index into the dataset's sorted records, else None:
     evaluation smooths a model's probabilities record by record (heartbeat/model/smoothing.py)."""
+    I: np.ndarray | None = None  # noqa: E741 (one letter per array, as on disk: I_<split>.npy)
+    """1 where the beat is in an irregularly irregular stretch of its recording ``(n,)``
+    (heartbeat/signal/irregular.py), else 0; None without R-peak times: evaluation's irregular-rhythm
+    gate reads it (heartbeat/model/rhythm_gate.py)."""
 
     def take(self, idx: np.ndarray) -> Split:
         """The rows ``idx`` of every array."""

@@ -9,7 +9,9 @@ no patient is on both sides.
 
 When the source knows R-peak times (physionet and demo: the ``rr_*`` columns of
 ``provenance.parquet``), every split also carries its rhythm features ``R``
-(heartbeat/signal/context.py), written as ``R_<split>.npy``; the Kaggle CSVs have none.
+(heartbeat/signal/context.py), written as ``R_<split>.npy``, and which of its beats are in an
+irregularly irregular stretch of their recording ``I`` (heartbeat/signal/irregular.py), written as
+``I_<split>.npy``; the Kaggle CSVs have neither.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from heartbeat.core.splits import grouped_split, stratified_split
 from heartbeat.prepare.arrays import Split
 from heartbeat.prepare.augment import augment_minority_rows, oversample_index
 from heartbeat.signal.context import RR_COLUMNS, context_matrix
+from heartbeat.signal.irregular import irregular_beats
 from heartbeat.signal.patient import PATIENT_COLUMNS
 
 
@@ -75,6 +78,22 @@ def context_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], X: np.nd
     return context_matrix(rows, X, _record_names(rows))
 
 
+def irregular_of_files(prov: pd.DataFrame | None, files: tuple[str, ...], n: int) -> np.ndarray | None:
+    """Whether each row of ``files`` is in an irregularly irregular stretch of its recording
+    (:func:`heartbeat.signal.irregular.irregular_beats`, as ``heartbeat predict`` finds them), as 0 or
+    1; None when the source gives no R-peak times.
+
+    Every beat of a record counts, from whichever file: the rhythm is the recording's, not the split's.
+    """
+    if prov is None or not {"record", "sample"} <= set(prov.columns):
+        return None
+    flags = np.zeros(len(prov), dtype=np.int64)
+    for _, beats in prov.groupby(_record_names(prov), sort=False):
+        beats = beats.sort_values("sample")
+        flags[beats.index.to_numpy()] = irregular_beats(beats["sample"].to_numpy())
+    return flags[_rows(prov, files, n).index.to_numpy()]
+
+
 def _record_names(rows: pd.DataFrame) -> np.ndarray:
     """Each row's record as ``database/record`` (a record's name alone may recur across databases)."""
     names = rows["record"].astype(str).to_numpy() if "record" in rows.columns else np.full(len(rows), "")
@@ -114,7 +133,15 @@ def _files(
     X = np.concatenate([raw[f].X for f in files])
     y = np.concatenate([raw[f].y for f in files])
     W, P = patient_of_files(prov, windows, files, len(y))
-    return Split(X=X, y=y, R=context_of_files(prov, files, X), W=W, P=P, G=record_index(prov, files, len(y)))
+    return Split(
+        X=X,
+        y=y,
+        R=context_of_files(prov, files, X),
+        W=W,
+        P=P,
+        G=record_index(prov, files, len(y)),
+        I=irregular_of_files(prov, files, len(y)),
+    )
 
 
 MITBIH_FILES = ("mitbih_train.csv", "mitbih_test.csv")

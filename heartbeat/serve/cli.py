@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--each-beat-alone",
         action="store_true",
-        help="do not blend each beat's probabilities with those of its look-alikes in the recording, as "
-        "a model trained with record_smoothing does by default (the pretrained model: 20 beats, weight 0.5)",
+        help="classify each beat without its recording: no blend of its probabilities with those of its "
+        "look-alikes, as a model trained with record_smoothing does by default (the pretrained model: 20 "
+        "beats, weight 0.5), and no irregular-rhythm gate (no S in atrial fibrillation)",
     )
     p.add_argument(
         "--dataset",

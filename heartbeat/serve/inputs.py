@@ -62,9 +62,24 @@ class Beats:
     """``(n, 125, 2)`` two-lead windows of a record's beats (heartbeat/signal/patient.py); else None."""
     patient: np.ndarray | None = None
     """``(n, 80)`` features of a record's beats against their patient (heartbeat/signal/patient.py)."""
+    irregular: np.ndarray | None = None
+    """``(n,)`` whether each of a record's beats is in an irregularly irregular stretch
+    (heartbeat/signal/irregular.py), as preprocess flags them for evaluation; None without a record."""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
+
+
+def _irregular(sample: np.ndarray, where: str) -> np.ndarray | None:
+    """The irregular-rhythm flags of a recording's beats; None, with a warning, where its R-peaks do
+    not increase (annotations that repeat a time), which leave the rhythm unknown."""
+    from heartbeat.signal.irregular import irregular_beats
+
+    try:
+        return irregular_beats(sample)
+    except ValueError as exc:
+        log.warning("%s: %s; no beat is taken as atrial fibrillation", where, exc)
+        return None
 
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -296,4 +311,5 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: st
         context=beats.context(),
         window=beats.window,
         patient=beats.patient,
+        irregular=_irregular(beats.sample, where),
     )

@@ -647,15 +647,17 @@ def probabilities(
     patient: np.ndarray | None = None,
     records: np.ndarray | None = None,
     each_beat_alone: bool = False,
+    irregular: np.ndarray | None = None,
 ) -> Probabilities:
     """A model and its inputs to the probabilities a user sees: the network's outputs in batches
     (:func:`network_outputs`), then the steps its training stored (``runner.steps``: the temperature,
-    then the smoothing over each recording, which needs the beats' ``window``); each step's result is
-    kept. ``records`` ``(n,)`` says which recording each beat is from (None: all from one);
-    ``each_beat_alone`` skips the smoothing. Evaluate, ``heartbeat predict``, the export stage's parity
-    check and bench all call this."""
+    the smoothing over each recording, which needs the beats' ``window``, and the irregular-rhythm
+    gate, which needs the beats' ``irregular`` flags); each step's result is kept. ``records``
+    ``(n,)`` says which recording each beat is from (None: all from one); ``each_beat_alone`` skips
+    the smoothing and the gate. Evaluate, ``heartbeat predict``, the export stage's parity check and
+    bench all call this."""
     network = network_outputs(runner, X, batch_size, progress, rhythm, window, patient)
-    return runner.steps.apply(network, str(runner.path), window, records, each_beat_alone)
+    return runner.steps.apply(network, str(runner.path), window, records, each_beat_alone, irregular)
 
 
 def predict_proba(
@@ -668,10 +670,11 @@ def predict_proba(
     patient: np.ndarray | None = None,
     records: np.ndarray | None = None,
     each_beat_alone: bool = False,
+    irregular: np.ndarray | None = None,
 ) -> np.ndarray:
     """The final probabilities ``(n, n_classes)`` of :func:`probabilities`."""
     return probabilities(
-        runner, X, batch_size, progress, rhythm, window, patient, records, each_beat_alone
+        runner, X, batch_size, progress, rhythm, window, patient, records, each_beat_alone, irregular
     ).final
 
 

@@ -258,7 +258,8 @@ def classify(
     beats, runner, args: argparse.Namespace, progress: bool | None
 ) -> tuple[np.ndarray, RecordSmoothing | None]:
     """The probabilities of ``beats`` through the model and the steps its training stored, and the
-    smoothing over the recording when it was applied (only a recording gives the windows it needs)."""
+    smoothing over the recording when it was applied (only a recording gives the windows it needs,
+    and the irregular-rhythm flags its gate needs)."""
     from heartbeat.serve.runners import probabilities
 
     proba = probabilities(
@@ -270,7 +271,15 @@ def classify(
         window=beats.window,
         patient=beats.patient,
         each_beat_alone=args.each_beat_alone,
+        irregular=beats.irregular,
     )
+    if proba.irregular is not None and proba.irregular.any():
+        log.info(
+            "%d of %d beats are in irregularly irregular stretches (atrial fibrillation or flutter?): "
+            "none of them is called S",
+            int(proba.irregular.sum()),
+            len(proba.irregular),
+        )
     return proba.final, proba.smoothing
 
 

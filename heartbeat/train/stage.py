@@ -13,7 +13,7 @@ import numpy as np
 
 from heartbeat.core import layout
 from heartbeat.core.atomic import write_json, write_text
-from heartbeat.core.beat_spec import DATASET_CLASSES
+from heartbeat.core.beat_spec import DATASET_CLASSES, MITBIH_CLASSES
 from heartbeat.core.config import TrainConfig, stage_params
 from heartbeat.core.errors import ParamsError, first_line
 from heartbeat.core.layout import read_json, sidecar_file
@@ -29,6 +29,7 @@ from heartbeat.model.architectures import (
 )
 from heartbeat.model.builders import BUILDERS
 from heartbeat.model.calibration import fit_temperature
+from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.model.smoothing import SIDECAR_KEY, smooth_over_records
 from heartbeat.prepare.arrays import Split, load_split
@@ -227,7 +228,24 @@ def fit_stage(
         info["temperature"] = round(temperature, 6)  # applied to the probabilities by evaluate and predict
     if smoothing is not None:
         info[SIDECAR_KEY] = smoothing.as_dict()  # applied after the temperature by evaluate and predict
+    if getattr(cfg, "irregular_rhythm_gate", False) and _gate_applies(stage, n_classes, va):
+        info[GATE_KEY] = True  # applied last by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
+
+
+def _gate_applies(stage: str, n_classes: int, va: Split) -> bool:
+    """Whether ``irregular_rhythm_gate`` can apply: a MIT-BIH model (it moves S to N) on data with
+    R-peak times (the irregular-rhythm flags); else a warning says why it is left out."""
+    if n_classes != len(MITBIH_CLASSES):
+        log.warning("%s.irregular_rhythm_gate: only a MIT-BIH model has S beats; left out", stage)
+        return False
+    if va.I is None:
+        log.warning(
+            "%s.irregular_rhythm_gate: the prepared data has no R-peak times (the Kaggle CSVs); left out",
+            stage,
+        )
+        return False
+    return True
 
 
 def _smoothing_for(model: keras.Model, smoothing: RecordSmoothing | None) -> RecordSmoothing | None:
