@@ -54,8 +54,8 @@ def test_fetch_and_preprocess_are_bit_identical(tmp_path: Path, monkeypatch: pyt
     digests = _digests(first)
     # 4 CSVs, source.json, the demo's provenance.parquet, report.json and windows.npy; 2 datasets ×
     # 3 splits × X, y, R (R-R and record features), W (two-lead windows), P (patient features),
-    # G (each beat's record); info, counts
-    assert len(digests) == 8 + 36 + 2
+    # G (each beat's record), I (irregular-rhythm flags); info, counts
+    assert len(digests) == 8 + 42 + 2
     assert _digests(second) == digests
     # Same bytes, so the same dvc.lock: a rerun elsewhere changes nothing downstream.
     lock = (first / "dvc.lock").read_text()

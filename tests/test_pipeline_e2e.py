@@ -98,6 +98,11 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
             assert calibration is None
         smoothing = details.pop("record_smoothing", None)
         assert (smoothing is None) == ("record_smoothing" not in info)
+        gate = details.pop("irregular_rhythm_gate", None)
+        assert (gate is None) == ("irregular_rhythm_gate" not in info)
+        if gate is not None:  # the beats it took S from, and what the probabilities before it score
+            assert 0 <= gate["s_calls_taken"] <= gate["irregular_beats"] <= details["test_beats"]
+            assert METRIC_KEYS <= set(gate["before_gate"])
         assert set(details) == DETAIL_KEYS
         assert details["data_source"] == "demo" and details["synthetic_data"] is True
         assert details["split"] == "beat" and details["dataset"] == spec.dataset

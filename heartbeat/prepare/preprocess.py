@@ -16,6 +16,7 @@ irregularly irregular stretch of their recording ``I`` (heartbeat/signal/irregul
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +53,7 @@ def _rebalance_train(train: Split, cfg: PreprocessConfig) -> Split:
         idx = oversample_index(y, cfg.seed)
         X, y, origin = X[idx], y[idx], origin[idx]
     # An augmented copy keeps the side data of the beat it was made from.
-    sides = train.take(origin)
-    return Split(X=X, y=y, R=sides.R, W=sides.W, P=sides.P, G=sides.G)
+    return dataclasses.replace(train.take(origin), X=X, y=y)
 
 
 def _rows(prov: pd.DataFrame, files: tuple[str, ...], n: int) -> pd.DataFrame:

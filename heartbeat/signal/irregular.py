@@ -30,8 +30,8 @@ PAUSE = 1.5
 MOST_PAUSES = 0.15
 """The share of a window's intervals that may be pauses in fibrillation (bench/irregular_rhythm.py
 measures all these settings on the MIT-BIH records and the demo's synthetic patients)."""
-BLOCK = 2048
-"""Windows compared at once: a block's match matrices are ``BLOCK × WINDOW²`` booleans (4.7 MB)."""
+BLOCK = 512
+"""Windows compared at once: a block's differences are ``BLOCK × WINDOW²`` floats (9.4 MB)."""
 
 
 def sample_entropy(windows: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:
