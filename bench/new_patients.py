@@ -475,7 +475,7 @@ def gated(results: dict, model: str, recs: dict[str, Record]) -> dict:
     (heartbeat/model/rhythm_gate.py), applied to their final probabilities with each record's flags
     (and its stress variants', which keep the record's own rhythm): what ``irregular_rhythm_gate:
     true`` gives, since the gate is the last step. A run that had it already is unchanged: the gate
-    takes S from beats that have none. Each beat alone stays as it was (the gate needs the recording)."""
+    takes S from beats that have none. Each beat alone is left out: the gate does not touch it."""
     flags = {}
     for name, rec in recs.items():
         rows = scored_rows(rec)
@@ -493,7 +493,10 @@ def gated(results: dict, model: str, recs: dict[str, Record]) -> dict:
                 p = gate_irregular(np.asarray(sa["proba"]), irregular[mix])
                 stress[key] = {**sa, "pred": p.argmax(axis=1).tolist(), "proba": p}
             pred = proba.argmax(axis=1).tolist()
-            out.setdefault(seed, {})[name] = {**run, "pred": pred, "proba": proba, "stress": stress}
+            gated_run = {
+                k: v for k, v in run.items() if k != "pred_alone"
+            }  # as before the gate: not shown twice
+            out.setdefault(seed, {})[name] = {**gated_run, "pred": pred, "proba": proba, "stress": stress}
     return out
 
 
@@ -522,7 +525,7 @@ def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str
             for seed in seeds:
                 done = results[model].get(str(seed), {})
                 runs = [done[r] for r in sorted(done)]
-                if len(runs) == len(minutes):
+                if len(runs) == len(minutes) and all(key in r for r in runs):
                     per_seed.append(pooled(runs, key))
             if not per_seed:
                 continue
