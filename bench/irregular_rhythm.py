@@ -64,12 +64,7 @@ def rhythm_of_beats(base: Path, peaks: np.ndarray) -> np.ndarray:
 
 def flags_at(peaks: np.ndarray, threshold: float, pauses: float) -> np.ndarray:
     """:func:`heartbeat.signal.irregular.irregular_beats` with other settings."""
-    old = irregular.MOST_PAUSES
-    irregular.MOST_PAUSES = pauses
-    try:
-        return irregular.irregular_beats(peaks, threshold=threshold)
-    finally:
-        irregular.MOST_PAUSES = old
+    return irregular.irregular_beats(peaks, threshold=threshold, most_pauses=pauses)
 
 
 def real_records(mirror: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:

@@ -68,11 +68,12 @@ def irregular_beats(
     window: int = WINDOW,
     threshold: float = THRESHOLD,
     tolerance: float = TOLERANCE,
+    most_pauses: float = MOST_PAUSES,
 ) -> np.ndarray:
     """A boolean mask over the R-peak times ``peaks`` (in samples or seconds: each window is measured
     against its own median, so the unit cancels): the beats in an irregularly irregular stretch, whose
     ``window`` surrounding R-R intervals have a sample entropy above ``threshold`` and at most
-    :data:`MOST_PAUSES` of them pauses. Each beat takes the window centred on it (or the first or last
+    ``most_pauses`` of them pauses. Each beat takes the window centred on it (or the first or last
     window, near the recording's ends); a recording with fewer than ``window`` intervals is too short
     to tell, and nothing is flagged.
     """
@@ -86,6 +87,6 @@ def irregular_beats(
     if rr.size < window:
         return np.zeros(n, dtype=bool)
     windows = sliding_window_view(rr, window)
-    irregular = (sample_entropy(windows, tolerance) > threshold) & (pause_share(windows) <= MOST_PAUSES)
+    irregular = (sample_entropy(windows, tolerance) > threshold) & (pause_share(windows) <= most_pauses)
     first = np.clip(np.arange(n) - window // 2, 0, rr.size - window)
     return irregular[first]
