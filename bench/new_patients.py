@@ -341,6 +341,12 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...], dict]] = {
         (),
         {"architecture": "patient_net"},
     ),
+    "patient_net_rhythm_gate": (
+        "patient_net_rhythm with the irregular-rhythm gate in the training stage's sidecar (as shipped)",
+        "rhythm",
+        (),
+        {"architecture": "patient_net", "irregular_rhythm_gate": True},
+    ),
     "patient_net_rhythm_ens3": (
         "patient_net_rhythm, an ensemble of 3 seeds (the fold's seed and the next two) averaged",
         "rhythm",
@@ -683,7 +689,9 @@ def main(argv: list[str] | None = None) -> None:
         prepared: dict[tuple[str, int, int], dict[str, Prepared]] = {}
         for model in args.models:
             _, method, copies, changes = VARIANTS[model]
-            update = dict(changes)
+            # Every variant was measured before the irregular-rhythm gate shipped and leaves it out, so
+            # its rows stay what they were; --irregular-gate, or patient_net_rhythm_gate, adds it.
+            update = {"irregular_rhythm_gate": False, **changes}
             if args.epochs and update.get("architecture") == "patient_net":
                 update["epochs"] = min(base.epochs, args.epochs)
             merged = base.model_dump()
