@@ -180,8 +180,9 @@ VARIANTS["patient_net"] = (
             "focal_gamma": 2.0,
             "calibration": "temperature",
             "record_smoothing": RecordSmoothing(neighbours=20, weight=0.5),
-            # The shipped output step; it needs the recordings' irregular-rhythm flags, which these
-            # splits have only when their beats come with them (else the stage warns and leaves it out).
+            # The shipped output step. It needs the recordings' irregular-rhythm flags, which these
+            # splits do not carry: the stage warns and leaves it out, so compare's figures are without
+            # it (bench/new_patients.py --irregular-gate measures it).
             "irregular_rhythm_gate": True,
         }
     ),

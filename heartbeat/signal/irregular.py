@@ -34,32 +34,32 @@ BLOCK = 512
 """Windows compared at once: a block's differences are ``BLOCK × WINDOW²`` floats (9.4 MB)."""
 
 
+def _normalised_blocks(windows: np.ndarray):
+    """``(start, rows)`` of ``windows`` ``(n, w)``, :data:`BLOCK` rows at a time, each row divided by
+    its median: both measures below compare intervals with their window's median."""
+    for start in range(0, len(windows), BLOCK):
+        x = np.asarray(windows[start : start + BLOCK], dtype=np.float64)
+        yield start, x / np.median(x, axis=1, keepdims=True)
+
+
+def _entropy(x: np.ndarray, tolerance: float) -> np.ndarray:
+    """Sample entropy (m = 1) of each row of the normalised block ``x``."""
+    match = np.abs(x[:, :, None] - x[:, None, :]) <= tolerance
+    head = match[:, :-1, :-1]
+    off_diagonal = head.shape[1]
+    b = head.sum(axis=(1, 2)) - off_diagonal
+    a = (head & match[:, 1:, 1:]).sum(axis=(1, 2)) - off_diagonal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, -np.log(a / np.maximum(b, 1)), np.inf)
+
+
 def sample_entropy(windows: np.ndarray, tolerance: float = TOLERANCE) -> np.ndarray:
     """Sample entropy (m = 1) of each row of ``windows`` ``(n, w)``, with the tolerance a share of the
     row's median: -ln(A / B), B the pairs of intervals that match, A those whose next intervals match
     too. ``inf`` where no pair does (nothing repeats)."""
-    windows = np.asarray(windows, dtype=np.float64)
     out = np.empty(len(windows))
-    for start in range(0, len(windows), BLOCK):
-        x = windows[start : start + BLOCK]
-        x = x / np.median(x, axis=1, keepdims=True)
-        match = np.abs(x[:, :, None] - x[:, None, :]) <= tolerance
-        head = match[:, :-1, :-1]
-        off_diagonal = head.shape[1]
-        b = head.sum(axis=(1, 2)) - off_diagonal
-        a = (head & match[:, 1:, 1:]).sum(axis=(1, 2)) - off_diagonal
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[start : start + len(x)] = np.where(a > 0, -np.log(a / np.maximum(b, 1)), np.inf)
-    return out
-
-
-def pause_share(windows: np.ndarray) -> np.ndarray:
-    """The share of each row of ``windows`` ``(n, w)`` that is at least :data:`PAUSE` times the row's
-    median."""
-    out = np.empty(len(windows))
-    for start in range(0, len(windows), BLOCK):
-        x = np.asarray(windows[start : start + BLOCK], dtype=np.float64)
-        out[start : start + len(x)] = (x >= PAUSE * np.median(x, axis=1, keepdims=True)).mean(axis=1)
+    for start, x in _normalised_blocks(windows):
+        out[start : start + len(x)] = _entropy(x, tolerance)
     return out
 
 
@@ -87,6 +87,9 @@ def irregular_beats(
     if rr.size < window:
         return np.zeros(n, dtype=bool)
     windows = sliding_window_view(rr, window)
-    irregular = (sample_entropy(windows, tolerance) > threshold) & (pause_share(windows) <= most_pauses)
+    irregular = np.empty(len(windows), dtype=bool)
+    for start, x in _normalised_blocks(windows):
+        pauses = (x >= PAUSE).mean(axis=1)
+        irregular[start : start + len(x)] = (_entropy(x, tolerance) > threshold) & (pauses <= most_pauses)
     first = np.clip(np.arange(n) - window // 2, 0, rr.size - window)
     return irregular[first]
