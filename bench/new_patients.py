@@ -166,10 +166,11 @@ class Prepared:
     """Training copies of the record with other references (:data:`COPIES`)."""
 
 
-COPIES = ("random", "median", "irregular")
+COPIES = ("random", "median", "irregular", "fusion")
 """Kinds of training copy: ``random``, the reference chosen by the variant's method among a random
 beat mix (:func:`random_reference`); ``median``, the whole record against all its beats;
-``irregular``, the record's beats with the rhythm of atrial fibrillation (:func:`irregular_copy`)."""
+``irregular``, the record's beats with the rhythm of atrial fibrillation (:func:`irregular_copy`);
+``fusion``, fusion beats made from the record's own N and V beats (:func:`fusion_copy`)."""
 IRREGULAR_EVERY = 3
 """An irregular copy keeps every 3rd beat for training, so that it adds a third to the training set."""
 
@@ -207,6 +208,63 @@ def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator) -> S
     return Split(X=np.zeros((len(y), 1), np.float32), y=y, W=W[kept], P=P[kept], G=np.zeros(len(y), np.int64))
 
 
+FUSION_BEATS = 40
+"""Fusion beats a ``fusion`` copy makes of a record (fewer where it has fewer than 10x as many N beats)."""
+FUSION_MIN_V = 10
+"""V beats a record needs to lend its fusion beats their ventricular part."""
+FUSION_SPAN = (0.25, 0.45)
+"""Seconds before and after the R-peak that a fusion beat blends: the P wave to the end of the T wave."""
+
+
+def fusion_copy(rec: Record, method: str, rng: np.random.Generator) -> Split | None:
+    """Training beats labelled F, made the way a fusion beat arises: a sinus and a ventricular
+    activation meeting in one beat. Each is one of the record's own N beats with a share (30-70%)
+    of one of its V beats blended in, on both leads, around the R-peak (:data:`FUSION_SPAN`,
+    tapered to nothing at the edges, each segment's baseline removed first); its timing stays the
+    N beat's, as a fusion beat comes when the sinus beat is due. Every feature is then cut from the
+    altered record by the same code as the real beats. None when the record has too few V beats.
+
+    DS1 holds almost all of its F beats in one patient (208), so a network trained without that
+    patient has none to learn F from; every record with N and V beats can lend them."""
+    normal = np.flatnonzero(rec.labels == 0)[1:-1]
+    ventricular = np.flatnonzero(rec.labels == 2)
+    count = min(FUSION_BEATS, normal.size // 10)
+    if ventricular.size < FUSION_MIN_V or count == 0:
+        return None
+    pre, post = (round(s * rec.fs) for s in FUSION_SPAN)
+    width = pre + post
+    taper = np.sin(np.linspace(0.0, np.pi, width)) ** 2
+    edge = max(1, round(0.02 * rec.fs))
+    chosen = np.sort(rng.choice(normal, size=count, replace=False))
+    chosen = chosen[np.concatenate([[True], np.diff(rec.peaks[chosen]) > width])]
+    sources = rng.choice(ventricular, size=chosen.size)
+    shares = rng.uniform(0.3, 0.7, chosen.size)
+    leads = [lead.copy() for lead in rec.leads]
+    made = []
+    for target, source, share in zip(chosen, sources, shares, strict=True):
+        t, v = int(rec.peaks[target]) - pre, int(rec.peaks[source]) - pre
+        if min(t, v) < 0 or max(t, v) + width > rec.leads[0].size:
+            continue
+        for lead, original in zip(leads, rec.leads, strict=True):
+            seg_n, seg_v = original[t : t + width], original[v : v + width]
+            line_n = np.linspace(seg_n[:edge].mean(), seg_n[-edge:].mean(), width)
+            line_v = np.linspace(seg_v[:edge].mean(), seg_v[-edge:].mean(), width)
+            lead[t : t + width] = seg_n + share * taper * ((seg_v - line_v) - (seg_n - line_n))
+        made.append(target)
+    labels = rec.labels.copy()
+    labels[made] = MITBIH_CLASSES.index("F")
+    altered = Record(rec.name, rec.fs, leads, rec.peaks, labels, rec.minutes)
+    W, P, y, rows = featurise(altered, references(altered, method))
+    kept = np.isin(rows, made)
+    return Split(
+        X=np.zeros((int(kept.sum()), 1), np.float32),
+        y=y[kept],
+        W=W[kept],
+        P=P[kept],
+        G=np.zeros(int(kept.sum()), np.int64),
+    )
+
+
 def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
     def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
         W, P, y, rows = featurise(rec, reference)
@@ -232,6 +290,9 @@ def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: 
             extra.append(as_split(None))
         elif kind == "random":
             extra.append(as_split(references(rec, method, random_reference(rec.labels, rng))))
+        elif kind == "fusion":
+            fused = fusion_copy(rec, method, rng)
+            extra += [] if fused is None else [fused]
         else:
             extra.append(irregular_copy(rec, scored_rows(rec), rng))
     return Prepared(as_split(references(rec, method)), stress, extra)
@@ -370,6 +431,12 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...], dict]] = {
         "rhythm",
         ("median",),
         {"architecture": "gbt"},
+    ),
+    "patient_net_rhythm_fusion": (
+        "patient_net_rhythm, + fusion beats made from each training record's own N and V beats",
+        "rhythm",
+        ("fusion",),
+        {"architecture": "patient_net"},
     ),
     "patient_net_rhythm_median": (
         "patient_net_rhythm, + a copy of each training record against all its beats",
@@ -699,7 +766,7 @@ def main(argv: list[str] | None = None) -> None:
                 merged[k] = {**merged[k], **v} if isinstance(v, dict) else v
             cfg = type(base).model_validate(merged)
             for seed in args.seeds:
-                key = (method, copies, seed if {"random", "irregular"} & set(copies) else 0)
+                key = (method, copies, seed if {"random", "irregular", "fusion"} & set(copies) else 0)
                 if key not in prepared:
                     prepared[key] = {n: prepare(recs[n], method, copies, args.rich, seed) for n in names}
                 done = results[model].setdefault(str(seed), {})

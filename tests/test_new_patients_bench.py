@@ -107,3 +107,33 @@ def test_the_irregular_rhythm_gate_applies_to_an_ensemble_after_its_mean() -> No
     assert not any(p == 1 for p, f in zip(gated["pred"], flags, strict=True) if f)
     single = new_patients.gated(results, "m", {"201": rec})["1"]["201"]
     np.testing.assert_allclose(single["proba"][~flags], finals[1][~flags])
+
+
+def test_fusion_copies_blend_a_v_beat_into_n_beats_and_label_them_f() -> None:
+    """``fusion`` training copies: F-labelled beats cut from the record with part of a V beat
+    blended into N beats, the same for the same seed, none from a record without V beats."""
+    from heartbeat.fetch.synth import mitdb_records
+    from heartbeat.signal.wfdb_records import aami_labels
+
+    synths = list(mitdb_records(0, 6, 3))
+
+    def as_record(synth) -> new_patients.Record:
+        labels = aami_labels(synth.symbols)
+        return new_patients.Record("100", synth.fs, [synth.signal], synth.peaks, labels, 3.0)
+
+    recs = [as_record(s) for s in synths]
+    with_v = next(r for r in recs if (r.labels == 2).sum() >= new_patients.FUSION_MIN_V)
+    fused = new_patients.fusion_copy(with_v, "rhythm", np.random.default_rng(0))
+    again = new_patients.fusion_copy(with_v, "rhythm", np.random.default_rng(0))
+    assert fused is not None and 0 < len(fused.y) <= new_patients.FUSION_BEATS
+    assert set(fused.y.tolist()) == {3}
+    np.testing.assert_array_equal(fused.W, again.W)
+    W, _, y, _ = new_patients.featurise(with_v, new_patients.references(with_v, "rhythm"))
+    n_mean, v_mean, f_mean = W[y == 0].mean(axis=0), W[y == 2].mean(axis=0), fused.W.mean(axis=0)
+    # Between the record's N and V beats: nearer V than N is, nearer N than V is.
+    assert np.linalg.norm(f_mean - v_mean) < np.linalg.norm(n_mean - v_mean)
+    assert np.linalg.norm(f_mean - n_mean) < np.linalg.norm(v_mean - n_mean)
+    assert np.linalg.norm(f_mean - n_mean) > 0
+    without_v = recs[0]
+    without_v.labels = np.where(without_v.labels == 2, 0, without_v.labels)
+    assert new_patients.fusion_copy(without_v, "rhythm", np.random.default_rng(0)) is None
