@@ -96,9 +96,13 @@ def load_records(mirror: Path, names: list[str]) -> list[Record]:
     return out
 
 
-def featurise(rec: Record, reference: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def featurise(
+    rec: Record, reference: np.ndarray | None = None, amplitude_stretch_s: float | None = None
+) -> tuple[np.ndarray, ...]:
     """Windows, patient features, labels and the row of each beat in ``rec.peaks``, as the physionet
-    source cuts them (edge beats without a full window are dropped)."""
+    source cuts them (edge beats without a full window are dropped); ``amplitude_stretch_s``: each
+    stretch of that many seconds brought to the record's QRS amplitude first
+    (:func:`heartbeat.signal.patient.patient_inputs`)."""
     symbols = np.array(["N"] * rec.peaks.size, dtype=object)  # labels travel separately
     beats = cut_record(
         rec.leads[0],
@@ -107,6 +111,7 @@ def featurise(rec: Record, reference: np.ndarray | None = None) -> tuple[np.ndar
         symbols,
         second=rec.leads[1] if len(rec.leads) > 1 else None,
         reference=reference,
+        amplitude_stretch_s=amplitude_stretch_s,
         **segment_options(SOURCE),
     )
     rows = np.searchsorted(rec.peaks, beats.sample)
@@ -147,10 +152,16 @@ def random_reference(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
 def references(rec: Record, method: str, among: np.ndarray | None = None) -> np.ndarray | None:
     """The reference mask of ``method`` for ``rec`` (chosen among ``among``, the beats the recording
     holds; all of them by default): ``median`` takes them all, ``rhythm`` the beats of the patient's
-    own rhythm (:func:`heartbeat.signal.patient.rhythm_reference`)."""
+    own rhythm (:func:`heartbeat.signal.patient.rhythm_reference`); ``rhythm_local`` the same beats,
+    each :data:`LOCAL_SECONDS` of the record scaled to the record's QRS amplitude by them."""
     if method == "median":
         return among
     return rhythm_reference(rec.peaks, rec.fs, among)
+
+
+LOCAL_SECONDS = {"rhythm_local": 300.0}
+"""Reference methods that scale each stretch of the record to its QRS amplitude, and the stretch's
+length in seconds (:func:`heartbeat.signal.patient.patient_inputs`)."""
 
 
 @dataclass
@@ -185,7 +196,7 @@ def irregular_timing(peaks: np.ndarray, fs: float, rng: np.random.Generator) -> 
     return peaks[0] + np.rint(np.concatenate([[0.0], np.cumsum(fake)]) * fs).astype(np.int64)
 
 
-def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator) -> Split:
+def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator, method: str = "rhythm") -> Split:
     """A training copy of ``rec`` as if its rhythm were atrial fibrillation, against the false S
     alarms that irregular rhythm raises in a new patient (DS1 has two such records, 201 and 203).
 
@@ -195,7 +206,7 @@ def irregular_copy(rec: Record, rows: np.ndarray, rng: np.random.Generator) -> S
     this rhythm does not have. ``rows`` are the beats the record's own split keeps."""
     fake = irregular_timing(rec.peaks, rec.fs, rng)
     reference = rhythm_reference(fake, rec.fs)
-    W, P = patient_inputs(rec.leads, rec.fs, rec.peaks, reference)
+    W, P = patient_inputs(rec.leads, rec.fs, rec.peaks, reference, LOCAL_SECONDS.get(method))
     beat = P[:, : len(BEAT_COLUMNS)].copy()
     rr = rr_features(fake, rec.fs, reference)
     beat[:, : len(RR_COLUMNS)] = rr
@@ -254,7 +265,7 @@ def fusion_copy(rec: Record, method: str, rng: np.random.Generator) -> Split | N
     labels = rec.labels.copy()
     labels[made] = MITBIH_CLASSES.index("F")
     altered = Record(rec.name, rec.fs, leads, rec.peaks, labels, rec.minutes)
-    W, P, y, rows = featurise(altered, references(altered, method))
+    W, P, y, rows = featurise(altered, references(altered, method), LOCAL_SECONDS.get(method))
     kept = np.isin(rows, made)
     return Split(
         X=np.zeros((int(kept.sum()), 1), np.float32),
@@ -267,7 +278,7 @@ def fusion_copy(rec: Record, method: str, rng: np.random.Generator) -> Split | N
 
 def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
     def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
-        W, P, y, rows = featurise(rec, reference)
+        W, P, y, rows = featurise(rec, reference, LOCAL_SECONDS.get(method))
         irregular = irregular_beats(rec.peaks[rows]).astype(np.int64)  # the recording's own rhythm
         if keep is not None:
             kept = keep[rows]
@@ -294,7 +305,7 @@ def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: 
             fused = fusion_copy(rec, method, rng)
             extra += [] if fused is None else [fused]
         else:
-            extra.append(irregular_copy(rec, scored_rows(rec), rng))
+            extra.append(irregular_copy(rec, scored_rows(rec), rng, method))
     return Prepared(as_split(references(rec, method)), stress, extra)
 
 
@@ -436,6 +447,12 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...], dict]] = {
         "patient_net_rhythm, + fusion beats made from each training record's own N and V beats",
         "rhythm",
         ("fusion",),
+        {"architecture": "patient_net"},
+    ),
+    "patient_net_rhythm_local": (
+        "patient_net_rhythm, each 5 minutes of the record scaled to its QRS amplitude",
+        "rhythm_local",
+        (),
         {"architecture": "patient_net"},
     ),
     "patient_net_rhythm_median": (

@@ -33,6 +33,7 @@ def main() -> None:
             "source": cfg.source,
             "synthetic": cfg.source == "demo",
             "reference": cfg.reference,
+            "amplitude_stretch_s": cfg.amplitude_stretch_s,
             "rows": counts,
             "warnings": warnings,
         }

@@ -35,6 +35,7 @@ def main() -> None:
         prepared.groups,
         records_of(provenance),
         source.get("reference", "median"),
+        source.get("amplitude_stretch_s", 0.0),
     )
     # Both folders are built aside and swapped in only when everything succeeded.
     with contextlib.ExitStack() as stack:

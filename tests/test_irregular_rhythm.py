@@ -213,7 +213,7 @@ def test_predict_gates_a_recording_with_fibrillation(tmp_path, capsys) -> None:
 
     from heartbeat.serve import pretrained
     from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.runners import load_runner, probabilities, stored_reference
+    from heartbeat.serve.runners import load_runner, probabilities, stored_patient_options
 
     rec = next(r for r in mitdb_records(0, 32, 5) if r.profile.get("profile") == ATRIAL_FIBRILLATION)
     lead = tmp_path / "af.npy"
@@ -224,7 +224,7 @@ def test_predict_gates_a_recording_with_fibrillation(tmp_path, capsys) -> None:
     model.with_suffix(".json").write_text(json.dumps({**sidecar, SIDECAR_KEY: True}))
     runner = load_runner(model, "keras")
     assert runner.steps.irregular_gate
-    beats = read_input(str(lead), "auto", fs=rec.fs, reference=stored_reference(model))
+    beats = read_input(str(lead), "auto", fs=rec.fs, **stored_patient_options(model))
     assert beats.irregular is not None and beats.irregular.mean() > 0.3
     sides = {"window": beats.window, "patient": beats.patient}
     proba = probabilities(runner, beats.X, irregular=beats.irregular, **sides)

@@ -3,6 +3,7 @@ lets one model serve one-lead and two-lead recordings, and how the training stag
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import keras
@@ -328,3 +329,45 @@ def test_the_reference_of_a_synthetic_ectopy_dominated_patient_is_its_sinus_beat
             assert ref.sum() >= 10 and not is_s[ref].any(), rec.name
             found += 1
     assert found, "no ectopy-dominated patient with a regular rhythm among the first 14 records"
+
+
+def test_stretches_cover_the_recording_in_order_and_each_holds_enough_reference_beats() -> None:
+    samples = np.arange(0, int(FS * 1800), int(FS * 0.8))  # 30 minutes at 75/min
+    whole = patient.stretches(samples, FS, None, None)
+    assert whole == [slice(0, samples.size)]
+    runs = patient.stretches(samples, FS, 300.0, None)
+    assert len(runs) == 6 and runs[0].start == 0 and runs[-1].stop == samples.size
+    assert all(a.stop == b.start for a, b in itertools.pairwise(runs))
+    assert all(abs((samples[r.stop - 1] - samples[r.start]) / FS - 300) < 2 for r in runs)
+    # Stretches without enough reference beats join the next; a short last one joins the one before.
+    reference = np.zeros(samples.size, dtype=bool)
+    reference[: patient.LOCAL_MIN_BEATS - 1] = True
+    reference[-400:] = True
+    runs = patient.stretches(samples, FS, 300.0, reference)
+    assert all(reference[r].sum() >= patient.LOCAL_MIN_BEATS for r in runs)
+    assert runs[0].start == 0 and runs[-1].stop == samples.size and len(runs) == 2
+    reference[:] = False
+    reference[:10] = True
+    assert patient.stretches(samples, FS, 300.0, reference) == [slice(0, samples.size)]
+
+
+def test_local_amplitude_takes_a_stretch_of_larger_normal_beats_back_to_the_recording() -> None:
+    """The same beats at 1.6x the amplitude for the last third of the recording (a posture change):
+    against the whole recording they look unlike the patient's beats; scaled by their own stretch,
+    like the rest. A premature wide beat still stands out, and with one stretch nothing changes."""
+    signal, peaks = record(seconds=900, premature=(100, 1000))
+    late = np.arange(signal.size) >= signal.size * 2 // 3
+    signal = np.where(late, 1.6 * signal, signal)
+    col = {c: i for i, c in enumerate(patient.PATIENT_COLUMNS)}
+    _, whole = patient.patient_inputs([signal], FS, peaks)
+    window, local = patient.patient_inputs([signal], FS, peaks, amplitude_stretch_s=150.0)
+    changed = peaks >= signal.size * 2 // 3 + FS  # clear of the step
+    normal = changed & (np.arange(peaks.size) != 1000) & (np.arange(peaks.size) != 1001)
+    assert np.median(whole[normal, col["lead1_qrs_amp"]]) > 0.5
+    assert abs(np.median(local[normal, col["lead1_qrs_amp"]])) < 0.1
+    assert np.median(whole[normal, col["lead1_rms_qrs"]]) > np.median(local[normal, col["lead1_rms_qrs"]]) + 1
+    assert local[1000, col["lead1_rms_qrs"]] > np.median(local[normal, col["lead1_rms_qrs"]]) + 1
+    early = np.flatnonzero(peaks < signal.size // 3)
+    np.testing.assert_allclose(window[early[10], :, 0].max(), window[normal][10, :, 0].max(), rtol=0.05)
+    _, same = patient.patient_inputs([signal], FS, peaks, amplitude_stretch_s=10_000.0)
+    np.testing.assert_array_equal(same, whole)

@@ -237,8 +237,9 @@ def test_a_classical_architecture_runs_through_the_pipeline_and_predict(
 ) -> None:
     """architecture: gbt is trained by the stage, calibrated after smoothing, exported (fp32 only),
     evaluated and served by ``heartbeat predict``; the transfer stage, with no representation to
-    carry over, says so and trains the paper's ResNet from scratch. ``data.reference: rhythm`` travels
-    from the fetch stage to the model's sidecar, and predict cuts the recording the same way."""
+    carry over, says so and trains the paper's ResNet from scratch. ``data.reference: rhythm`` and
+    ``data.amplitude_stretch_s`` travel from the fetch stage to the model's sidecar, and predict cuts
+    the recording the same way."""
     import numpy as np
 
     from heartbeat.serve.cli import main
@@ -251,7 +252,7 @@ def test_a_classical_architecture_runs_through_the_pipeline_and_predict(
     edit_params(
         project,
         {
-            "data": {"reference": "rhythm"},
+            "data": {"reference": "rhythm", "amplitude_stretch_s": 60},
             "train_resnet_mitbih": {"architecture": "gbt", "trees": {"iterations": 6}},
         },
     )
@@ -263,8 +264,9 @@ def test_a_classical_architecture_runs_through_the_pipeline_and_predict(
     assert "no learnt representation to transfer" in logs, logs
     info = json.loads((project / "models/resnet_mitbih.json").read_text())
     assert info["record_smoothing"]["weight"] == 0.5 and 0.05 <= info["temperature"] <= 20
-    assert info["trained_on"]["reference"] == "rhythm"
-    assert json.loads((project / "data/prepared/info.json").read_text())["reference"] == "rhythm"
+    assert info["trained_on"]["reference"] == "rhythm" and info["trained_on"]["amplitude_stretch_s"] == 60
+    prepared_info = json.loads((project / "data/prepared/info.json").read_text())
+    assert prepared_info["reference"] == "rhythm" and prepared_info["amplitude_stretch_s"] == 60
     assert info["best_epoch"] == 6  # one history row per boosting iteration here
     details = json.loads((project / "metrics/details/resnet_mitbih.json").read_text())
     assert "each_beat_alone" in details["record_smoothing"]

@@ -486,3 +486,45 @@ def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(
     code = main(["predict", str(path), "--fs", "360", "-m", str(model)])
     err = capsys.readouterr().err
     assert code != 0 and "trained_on.reference 'mode' is not one of median, rhythm" in err
+
+
+@pytest.mark.parametrize("bad", ["300", -1, 1e9, True, [300]])
+def test_predict_scales_a_recording_by_stretches_as_its_model_was_trained(capsys, tmp_path, bad) -> None:
+    """A model whose sidecar says ``trained_on.amplitude_stretch_s`` gets patient features from
+    a recording brought to one amplitude stretch by stretch, as its training data was; a value training
+    never writes is refused with one line."""
+    import shutil
+
+    from heartbeat.serve import pretrained
+    from heartbeat.serve.inputs import read_input
+    from heartbeat.serve.runners import load_runner, predict_proba
+    from tests.test_patient import record
+
+    model = tmp_path / "m.keras"
+    shutil.copy(pretrained.MODEL, model)
+    sidecar = json.loads(Path(pretrained.MODEL).with_suffix(".json").read_text())
+    sidecar["trained_on"]["amplitude_stretch_s"] = 60
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    lead, _ = record(seconds=300, premature=(50, 250))
+    lead = np.where(np.arange(lead.size) > lead.size // 2, 1.6 * lead, lead)  # a posture change
+    path = tmp_path / "lead.npy"
+    np.save(path, lead)
+    runner = load_runner(model, "keras")
+    assert runner.patient_options == {"reference": runner.reference, "amplitude_stretch_s": 60.0}
+    beats = read_input(str(path), fs=360.0, reference=runner.reference, amplitude_stretch_s=60)
+    whole = read_input(str(path), fs=360.0, reference=runner.reference)
+    assert not np.array_equal(beats.patient, whole.patient)
+    expected = predict_proba(
+        runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True
+    )
+    code = main(["predict", str(path), "--fs", "360", "-m", str(model), "-f", "json", "--each-beat-alone"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    got = np.array([[row[f"p_{c}"] for c in "NSVFQ"] for row in json.loads(out)["beats"]])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    sidecar["trained_on"]["amplitude_stretch_s"] = bad
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    code = main(["predict", str(path), "--fs", "360", "-m", str(model)])
+    err = capsys.readouterr().err
+    assert code != 0 and "trained_on.amplitude_stretch_s" in err and "retrain the model" in err
+    assert len(err.strip().splitlines()) == 1

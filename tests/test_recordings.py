@@ -333,6 +333,7 @@ def test_a_sidecar_says_what_trained_the_model() -> None:
         "source": "physionet",
         "synthetic": False,
         "reference": "rhythm",
+        "amplitude_stretch_s": 0.0,
         "dataset": "mitbih",
         "split": "patient",
         "records": {"mitbih": ["101", "106"]},
@@ -341,4 +342,4 @@ def test_a_sidecar_says_what_trained_the_model() -> None:
     assert beat["records"] == {"ptb": ["patient001/s0010_re"]}
     demo = trained_on({"source": "demo", "synthetic": True, "split": "beat"}, "mitbih")
     assert demo["synthetic"] is True and demo["records"] is None
-    assert demo["reference"] == "median"  # prepared data from before the choice
+    assert demo["reference"] == "median" and demo["amplitude_stretch_s"] == 0.0  # from before the choice

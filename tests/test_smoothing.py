@@ -167,14 +167,14 @@ def test_predict_smooths_a_recording_as_evaluation_does_unless_asked_not_to(caps
     the network's own; the JSON output says which."""
     from heartbeat.serve import pretrained
     from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.runners import load_runner, predict_proba, stored_reference
+    from heartbeat.serve.runners import load_runner, predict_proba, stored_patient_options
 
     runner = load_runner(pretrained.MODEL, "keras")
     assert runner.steps.smoothing == RecordSmoothing(neighbours=20, weight=0.5, span=5000)
     path = tmp_path / "lead.npy"
     np.save(path, synthetic_ecg(40, rate_bpm=90))
     # cut as predict cuts it for this model: against the reference the model was trained with
-    beats = read_input(str(path), "auto", fs=250, reference=stored_reference(pretrained.MODEL))
+    beats = read_input(str(path), "auto", fs=250, **stored_patient_options(pretrained.MODEL))
     raw = predict_proba(runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True)
     expected = smooth_over_records(raw, beats.window, None, runner.steps.smoothing)
     np.testing.assert_array_equal(

@@ -143,6 +143,15 @@ class DataConfig(_Strict):
         "and demo sources): rhythm, its regular beats that are on time (the patient's own rhythm, even "
         "when most beats are ectopic; heartbeat/signal/patient.py) | median, all of them",
     )
+    amplitude_stretch_s: float = Field(
+        0.0,
+        ge=0,
+        le=86_400,
+        description="seconds: each stretch of a recording this long is brought to the recording's QRS "
+        "amplitude by its own reference beats before the patient features are measured (physionet and "
+        "demo sources; a recording's beats grow and shrink with posture and electrode contact); 0: the "
+        "whole recording at one scale",
+    )
 
 
 class PatientSplitConfig(_Strict):

@@ -19,7 +19,7 @@ def fetch_source(cfg: DataConfig, dest: Path, cache: Path) -> None:
     if cfg.source == "demo":
         from heartbeat.fetch.demo import fetch_demo
 
-        fetch_demo(cfg.demo, cfg.seed, dest, cfg.reference)
+        fetch_demo(cfg.demo, cfg.seed, dest, cfg.reference, cfg.amplitude_stretch_s)
     elif cfg.source == "local":
         from heartbeat.fetch.local import fetch_local
 
@@ -31,7 +31,7 @@ def fetch_source(cfg: DataConfig, dest: Path, cache: Path) -> None:
     elif cfg.source == "physionet":
         from heartbeat.fetch.physionet import fetch_physionet
 
-        fetch_physionet(cfg.physionet, cfg.seed, dest, cache, cfg.reference)
+        fetch_physionet(cfg.physionet, cfg.seed, dest, cache, cfg.reference, cfg.amplitude_stretch_s)
     else:  # the schema already rejects this; kept for callers that bypass it
         raise ParamsError(
             f"data.source: {cfg.source!r} is not valid; expected one of {', '.join(SOURCE_NAMES)}"

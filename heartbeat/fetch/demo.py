@@ -29,34 +29,53 @@ from heartbeat.signal.record_beats import cut_record
 log = logging.getLogger("heartbeat")
 
 
-def mitdb_rows(record: SynthRecord, reference: str = "median") -> RecordRows:
+def mitdb_rows(
+    record: SynthRecord, reference: str = "median", amplitude_stretch_s: float = 0.0
+) -> RecordRows:
     """The beats of a MIT-BIH-like record, cut at its annotated R-peaks and labelled by their symbols."""
-    beats = cut_record(record.signal, record.fs, record.peaks, record.symbols, reference=reference)
+    beats = cut_record(
+        record.signal,
+        record.fs,
+        record.peaks,
+        record.symbols,
+        reference=reference,
+        amplitude_stretch_s=amplitude_stretch_s,
+    )
     return RecordRows.of(beats, "mitdb", record.name, record.patient, wfdb_records.aami_labels(beats.symbol))
 
 
-def ptbdb_rows(record: SynthRecord, reference: str = "median") -> RecordRows:
+def ptbdb_rows(
+    record: SynthRecord, reference: str = "median", amplitude_stretch_s: float = 0.0
+) -> RecordRows:
     """The beats of a PTB-like record, at the detector's peaks, labelled by the record's diagnosis."""
-    beats = cut_record(record.signal, record.fs, None, polarity="auto", reference=reference)
+    beats = cut_record(
+        record.signal,
+        record.fs,
+        None,
+        polarity="auto",
+        reference=reference,
+        amplitude_stretch_s=amplitude_stretch_s,
+    )
     label = wfdb_records.diagnosis_label([f"Reason for admission: {record.diagnosis}"])
     return RecordRows.of(beats, "ptbdb", record.name, record.patient, np.full(len(beats), label))
 
 
 def demo_rows(
-    cfg: DemoConfig, seed: int, reference: str = "median"
+    cfg: DemoConfig, seed: int, reference: str = "median", amplitude_stretch_s: float = 0.0
 ) -> tuple[list[RecordRows], list[RecordRows], dict]:
     """The beats of every synthetic record (MIT-BIH-like, PTB-like) and a report of each record;
-    ``reference`` as ``data.reference`` (:func:`heartbeat.signal.patient.reference_mask`)."""
+    ``reference`` as ``data.reference`` (:func:`heartbeat.signal.patient.reference_mask`), and
+    ``amplitude_stretch_s`` as ``data.amplitude_stretch_s``."""
     mit, ptb, report = [], [], {"mitdb": {}, "ptbdb": {}}
     for record in mitdb_records(seed, cfg.mitdb_records, cfg.mitdb_minutes):
-        rows = mitdb_rows(record, reference)
+        rows = mitdb_rows(record, reference, amplitude_stretch_s)
         mit.append(rows)
         report["mitdb"][record.name] = {
             **record.profile,
             "written": class_counts(rows.label, MITBIH_CLASSES),
         }
     for record in ptbdb_records(seed, cfg.ptbdb_records, cfg.ptbdb_minutes):
-        rows = ptbdb_rows(record, reference)
+        rows = ptbdb_rows(record, reference, amplitude_stretch_s)
         ptb.append(rows)
         report["ptbdb"][record.name] = {
             **record.profile,
@@ -81,9 +100,11 @@ def demo_beats(cfg: DemoConfig, seed: int) -> dict[str, Beats]:
     return {name: Beats(X=cols["X"][rows], y=cols["label"][rows]) for name, (cols, rows) in plan.items()}
 
 
-def fetch_demo(cfg: DemoConfig, seed: int, dest: Path, reference: str = "median") -> None:
+def fetch_demo(
+    cfg: DemoConfig, seed: int, dest: Path, reference: str = "median", amplitude_stretch_s: float = 0.0
+) -> None:
     """Generate, cut and write the demo set into ``dest`` (the four CSVs, provenance, report.json)."""
-    mit_parts, ptb_parts, report = demo_rows(cfg, seed, reference)
+    mit_parts, ptb_parts, report = demo_rows(cfg, seed, reference, amplitude_stretch_s)
     mit, ptb = concat(mit_parts), concat(ptb_parts)
     written = write_beat_files(dest, mit, ptb, cfg.test_fraction, seed, _empty_file_error)
     test = written["test_mask"]

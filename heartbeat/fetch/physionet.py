@@ -318,7 +318,12 @@ def segment_options(cfg: PhysionetConfig) -> dict[str, object]:
 
 
 def _mitdb_record(
-    db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
+    db: _Database,
+    record: str,
+    cfg: PhysionetConfig,
+    report: _Report,
+    reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> RecordRows | None:
     header, _ = _read_header(db, record)
     lead = wfdb_records.pick_lead(header.sig_name, (cfg.mitdb_lead, cfg.mitdb_fallback_lead))
@@ -337,7 +342,16 @@ def _mitdb_record(
     other = wfdb_records.second_lead(header, lead)
     second = None if other is None else _read_lead(db, record, header, other)
     if cfg.peaks == "annotations":
-        beats = cut_record(signal, fs, ref_samples, ref_symbols, second=second, reference=reference, **kwargs)
+        beats = cut_record(
+            signal,
+            fs,
+            ref_samples,
+            ref_symbols,
+            second=second,
+            reference=reference,
+            amplitude_stretch_s=amplitude_stretch_s,
+            **kwargs,
+        )
         unmatched = 0
     else:
         match = detect.match_peaks(detected.peaks, ref_samples, fs)
@@ -351,6 +365,7 @@ def _mitdb_record(
             keep=match >= 0,
             second=second,
             reference=reference,
+            amplitude_stretch_s=amplitude_stretch_s,
             polarity=cfg.detector_polarity,
             **kwargs,
         )
@@ -369,7 +384,12 @@ def _mitdb_record(
 
 
 def _ptbdb_record(
-    db: _Database, record: str, cfg: PhysionetConfig, report: _Report, reference: str = "median"
+    db: _Database,
+    record: str,
+    cfg: PhysionetConfig,
+    report: _Report,
+    reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> RecordRows | None:
     header, _ = _read_header(db, record)
     diagnosis = wfdb_records.diagnosis(header.comments)
@@ -391,6 +411,7 @@ def _ptbdb_record(
         None,
         second=second,
         reference=reference,
+        amplitude_stretch_s=amplitude_stretch_s,
         polarity=cfg.detector_polarity,
         **segment_options(cfg),
     )
@@ -496,7 +517,12 @@ def _report_json(
 
 
 def fetch_physionet(
-    cfg: PhysionetConfig, seed: int, dest: Path, cache: Path, reference: str = "median"
+    cfg: PhysionetConfig,
+    seed: int,
+    dest: Path,
+    cache: Path,
+    reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> None:
     """Download (or read) the records, cut the beats and write the CSVs, provenance and report into ``dest``.
 
@@ -510,8 +536,9 @@ def fetch_physionet(
     dest, cache = Path(dest), Path(cache)
     dest.mkdir(parents=True, exist_ok=True)
     report = _Report()
-    mit = concat(_collect(cfg, "mitdb", cache, report, functools.partial(_mitdb_record, reference=reference)))
-    ptb = concat(_collect(cfg, "ptbdb", cache, report, functools.partial(_ptbdb_record, reference=reference)))
+    options = {"reference": reference, "amplitude_stretch_s": amplitude_stretch_s}
+    mit = concat(_collect(cfg, "mitdb", cache, report, functools.partial(_mitdb_record, **options)))
+    ptb = concat(_collect(cfg, "ptbdb", cache, report, functools.partial(_ptbdb_record, **options)))
     n_ptb = len(report.ptbdb) + len(report.excluded)
     written = write_beat_files(
         dest, mit, ptb, cfg.test_fraction, seed, lambda name: _empty_file_error(name, report, n_ptb)

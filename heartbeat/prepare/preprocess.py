@@ -249,15 +249,18 @@ def prepared_info(
     groups: dict | None = None,
     records: dict[str, list[str]] | None = None,
     reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> dict:
     """What ``data/prepared/info.json`` holds: where the beats came from (``source``, whether they
     are ``synthetic``), the ``split``, the records or patients per split (``groups``, patient split)
-    and every record per dataset, and which beats the patient features took as each recording's
-    ``reference``; the training stages copy it into each model's sidecar."""
+    and every record per dataset, which beats the patient features took as each recording's
+    ``reference`` and over how long a stretch its amplitude (``amplitude_stretch_s``); the training
+    stages copy both into each model's sidecar."""
     return {
         "source": source,
         "synthetic": bool(synthetic),
         "reference": reference,
+        "amplitude_stretch_s": amplitude_stretch_s,
         "split": split,
         "groups": groups,
         "records": records,

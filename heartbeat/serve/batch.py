@@ -168,7 +168,7 @@ def predict_one(job: Job, runner, args: argparse.Namespace) -> Outcome:
 
     start = time.perf_counter()
     try:
-        beats = read_beats(job.input, args, runner.reference)
+        beats = read_beats(job.input, args, **runner.patient_options)
         check_labels(beats, runner, job.input)
         proba, smoothing = classify(beats, runner, args, progress=False)
         data = render(beats, runner, proba, smoothing, args.format, job.input)

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_predict(args: argparse.Namespace) -> None:
     from heartbeat.serve.annotate import check_wfdb_output
     from heartbeat.serve.output import plan_output, plan_plot, write_output_bytes
-    from heartbeat.serve.runners import load_runner, stored_reference
+    from heartbeat.serve.runners import load_runner, stored_patient_options
 
     if args.quiet:  # errors only: no INFO about the model, no warnings
         log.setLevel(logging.ERROR)
@@ -305,7 +305,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     plot = plan_plot(args.plot, output, read) if args.plot is not None else None
     if args.format == "wfdb":
         check_wfdb_output(args.output)
-    beats = read_beats(path, args, stored_reference(model))  # cut as the model's training data was
+    beats = read_beats(path, args, **stored_patient_options(model))  # cut as the model's training data was
     if plot is not None and beats.signal is None:
         raise ParamsError(f"--plot: {path} holds beats, not a recording; there is no signal to draw")
     runner = load_runner(model, backend, args.threads, args.precision)

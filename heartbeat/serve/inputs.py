@@ -118,9 +118,11 @@ def read_input(
     peaks: str = "auto",
     fs: float | None = None,
     reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> Beats:
     """Read ``path`` as ``kind`` (``auto``: :func:`detect_kind`); a recording's patient features take
-    ``reference`` beats for it, as the model's training data did (:class:`~heartbeat.serve.runners.Runner`).
+    ``reference`` beats for it, and its amplitude by stretches of ``amplitude_stretch_s``, as the
+    model's training data did (:class:`~heartbeat.serve.runners.Runner`).
 
     ``-`` is standard input; it, and any other pipe (``/dev/stdin``, a process substitution),
     is read once, whole, and parsed from memory: a pipe cannot be opened twice.
@@ -144,21 +146,24 @@ def read_input(
         beats = read_beats_csv(path, labelled=None, data=data)
         return Beats(X=beats.X, y=beats.y, kind="csv")
     if kind == "npy":
-        return read_npy(p, data, fs, lead, peaks, reference)
+        return read_npy(p, data, fs, lead, peaks, reference, amplitude_stretch_s)
     if kind == "wfdb":
         if data is not None:
             raise DataError(
                 f"{display_name(path)}: a WFDB record is several files (.hea, .dat, .atr) and cannot be read "
                 "from a pipe; give the record's path"
             )
-        return read_record(p, lead=lead, peaks=peaks, fs=fs, reference=reference)
+        return read_record(
+            p, lead=lead, peaks=peaks, fs=fs, reference=reference, amplitude_stretch_s=amplitude_stretch_s
+        )
     from heartbeat.signal import user_recordings
 
     name = display_name(path)
     if kind == "edf":
         edf = user_recordings.given_rate(user_recordings.read_edf(name, lead, data), fs)
-        return from_recording(edf, peaks, "edf", reference)
-    return from_recording(user_recordings.read_table(name, fs, lead, data), peaks, "signal", reference)
+        return from_recording(edf, peaks, "edf", reference, amplitude_stretch_s)
+    table = user_recordings.read_table(name, fs, lead, data)
+    return from_recording(table, peaks, "signal", reference, amplitude_stretch_s)
 
 
 def _not_a_signal(path: Path, data: bytes | None) -> None:
@@ -186,6 +191,7 @@ def read_npy(
     lead: str | None = None,
     peaks: str = "auto",
     reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> Beats:
     """An ``(n, 187)`` array of beats in [0, 1] (a single ``(187,)`` beat is one row), or with ``fs`` a
     1-D array of samples: one lead of a recording.
@@ -200,7 +206,7 @@ def read_npy(
 
         rec = user_recordings.signal_array(X, fs, path)
         del X  # the float64 copy is the lead from here; the array as read would stay beside it
-        return from_recording(rec, peaks, "signal", reference)
+        return from_recording(rec, peaks, "signal", reference, amplitude_stretch_s)
     if X.ndim == 1 and X.shape[0] != BEAT_LENGTH:
         raise DataError(
             f"{path}: a 1-D array of {X.shape[0]} values is a signal, not a beat: pass its sampling rate "
@@ -242,6 +248,7 @@ def read_record(
     peaks: str = "auto",
     fs: float | None = None,
     reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
 ) -> Beats:
     """Segment one WFDB record into beats.
 
@@ -256,10 +263,16 @@ def read_record(
     if peaks == "annotations" and not base.with_name(base.name + ".atr").is_file():
         raise DataError(f"{base}: --peaks annotations needs {base.name}.atr next to the header")
     rec = user_recordings.read_wfdb(base, lead, annotations=peaks in ("auto", "annotations"))
-    return from_recording(user_recordings.given_rate(rec, fs), peaks, "wfdb", reference)
+    return from_recording(user_recordings.given_rate(rec, fs), peaks, "wfdb", reference, amplitude_stretch_s)
 
 
-def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: str = "median") -> Beats:
+def from_recording(
+    rec,
+    peaks: str = "auto",
+    kind: str = "signal",
+    reference: str = "median",
+    amplitude_stretch_s: float = 0.0,
+) -> Beats:
     """The beats of a :class:`~heartbeat.signal.user_recordings.Recording`, cut as the sources cut them."""
     from heartbeat.signal import detect, user_recordings, wfdb_records
     from heartbeat.signal.record_beats import cut_record
@@ -286,6 +299,7 @@ def from_recording(rec, peaks: str = "auto", kind: str = "signal", reference: st
             symbols,
             second=None if rec.second is None else rec.second_lead,  # decoded when the features reach it
             reference=reference,
+            amplitude_stretch_s=amplitude_stretch_s,
             **options,
         )
     except DataError as exc:  # the segmenter's checks do not know which input they are about

@@ -121,6 +121,9 @@ class Runner:
     reference: str = "median"
     """Which beats stood for each recording in the patient features the model was trained on
     (:data:`heartbeat.signal.patient.REFERENCES`): ``heartbeat predict`` computes them the same way."""
+    amplitude_stretch_s: float = 0.0
+    """Over how long a stretch of each recording those features took its amplitude (0: the whole
+    recording; :func:`heartbeat.signal.patient.patient_inputs`): ``heartbeat predict`` does the same."""
     trained_on: dict | None = None
     """What trained the model (its sidecar json's ``trained_on``: source, synthetic or not, records and
     split); None when the model came without a sidecar."""
@@ -137,6 +140,11 @@ class Runner:
     @property
     def class_names(self) -> tuple[str, ...]:
         return DATASET_CLASSES[self.dataset]
+
+    @property
+    def patient_options(self) -> dict[str, str | float]:
+        """How a recording's patient features are computed for this model (``read_input``'s keywords)."""
+        return {"reference": self.reference, "amplitude_stretch_s": self.amplitude_stretch_s}
 
 
 def _input_shapes() -> dict[str, set[tuple[int, ...]]]:
@@ -454,6 +462,29 @@ def _convert_on_the_fly(path: Path, backend: str, threads: int) -> Runner:
     return runner
 
 
+def check_amplitude_stretch(value: object, where: str) -> float:
+    """A stored ``trained_on.amplitude_stretch_s`` as a float (absent: 0, as models trained before it
+    existed were); anything but seconds in [0, 86400] is a :class:`ModelError` naming ``where``."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86_400:
+        raise ModelError(
+            f"{where}: trained_on.amplitude_stretch_s {json.dumps(value, default=str)[:40]} is not as "
+            "training writes it (seconds, 0 to 86400); retrain the model (dvc repro) or remove the key"
+        )
+    return float(value)
+
+
+def patient_options(trained_on: object, where: str) -> dict[str, str | float]:
+    """How the model's training data computed each recording's patient features, from its sidecar's
+    ``trained_on`` (checked): the keywords :func:`heartbeat.serve.inputs.read_input` takes."""
+    trained = trained_on if isinstance(trained_on, dict) else {}
+    return {
+        "reference": check_reference(trained.get("reference"), where),
+        "amplitude_stretch_s": check_amplitude_stretch(trained.get("amplitude_stretch_s"), where),
+    }
+
+
 def check_reference(value: object, where: str) -> str:
     """A stored ``trained_on.reference``: one of :data:`heartbeat.signal.patient.REFERENCES`, or
     ``median`` when the sidecar has none (models trained before the choice existed)."""
@@ -492,7 +523,8 @@ def load_runner(
         runner.steps = OutputSteps.from_sidecar(data, str(where))
         trained = data.get("trained_on")
         runner.trained_on = trained if isinstance(trained, dict) else None
-        runner.reference = check_reference((runner.trained_on or {}).get("reference"), str(where))
+        options = patient_options(runner.trained_on, str(where))
+        runner.reference, runner.amplitude_stretch_s = options["reference"], options["amplitude_stretch_s"]
         folded = folded_temperatures(data, str(where))
     if runner.steps.temperature is not None:
         log.info(
@@ -523,16 +555,15 @@ def folded_temperatures(data: dict, where: str) -> list[float]:
     return [check_temperature(t, f"{where}: ensemble") for t in values]
 
 
-def stored_reference(path: str | os.PathLike[str]) -> str:
-    """The patient features' reference the model at ``path`` was trained with (its sidecar's
-    ``trained_on.reference``), read without loading the model: ``heartbeat predict`` cuts the
-    recording first, so that a bad input is named before the model is loaded."""
+def stored_patient_options(path: str | os.PathLike[str]) -> dict[str, str | float]:
+    """How the model at ``path`` was trained to see each recording's patient features (its sidecar's
+    ``trained_on``: :func:`patient_options`), read without loading the model: ``heartbeat predict``
+    cuts the recording first, so that a bad input is named before the model is loaded."""
     sidecar = _sidecar_for(Path(path))
     if sidecar is None:
-        return "median"
+        return patient_options(None, str(path))
     where, data = read_sidecar(sidecar)
-    trained = data.get("trained_on")
-    return check_reference(trained.get("reference") if isinstance(trained, dict) else None, str(where))
+    return patient_options(data.get("trained_on"), str(where))
 
 
 def _sidecar_for(p: Path) -> Path | None:

@@ -239,13 +239,22 @@ def check_model(runner, model: str, dataset: str | None) -> None:
         )
 
 
-def read_beats(path: str, args: argparse.Namespace, reference: str = "median"):
-    """INPUT read as the options say, with the patient features' ``reference`` the model was trained
-    with (:attr:`~heartbeat.serve.runners.Runner.reference`); ``--format wfdb`` needs beat times."""
+def read_beats(
+    path: str, args: argparse.Namespace, reference: str = "median", amplitude_stretch_s: float = 0.0
+):
+    """INPUT read as the options say, with the patient features' ``reference`` and amplitude stretch
+    the model was trained with (:attr:`~heartbeat.serve.runners.Runner.patient_options`); ``--format
+    wfdb`` needs beat times."""
     from heartbeat.serve.inputs import read_input
 
     beats = read_input(
-        path, args.input_kind, lead=args.lead, peaks=args.peaks, fs=args.fs, reference=reference
+        path,
+        args.input_kind,
+        lead=args.lead,
+        peaks=args.peaks,
+        fs=args.fs,
+        reference=reference,
+        amplitude_stretch_s=amplitude_stretch_s,
     )
     if args.format == "wfdb" and beats.sample is None:
         raise ParamsError(

@@ -21,6 +21,7 @@ its leads and the R-peak samples of all its beats, sorted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -346,11 +347,39 @@ def reference_mask(reference: str | np.ndarray | None, samples: np.ndarray, fs: 
     return None if reference == "median" else rhythm_reference(samples, fs)
 
 
+LOCAL_MIN_BEATS = 60
+"""Reference beats a stretch needs to stand for itself (:func:`stretches`); a shorter one joins the next."""
+
+
+def stretches(
+    samples: np.ndarray, fs: float, seconds: float | None, reference: np.ndarray | None
+) -> list[slice]:
+    """Consecutive runs of the beats at ``samples`` (sorted, at ``fs``), each about ``seconds`` long and
+    holding at least :data:`LOCAL_MIN_BEATS` of the ``reference`` beats (all beats by default): a
+    stretch with fewer joins the next one, and the last such joins the one before. One run of every
+    beat when ``seconds`` is None or 0, or when the recording has too few reference beats to split."""
+    n = len(samples)
+    if not seconds or n == 0:
+        return [slice(0, n)]
+    starts = np.searchsorted(samples, np.arange(samples[0], samples[-1] + 1, seconds * fs)).tolist()
+    counts = np.ones(n, dtype=np.int64) if reference is None else np.asarray(reference, dtype=np.int64)
+    total = np.concatenate([[0], np.cumsum(counts)])
+    cuts = [0]
+    for start in starts[1:]:
+        if total[start] - total[cuts[-1]] >= LOCAL_MIN_BEATS:
+            cuts.append(start)
+    cuts.append(n)
+    if len(cuts) > 2 and total[n] - total[cuts[-2]] < LOCAL_MIN_BEATS:
+        del cuts[-2]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts)]
+
+
 def patient_inputs(
     leads: Sequence[np.ndarray | Callable[[], np.ndarray]],
     fs: float,
     samples: np.ndarray,
     reference: np.ndarray | None = None,
+    amplitude_stretch_s: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both inputs for ONE record: ``window (n, 125, 2)`` and ``patient (n, 80)``, float32, one row per
     R-peak of ``samples`` (at ``fs``, sorted). ``leads`` holds the primary lead (MLII, else V5) and,
@@ -360,7 +389,13 @@ def patient_inputs(
 
     ``reference`` (a boolean mask over the beats; all of them by default) names the beats whose
     statistics stand for the record: its median R-R, median beat, QRS amplitude and the centres and
-    spreads of the z-scores. Every beat is still measured, against them."""
+    spreads of the z-scores. Every beat is still measured, against them.
+
+    ``amplitude_stretch_s`` scales each stretch of the recording (:func:`stretches`) to the recording's QRS
+    amplitude first, by the reference beats in it: a recording's beats grow and shrink over hours
+    (posture, electrode contact), and against the whole recording's median beat a stretch of larger
+    normal beats looks ventricular. Their shape is still measured against the whole recording's, so a
+    stretch where ectopic beats outnumber the normal ones cannot make them the norm."""
     if not 1 <= len(leads) <= LEADS:
         raise ValueError(f"patient_inputs: expected 1 or {LEADS} leads, got {len(leads)}")
     samples = np.asarray(samples, dtype=np.int64)
@@ -378,6 +413,10 @@ def patient_inputs(
         W = centred_windows(x, peaks, WIDE, WIDE)
         del x  # as long as the lead; the windows are all that is measured from here
         amp = record_amplitude(W, reference=reference)
+        runs = stretches(samples, fs, amplitude_stretch_s, reference)
+        for run in runs if len(runs) > 1 else []:
+            # Each stretch brought to the recording's QRS amplitude, in place (W is this loop's own).
+            W[run] *= amp / record_amplitude(W[run], reference=None if reference is None else reference[run])
         for start in range(0, len(W), BLOCK_BEATS):  # not a float64 copy of every window at once
             rows = slice(start, start + BLOCK_BEATS)
             window[rows, :, i] = W[rows, WIDE - WINDOW_BEFORE : WIDE + WINDOW_AFTER] / amp

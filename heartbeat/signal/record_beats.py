@@ -56,6 +56,7 @@ def cut_record(
     keep: np.ndarray | None = None,
     second: np.ndarray | Callable[[], np.ndarray] | None = None,
     reference: str | np.ndarray | None = "median",
+    amplitude_stretch_s: float | None = None,
     **segment_options: object,
 ) -> RecordBeats:
     """Cut the beats of one lead: at ``peaks`` (R-peak samples at ``fs``, e.g. annotations), or at the
@@ -67,7 +68,9 @@ def cut_record(
     one, for the windows and patient features (or a function that returns it, called only when the
     patient features reach it: :func:`heartbeat.signal.patient.patient_inputs`). ``reference`` names the beats whose statistics stand for
     the record in the patient features: a method of :data:`heartbeat.signal.patient.REFERENCES`, or a
-    boolean mask over the peaks (:func:`heartbeat.signal.patient.reference_mask`). ``segment_options`` go to
+    boolean mask over the peaks (:func:`heartbeat.signal.patient.reference_mask`); ``amplitude_stretch_s``
+    (seconds; None or 0: the whole record at one scale) brings each stretch of the record to the
+    record's QRS amplitude first (:func:`heartbeat.signal.patient.patient_inputs`). ``segment_options`` go to
     :func:`heartbeat.signal.segment.extract_beats`.
     """
     seg = extract_beats(signal, fs, peaks, **segment_options)
@@ -83,7 +86,8 @@ def cut_record(
     rows = np.isin(seg.index, index)
     rr = rr_features(all_peaks, fs)
     leads = [signal] if second is None else [signal, second]
-    window, patient = patient_inputs(leads, fs, all_peaks, reference_mask(reference, all_peaks, fs))
+    mask = reference_mask(reference, all_peaks, fs)
+    window, patient = patient_inputs(leads, fs, all_peaks, mask, amplitude_stretch_s)
     return RecordBeats(
         X=seg.X if rows.all() else seg.X[rows],  # no second copy of every beat
         sample=all_peaks[index],

@@ -316,6 +316,7 @@ def trained_on(prepared: dict, dataset: str) -> dict:
         "source": prepared.get("source"),
         "synthetic": bool(prepared.get("synthetic")),
         "reference": prepared.get("reference", "median"),
+        "amplitude_stretch_s": prepared.get("amplitude_stretch_s", 0.0),
         "dataset": dataset,
         "split": prepared.get("split"),
         "records": {dataset: records} if records else None,
