@@ -450,29 +450,25 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
     assert load_runner(tmp_path / "export" / "resnet_mitbih.tflite").steps.temperature is None
 
 
-def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(capsys, tmp_path) -> None:
-    """A model whose sidecar says ``trained_on.reference: rhythm`` gets patient features measured
-    against the beats of the patient's own rhythm; a value training never writes is refused."""
+def _model_trained_on(tmp_path: Path, **trained_on: object) -> tuple[Path, dict]:
+    """A copy of the pretrained model whose sidecar's ``trained_on`` says ``trained_on``; and the sidecar."""
     import shutil
 
     from heartbeat.serve import pretrained
-    from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.runners import load_runner, predict_proba
-    from tests.test_patient import record
 
     model = tmp_path / "m.keras"
     shutil.copy(pretrained.MODEL, model)
     sidecar = json.loads(Path(pretrained.MODEL).with_suffix(".json").read_text())
-    sidecar["trained_on"]["reference"] = "rhythm"
+    sidecar["trained_on"].update(trained_on)
     model.with_suffix(".json").write_text(json.dumps(sidecar))
-    lead, _ = record(seconds=60, premature=tuple(range(5, 70, 4)))  # 360 Hz, many premature beats
-    path = tmp_path / "lead.npy"
-    np.save(path, lead)
+    return model, sidecar
+
+
+def _assert_predict_classifies(capsys, path: Path, model: Path, beats) -> None:
+    """``heartbeat predict`` on ``path`` gives the model's probabilities of exactly ``beats``' inputs."""
+    from heartbeat.serve.runners import load_runner, predict_proba
+
     runner = load_runner(model, "keras")
-    assert runner.reference == "rhythm"
-    beats = read_input(str(path), fs=360.0, reference="rhythm")
-    median = read_input(str(path), fs=360.0)
-    assert not np.array_equal(beats.patient, median.patient)
     expected = predict_proba(
         runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True
     )
@@ -481,30 +477,49 @@ def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(
     assert code == 0, err
     got = np.array([[row[f"p_{c}"] for c in "NSVFQ"] for row in json.loads(out)["beats"]])
     np.testing.assert_allclose(got, expected, atol=2e-6)
-    sidecar["trained_on"]["reference"] = "mode"
+
+
+def _refused(capsys, path: Path, model: Path, sidecar: dict) -> str:
+    """The one error line of ``heartbeat predict`` with ``sidecar`` as the model's (non-zero exit)."""
     model.with_suffix(".json").write_text(json.dumps(sidecar))
     code = main(["predict", str(path), "--fs", "360", "-m", str(model)])
     err = capsys.readouterr().err
-    assert code != 0 and "trained_on.reference 'mode' is not one of median, rhythm" in err
+    assert code != 0 and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(capsys, tmp_path) -> None:
+    """A model whose sidecar says ``trained_on.reference: rhythm`` gets patient features measured
+    against the beats of the patient's own rhythm; a value training never writes is refused."""
+    from heartbeat.serve.inputs import read_input
+    from heartbeat.serve.runners import load_runner
+    from tests.test_patient import record
+
+    model, sidecar = _model_trained_on(tmp_path, reference="rhythm")
+    lead, _ = record(seconds=60, premature=tuple(range(5, 70, 4)))  # 360 Hz, many premature beats
+    path = tmp_path / "lead.npy"
+    np.save(path, lead)
+    assert load_runner(model, "keras").reference == "rhythm"
+    beats = read_input(str(path), fs=360.0, reference="rhythm")
+    median = read_input(str(path), fs=360.0)
+    assert not np.array_equal(beats.patient, median.patient)
+    _assert_predict_classifies(capsys, path, model, beats)
+    sidecar["trained_on"]["reference"] = "mode"
+    assert "trained_on.reference 'mode' is not one of median, rhythm" in _refused(
+        capsys, path, model, sidecar
+    )
 
 
 @pytest.mark.parametrize("bad", ["300", -1, 1e9, True, [300]])
 def test_predict_scales_a_recording_by_stretches_as_its_model_was_trained(capsys, tmp_path, bad) -> None:
-    """A model whose sidecar says ``trained_on.amplitude_stretch_s`` gets patient features from
-    a recording brought to one amplitude stretch by stretch, as its training data was; a value training
+    """A model whose sidecar says ``trained_on.amplitude_stretch_s`` gets patient features from a
+    recording brought to one amplitude stretch by stretch, as its training data was; a value training
     never writes is refused with one line."""
-    import shutil
-
-    from heartbeat.serve import pretrained
     from heartbeat.serve.inputs import read_input
-    from heartbeat.serve.runners import load_runner, predict_proba
+    from heartbeat.serve.runners import load_runner
     from tests.test_patient import record
 
-    model = tmp_path / "m.keras"
-    shutil.copy(pretrained.MODEL, model)
-    sidecar = json.loads(Path(pretrained.MODEL).with_suffix(".json").read_text())
-    sidecar["trained_on"]["amplitude_stretch_s"] = 60
-    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    model, sidecar = _model_trained_on(tmp_path, amplitude_stretch_s=60)
     lead, _ = record(seconds=300, premature=(50, 250))
     lead = np.where(np.arange(lead.size) > lead.size // 2, 1.6 * lead, lead)  # a posture change
     path = tmp_path / "lead.npy"
@@ -514,17 +529,7 @@ def test_predict_scales_a_recording_by_stretches_as_its_model_was_trained(capsys
     beats = read_input(str(path), fs=360.0, reference=runner.reference, amplitude_stretch_s=60)
     whole = read_input(str(path), fs=360.0, reference=runner.reference)
     assert not np.array_equal(beats.patient, whole.patient)
-    expected = predict_proba(
-        runner, beats.X, window=beats.window, patient=beats.patient, each_beat_alone=True
-    )
-    code = main(["predict", str(path), "--fs", "360", "-m", str(model), "-f", "json", "--each-beat-alone"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    got = np.array([[row[f"p_{c}"] for c in "NSVFQ"] for row in json.loads(out)["beats"]])
-    np.testing.assert_allclose(got, expected, atol=2e-6)
+    _assert_predict_classifies(capsys, path, model, beats)
     sidecar["trained_on"]["amplitude_stretch_s"] = bad
-    model.with_suffix(".json").write_text(json.dumps(sidecar))
-    code = main(["predict", str(path), "--fs", "360", "-m", str(model)])
-    err = capsys.readouterr().err
-    assert code != 0 and "trained_on.amplitude_stretch_s" in err and "retrain the model" in err
-    assert len(err.strip().splitlines()) == 1
+    err = _refused(capsys, path, model, sidecar)
+    assert "trained_on.amplitude_stretch_s" in err and "retrain the model" in err
