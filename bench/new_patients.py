@@ -49,14 +49,19 @@ from heartbeat.signal.irregular import irregular_beats  # noqa: E402
 from heartbeat.signal.patient import (  # noqa: E402
     BEAT_COLUMNS,
     RR_COLUMNS,
+    WIDE,
+    centred_windows,
     neighbours,
     patient_inputs,
+    record_amplitude,
     record_standardised,
+    remove_baseline,
     rhythm_reference,
     rr_features,
+    stretches,
 )
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
-from heartbeat.signal.segment import extract_beats  # noqa: E402
+from heartbeat.signal.segment import TARGET_FS, extract_beats, resample  # noqa: E402
 from heartbeat.train.bagging import held_out_records  # noqa: E402
 
 log = logging.getLogger("new_patients")
@@ -162,6 +167,19 @@ def references(rec: Record, method: str, among: np.ndarray | None = None) -> np.
 LOCAL_SECONDS = {"rhythm_local": 300.0}
 """Reference methods that scale each stretch of the record to its QRS amplitude, and the stretch's
 length in seconds (:func:`heartbeat.signal.patient.patient_inputs`)."""
+
+
+def stretch_amplitudes(rec: Record, seconds: float = LOCAL_SECONDS["rhythm_local"]) -> list[float]:
+    """The QRS amplitude of each stretch of ``rec``'s first lead (:func:`heartbeat.signal.patient.stretches`)
+    over the whole record's, both by the reference beats of the patient's own rhythm: what
+    ``data.amplitude_stretch_s`` scales each stretch by, inverted."""
+    reference = references(rec, "rhythm")
+    x = remove_baseline(resample(rec.leads[0], rec.fs))
+    peaks = np.clip(np.rint(rec.peaks * (TARGET_FS / rec.fs)).astype(np.int64), 0, x.size - 1)
+    W = centred_windows(x, peaks, WIDE, WIDE)
+    whole = record_amplitude(W, reference=reference)
+    runs = stretches(rec.peaks, rec.fs, seconds, reference)
+    return [record_amplitude(W[run], reference=reference[run]) / whole for run in runs]
 
 
 @dataclass
@@ -757,6 +775,12 @@ def main(argv: list[str] | None = None) -> None:
         "already are unchanged)",
     )
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
+    ap.add_argument(
+        "--amplitudes",
+        action="store_true",
+        help="only print each record's QRS amplitude by stretches (LOCAL_SECONDS) against the whole "
+        "record's, by the reference beats of the patient's own rhythm; no training",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("heartbeat").setLevel(logging.WARNING)
@@ -768,6 +792,10 @@ def main(argv: list[str] | None = None) -> None:
     names = list(DS1_RECORDS)
     recs = {r.name: r for r in load_records(args.mirror, names)}
     minutes = {n: recs[n].minutes for n in names}
+    if args.amplitudes:
+        for name in names:
+            print(name, " ".join(f"{r:.2f}" for r in stretch_amplitudes(recs[name])))
+        return
     if not args.report_only:
         base = shipped_config()
         prepared: dict[tuple[str, int, int], dict[str, Prepared]] = {}
