@@ -137,3 +137,17 @@ def test_fusion_copies_blend_a_v_beat_into_n_beats_and_label_them_f() -> None:
     without_v = recs[0]
     without_v.labels = np.where(without_v.labels == 2, 0, without_v.labels)
     assert new_patients.fusion_copy(without_v, "rhythm", np.random.default_rng(0)) is None
+
+
+def test_stretch_amplitudes_show_a_stretch_of_taller_beats() -> None:
+    """``--amplitudes``: each stretch's QRS amplitude over the record's, about 1 where nothing
+    changes and the factor itself where the beats grow."""
+    from tests.test_patient import FS, record
+
+    signal, peaks = record(seconds=900, premature=())
+    labels = np.zeros(peaks.size, dtype=np.int64)
+    steady = new_patients.Record("100", FS, [signal], peaks, labels, 15.0)
+    assert np.allclose(new_patients.stretch_amplitudes(steady), 1.0, atol=0.02)
+    grown = np.where(np.arange(signal.size) >= peaks[-1] - 250 * FS, 1.6 * signal, signal)
+    ratios = new_patients.stretch_amplitudes(new_patients.Record("100", FS, [grown], peaks, labels, 15.0))
+    assert len(ratios) == 3 and np.allclose(ratios[:2], 1.0, atol=0.05) and ratios[2] > 1.3
