@@ -49,19 +49,17 @@ from heartbeat.signal.irregular import irregular_beats  # noqa: E402
 from heartbeat.signal.patient import (  # noqa: E402
     BEAT_COLUMNS,
     RR_COLUMNS,
-    WIDE,
-    centred_windows,
     neighbours,
     patient_inputs,
     record_amplitude,
     record_standardised,
-    remove_baseline,
     rhythm_reference,
     rr_features,
     stretches,
+    wide_windows,
 )
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
-from heartbeat.signal.segment import TARGET_FS, extract_beats, resample  # noqa: E402
+from heartbeat.signal.segment import extract_beats  # noqa: E402
 from heartbeat.train.bagging import held_out_records  # noqa: E402
 
 log = logging.getLogger("new_patients")
@@ -174,9 +172,7 @@ def stretch_amplitudes(rec: Record, seconds: float = LOCAL_SECONDS["rhythm_local
     over the whole record's, both by the reference beats of the patient's own rhythm: what
     ``data.amplitude_stretch_s`` scales each stretch by, inverted."""
     reference = references(rec, "rhythm")
-    x = remove_baseline(resample(rec.leads[0], rec.fs))
-    peaks = np.clip(np.rint(rec.peaks * (TARGET_FS / rec.fs)).astype(np.int64), 0, x.size - 1)
-    W = centred_windows(x, peaks, WIDE, WIDE)
+    W = wide_windows(rec.leads[0], rec.fs, rec.peaks)
     whole = record_amplitude(W, reference=reference)
     runs = stretches(rec.peaks, rec.fs, seconds, reference)
     return [record_amplitude(W[run], reference=reference[run]) / whole for run in runs]

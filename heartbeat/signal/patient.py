@@ -129,6 +129,15 @@ def centred_windows(x: np.ndarray, peaks: np.ndarray, before: int, after: int) -
     return out
 
 
+def wide_windows(lead: np.ndarray, fs: float, samples: np.ndarray) -> np.ndarray:
+    """``(n, 2 * WIDE)`` float64: the baseline-free ``lead`` (at ``fs``) resampled to 125 Hz, around each
+    R-peak of ``samples`` (at ``fs``). The resampled lead is let go on return: the windows are all that
+    is measured from here."""
+    x = remove_baseline(resample(lead, fs))
+    peaks = np.clip(np.rint(np.asarray(samples) * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
+    return centred_windows(x, peaks, WIDE, WIDE)
+
+
 def record_amplitude(
     W: np.ndarray, centre: int = WIDE, half: int = QRS_HALF, reference: np.ndarray | None = None
 ) -> float:
@@ -407,13 +416,10 @@ def patient_inputs(
             )
     parts, amplitudes = [], []
     window = np.empty((samples.size, *WINDOW_SHAPE), dtype=np.float32)
+    runs = stretches(samples, fs, amplitude_stretch_s, reference)  # the same for every lead
     for i, lead in enumerate(leads):
-        x = remove_baseline(resample(lead() if callable(lead) else lead, fs))
-        peaks = np.clip(np.rint(samples * (TARGET_FS / fs)).astype(np.int64), 0, max(x.size - 1, 0))
-        W = centred_windows(x, peaks, WIDE, WIDE)
-        del x  # as long as the lead; the windows are all that is measured from here
+        W = wide_windows(lead() if callable(lead) else lead, fs, samples)
         amp = record_amplitude(W, reference=reference)
-        runs = stretches(samples, fs, amplitude_stretch_s, reference)
         for run in runs if len(runs) > 1 else []:
             # Each stretch brought to the recording's QRS amplitude, in place (W is this loop's own).
             W[run] *= amp / record_amplitude(W[run], reference=None if reference is None else reference[run])
