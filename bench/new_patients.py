@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -167,15 +167,92 @@ LOCAL_SECONDS = {"rhythm_local": 300.0}
 length in seconds (:func:`heartbeat.signal.patient.patient_inputs`)."""
 
 
+def stretch_ratios(
+    rec: Record, lead: int, reference: np.ndarray | None, seconds: float
+) -> tuple[list[slice], list[float]]:
+    """The stretches of ``rec`` (:func:`heartbeat.signal.patient.stretches`) and the QRS amplitude of
+    each on lead ``lead`` over the whole record's, both by the ``reference`` beats."""
+    W = wide_windows(rec.leads[lead], rec.fs, rec.peaks)
+    whole = record_amplitude(W, reference=reference)
+    runs = stretches(rec.peaks, rec.fs, seconds, reference)
+    ratios = [
+        record_amplitude(W[r], reference=None if reference is None else reference[r]) / whole for r in runs
+    ]
+    return runs, ratios
+
+
 def stretch_amplitudes(rec: Record, seconds: float = LOCAL_SECONDS["rhythm_local"]) -> list[float]:
     """The QRS amplitude of each stretch of ``rec``'s first lead (:func:`heartbeat.signal.patient.stretches`)
     over the whole record's, both by the reference beats of the patient's own rhythm: what
     ``data.amplitude_stretch_s`` scales each stretch by, inverted."""
-    reference = references(rec, "rhythm")
-    W = wide_windows(rec.leads[0], rec.fs, rec.peaks)
-    whole = record_amplitude(W, reference=reference)
-    runs = stretches(rec.peaks, rec.fs, seconds, reference)
-    return [record_amplitude(W[run], reference=reference[run]) / whole for run in runs]
+    return stretch_ratios(rec, 0, references(rec, "rhythm"), seconds)[1]
+
+
+AMPLITUDE_TOLERANCE = 1.25
+"""The ``amplitude`` scoring levels a stretch whose QRS amplitude is more than this factor from the
+record's, either way. In the 22 DS1 records such stretches are in five (``--amplitudes``: 109 at
+1.53, 116 0.63, 108 0.65, 223 0.70, 207 0.79); every stretch of the other 17 is within 0.91-1.16."""
+
+
+def amplitude_levelled(
+    rec: Record,
+    method: str,
+    tolerance: float = AMPLITUDE_TOLERANCE,
+    seconds: float = LOCAL_SECONDS["rhythm_local"],
+) -> Record | None:
+    """``rec`` with each stretch whose QRS amplitude (by ``method``'s reference beats) is more than
+    ``tolerance`` times the whole record's, or less than its inverse, scaled to the record's, lead by
+    lead, in the signal itself (from midway to the stretch's first beat to midway past its last):
+    the features see a steady amplitude there, and nothing else changes. None when no stretch is
+    that far off."""
+    reference = references(rec, method)
+    leads, changed = [], False
+    for i, lead in enumerate(rec.leads):
+        runs, ratios = stretch_ratios(rec, i, reference, seconds)
+        edges = np.concatenate([[0], (rec.peaks[:-1] + rec.peaks[1:]) // 2, [lead.size]])
+        out = lead
+        for run, ratio in zip(runs, ratios, strict=True):
+            if 1 / tolerance <= ratio <= tolerance:
+                continue
+            out = out if out is not lead else lead.copy()
+            out[edges[run.start] : edges[run.stop]] /= ratio
+            changed = True
+        leads.append(out)
+    return Record(rec.name, rec.fs, leads, rec.peaks, rec.labels, rec.minutes) if changed else None
+
+
+def detected_split(rec: Record, method: str) -> tuple[Split, np.ndarray]:
+    """``rec`` as ``heartbeat predict`` cuts a recording without annotations: R-peaks from its
+    detector, every feature by its own path (:func:`heartbeat.serve.inputs.from_recording`), with
+    ``method``'s reference. The split (labels 0: the detections' labels come from matching them to
+    the annotations when they are scored) and the detections' samples."""
+    from heartbeat.serve.inputs import from_recording
+    from heartbeat.signal.user_recordings import Recording
+
+    second = rec.leads[1] if len(rec.leads) > 1 else None
+    recording = Recording(
+        signal=rec.leads[0], fs=rec.fs, lead=SOURCE.mitdb_lead, where=rec.name, second=second
+    )
+    reference = "median" if method == "median" else "rhythm"
+    beats = from_recording(
+        recording, "detector", reference=reference, amplitude_stretch_s=LOCAL_SECONDS.get(method, 0.0)
+    )
+    n = len(beats.sample)
+    irregular = np.zeros(n, np.int64) if beats.irregular is None else np.asarray(beats.irregular, np.int64)
+    zeros = np.zeros(n, np.int64)
+    split = Split(
+        X=np.zeros((n, 1), np.float32), y=zeros, W=beats.window, P=beats.patient, G=zeros, I=irregular
+    )
+    return split, np.asarray(beats.sample, dtype=np.int64)
+
+
+SCORINGS = ("detected", "amplitude")
+"""Other cuts of a test record that ``--scorings`` scores with the same trained network as the
+record itself (a paired comparison: only the test record's features differ). ``detected``: R-peaks
+from ``heartbeat predict``'s detector, not the annotations (:func:`detected_split`), scored as
+EC57 does, each detection matched to an annotated beat within 150 ms; ``amplitude``: stretches of
+the record whose QRS amplitude is far from the record's levelled (:func:`amplitude_levelled`), at
+the annotated R-peaks; a record with no such stretch scores as itself."""
 
 
 @dataclass
@@ -189,6 +266,9 @@ class Prepared:
     make 2/3."""
     augmented: list[Split]
     """Training copies of the record with other references (:data:`COPIES`)."""
+    scorings: dict[str, tuple[Split, np.ndarray | None]] = field(default_factory=dict)
+    """Other cuts of the record to score (:data:`SCORINGS`), with the samples of their beats where
+    those are not the record's annotated ones."""
 
 
 COPIES = ("random", "median", "irregular", "fusion")
@@ -290,9 +370,11 @@ def fusion_copy(rec: Record, method: str, rng: np.random.Generator) -> Split | N
     )
 
 
-def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int) -> Prepared:
-    def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None) -> Split:
-        W, P, y, rows = featurise(rec, reference, LOCAL_SECONDS.get(method))
+def prepare(
+    rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: int, scorings: tuple[str, ...] = ()
+) -> Prepared:
+    def as_split(reference: np.ndarray | None, keep: np.ndarray | None = None, record: Record = rec) -> Split:
+        W, P, y, rows = featurise(record, reference, LOCAL_SECONDS.get(method))
         irregular = irregular_beats(rec.peaks[rows]).astype(np.int64)  # the recording's own rhythm
         if keep is not None:
             kept = keep[rows]
@@ -320,7 +402,13 @@ def prepare(rec: Record, method: str, copies: tuple[str, ...], rich: int, seed: 
             extra += [] if fused is None else [fused]
         else:
             extra.append(irregular_copy(rec, scored_rows(rec), rng, method))
-    return Prepared(as_split(references(rec, method)), stress, extra)
+    cuts: dict[str, tuple[Split, np.ndarray | None]] = {}
+    if "detected" in scorings:
+        cuts["detected"] = detected_split(rec, method)
+    levelled = amplitude_levelled(rec, method) if "amplitude" in scorings else None
+    if levelled is not None:
+        cuts["amplitude"] = (as_split(references(levelled, method), record=levelled), None)
+    return Prepared(as_split(references(rec, method)), stress, extra, cuts)
 
 
 def concat(splits: list[Split]) -> Split:
@@ -376,6 +464,16 @@ def loro(prepared: dict[str, Prepared], cfg, test: str, seed: int, val_records: 
             "y": split.y.tolist(),
             "pred": np.argmax(p, axis=1).tolist(),
             "proba": np.round(p, 4).tolist(),
+        }
+    if prepared[test].scorings:
+        out["scorings"] = {}
+    for name, (split, times) in prepared[test].scorings.items():
+        _, p = final_proba(trained.model, trained.info, split)
+        out["scorings"][name] = {
+            "pred": np.argmax(p, axis=1).tolist(),
+            "proba": np.round(p, 4).tolist(),
+            "irregular": split.I.tolist(),
+            **({} if times is None else {"times": times.tolist()}),
         }
     return out
 
@@ -722,6 +820,157 @@ def report(results: dict, models: list[str], seeds: list[int], minutes: dict[str
     return "\n".join(lines) + "\n"
 
 
+def _final(run: dict, gate: bool, flags: np.ndarray | None = None) -> np.ndarray:
+    """A run's (or a scoring's) predicted classes, through the irregular-rhythm gate with ``gate``."""
+    if not gate:
+        return np.asarray(run["pred"])
+    irregular = np.asarray(run["irregular"]) if flags is None else flags
+    return gate_irregular(np.asarray(run["proba"]), irregular).argmax(axis=1)
+
+
+def _ec57_figures(scores: list) -> dict[str, float]:
+    """Pooled EC57 figures of records' :class:`heartbeat.evaluate.ec57.RecordScore`: per-class F1 over
+    matched beats (and their macro over N, S, V, F), gross S and V Se / +P counting missed and false
+    beats, QRS Se / +P."""
+    from heartbeat.evaluate import ec57
+
+    total = ec57.summarize(scores)
+    f1 = {c: total.classes[c]["f1"] or 0.0 for c in "NSVF"}
+    g = {k: v.value if v.value is not None else float("nan") for k, v in total.gross.items()}
+    return {
+        "macro_f1_nsvf": float(np.mean(list(f1.values()))),
+        "f1_S": f1["S"],
+        "f1_V": f1["V"],
+        "se_S": g["sveb_se"],
+        "p_S": g["sveb_pp"],
+        "se_V": g["veb_se"],
+        "p_V": g["veb_pp"],
+        "qrs_se": g["qrs_se"],
+        "qrs_p": g["qrs_pp"],
+    }
+
+
+def scorings_report(results: dict, model: str, seeds: list[int], recs: dict[str, Record], gate: bool) -> str:
+    """The ``--scorings`` of ``model``'s runs beside the record's own scoring, by the same networks:
+    pooled over the 22 records (mean ± std over the seeds that have every record), then per record
+    where a scoring changed anything. EC57 counts for the detected R-peaks (and, to compare, for
+    the annotated ones)."""
+    from heartbeat.evaluate import ec57
+
+    runs_of = {}
+    for seed in seeds:
+        runs = results.get(model, {}).get(str(seed), {})
+        if len(runs) == len(recs) and all("scorings" in r for r in runs.values()):
+            runs_of[seed] = runs
+    if not runs_of:
+        return ""
+    rows = {name: scored_rows(rec) for name, rec in recs.items()}
+    flags = {name: irregular_beats(rec.peaks[rows[name]]).astype(np.int64) for name, rec in recs.items()}
+    table: dict[str, list[dict]] = {
+        "annotated": [],
+        "amplitude": [],
+        "annotated, EC57": [],
+        "detected, EC57": [],
+    }
+    per_record: dict[str, dict[str, list[tuple]]] = {}
+    for runs in runs_of.values():
+        own, levelled, ec_own, ec_detected = [], [], [], []
+        for name, rec in sorted(recs.items()):
+            r = runs[name]
+            window = round(ec57.WINDOW_S * rec.fs)
+            pred = _final(r, gate, flags[name])
+            y = np.asarray(r["y"])
+            own.append({"y": y, "pred": pred})
+            amp = r["scorings"].get("amplitude")
+            amp_pred = pred if amp is None else _final(amp, gate)
+            levelled.append({"y": y, "pred": amp_pred})
+            ec_own.append(ec57.score_record(name, rec.peaks, rec.labels, rec.peaks[rows[name]], pred, window))
+            det = r["scorings"].get("detected")
+            if det is not None:
+                scored = ec57.score_record(
+                    name, rec.peaks, rec.labels, det["times"], _final(det, gate), window
+                )
+                ec_detected.append(scored)
+                per_record.setdefault(name, {}).setdefault("detected", []).append((ec_own[-1], scored))
+            if amp is not None:
+                per_record.setdefault(name, {}).setdefault("amplitude", []).append((y, pred, amp_pred))
+        table["annotated"].append(pooled(own))
+        table["amplitude"].append(pooled(levelled))
+        table["annotated, EC57"].append(_ec57_figures(ec_own))
+        if len(ec_detected) == len(recs):
+            table["detected, EC57"].append(_ec57_figures(ec_detected))
+    title = {
+        "annotated": "annotated R-peaks (the record's own scoring)",
+        "amplitude": f"stretches levelled (amplitude off by more than {AMPLITUDE_TOLERANCE}x)",
+        "annotated, EC57": "annotated R-peaks, EC57 (missed annotated beats count against Se)",
+        "detected, EC57": "detected R-peaks as predict cuts them, EC57 (missed and false beats count)",
+    }
+    lines = [
+        "",
+        f"## {model}: the same networks, each test record cut other ways (seeds {' '.join(map(str, runs_of))}"
+        f"{', through the irregular-rhythm gate' if gate else ''})",
+        "",
+        "| scoring | macro-F1 NSVF | F1 S | F1 V | Se / +P S | Se / +P V | QRS Se / +P |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, figures in table.items():
+        if not figures:
+            continue
+        col = {k: [f[k] for f in figures] for k in figures[0]}
+        qrs = f"{np.mean(col['qrs_se']):.4f} / {np.mean(col['qrs_p']):.4f}" if "qrs_se" in col else ""
+        lines.append(
+            f"| {title[key]} | {_mean_std(col['macro_f1_nsvf'])} | {_mean_std(col['f1_S'])} | "
+            f"{_mean_std(col['f1_V'])} | {np.mean(col['se_S']):.2f} / {np.mean(col['p_S']):.2f} | "
+            f"{np.mean(col['se_V']):.2f} / {np.mean(col['p_V']):.2f} | {qrs} |"
+        )
+    lines += [
+        "",
+        "Per record, where a scoring changed the classes (mean over seeds; FA/h: beats of another class "
+        "called S or V, per hour; EC57 counts false detections called S or V among them):",
+        "",
+        "| record | scoring | S Se: own → other | S FA/h: own → other | V Se: own → other | V FA/h: own → other |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in sorted(per_record):
+        hours = recs[name].minutes / 60
+        for kind, pairs in sorted(per_record[name].items()):
+            cells = {k: ([], []) for k in ("sse", "sfa", "vse", "vfa")}
+            for pair in pairs:
+                if kind == "amplitude":
+                    y, a, b = pair
+                    if np.array_equal(a, b):
+                        continue
+                    for which, pred in enumerate((a, b)):
+                        for c, se, fa in ((1, "sse", "sfa"), (2, "vse", "vfa")):
+                            tp, fp, fn = _counts(y, pred, c)
+                            cells[se][which].append(_ratio(tp, tp + fn))
+                            cells[fa][which].append(fp / hours)
+                else:
+                    for which, score in enumerate(pair):
+                        st = score.stats
+                        cells["sse"][which].append(
+                            st["sveb_se"].value if st["sveb_se"].value is not None else np.nan
+                        )
+                        cells["vse"][which].append(
+                            st["veb_se"].value if st["veb_se"].value is not None else np.nan
+                        )
+                        m = score.matrix
+                        cells["sfa"][which].append(int(m[[0, 2, 3, 5], 1].sum()) / hours)
+                        cells["vfa"][which].append(int(m[[0, 1, 5], 2].sum()) / hours)
+            if not cells["sse"][0]:
+                continue
+
+            def f(k: str, which: int, fmt: str = ".2f", cells: dict = cells) -> str:
+                v = [x for x in cells[k][which] if np.isfinite(x)]
+                return format(np.mean(v), fmt) if v else "–"
+
+            lines.append(
+                f"| {name} | {kind} | {f('sse', 0)} → {f('sse', 1)} | {f('sfa', 0, '.1f')} → {f('sfa', 1, '.1f')} | "
+                f"{f('vse', 0)} → {f('vse', 1)} | {f('vfa', 0, '.1f')} → {f('vfa', 1, '.1f')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mirror", type=Path, default=ROOT.parent / "shared" / "data" / "mitdb")
@@ -770,6 +1019,14 @@ def main(argv: list[str] | None = None) -> None:
         "gate, applied to its stored final probabilities (irregular_rhythm_gate: true; runs that had it "
         "already are unchanged)",
     )
+    ap.add_argument(
+        "--scorings",
+        nargs="*",
+        default=[],
+        choices=SCORINGS,
+        help="also score each test record cut these other ways by the same trained network (SCORINGS), "
+        "and report them beside the record's own scoring",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the report here (Markdown)")
     ap.add_argument(
         "--amplitudes",
@@ -809,7 +1066,10 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 key = (method, copies, seed if {"random", "irregular", "fusion"} & set(copies) else 0)
                 if key not in prepared:
-                    prepared[key] = {n: prepare(recs[n], method, copies, args.rich, seed) for n in names}
+                    prepared[key] = {
+                        n: prepare(recs[n], method, copies, args.rich, seed, tuple(args.scorings))
+                        for n in names
+                    }
                 done = results[model].setdefault(str(seed), {})
                 for test in args.records or names:
                     if test in done:
@@ -844,6 +1104,8 @@ def main(argv: list[str] | None = None) -> None:
             results[f"{name}, + irregular-rhythm gate"] = gated(results, name, recs)
             shown.append(f"{name}, + irregular-rhythm gate")
     text = report(results, shown, args.seeds, minutes)
+    for model in args.models:
+        text += scorings_report(results, model, args.seeds, recs, args.irregular_gate)
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -151,3 +151,85 @@ def test_stretch_amplitudes_show_a_stretch_of_taller_beats() -> None:
     grown = np.where(np.arange(signal.size) >= peaks[-1] - 250 * FS, 1.6 * signal, signal)
     ratios = new_patients.stretch_amplitudes(new_patients.Record("100", FS, [grown], peaks, labels, 15.0))
     assert len(ratios) == 3 and np.allclose(ratios[:2], 1.0, atol=0.05) and ratios[2] > 1.3
+
+
+def test_amplitude_levelling_scales_only_a_stretch_far_from_the_record() -> None:
+    """The ``amplitude`` scoring: a stretch of beats 1.6x the record's is brought back to the
+    record's amplitude; a record whose stretches are all within the tolerance is left alone (None)."""
+    from tests.test_patient import FS, record
+
+    signal, peaks = record(seconds=900, premature=())
+    labels = np.zeros(peaks.size, dtype=np.int64)
+    steady = new_patients.Record("100", FS, [signal], peaks, labels, 15.0)
+    assert new_patients.amplitude_levelled(steady, "rhythm") is None
+    late = np.arange(signal.size) >= peaks[-1] - 250 * FS
+    for factor, changed in ((1.15, False), (1.6, True)):
+        grown = new_patients.Record("100", FS, [np.where(late, factor * signal, signal)], peaks, labels, 15.0)
+        levelled = new_patients.amplitude_levelled(grown, "rhythm")
+        assert (levelled is not None) == changed
+    assert np.allclose(new_patients.stretch_amplitudes(levelled), 1.0, atol=0.05)
+    assert levelled.leads[0] is not grown.leads[0]  # the record's own lead is not written to
+    first_two = slice(0, int(550 * FS))  # the stretches within the tolerance are untouched
+    np.testing.assert_array_equal(levelled.leads[0][first_two], signal[first_two])
+
+
+def _run(y: list[int], pred: list[int], scorings: dict) -> dict:
+    proba = np.eye(5)[pred].tolist()
+    return {"y": y, "pred": pred, "proba": proba, "stress": {}, "scorings": scorings}
+
+
+def test_the_scorings_report_compares_the_same_networks_other_cuts() -> None:
+    """``--scorings``: the detected R-peaks are scored as EC57 does (a false detection called S is a
+    false S alarm, a missed beat counts against Se), the levelled stretches beat by beat, each
+    against the record's own scoring of the same seed."""
+    fs = 360.0
+    peaks = np.arange(1, 31) * 360
+    labels = np.array([0] * 20 + [1] * 5 + [2] * 5)
+    rec = new_patients.Record("100", fs, [np.zeros(32 * 360)], peaks, labels, 0.5)
+    rows = new_patients.scored_rows(rec)
+    y = labels[rows].tolist()
+    own = list(y)
+    own[rows.tolist().index(20)] = 0  # one S beat missed by the classifier
+    detected_times = np.concatenate([peaks[rows], [peaks[5] + 180]])  # one false detection...
+    order = np.argsort(detected_times, kind="stable")
+    det_pred = np.concatenate([np.array(own), [1]])[order]  # ...called S
+    scorings = {
+        "detected": {
+            "times": detected_times[order].tolist(),
+            "pred": det_pred.tolist(),
+            "proba": np.eye(5)[det_pred].tolist(),
+            "irregular": [0] * len(det_pred),
+        },
+        "amplitude": {"pred": y, "proba": np.eye(5)[y].tolist(), "irregular": [0] * len(y)},
+    }
+    results = {"m": {"0": {"100": _run(y, own, scorings)}}}
+    text = new_patients.scorings_report(results, "m", [0], {"100": rec}, gate=False)
+    table = {
+        line.split(" | ")[0].lstrip("| "): line.split(" | ")
+        for line in text.splitlines()
+        if line.startswith("| ")
+    }
+    annotated = table["annotated R-peaks (the record's own scoring)"]
+    levelled = next(v for k, v in table.items() if k.startswith("stretches levelled"))
+    detected = next(v for k, v in table.items() if k.startswith("detected R-peaks"))
+    assert annotated[4].startswith("0.80 / 1.00")  # S Se / +P: 4 of 5, no false S
+    assert levelled[4].startswith("1.00 / 1.00")  # the levelled cut found the fifth
+    assert detected[4].startswith("0.80 / 0.80")  # the false detection is a false S
+    assert float(detected[6].split(" / ")[1].rstrip(" |")) < 1.0  # QRS +P counts it
+    assert "| 100 | amplitude | 0.80 → 1.00 |" in text
+    # a seed without every record's scorings is not reported
+    del results["m"]["0"]["100"]["scorings"]
+    assert new_patients.scorings_report(results, "m", [0], {"100": rec}, gate=False) == ""
+
+
+def test_detected_split_cuts_a_real_record_as_predict_does() -> None:
+    """``detected``: the R-peaks of predict's detector on a real record lie on its annotated beats."""
+    from heartbeat.evaluate import ec57
+    from tests.conftest import shared_dir
+
+    (rec,) = new_patients.load_records(shared_dir("mitdb"), ["101"])
+    split, times = new_patients.detected_split(rec, "rhythm")
+    assert split.W.shape == (times.size, 125, 2) and split.P.shape[0] == times.size
+    assert np.isfinite(split.P).all() and split.I.shape == (times.size,)
+    ref_of_test, _ = ec57.match_beats(rec.peaks, times, round(0.15 * rec.fs))
+    assert (ref_of_test >= 0).mean() > 0.99 and abs(times.size - rec.peaks.size) < 0.01 * rec.peaks.size
