@@ -221,12 +221,16 @@ def amplitude_levelled(
     return Record(rec.name, rec.fs, leads, rec.peaks, rec.labels, rec.minutes) if changed else None
 
 
-def detected_split(rec: Record, method: str) -> tuple[Split, np.ndarray]:
+def detected_split(rec: Record, method: str, xqrs_alone: bool = False) -> tuple[Split, np.ndarray]:
     """``rec`` as ``heartbeat predict`` cuts a recording without annotations: R-peaks from its
-    detector, every feature by its own path (:func:`heartbeat.serve.inputs.from_recording`), with
-    ``method``'s reference. The split (labels 0: the detections' labels come from matching them to
-    the annotations when they are scored) and the detections' samples."""
+    detector (with ``xqrs_alone``, from XQRS alone, without the wide beats it misses), every feature
+    by its own path (:func:`heartbeat.serve.inputs.from_recording`), with ``method``'s reference. The
+    split (labels 0: the detections' labels come from matching them to the annotations when they
+    are scored) and the detections' samples."""
+    from unittest import mock
+
     from heartbeat.serve.inputs import from_recording
+    from heartbeat.signal import detect
     from heartbeat.signal.user_recordings import Recording
 
     second = rec.leads[1] if len(rec.leads) > 1 else None
@@ -234,9 +238,11 @@ def detected_split(rec: Record, method: str) -> tuple[Split, np.ndarray]:
         signal=rec.leads[0], fs=rec.fs, lead=SOURCE.mitdb_lead, where=rec.name, second=second
     )
     reference = "median" if method == "median" else "rhythm"
-    beats = from_recording(
-        recording, "detector", reference=reference, amplitude_stretch_s=LOCAL_SECONDS.get(method, 0.0)
-    )
+    detector = detect.xqrs_peaks if xqrs_alone else detect.r_peaks
+    with mock.patch.object(detect, "r_peaks", detector):
+        beats = from_recording(
+            recording, "detector", reference=reference, amplitude_stretch_s=LOCAL_SECONDS.get(method, 0.0)
+        )
     n = len(beats.sample)
     irregular = np.zeros(n, np.int64) if beats.irregular is None else np.asarray(beats.irregular, np.int64)
     zeros = np.zeros(n, np.int64)
@@ -246,11 +252,13 @@ def detected_split(rec: Record, method: str) -> tuple[Split, np.ndarray]:
     return split, np.asarray(beats.sample, dtype=np.int64)
 
 
-SCORINGS = ("detected", "amplitude")
+SCORINGS = ("detected", "xqrs", "amplitude")
 """Other cuts of a test record that ``--scorings`` scores with the same trained network as the
 record itself (a paired comparison: only the test record's features differ). ``detected``: R-peaks
 from ``heartbeat predict``'s detector, not the annotations (:func:`detected_split`), scored as
-EC57 does, each detection matched to an annotated beat within 150 ms; ``amplitude``: stretches of
+EC57 does, each detection matched to an annotated beat within 150 ms; ``xqrs``: the same with
+XQRS's R-peaks alone (the detector before it looked for the wide beats XQRS misses);
+``amplitude``: stretches of
 the record whose QRS amplitude is far from the record's levelled (:func:`amplitude_levelled`), at
 the annotated R-peaks; a record with no such stretch scores as itself."""
 
@@ -403,8 +411,9 @@ def prepare(
         else:
             extra.append(irregular_copy(rec, scored_rows(rec), rng, method))
     cuts: dict[str, tuple[Split, np.ndarray | None]] = {}
-    if "detected" in scorings:
-        cuts["detected"] = detected_split(rec, method)
+    for name in ("detected", "xqrs"):
+        if name in scorings:
+            cuts[name] = detected_split(rec, method, xqrs_alone=name == "xqrs")
     levelled = amplitude_levelled(rec, method) if "amplitude" in scorings else None
     if levelled is not None:
         cuts["amplitude"] = (as_split(references(levelled, method), record=levelled), None)
@@ -866,15 +875,12 @@ def scorings_report(results: dict, model: str, seeds: list[int], recs: dict[str,
         return ""
     rows = {name: scored_rows(rec) for name, rec in recs.items()}
     flags = {name: irregular_beats(rec.peaks[rows[name]]).astype(np.int64) for name, rec in recs.items()}
-    table: dict[str, list[dict]] = {
-        "annotated": [],
-        "amplitude": [],
-        "annotated, EC57": [],
-        "detected, EC57": [],
-    }
+    detectors = ("detected", "xqrs")
+    table: dict[str, list[dict]] = {k: [] for k in ("annotated", "amplitude", "annotated, EC57", *detectors)}
     per_record: dict[str, dict[str, list[tuple]]] = {}
     for runs in runs_of.values():
-        own, levelled, ec_own, ec_detected = [], [], [], []
+        own, levelled, ec_own = [], [], []
+        ec_found: dict[str, list] = {k: [] for k in detectors}
         for name, rec in sorted(recs.items()):
             r = runs[name]
             window = round(ec57.WINDOW_S * rec.fs)
@@ -885,25 +891,29 @@ def scorings_report(results: dict, model: str, seeds: list[int], recs: dict[str,
             amp_pred = pred if amp is None else _final(amp, gate)
             levelled.append({"y": y, "pred": amp_pred})
             ec_own.append(ec57.score_record(name, rec.peaks, rec.labels, rec.peaks[rows[name]], pred, window))
-            det = r["scorings"].get("detected")
-            if det is not None:
+            for kind in detectors:
+                det = r["scorings"].get(kind)
+                if det is None:
+                    continue
                 scored = ec57.score_record(
                     name, rec.peaks, rec.labels, det["times"], _final(det, gate), window
                 )
-                ec_detected.append(scored)
-                per_record.setdefault(name, {}).setdefault("detected", []).append((ec_own[-1], scored))
+                ec_found[kind].append(scored)
+                per_record.setdefault(name, {}).setdefault(kind, []).append((ec_own[-1], scored))
             if amp is not None:
                 per_record.setdefault(name, {}).setdefault("amplitude", []).append((y, pred, amp_pred))
         table["annotated"].append(pooled(own))
         table["amplitude"].append(pooled(levelled))
         table["annotated, EC57"].append(_ec57_figures(ec_own))
-        if len(ec_detected) == len(recs):
-            table["detected, EC57"].append(_ec57_figures(ec_detected))
+        for kind in detectors:
+            if len(ec_found[kind]) == len(recs):
+                table[kind].append(_ec57_figures(ec_found[kind]))
     title = {
         "annotated": "annotated R-peaks (the record's own scoring)",
         "amplitude": f"stretches levelled (amplitude off by more than {AMPLITUDE_TOLERANCE}x)",
         "annotated, EC57": "annotated R-peaks, EC57 (missed annotated beats count against Se)",
-        "detected, EC57": "detected R-peaks as predict cuts them, EC57 (missed and false beats count)",
+        "detected": "detected R-peaks as predict cuts them, EC57 (missed and false beats count)",
+        "xqrs": "XQRS's R-peaks alone (without the wide beats it misses), EC57",
     }
     lines = [
         "",

@@ -233,3 +233,5 @@ def test_detected_split_cuts_a_real_record_as_predict_does() -> None:
     assert np.isfinite(split.P).all() and split.I.shape == (times.size,)
     ref_of_test, _ = ec57.match_beats(rec.peaks, times, round(0.15 * rec.fs))
     assert (ref_of_test >= 0).mean() > 0.99 and abs(times.size - rec.peaks.size) < 0.01 * rec.peaks.size
+    _, xqrs_times = new_patients.detected_split(rec, "rhythm", xqrs_alone=True)
+    np.testing.assert_array_equal(xqrs_times, times)  # 101 has no wide beat XQRS misses

@@ -33,6 +33,18 @@ PEAK_BLOCK = 1 << 20
 """Samples searched for local peaks at a time (:func:`local_peaks`)."""
 FIR_BLOCK = 1 << 18
 """Output samples of :func:`fir_filtfilt_squared` computed at a time."""
+WIDE_QRS_HALF_S = 0.06
+"""±60 ms around a point: the QRS that :func:`wide_beats` measures there (peak-to-peak, steepest slope)."""
+WIDE_MIN_SIZE, WIDE_MIN_SLOPE = 0.5, 0.25
+"""A wide beat's QRS peak-to-peak and steepest slope, at least these shares of the median detected
+beat's. On the shared MIT-BIH records the beats XQRS misses (mostly ventricular) have a median
+peak-to-peak of 0.63 and a steepest slope of 0.46 of it; the largest deflection between beats
+elsewhere (T and P waves, noise), 0.11 and 0.09 (BENCHMARKS.md, "R-peak detection")."""
+WIDE_AFTER_S, WIDE_BEFORE_S = 0.3, 0.2
+"""A wide beat lies at least this long after the beat before it and before the next detected one:
+closer, a deflection is that beat's own QRS or T wave."""
+WIDE_BLOCK = 1 << 20
+"""Samples of the lead baseline-filtered at a time by :func:`wide_beats` (plus a margin each side)."""
 
 
 def local_peaks(sig: np.ndarray, radius: int) -> np.ndarray:
@@ -191,8 +203,74 @@ def _xqrs_class() -> type:
     return type("FastXQRS", (qrs.XQRS,), methods)
 
 
-def r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices of one lead (any rate), by wfdb's XQRS and ``correct_peaks``; sorted, unique."""
+def _qrs_measures(xb: np.ndarray, at: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Peak-to-peak and steepest slope (per sample) of ``xb`` within ±``half`` samples of each of ``at``."""
+    from heartbeat.signal.patient import centred_windows
+
+    W = centred_windows(xb, at, half, half + 1)
+    return W.max(axis=1) - W.min(axis=1), np.abs(np.diff(W, axis=1)).max(axis=1)
+
+
+def wide_beats(x: np.ndarray, fs: float, found: np.ndarray) -> np.ndarray:
+    """Beats between the detections ``found`` (sorted samples of the lead ``x`` at ``fs``) that XQRS
+    passes over: sorted samples, none of them in ``found``.
+
+    XQRS looks for QRS energy in the 5-20 Hz band. A wide ventricular beat has little there: on the
+    shared MIT-BIH records its band energy is a tenth to a twentieth of the patient's normal beats',
+    below XQRS's threshold even in its search-back, and XQRS misses 11% of their ventricular beats
+    (a fifth to three fifths in 106, 124 and 208), which no later step can classify. Such a beat is
+    still as tall as a QRS in the baseline-free lead. So here every largest deflection of the
+    baseline-free lead (the largest within 200 ms each side) that lies far enough from the beats on
+    either side (:data:`WIDE_AFTER_S`, :data:`WIDE_BEFORE_S`) is a beat when its QRS peak-to-peak
+    and steepest slope reach :data:`WIDE_MIN_SIZE` and :data:`WIDE_MIN_SLOPE` of the median detected
+    beat's; taken in time order, so a beat found here is the beat before the next candidate."""
+    from scipy.ndimage import maximum_filter1d
+
+    from heartbeat.signal.patient import remove_baseline
+
+    found = np.asarray(found, dtype=np.int64)
+    if found.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    half, radius = max(1, round(WIDE_QRS_HALF_S * fs)), max(1, round(0.2 * fs))
+    margin = round(1.0 * fs)  # past the reach of the baseline filters' 0.2 s and 0.6 s windows
+    sizes, slopes, cand, cand_size, cand_slope = [], [], [], [], []
+    for start in range(0, x.size, WIDE_BLOCK):
+        lo, hi = max(start - margin, 0), min(start + WIDE_BLOCK + margin, x.size)
+        xb = remove_baseline(np.asarray(x[lo:hi], dtype=np.float64), fs)
+        inside = found[(found >= start) & (found < start + WIDE_BLOCK)]
+        size, slope = _qrs_measures(xb, inside - lo, half)
+        sizes.append(size)
+        slopes.append(slope)
+        a = np.abs(xb)
+        peaks = np.flatnonzero((a == maximum_filter1d(a, 2 * radius + 1, mode="nearest")) & (a > 0)) + lo
+        peaks = peaks[(peaks >= start) & (peaks < start + WIDE_BLOCK)]
+        after = np.searchsorted(found, peaks)  # the detection after each peak
+        before_gap = peaks - found[np.maximum(after - 1, 0)]
+        after_gap = found[np.minimum(after, found.size - 1)] - peaks
+        far = (after > 0) & (after < found.size)
+        far &= (before_gap >= WIDE_AFTER_S * fs) & (after_gap >= WIDE_BEFORE_S * fs)
+        peaks = peaks[far]
+        size, slope = _qrs_measures(xb, peaks - lo, half)
+        cand.append(peaks)
+        cand_size.append(size)
+        cand_slope.append(slope)
+    typical_size = float(np.median(np.concatenate(sizes)))
+    typical_slope = float(np.median(np.concatenate(slopes)))
+    cand, size, slope = np.concatenate(cand), np.concatenate(cand_size), np.concatenate(cand_slope)
+    cand = cand[(size >= WIDE_MIN_SIZE * typical_size) & (slope >= WIDE_MIN_SLOPE * typical_slope)]
+    kept: list[int] = []
+    last = -np.inf
+    for p in cand.tolist():  # a beat kept here moves "the beat before" the next candidate
+        previous = max(last, float(found[np.searchsorted(found, p) - 1]))
+        if p - previous >= WIDE_AFTER_S * fs:
+            kept.append(p)
+            last = p
+    return np.array(kept, dtype=np.int64)
+
+
+def xqrs_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample indices of one lead (any rate), by wfdb's XQRS and ``correct_peaks`` alone;
+    sorted, unique."""
     import logging
 
     from wfdb import processing
@@ -224,6 +302,13 @@ def r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     )
     snapped = np.asarray(snapped, dtype=np.int64)
     return np.unique(np.clip(snapped[snapped >= 0], 0, x.size - 1))
+
+
+def r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample indices of one lead (any rate): :func:`xqrs_peaks`, and the wide beats XQRS
+    misses (:func:`wide_beats`); sorted, unique."""
+    found = xqrs_peaks(signal, fs)
+    return np.union1d(found, wide_beats(np.asarray(signal), check_fs(fs), found))
 
 
 @dataclass(frozen=True)
