@@ -11,6 +11,12 @@ rates (detections are mapped back to 360 Hz before matching).
     python bench/bench_detector.py                      # ours and the paper's, at 360 Hz
     python bench/bench_detector.py --rates 250 125      # and on resampled records
     pip install neurokit2==0.3.0 sleepecg==0.6.0 && python bench/bench_detector.py --others
+    python bench/bench_detector.py --missed             # the beats XQRS alone misses, and why
+
+``--missed`` looks at XQRS alone at 360 Hz: per record, the ventricular beats it misses, the 5-20 Hz
+band energy XQRS thresholds (its moving-wave integration, the largest within 150 ms) near those
+beats and near the normal beats it finds, and the places ``wide_beats`` weighs (``wide_candidates``):
+the size and slope of those that are missed beats against the others, and how many of each it keeps.
 """
 
 from __future__ import annotations
@@ -101,17 +107,72 @@ def score(
     return out
 
 
-def load(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each record's lead, its annotated beats' samples, and which of them are ventricular (V, E)."""
-    data = {}
+def load(
+    folder: Path,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """Each record's lead, its annotated beats' samples, and which of them are ventricular (V, E);
+    and each record's beat symbols."""
+    data, symbols = {}, {}
     for name in (folder / "RECORDS").read_text().split():
         base = folder / name
         header = wfdb_records.read_header(base, name)
         lead = wfdb_records.pick_lead(header.sig_name, ("MLII", "V5"))
-        samples, symbols = wfdb_records.read_beat_annotations(base, name, int(header.sig_len))
-        is_v = np.isin(np.asarray(symbols), ["V", "E"])
+        samples, beat_symbols = wfdb_records.read_beat_annotations(base, name, int(header.sig_len))
+        symbols[name] = np.asarray(beat_symbols)
+        is_v = np.isin(symbols[name], ["V", "E"])
         data[name] = (wfdb_records.read_lead(base, header, lead, name), samples, is_v)
-    return data
+    return data, symbols
+
+
+def missed(
+    data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], symbols: dict[str, np.ndarray]
+) -> None:
+    """Print ``--missed``: what XQRS alone misses and what tells those beats from the rest."""
+    rows, energy_missed, energy_normal, hidden, other = [], [], [], [], []
+    for name, (signal, reference, is_v) in data.items():
+        xqrs = detect._xqrs_class()(sig=np.asarray(signal, dtype=np.float64), fs=360.0)
+        xqrs.detect(verbose=False)
+        found = detect.xqrs_peaks(signal, 360.0)
+        hit = detect.match_peaks(reference, found, 360.0)  # for each annotated beat, its detection
+        window = round(0.15 * 360)
+
+        def band(beats: np.ndarray, energy: np.ndarray = xqrs.sig_i, window: int = window) -> list[float]:
+            return [float(energy[max(b - window, 0) : b + window].max()) for b in beats]
+
+        lost = reference[(hit < 0) & is_v]
+        energy_missed += band(lost)
+        energy_normal += band(reference[(hit >= 0) & (symbols[name] == "N")])
+        cand, size, slope = detect.wide_candidates(signal, 360.0, found)
+        gone = reference[hit < 0]
+        near = np.zeros(cand.size, dtype=bool)
+        if gone.size:
+            j = np.clip(np.searchsorted(gone, cand), 1, gone.size) - 1
+            for k in (j, np.minimum(j + 1, gone.size - 1)):
+                near |= np.abs(gone[k] - cand) <= window
+        hidden.append(np.column_stack([size[near], slope[near]]))
+        other.append(np.column_stack([size[~near], slope[~near]]))
+        keep = (size >= detect.WIDE_MIN_SIZE) & (slope >= detect.WIDE_MIN_SLOPE)
+        rows.append(
+            [
+                name,
+                f"{int(is_v.sum())}",
+                f"{lost.size}",
+                f"{int((keep & near).sum())}",
+                f"{int((keep & ~near).sum())}",
+            ]
+        )
+    print(table(["record", "V beats", "V missed by XQRS", "pass: missed beats", "pass: others"], rows))
+    hidden_all, other_all = np.concatenate(hidden), np.concatenate(other)
+    print(
+        f"\n5-20 Hz band energy (XQRS's moving-wave integration, median): near the missed V beats "
+        f"{np.median(energy_missed):.3g}, near the normal beats XQRS finds {np.median(energy_normal):.3g}"
+    )
+    for label, values in (("missed beats", hidden_all), ("other deflections", other_all)):
+        q = np.quantile(values, [0.1, 0.5, 0.9], axis=0)
+        print(
+            f"{label} ({len(values):,}): size 10/50/90% {q[0, 0]:.2f} / {q[1, 0]:.2f} / {q[2, 0]:.2f}, "
+            f"slope {q[0, 1]:.2f} / {q[1, 1]:.2f} / {q[2, 1]:.2f} (shares of the median detected beat's)"
+        )
 
 
 def main() -> None:
@@ -120,11 +181,15 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[], help="also at these rates (Hz)")
     parser.add_argument("--others", action="store_true", help="also neurokit2 and sleepecg, if installed")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--missed", action="store_true", help="only: the beats XQRS alone misses, and why")
     args = parser.parse_args()
     if not (args.mitdb / "RECORDS").is_file():
         raise SystemExit(f"{args.mitdb}: no RECORDS index; the benchmark needs the real MIT-BIH records")
     print_machine()
-    data = load(args.mitdb)
+    data, symbols = load(args.mitdb)
+    if args.missed:
+        missed(data, symbols)
+        return
     print(f"{len(data)} records, {sum(len(r) for _, r, _ in data.values()):,} annotated beats\n")
     detectors: dict[str, Detector] = {
         "xqrs + correct_peaks + wide beats (heartbeat predict)": detect.r_peaks,

@@ -37,9 +37,8 @@ WIDE_QRS_HALF_S = 0.06
 """±60 ms around a point: the QRS that :func:`wide_beats` measures there (peak-to-peak, steepest slope)."""
 WIDE_MIN_SIZE, WIDE_MIN_SLOPE = 0.5, 0.25
 """A wide beat's QRS peak-to-peak and steepest slope, at least these shares of the median detected
-beat's. On the shared MIT-BIH records the beats XQRS misses (mostly ventricular) have a median
-peak-to-peak of 0.63 and a steepest slope of 0.46 of it; the largest deflection between beats
-elsewhere (T and P waves, noise), 0.11 and 0.09 (BENCHMARKS.md, "R-peak detection")."""
+beat's: on the shared MIT-BIH records the beats XQRS misses stand far above the other deflections
+between beats (T and P waves, noise) on both (``python bench/bench_detector.py --missed``)."""
 WIDE_AFTER_S, WIDE_BEFORE_S = 0.3, 0.2
 """A wide beat lies at least this long after the beat before it and before the next detected one:
 closer, a deflection is that beat's own QRS or T wave."""
@@ -211,26 +210,20 @@ def _qrs_measures(xb: np.ndarray, at: np.ndarray, half: int) -> tuple[np.ndarray
     return W.max(axis=1) - W.min(axis=1), np.abs(np.diff(W, axis=1)).max(axis=1)
 
 
-def wide_beats(x: np.ndarray, fs: float, found: np.ndarray) -> np.ndarray:
-    """Beats between the detections ``found`` (sorted samples of the lead ``x`` at ``fs``) that XQRS
-    passes over: sorted samples, none of them in ``found``.
-
-    XQRS looks for QRS energy in the 5-20 Hz band. A wide ventricular beat has little there: on the
-    shared MIT-BIH records its band energy is a tenth to a twentieth of the patient's normal beats',
-    below XQRS's threshold even in its search-back, and XQRS misses 11% of their ventricular beats
-    (a fifth to three fifths in 106, 124 and 208), which no later step can classify. Such a beat is
-    still as tall as a QRS in the baseline-free lead. So here every largest deflection of the
-    baseline-free lead (the largest within 200 ms each side) that lies far enough from the beats on
-    either side (:data:`WIDE_AFTER_S`, :data:`WIDE_BEFORE_S`) is a beat when its QRS peak-to-peak
-    and steepest slope reach :data:`WIDE_MIN_SIZE` and :data:`WIDE_MIN_SLOPE` of the median detected
-    beat's; taken in time order, so a beat found here is the beat before the next candidate."""
+def wide_candidates(x: np.ndarray, fs: float, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The places between the detections ``found`` (sorted samples of the lead ``x`` at ``fs``) where a
+    beat could hide: every largest deflection of the baseline-free lead (the largest within 200 ms
+    each side) at least :data:`WIDE_AFTER_S` after the detection before it and :data:`WIDE_BEFORE_S`
+    before the next. Their samples, and their QRS peak-to-peak and steepest slope (±60 ms) as shares
+    of the median detected beat's. The lead is baseline-filtered a block at a time, so a day's
+    recording costs a block's temporaries."""
     from scipy.ndimage import maximum_filter1d
 
     from heartbeat.signal.patient import remove_baseline
 
     found = np.asarray(found, dtype=np.int64)
     if found.size < 2:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
     half, radius = max(1, round(WIDE_QRS_HALF_S * fs)), max(1, round(0.2 * fs))
     margin = round(1.0 * fs)  # past the reach of the baseline filters' 0.2 s and 0.6 s windows
     sizes, slopes, cand, cand_size, cand_slope = [], [], [], [], []
@@ -254,10 +247,29 @@ def wide_beats(x: np.ndarray, fs: float, found: np.ndarray) -> np.ndarray:
         cand.append(peaks)
         cand_size.append(size)
         cand_slope.append(slope)
-    typical_size = float(np.median(np.concatenate(sizes)))
-    typical_slope = float(np.median(np.concatenate(slopes)))
-    cand, size, slope = np.concatenate(cand), np.concatenate(cand_size), np.concatenate(cand_slope)
-    cand = cand[(size >= WIDE_MIN_SIZE * typical_size) & (slope >= WIDE_MIN_SLOPE * typical_slope)]
+    typical_size = max(float(np.median(np.concatenate(sizes))), 1e-12)
+    typical_slope = max(float(np.median(np.concatenate(slopes))), 1e-12)
+    return (
+        np.concatenate(cand),
+        np.concatenate(cand_size) / typical_size,
+        np.concatenate(cand_slope) / typical_slope,
+    )
+
+
+def wide_beats(x: np.ndarray, fs: float, found: np.ndarray) -> np.ndarray:
+    """Beats between the detections ``found`` (sorted samples of the lead ``x`` at ``fs``) that XQRS
+    passes over: sorted samples, none of them in ``found``.
+
+    XQRS looks for QRS energy in the 5-20 Hz band. A wide ventricular beat has little there, below
+    XQRS's threshold even in its search-back: on the shared MIT-BIH records XQRS misses 11% of the
+    ventricular beats (a fifth to three fifths in 106, 124 and 208), which no later step can
+    classify (BENCHMARKS.md, "R-peak detection"). Such a beat is still as tall as a QRS in the
+    baseline-free lead: a place :func:`wide_candidates` finds is a beat when its QRS peak-to-peak and
+    steepest slope reach :data:`WIDE_MIN_SIZE` and :data:`WIDE_MIN_SLOPE` of the median detected
+    beat's; taken in time order, so a beat found here is the beat before the next candidate."""
+    found = np.asarray(found, dtype=np.int64)
+    cand, size, slope = wide_candidates(x, fs, found)
+    cand = cand[(size >= WIDE_MIN_SIZE) & (slope >= WIDE_MIN_SLOPE)]
     kept: list[int] = []
     last = -np.inf
     for p in cand.tolist():  # a beat kept here moves "the beat before" the next candidate
