@@ -496,7 +496,7 @@ def test_predict_cuts_a_recording_with_the_reference_its_model_was_trained_with(
     from tests.test_patient import record
 
     model, sidecar = _model_trained_on(tmp_path, reference="rhythm")
-    lead, _ = record(seconds=60, premature=tuple(range(5, 70, 4)))  # 360 Hz, many premature beats
+    lead, _ = record(seconds=60, premature=tuple(range(5, 70, 8)))  # 360 Hz, a premature beat in 8
     path = tmp_path / "lead.npy"
     np.save(path, lead)
     assert load_runner(model, "keras").reference == "rhythm"
