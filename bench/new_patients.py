@@ -56,6 +56,7 @@ from heartbeat.signal.patient import (  # noqa: E402
     rhythm_reference,
     rr_features,
     stretches,
+    unlike_qrs,
     wide_windows,
 )
 from heartbeat.signal.record_beats import cut_record  # noqa: E402
@@ -681,27 +682,45 @@ def seed_mean(results: dict, model: str, seeds: list[int], calibrated_alone: boo
     return out
 
 
-def gated(results: dict, model: str, recs: dict[str, Record]) -> dict:
-    """The runs of ``model`` (stored, or combined: an ensemble's mean) through the irregular-rhythm gate
-    (heartbeat/model/rhythm_gate.py), applied to their final probabilities with each record's flags
-    (and its stress variants', which keep the record's own rhythm): what ``irregular_rhythm_gate:
-    true`` gives, since the gate is the last step. A run that had it already is unchanged: the gate
-    takes S from beats that have none. Each beat alone is left out: the gate does not touch it."""
-    flags = {}
+def gate_flags(recs: dict[str, Record], qrs_method: str | None = None) -> dict[str, dict]:
+    """Each record's beats to take S from, as :func:`featurise` keeps them: the irregular-rhythm
+    flags, and with ``qrs_method`` (a reference method) also the beats whose QRS is unlike the
+    patient's (:func:`heartbeat.signal.patient.unlike_qrs`, against that method's reference); for the
+    record (``""``) and each stress mix (against the mix's reference, as the mix is scored)."""
+    out = {}
     for name, rec in recs.items():
         rows = scored_rows(rec)
-        flags[name] = (irregular_beats(rec.peaks[rows]), rows)
+        irregular = irregular_beats(rec.peaks[rows]).astype(bool)
+        mixes = {"": None, STRESS_MIX: stress_mask(rec.labels), "1": None, "2": None}
+        for c in (1, 2):
+            mixes[str(c)] = stress_mask(rec.labels, c)
+        flags = {}
+        for key, mix in mixes.items():
+            kept = slice(None) if mix is None else mix[rows]
+            f = irregular[kept].copy()
+            if qrs_method is not None:
+                _, P, _, _ = featurise(rec, references(rec, qrs_method, mix), LOCAL_SECONDS.get(qrs_method))
+                f |= unlike_qrs(P[kept])
+            flags[key] = f
+        out[name] = flags
+    return out
+
+
+def gated(results: dict, model: str, flags: dict[str, dict]) -> dict:
+    """The runs of ``model`` (stored, or combined: an ensemble's mean) with S taken from the beats in
+    ``flags`` (:func:`gate_flags`), applied to their final probabilities (and their stress variants'):
+    what ``irregular_rhythm_gate: true`` (and ``unlike_qrs_gate: true``) give, since the gates are the
+    last steps. A run that had them already is unchanged: a gate takes S from beats that have none.
+    Each beat alone is left out: the gates do not touch it."""
     out: dict = {}
     for seed, runs in results[model].items():
         for name, run in runs.items():
             if "proba" not in run:
                 continue
-            irregular, rows = flags[name]
-            proba = gate_irregular(np.asarray(run["proba"]), irregular)
+            proba = gate_irregular(np.asarray(run["proba"]), flags[name][""])
             stress = {}
             for key, sa in run["stress"].items():
-                mix = stress_mask(recs[name].labels, None if key == STRESS_MIX else int(key))[rows]
-                p = gate_irregular(np.asarray(sa["proba"]), irregular[mix])
+                p = gate_irregular(np.asarray(sa["proba"]), flags[name][key])
                 stress[key] = {**sa, "pred": p.argmax(axis=1).tolist(), "proba": p}
             pred = proba.argmax(axis=1).tolist()
             gated_run = {
@@ -1033,6 +1052,15 @@ def main(argv: list[str] | None = None) -> None:
         "already are unchanged)",
     )
     ap.add_argument(
+        "--qrs-gate",
+        default=None,
+        choices=("median", "rhythm"),
+        metavar="REFERENCE",
+        help="also report every model above through both gates, irregular rhythm and QRS "
+        "(unlike_qrs_gate: true), the QRS against the patient's REFERENCE beats (the models' reference "
+        "method: rhythm for the shipped recipe)",
+    )
+    ap.add_argument(
         "--scorings",
         nargs="*",
         default=[],
@@ -1067,9 +1095,9 @@ def main(argv: list[str] | None = None) -> None:
         prepared: dict[tuple[str, int, int], dict[str, Prepared]] = {}
         for model in args.models:
             _, method, copies, changes = VARIANTS[model]
-            # Every variant was measured before the irregular-rhythm gate shipped and leaves it out, so
-            # its rows stay what they were; --irregular-gate, or patient_net_rhythm_gate, adds it.
-            update = {"irregular_rhythm_gate": False, **changes}
+            # Every variant was measured before the gates shipped and leaves them out, so its rows
+            # stay what they were; --irregular-gate and --qrs-gate (or patient_net_rhythm_gate) add them.
+            update = {"irregular_rhythm_gate": False, "unlike_qrs_gate": False, **changes}
             if args.epochs and update.get("architecture") == "patient_net":
                 update["epochs"] = min(base.epochs, args.epochs)
             merged = base.model_dump()
@@ -1112,10 +1140,15 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{model}, ensembles of {args.members} (ensemble_holdout), seeds {' '.join(map(str, starts))}"
         results[name] = held_out_ensembles(results, model, args.members, starts)
         shown.append(name)
+    gates = {}
     if args.irregular_gate:
-        for name in list(shown):
-            results[f"{name}, + irregular-rhythm gate"] = gated(results, name, recs)
-            shown.append(f"{name}, + irregular-rhythm gate")
+        gates["irregular-rhythm gate"] = gate_flags(recs)
+    if args.qrs_gate:
+        gates["irregular-rhythm and QRS gates"] = gate_flags(recs, args.qrs_gate)
+    for label, flags in gates.items():
+        for name in [n for n in shown if "gate" not in n]:
+            results[f"{name}, + {label}"] = gated(results, name, flags)
+            shown.append(f"{name}, + {label}")
     text = report(results, shown, args.seeds, minutes)
     scored = {n: recs[n] for n in args.records or names}  # --records: the scorings over those alone
     for model in args.models:

@@ -18,10 +18,12 @@ over each test record (heartbeat/model/smoothing.py), as ``heartbeat predict`` d
 the details file keeps what each beat alone scores (``record_smoothing.each_beat_alone``).
 One whose sidecar has ``irregular_rhythm_gate`` then calls no beat S in an irregularly irregular
 stretch of its record (heartbeat/model/rhythm_gate.py); the details file keeps how many beats that
-was, how many S calls it took, and what the probabilities before it score.
+was, how many S calls it took, and what the probabilities before it score; one with
+``unlike_qrs_gate`` calls no beat S whose QRS is unlike its patient's (heartbeat/model/qrs_gate.py),
+kept the same way.
 
 The probabilities come from :func:`heartbeat.serve.runners.probabilities`, the function
-``heartbeat predict`` calls: the same network call, temperature, smoothing and gate.
+``heartbeat predict`` calls: the same network call, temperature, smoothing and gates.
 """
 
 import logging
@@ -47,6 +49,7 @@ from heartbeat.evaluate.metrics import (
 )
 from heartbeat.evaluate.plots import accuracy_figure, confusion_csv, confusion_figure, save_png
 from heartbeat.model.outputs import OutputSteps, Probabilities
+from heartbeat.model.qrs_gate import SIDECAR_KEY as QRS_GATE_KEY
 from heartbeat.model.rhythm_gate import FROM
 from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
 from heartbeat.model.smoothing import SIDECAR_KEY
@@ -78,6 +81,11 @@ def split_probabilities(name: str, split: Split, batch_size: int) -> tuple[Any, 
         raise DataError(
             f"{where}: the model has the irregular-rhythm gate, but the test split has no irregular-rhythm "
             "flags (I_test.npy); rerun preprocess (dvc repro preprocess)"
+        )
+    if steps.qrs_gate and split.P is None:
+        raise DataError(
+            f"{where}: the model has the QRS gate, but the test split has no features against the patient "
+            "(P_test.npy); rerun preprocess (dvc repro preprocess)"
         )
     runner = keras_runner(model, path, steps=steps)
     given = {
@@ -124,6 +132,12 @@ def main(models: list[str] | None = None) -> None:
                 "irregular_beats": int(proba.irregular.sum()),
                 "s_calls_taken": int((proba.before_gate[proba.irregular].argmax(axis=1) == FROM).sum()),
                 "before_gate": classification_metrics(test.y, proba.before_gate, names),
+            }
+        if proba.unlike_qrs is not None:
+            applied[QRS_GATE_KEY] = {
+                "unlike_qrs_beats": int(proba.unlike_qrs.sum()),
+                "s_calls_taken": int((proba.before_qrs_gate[proba.unlike_qrs].argmax(axis=1) == FROM).sum()),
+                "before_gate": classification_metrics(test.y, proba.before_qrs_gate, names),
             }
         proba = proba.final
         y_pred = np.argmax(proba, axis=1)

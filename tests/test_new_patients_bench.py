@@ -78,6 +78,7 @@ def test_the_irregular_rhythm_gate_applies_to_an_ensemble_after_its_mean() -> No
     from heartbeat.fetch.synth import ATRIAL_FIBRILLATION, mitdb_records
     from heartbeat.model.rhythm_gate import gate_irregular
     from heartbeat.signal.irregular import irregular_beats
+    from heartbeat.signal.patient import unlike_qrs
     from heartbeat.signal.wfdb_records import aami_labels
 
     synth = next(r for r in mitdb_records(0, 32, 3) if r.profile.get("profile") == ATRIAL_FIBRILLATION)
@@ -101,12 +102,19 @@ def test_the_irregular_rhythm_gate_applies_to_an_ensemble_after_its_mean() -> No
 
     results = {"m": {str(s): {"201": run(p)} for s, p in enumerate(finals)}}
     results["ens"] = new_patients.held_out_ensembles(results, "m", 3, [0])
-    gated = new_patients.gated(results, "ens", {"201": rec})["0"]["201"]
+    flags_of = new_patients.gate_flags({"201": rec})
+    gated = new_patients.gated(results, "ens", flags_of)["0"]["201"]
     expected = gate_irregular(np.mean(finals, axis=0), flags)
     assert gated["pred"] == expected.argmax(axis=1).tolist()
     assert not any(p == 1 for p, f in zip(gated["pred"], flags, strict=True) if f)
-    single = new_patients.gated(results, "m", {"201": rec})["1"]["201"]
+    single = new_patients.gated(results, "m", flags_of)["1"]["201"]
     np.testing.assert_allclose(single["proba"][~flags], finals[1][~flags])
+    # --qrs-gate: the irregular flags and the beats whose QRS is unlike the record's reference beat's
+    both = new_patients.gate_flags({"201": rec}, "rhythm")["201"]
+    _, P, _, _ = new_patients.featurise(rec, new_patients.references(rec, "rhythm"))
+    np.testing.assert_array_equal(both[""], flags | unlike_qrs(P))
+    mix = new_patients.stress_mask(rec.labels)[rows]
+    np.testing.assert_array_equal(flags_of["201"][new_patients.STRESS_MIX], flags[mix])
 
 
 def test_fusion_copies_blend_a_v_beat_into_n_beats_and_label_them_f() -> None:

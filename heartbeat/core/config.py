@@ -307,6 +307,12 @@ class ResNetConfig(TrainConfig):
         "irregularly irregular (atrial fibrillation: heartbeat/signal/irregular.py); evaluate and predict "
         "spread its S probability over the other classes, last (heartbeat/model/rhythm_gate.py)",
     )
+    unlike_qrs_gate: bool = Field(
+        False,
+        description="patient_net on MIT-BIH: no beat is called S whose QRS is unlike the patient's reference "
+        "beat in shape and size (heartbeat/signal/patient.py unlike_qrs); evaluate and predict spread its "
+        "S probability over the other classes, after the irregular-rhythm gate (heartbeat/model/qrs_gate.py)",
+    )
     filters: int = Field(32, ge=1)
     kernel_size: int = Field(5, ge=1)
     blocks: int = Field(5, ge=1, le=6)

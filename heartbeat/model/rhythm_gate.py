@@ -43,12 +43,12 @@ def gate_irregular(proba: np.ndarray, irregular: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_gate(value: object, where: str) -> bool:
-    """A stored gate as a bool (absent: False); anything but true or false is a :class:`ModelError`
-    naming ``where``, as a damaged temperature or smoothing is."""
+def check_gate(value: object, where: str, key: str = SIDECAR_KEY) -> bool:
+    """A stored gate (sidecar ``key``) as a bool (absent: False); anything but true or false is a
+    :class:`ModelError` naming ``where``, as a damaged temperature or smoothing is."""
     if value is None or isinstance(value, bool):
         return bool(value)
     raise ModelError(
-        f"{where}: {SIDECAR_KEY} {json.dumps(value, default=str)[:80]} is not as training writes it "
+        f"{where}: {key} {json.dumps(value, default=str)[:80]} is not as training writes it "
         "(true or false); retrain the model (dvc repro) or remove the key"
     )

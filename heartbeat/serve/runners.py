@@ -683,12 +683,13 @@ def probabilities(
     """A model and its inputs to the probabilities a user sees: the network's outputs in batches
     (:func:`network_outputs`), then the steps its training stored (``runner.steps``: the temperature,
     the smoothing over each recording, which needs the beats' ``window``, and the irregular-rhythm
-    gate, which needs the beats' ``irregular`` flags); each step's result is kept. ``records``
+    gate, which needs the beats' ``irregular`` flags, and the QRS gate, which reads their ``patient``
+    features); each step's result is kept. ``records``
     ``(n,)`` says which recording each beat is from (None: all from one); ``each_beat_alone`` skips
     the smoothing and the gate. Evaluate, ``heartbeat predict``, the export stage's parity check and
     bench all call this."""
     network = network_outputs(runner, X, batch_size, progress, rhythm, window, patient)
-    return runner.steps.apply(network, str(runner.path), window, records, each_beat_alone, irregular)
+    return runner.steps.apply(network, str(runner.path), window, records, each_beat_alone, irregular, patient)
 
 
 def predict_proba(

@@ -268,7 +268,7 @@ def classify(
 ) -> tuple[np.ndarray, RecordSmoothing | None]:
     """The probabilities of ``beats`` through the model and the steps its training stored, and the
     smoothing over the recording when it was applied (only a recording gives the windows it needs,
-    and the irregular-rhythm flags its gate needs)."""
+    the irregular-rhythm flags its gate needs, and the features its QRS gate reads)."""
     from heartbeat.serve.runners import probabilities
 
     proba = probabilities(
@@ -288,6 +288,12 @@ def classify(
             "none of them is called S",
             int(proba.irregular.sum()),
             len(proba.irregular),
+        )
+    if proba.unlike_qrs is not None and proba.unlike_qrs.any():
+        log.info(
+            "%d of %d beats have a QRS unlike the recording's usual beat: none of them is called S",
+            int(proba.unlike_qrs.sum()),
+            len(proba.unlike_qrs),
         )
     return proba.final, proba.smoothing
 

@@ -267,6 +267,30 @@ def qrs_amplitude(W: np.ndarray, amp: float, centre: int = WIDE, half: int = QRS
     )
 
 
+UNLIKE_QRS_CORR, UNLIKE_QRS_RMS = 0.7, 1.0
+""":func:`unlike_qrs`: a QRS is unlike the patient's when, averaged over the two leads, its correlation
+with the reference beat's QRS is below 0.7 and its RMS difference from it is more than 2^1.0 times
+the typical beat's. On the 22 DS1 records at their annotated R-peaks (rhythm reference) that is 65%
+of V beats, 1.6% of N beats and 73 of 943 S beats, 65 of them the aberrated beats of 201."""
+
+
+def unlike_qrs(patient: np.ndarray) -> np.ndarray:
+    """``(n,)`` booleans: the beats of the ``patient`` features ``(n, 80)`` (:data:`PATIENT_COLUMNS`)
+    whose QRS is unlike the patient's reference beat in shape and size (:data:`UNLIKE_QRS_CORR`,
+    :data:`UNLIKE_QRS_RMS`, the mean of the two leads; a one-lead recording's lead counts twice).
+
+    A supraventricular beat reaches the ventricles by the normal path, so its QRS is the patient's
+    usual one (aberrant conduction aside); a QRS far from it is ventricular, whatever its timing."""
+    P = np.asarray(patient)
+    if P.ndim != 2 or P.shape[1] != len(PATIENT_COLUMNS):
+        raise ValueError(
+            f"unlike_qrs: expected patient features of shape (n, {len(PATIENT_COLUMNS)}), got {P.shape}"
+        )
+    corr = P[:, [PATIENT_COLUMNS.index(f"lead{k}_corr_qrs") for k in (1, 2)]].mean(axis=1)
+    rms = P[:, [PATIENT_COLUMNS.index(f"lead{k}_rms_qrs") for k in (1, 2)]].mean(axis=1)
+    return (corr < UNLIKE_QRS_CORR) & (rms > UNLIKE_QRS_RMS)
+
+
 def neighbours(F: np.ndarray) -> np.ndarray:
     """``(n, 2k)``: the previous and the next beat's row of ``F`` (n, k); the first beat's previous and
     the last beat's next are its own row."""

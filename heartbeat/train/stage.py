@@ -29,6 +29,7 @@ from heartbeat.model.architectures import (
 )
 from heartbeat.model.builders import BUILDERS
 from heartbeat.model.calibration import fit_temperature
+from heartbeat.model.qrs_gate import SIDECAR_KEY as QRS_GATE_KEY
 from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
 from heartbeat.model.saving import load_model, save_model
 from heartbeat.model.smoothing import SIDECAR_KEY, smooth_over_records
@@ -229,8 +230,25 @@ def fit_stage(
     if smoothing is not None:
         info[SIDECAR_KEY] = smoothing.as_dict()  # applied after the temperature by evaluate and predict
     if getattr(cfg, "irregular_rhythm_gate", False) and _gate_applies(stage, n_classes, va):
-        info[GATE_KEY] = True  # applied last by evaluate and predict
+        info[GATE_KEY] = True  # applied after the smoothing by evaluate and predict
+    if getattr(cfg, "unlike_qrs_gate", False) and _qrs_gate_applies(stage, n_classes, plan[0]):
+        info[QRS_GATE_KEY] = True  # applied last by evaluate and predict
     return Trained(model, history, temperature, info, seconds=sum(r.seconds for r in results))
+
+
+def _qrs_gate_applies(stage: str, n_classes: int, architecture: str) -> bool:
+    """Whether ``unlike_qrs_gate`` can apply: a MIT-BIH model that takes the features against the
+    patient (the QRS gate reads them, and only such a model's data has them wherever it runs);
+    else a warning says why it is left out."""
+    if n_classes != len(MITBIH_CLASSES):
+        log.warning("%s.unlike_qrs_gate: only a MIT-BIH model has S beats; left out", stage)
+        return False
+    if not ARCHITECTURES[architecture].reads_patient:
+        log.warning(
+            "%s.unlike_qrs_gate: %s takes no features against the patient; left out", stage, architecture
+        )
+        return False
+    return True
 
 
 def _gate_applies(stage: str, n_classes: int, va: Split) -> bool:
