@@ -1,7 +1,7 @@
 """Many recordings in one ``heartbeat predict`` call, and the EC57 score of detector + model.
 
 Usage: python bench/bench_records.py [--records DIR] [--jobs 2] [--rounds 1] [--skip-timing] [--skip-score]
-       [--without-gate]
+       [--without-gate] [--without-qrs-gate]
 
 (a) Timing: the records of DIR (default: the 26 shared MIT-BIH records) classified by one call
     (``--output-dir``, ``--jobs``; the model loaded once) against one ``heartbeat predict``
@@ -12,7 +12,8 @@ Usage: python bench/bench_records.py [--records DIR] [--jobs 2] [--rounds 1] [--
     prints the EC57 table. The shared records are among the pretrained model's TRAINING records
     (its model card lists them): this scores the whole chain on data it has seen, not a new patient.
     ``--without-gate`` scores it a second time, in the same run, with a copy of the model whose
-    sidecar leaves out the irregular-rhythm gate (heartbeat/model/rhythm_gate.py): what the gate does.
+    sidecar leaves out the irregular-rhythm gate (heartbeat/model/rhythm_gate.py): what the gate does;
+    ``--without-qrs-gate`` the same with the QRS gate (heartbeat/model/qrs_gate.py) left out.
 """
 
 from __future__ import annotations
@@ -102,20 +103,19 @@ def timing(recs: list[Path], jobs: int, rounds: int) -> None:
     print(f"\nsame CSVs from every way: {'yes' if same else 'NO'}")
 
 
-def ungated_copy(folder: Path) -> Path:
+def ungated_copy(folder: Path, key: str) -> Path:
     """A copy of the pretrained model's folder (the model, its exports and manifest) in ``folder``,
-    whose sidecar leaves out the irregular-rhythm gate; the path of its ``.keras`` file."""
+    whose sidecar leaves out the gate stored under ``key``; the path of its ``.keras`` file."""
     import json
     import shutil
 
-    from heartbeat.model.rhythm_gate import SIDECAR_KEY
     from heartbeat.serve import pretrained
 
     copy = folder / "pretrained"
     shutil.copytree(pretrained.FOLDER, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     sidecar = copy / pretrained.MODEL.with_suffix(".json").name
     data = json.loads(sidecar.read_text())
-    data.pop(SIDECAR_KEY, None)
+    data.pop(key, None)
     sidecar.write_text(json.dumps(data, indent=2))
     return copy / pretrained.MODEL.name
 
@@ -160,7 +160,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--skip-score", action="store_true")
-    ap.add_argument("--without-gate", action="store_true", help="also score the model without its gate")
+    ap.add_argument(
+        "--without-gate", action="store_true", help="also score the model without its irregular-rhythm gate"
+    )
+    ap.add_argument(
+        "--without-qrs-gate", action="store_true", help="also score the model without its QRS gate"
+    )
     args = ap.parse_args()
     recs = records(args.records)
     if not recs:
@@ -170,9 +175,14 @@ def main() -> None:
         timing(recs, args.jobs, args.rounds)
     if not args.skip_score:
         scoring(recs, args.jobs)
-        if args.without_gate:
-            with tempfile.TemporaryDirectory() as tmp:
-                scoring(recs, args.jobs, ungated_copy(Path(tmp)))
+        from heartbeat.model.qrs_gate import SIDECAR_KEY as QRS_GATE_KEY
+        from heartbeat.model.rhythm_gate import SIDECAR_KEY as GATE_KEY
+
+        for key, wanted in ((GATE_KEY, args.without_gate), (QRS_GATE_KEY, args.without_qrs_gate)):
+            if wanted:
+                print(f"\nwithout {key}:")
+                with tempfile.TemporaryDirectory() as tmp:
+                    scoring(recs, args.jobs, ungated_copy(Path(tmp), key))
 
 
 if __name__ == "__main__":

@@ -180,10 +180,12 @@ VARIANTS["patient_net"] = (
             "focal_gamma": 2.0,
             "calibration": "temperature",
             "record_smoothing": RecordSmoothing(neighbours=20, weight=0.5),
-            # The shipped output step. It needs the recordings' irregular-rhythm flags, which these
-            # splits do not carry: the stage warns and leaves it out, so compare's figures are without
-            # it (bench/new_patients.py --irregular-gate measures it).
+            # The shipped output steps. The first needs the recordings' irregular-rhythm flags, which
+            # these splits do not carry: the stage warns and leaves it out; compare applies the stored
+            # steps without the patient features the second reads. So compare's figures are without
+            # both (bench/new_patients.py --irregular-gate and --qrs-gate measure them).
             "irregular_rhythm_gate": True,
+            "unlike_qrs_gate": True,
         }
     ),
 )

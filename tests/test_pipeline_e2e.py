@@ -103,6 +103,11 @@ def test_outputs_and_metrics_schema(tiny_repro: Path) -> None:
         if gate is not None:  # the beats it took S from, and what the probabilities before it score
             assert 0 <= gate["s_calls_taken"] <= gate["irregular_beats"] <= details["test_beats"]
             assert METRIC_KEYS <= set(gate["before_gate"])
+        qrs_gate = details.pop("unlike_qrs_gate", None)
+        assert (qrs_gate is None) == ("unlike_qrs_gate" not in info)
+        if qrs_gate is not None:  # the beats whose QRS is unlike, the S calls taken, the scores before
+            assert 0 <= qrs_gate["s_calls_taken"] <= qrs_gate["unlike_qrs_beats"] <= details["test_beats"]
+            assert METRIC_KEYS <= set(qrs_gate["before_gate"])
         assert set(details) == DETAIL_KEYS
         assert details["data_source"] == "demo" and details["synthetic_data"] is True
         assert details["split"] == "beat" and details["dataset"] == spec.dataset
