@@ -120,10 +120,11 @@ def ungated_copy(folder: Path, key: str) -> Path:
     return copy / pretrained.MODEL.name
 
 
-def scoring(recs: list[Path], jobs: int, model: Path | None = None) -> None:
+def scoring(recs: list[Path], jobs: int, model: Path | None = None, without: str = "") -> None:
+    """(b): ``model`` (default: the pretrained one), named as the pretrained model ``without`` a step."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pred"
-        which = "pretrained model" if model is None else "pretrained model WITHOUT the irregular-rhythm gate"
+        which = "pretrained model" if model is None else f"pretrained model WITHOUT {without}"
         seconds = run(
             [
                 *CLI,
@@ -180,9 +181,8 @@ def main() -> None:
 
         for key, wanted in ((GATE_KEY, args.without_gate), (QRS_GATE_KEY, args.without_qrs_gate)):
             if wanted:
-                print(f"\nwithout {key}:")
                 with tempfile.TemporaryDirectory() as tmp:
-                    scoring(recs, args.jobs, ungated_copy(Path(tmp), key))
+                    scoring(recs, args.jobs, ungated_copy(Path(tmp), key), key)
 
 
 if __name__ == "__main__":
