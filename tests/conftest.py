@@ -39,6 +39,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def random_recording_split(seed: int, n: int = 64, irregular: bool = False):
+    """``n`` random beats with every input a recording gives (windows, patient features and, with
+    ``irregular``, every third beat flagged as in atrial fibrillation), the five classes in turn: for
+    the training stage's checks of what its sidecar stores."""
+    import numpy as np
+
+    from heartbeat.prepare.arrays import Split
+
+    rng = np.random.default_rng(seed)
+    return Split(
+        X=rng.normal(size=(n, 187)).astype(np.float32),
+        y=np.arange(n) % 5,
+        W=rng.normal(size=(n, 125, 2)).astype(np.float32),
+        P=rng.normal(size=(n, 80)).astype(np.float32),
+        I=(np.arange(n) % 3 == 0).astype(np.int64) if irregular else None,
+    )
+
+
 def shared_dir(name: str) -> Path:
     """A folder of ../shared/data, or skip the test when it is absent."""
     path = SHARED / name

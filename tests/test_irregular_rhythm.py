@@ -15,7 +15,7 @@ from heartbeat.fetch.synth import ATRIAL_FIBRILLATION, ECTOPY_DOMINATED, mitdb_r
 from heartbeat.model.outputs import OutputSteps
 from heartbeat.model.rhythm_gate import SIDECAR_KEY, check_gate, gate_irregular
 from heartbeat.signal.irregular import WINDOW, irregular_beats, sample_entropy
-from tests.conftest import shared_dir
+from tests.conftest import random_recording_split, shared_dir
 
 S_SYMBOLS = ["A", "a", "J", "S"]
 
@@ -180,15 +180,7 @@ def test_the_stage_stores_the_gate_only_for_a_mit_bih_model_on_recordings(caplog
     from heartbeat.prepare.arrays import Split
     from heartbeat.train.stage import fit_stage
 
-    rng = np.random.default_rng(7)
-    n = 64
-    split = Split(
-        X=rng.normal(size=(n, 187)).astype(np.float32),
-        y=np.arange(n) % 5,
-        W=rng.normal(size=(n, 125, 2)).astype(np.float32),
-        P=rng.normal(size=(n, 80)).astype(np.float32),
-        I=(np.arange(n) % 3 == 0).astype(np.int64),
-    )
+    split = random_recording_split(7, irregular=True)
     cfg = ResNetConfig(architecture="lda", irregular_rhythm_gate=True)
     assert fit_stage("train_resnet_mitbih", cfg, split, split, 5).info.get(SIDECAR_KEY) is True
     off = ResNetConfig(architecture="lda")

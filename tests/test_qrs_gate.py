@@ -14,7 +14,7 @@ from heartbeat.model.outputs import OutputSteps
 from heartbeat.model.qrs_gate import SIDECAR_KEY, gate_unlike_qrs
 from heartbeat.signal.patient import PATIENT_COLUMNS, patient_inputs, rhythm_reference, unlike_qrs
 from heartbeat.signal.wfdb_records import aami_labels
-from tests.conftest import shared_dir
+from tests.conftest import random_recording_split, shared_dir
 
 
 def features(corr: list[tuple[float, float]], rms: list[tuple[float, float]]) -> np.ndarray:
@@ -78,14 +78,7 @@ def test_the_stage_stores_the_qrs_gate_only_for_a_mit_bih_model_with_patient_fea
     from heartbeat.prepare.arrays import Split
     from heartbeat.train.stage import fit_stage
 
-    rng = np.random.default_rng(7)
-    n = 64
-    split = Split(
-        X=rng.normal(size=(n, 187)).astype(np.float32),
-        y=np.arange(n) % 5,
-        W=rng.normal(size=(n, 125, 2)).astype(np.float32),
-        P=rng.normal(size=(n, 80)).astype(np.float32),
-    )
+    split = random_recording_split(7)
     on = ResNetConfig(architecture="lda", unlike_qrs_gate=True)
     assert fit_stage("train_resnet_mitbih", on, split, split, 5).info.get(SIDECAR_KEY) is True
     assert (

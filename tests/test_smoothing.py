@@ -14,6 +14,7 @@ from heartbeat.core.layout import read_sidecar
 from heartbeat.core.stored import RecordSmoothing
 from heartbeat.model.outputs import OutputSteps
 from heartbeat.model.smoothing import check_smoothing, smooth_over_records
+from tests.conftest import random_recording_split
 from tests.test_recordings import run_cli, synthetic_ecg
 
 
@@ -138,17 +139,9 @@ def test_the_stage_stores_smoothing_only_for_a_network_that_takes_windows() -> N
     """patient_net with ``weight > 0`` keeps it in its sidecar; with weight 0, or the paper's ResNet
     (no window to compare beats by), nothing is stored and evaluate and predict smooth nothing."""
     from heartbeat.core.config import ResNetConfig
-    from heartbeat.prepare.arrays import Split
     from heartbeat.train.stage import fit_stage
 
-    rng = np.random.default_rng(0)
-    n = 64
-    split = Split(
-        X=rng.normal(size=(n, 187)).astype(np.float32),
-        y=np.arange(n) % 5,
-        W=rng.normal(size=(n, 125, 2)).astype(np.float32),
-        P=rng.normal(size=(n, 80)).astype(np.float32),
-    )
+    split = random_recording_split(0)
     on = RecordSmoothing(neighbours=7, weight=0.4)
     small = {"epochs": 1, "batch_size": 32, "filters": 4, "blocks": 1, "dense": 4, "kernel_size": 3}
     for arch, smoothing, stored in (
