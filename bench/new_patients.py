@@ -682,20 +682,23 @@ def seed_mean(results: dict, model: str, seeds: list[int], calibrated_alone: boo
     return out
 
 
-def gate_flags(recs: dict[str, Record], qrs_method: str | None = None) -> dict[str, dict]:
+def gate_flags(
+    recs: dict[str, Record], qrs_method: str | None = None, mixes: dict[str, set[str]] | None = None
+) -> dict[str, dict]:
     """Each record's beats to take S from, as :func:`featurise` keeps them: the irregular-rhythm
     flags, and with ``qrs_method`` (a reference method) also the beats whose QRS is unlike the
     patient's (:func:`heartbeat.signal.patient.unlike_qrs`, against that method's reference); for the
-    record (``""``) and each stress mix (against the mix's reference, as the mix is scored)."""
+    record (``""``) and each stress mix (against the mix's reference, as the mix is scored). With
+    ``mixes`` (:func:`stress_keys`), only the stress mixes each record's runs hold: featurising a mix
+    costs seconds."""
     out = {}
     for name, rec in recs.items():
         rows = scored_rows(rec)
         irregular = irregular_beats(rec.peaks[rows]).astype(bool)
-        mixes = {"": None, STRESS_MIX: stress_mask(rec.labels), "1": None, "2": None}
-        for c in (1, 2):
-            mixes[str(c)] = stress_mask(rec.labels, c)
+        keys = (STRESS_MIX, "1", "2") if mixes is None else sorted(mixes.get(name, ()))
+        kept_of = {"": None} | {k: stress_mask(rec.labels, None if k == STRESS_MIX else int(k)) for k in keys}
         flags = {}
-        for key, mix in mixes.items():
+        for key, mix in kept_of.items():
             kept = slice(None) if mix is None else mix[rows]
             f = irregular[kept].copy()
             if qrs_method is not None:
@@ -704,6 +707,16 @@ def gate_flags(recs: dict[str, Record], qrs_method: str | None = None) -> dict[s
             flags[key] = f
         out[name] = flags
     return out
+
+
+def stress_keys(results: dict, models: list[str]) -> dict[str, set[str]]:
+    """The stress mixes that the stored runs of ``models`` hold, by test record."""
+    keys: dict[str, set[str]] = {}
+    for model in models:
+        for runs in results[model].values():
+            for name, run in runs.items():
+                keys.setdefault(name, set()).update(run.get("stress", {}))
+    return keys
 
 
 def gated(results: dict, model: str, flags: dict[str, dict]) -> dict:
@@ -1141,12 +1154,15 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = held_out_ensembles(results, model, args.members, starts)
         shown.append(name)
     gates = {}
+    ungated = list(shown)
     if args.irregular_gate:
         gates["irregular-rhythm gate"] = gate_flags(recs)
     if args.qrs_gate:
-        gates["irregular-rhythm and QRS gates"] = gate_flags(recs, args.qrs_gate)
+        gates["irregular-rhythm and QRS gates"] = gate_flags(
+            recs, args.qrs_gate, stress_keys(results, ungated)
+        )
     for label, flags in gates.items():
-        for name in [n for n in shown if "gate" not in n]:
+        for name in ungated:
             results[f"{name}, + {label}"] = gated(results, name, flags)
             shown.append(f"{name}, + {label}")
     text = report(results, shown, args.seeds, minutes)

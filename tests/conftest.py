@@ -17,7 +17,17 @@ from hypothesis import HealthCheck, settings
 from testkit import projects
 from testkit.projects import dvc, edit_params, git
 
-__all__ = ["ROOT", "SHARED", "dvc", "edit_params", "examples", "git", "make_project", "shared_dir"]
+__all__ = [
+    "ROOT",
+    "SHARED",
+    "dvc",
+    "edit_params",
+    "examples",
+    "git",
+    "make_project",
+    "pretrained_copy",
+    "shared_dir",
+]
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
 _EXAMPLES_SCALE = {"ci": 1, "dev": 2}
@@ -55,6 +65,20 @@ def random_recording_split(seed: int, n: int = 64, irregular: bool = False):
         P=rng.normal(size=(n, 80)).astype(np.float32),
         I=(np.arange(n) % 3 == 0).astype(np.int64) if irregular else None,
     )
+
+
+def pretrained_copy(model: Path, **sidecar_keys: object) -> Path:
+    """The shipped pretrained model copied to ``model``, its sidecar with ``sidecar_keys`` set: for
+    predict's checks of a sidecar setting the shipped model does not carry (or carries otherwise)."""
+    import json
+    import shutil
+
+    from heartbeat.serve import pretrained
+
+    shutil.copy(pretrained.MODEL, model)
+    sidecar = json.loads(pretrained.MODEL.with_suffix(".json").read_text(encoding="utf-8"))
+    model.with_suffix(".json").write_text(json.dumps({**sidecar, **sidecar_keys}), encoding="utf-8")
+    return model
 
 
 def shared_dir(name: str) -> Path:

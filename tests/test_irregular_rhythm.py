@@ -3,7 +3,6 @@ gate that applies them to a model's probabilities (heartbeat/model/rhythm_gate.p
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -15,7 +14,7 @@ from heartbeat.fetch.synth import ATRIAL_FIBRILLATION, ECTOPY_DOMINATED, mitdb_r
 from heartbeat.model.outputs import OutputSteps
 from heartbeat.model.rhythm_gate import SIDECAR_KEY, check_gate, gate_irregular
 from heartbeat.signal.irregular import WINDOW, irregular_beats, sample_entropy
-from tests.conftest import random_recording_split, shared_dir
+from tests.conftest import pretrained_copy, random_recording_split, shared_dir
 
 S_SYMBOLS = ["A", "a", "J", "S"]
 
@@ -201,19 +200,13 @@ def test_the_stage_stores_the_gate_only_for_a_mit_bih_model_on_recordings(caplog
 def test_predict_gates_a_recording_with_fibrillation(tmp_path, capsys) -> None:
     """``heartbeat predict`` with a model whose sidecar has the gate: no S in the fibrillation of a
     demo patient, the log says how many beats that was, and ``--each-beat-alone`` turns it off."""
-    import shutil
-
-    from heartbeat.serve import pretrained
     from heartbeat.serve.inputs import read_input
     from heartbeat.serve.runners import load_runner, probabilities, stored_patient_options
 
     rec = next(r for r in mitdb_records(0, 32, 5) if r.profile.get("profile") == ATRIAL_FIBRILLATION)
     lead = tmp_path / "af.npy"
     np.save(lead, rec.signal.astype(np.float32))
-    model = tmp_path / "gated.keras"
-    shutil.copy(pretrained.MODEL, model)
-    sidecar = json.loads(pretrained.MODEL.with_suffix(".json").read_text())
-    model.with_suffix(".json").write_text(json.dumps({**sidecar, SIDECAR_KEY: True}))
+    model = pretrained_copy(tmp_path / "gated.keras", **{SIDECAR_KEY: True})
     runner = load_runner(model, "keras")
     assert runner.steps.irregular_gate
     beats = read_input(str(lead), "auto", fs=rec.fs, **stored_patient_options(model))

@@ -115,6 +115,9 @@ def test_the_irregular_rhythm_gate_applies_to_an_ensemble_after_its_mean() -> No
     np.testing.assert_array_equal(both[""], flags | unlike_qrs(P))
     mix = new_patients.stress_mask(rec.labels)[rows]
     np.testing.assert_array_equal(flags_of["201"][new_patients.STRESS_MIX], flags[mix])
+    # only the stress mixes the stored runs hold are featurised: here none
+    assert new_patients.stress_keys(results, ["m"]) == {"201": set()}
+    assert set(new_patients.gate_flags({"201": rec}, "rhythm", {"201": set()})["201"]) == {""}
 
 
 def test_fusion_copies_blend_a_v_beat_into_n_beats_and_label_them_f() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from heartbeat.model.outputs import OutputSteps
 from heartbeat.model.qrs_gate import SIDECAR_KEY, gate_unlike_qrs
 from heartbeat.signal.patient import PATIENT_COLUMNS, patient_inputs, rhythm_reference, unlike_qrs
 from heartbeat.signal.wfdb_records import aami_labels
-from tests.conftest import random_recording_split, shared_dir
+from tests.conftest import pretrained_copy, random_recording_split, shared_dir
 
 
 def features(corr: list[tuple[float, float]], rms: list[tuple[float, float]]) -> np.ndarray:
@@ -140,9 +141,6 @@ def test_real_ventricular_beats_are_unlike_and_real_s_beats_are_not() -> None:
 def test_predict_applies_a_stored_qrs_gate(tmp_path, capsys) -> None:
     """``heartbeat predict`` with a model whose sidecar has the QRS gate: no beat with an unlike QRS
     is S in a demo patient with ventricular and fusion beats, and the log says how many beats were unlike."""
-    import shutil
-
-    from heartbeat.serve import pretrained
     from heartbeat.serve.cli import main
     from heartbeat.serve.inputs import read_input
     from heartbeat.serve.runners import load_runner, probabilities, stored_patient_options
@@ -150,10 +148,7 @@ def test_predict_applies_a_stored_qrs_gate(tmp_path, capsys) -> None:
     rec = next(r for r in mitdb_records(0, 12, 5) if r.name == "111")  # fusion: its V beats are unlike
     lead = tmp_path / "v.npy"
     np.save(lead, rec.signal.astype(np.float32))
-    model = tmp_path / "gated.keras"
-    shutil.copy(pretrained.MODEL, model)
-    sidecar = json.loads(pretrained.MODEL.with_suffix(".json").read_text())
-    model.with_suffix(".json").write_text(json.dumps({**sidecar, SIDECAR_KEY: True}))
+    model = pretrained_copy(tmp_path / "gated.keras", **{SIDECAR_KEY: True})
     out = ["-m", str(model), "-o", str(tmp_path / "o.csv")]
     assert main(["predict", str(lead), "--fs", str(rec.fs), *out]) == 0
     assert "have a QRS unlike the recording's usual beat: none of them is called S" in capsys.readouterr().err
@@ -167,3 +162,11 @@ def test_predict_applies_a_stored_qrs_gate(tmp_path, capsys) -> None:
     assert not (proba.final[proba.unlike_qrs].argmax(axis=1) == 1).any()
     kept = ~proba.unlike_qrs
     np.testing.assert_array_equal(proba.final[kept], proba.before_qrs_gate[kept])
+
+
+def test_output_steps_import_no_scipy() -> None:
+    """Scoring a table of beats loads the output steps; the gate's patient features (and scipy with
+    them) are imported only when a recording's beats are gated."""
+    code = "import sys, heartbeat.model.outputs; print('scipy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

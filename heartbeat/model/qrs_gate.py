@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from heartbeat.model.rhythm_gate import gate_irregular
-from heartbeat.signal.patient import unlike_qrs
 
 SIDECAR_KEY = "unlike_qrs_gate"
 """Where the training stage stores it in ``models/<name>.json`` (true when it applies)."""
@@ -25,5 +24,8 @@ SIDECAR_KEY = "unlike_qrs_gate"
 def gate_unlike_qrs(proba: np.ndarray, patient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``proba`` ``(n, 5)`` with each beat whose QRS is unlike its patient's (from the ``patient``
     features ``(n, 80)``) given its probabilities conditioned on not being S; and those beats."""
+    # Imported here: the patient module loads scipy, which scoring a table of beats does not need.
+    from heartbeat.signal.patient import unlike_qrs
+
     flags = unlike_qrs(patient)
     return gate_irregular(proba, flags), flags
