@@ -23,6 +23,7 @@ from heartbeat.core.config import DemoConfig
 from heartbeat.core.errors import DataError, ModelError
 from heartbeat.fetch.demo import demo_beats
 from heartbeat.serve.cli import main
+from tests.conftest import pretrained_copy
 
 MITDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitdb"
 needs_mitdb = pytest.mark.skipif(not (MITDB / "101.hea").is_file(), reason="../shared/data/mitdb is absent")
@@ -452,16 +453,11 @@ def test_stored_temperature_calibrates_predictions(tmp_path, models, demo) -> No
 
 def _model_trained_on(tmp_path: Path, **trained_on: object) -> tuple[Path, dict]:
     """A copy of the pretrained model whose sidecar's ``trained_on`` says ``trained_on``; and the sidecar."""
-    import shutil
-
     from heartbeat.serve import pretrained
 
-    model = tmp_path / "m.keras"
-    shutil.copy(pretrained.MODEL, model)
     sidecar = json.loads(Path(pretrained.MODEL).with_suffix(".json").read_text())
     sidecar["trained_on"].update(trained_on)
-    model.with_suffix(".json").write_text(json.dumps(sidecar))
-    return model, sidecar
+    return pretrained_copy(tmp_path / "m.keras", trained_on=sidecar["trained_on"]), sidecar
 
 
 def _assert_predict_classifies(capsys, path: Path, model: Path, beats) -> None:
